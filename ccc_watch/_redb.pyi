@@ -1,0 +1,122 @@
+"""Typed surface of the compiled `ccc_watch._redb` extension (rust/src/lib.rs).
+
+Every database is opened in redb's SingleWriter mode: one process may hold it
+writable while any number of processes open it read-only and follow its commits.
+Every call releases the GIL while redb works.
+"""
+
+from os import PathLike
+from types import TracebackType
+from typing import Generic, Self, TypeVar
+
+K = TypeVar("K", str, int)
+
+DEFAULT_CACHE_BYTES: int
+REDB_VERSION: str
+
+class RedbError(Exception):
+    """Base class of every error raised by ccc_watch._redb."""
+
+class DatabaseLockedError(RedbError):
+    """The database is held by another process."""
+
+class RepairNeededError(RedbError):
+    """The database was not closed cleanly; a writable open repairs it."""
+
+class CorruptionError(RedbError):
+    """The database file is damaged."""
+
+class TableTypeError(RedbError):
+    """A table was opened with another key or value type than it was created with."""
+
+class TransactionClosedError(RedbError):
+    """The transaction or database was already committed, aborted or closed."""
+
+class Database:
+    """A redb file. Writable (created if missing unless create=False) or read-only."""
+
+    def __init__(
+        self,
+        path: str | PathLike[str],
+        *,
+        readonly: bool = False,
+        create: bool = True,
+        cache_size: int = ...,
+    ) -> None: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def readonly(self) -> bool: ...
+    @property
+    def closed(self) -> bool: ...
+    def begin_write(self) -> WriteTransaction:
+        """Start a write transaction; waits while another one in this process is open."""
+    def begin_read(self) -> ReadTransaction:
+        """Start a read transaction on one consistent snapshot of the last commit."""
+    def check_integrity(self) -> bool:
+        """Verify every page checksum; writable, no transaction open. True when intact."""
+    def compact(self) -> bool:
+        """Compact the file; writable, no transaction open. True when anything moved."""
+    def close(self) -> None:
+        """Close the file and release its locks. Idempotent."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...
+
+class WriteTransaction:
+    """Commits on a clean exit from `with`, aborts when an exception leaves it."""
+
+    @property
+    def active(self) -> bool: ...
+    def str_table(self, name: str) -> Table[str]: ...
+    def u64_table(self, name: str) -> Table[int]: ...
+    def commit(self) -> None: ...
+    def abort(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...
+
+class ReadTransaction:
+    """A snapshot: commits made after it began are not visible through it."""
+
+    def str_table(self, name: str) -> Table[str]: ...
+    def u64_table(self, name: str) -> Table[int]: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...
+
+class Table(Generic[K]):
+    """A table of bytes values inside one transaction. Missing tables read as empty."""
+
+    @property
+    def name(self) -> str: ...
+    def get(self, key: K) -> bytes | None: ...
+    def put(self, key: K, value: bytes) -> None: ...
+    def put_many(self, items: object) -> int:
+        """Store an iterable of (key, bytes) pairs; returns how many."""
+    def delete(self, key: K) -> bool:
+        """Remove key; True when it was present."""
+    def range(
+        self,
+        start: K | None = None,
+        end: K | None = None,
+        *,
+        prefix: str | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> list[tuple[K, bytes]]:
+        """Pairs from start (inclusive) to end (exclusive), or by str prefix."""
+    def __len__(self) -> int: ...
