@@ -1,0 +1,199 @@
+"""Settings, resolved in one order everywhere: flag, then CCC_WATCH_* variable,
+then the TOML config file, then the default.
+
+Each setting is declared once in SETTINGS; the CLI derives its flags and `ccc-watch
+config` its report from that table, so a new setting is one entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from ccc_watch.errors import ConfigError
+
+APP = "ccc-watch"
+CONFIG_ENV = "CCC_WATCH_CONFIG"
+
+
+def _path(value: object, base: Path) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty path string")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _choice(*choices: str) -> Callable[[object, Path], str]:
+    def parse(value: object, base: Path) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
+        return str(value)
+
+    return parse
+
+
+def _positive_int(value: object, base: Path) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"must be a positive whole number, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its TOML key, environment variable, flag, parser and default."""
+
+    key: str
+    help: str
+    parse: Callable[[object, Path], Any]
+    default: Any = None
+
+    @property
+    def env(self) -> str:
+        """Its CCC_WATCH_* environment variable."""
+        return "CCC_WATCH_" + self.key.upper()
+
+    @property
+    def flag(self) -> str:
+        """Its command-line flag."""
+        return "--" + self.key.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("vault", "the Obsidian vault folder to index", _path),
+    Setting(
+        "data_dir",
+        "where the databases live (default: a per-vault folder under the user data dir)",
+        _path,
+    ),
+    Setting(
+        "backend", "the store's engine: redb (default) or sqlite", _choice("redb", "sqlite"), "redb"
+    ),
+    Setting("batch_size", "records written per store transaction", _positive_int, 1000),
+)
+BY_KEY = {s.key: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved settings, plus where each one came from (flag, env, file or default)."""
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]
+    config_file: Path | None
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self.values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def require_vault(self) -> Path:
+        """The vault folder, or ConfigError when it is unset or not a folder."""
+        vault = self.values.get("vault")
+        if vault is None:
+            raise ConfigError(
+                "vault",
+                "not set: pass --vault, set CCC_WATCH_VAULT, or add "
+                'vault = "..." to the config file',
+            )
+        if not vault.is_dir():
+            raise ConfigError("vault", f"not a folder: {vault}")
+        return Path(vault)
+
+    def resolved_data_dir(self) -> Path:
+        """data_dir, or the default per-vault folder; never inside the vault."""
+        vault = self.require_vault().resolve()
+        data_dir = self.values.get("data_dir")
+        if data_dir is None:
+            data_dir = default_data_dir(vault)
+        data_dir = Path(data_dir).resolve()
+        if data_dir == vault or vault in data_dir.parents:
+            raise ConfigError(
+                "data_dir",
+                f"{data_dir} is inside the vault {vault}; the databases must live outside it "
+                f"so that sync tools never copy a live database",
+            )
+        return data_dir
+
+
+def default_config_file() -> Path:
+    """The TOML file read when neither --config nor CCC_WATCH_CONFIG names one."""
+    return platformdirs.user_config_path(APP) / "config.toml"
+
+
+def default_data_dir(vault: Path) -> Path:
+    """A folder per vault under the user data dir: '<name>-<hash of the path>'."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", vault.name).strip("._") or "vault"
+    digest = hashlib.sha256(str(vault).encode()).hexdigest()[:12]
+    return platformdirs.user_data_path(APP) / "vaults" / f"{name}-{digest}"
+
+
+def _read_file(path: Path, explicit: bool) -> dict[str, Any]:
+    if not path.exists():
+        if explicit:
+            raise ConfigError("config", f"no such file: {path}")
+        return {}
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("config", f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError("config", f"{path}: cannot read: {e.strerror}") from None
+    unknown = sorted(set(data) - BY_KEY.keys())
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown setting in {path} (known: {', '.join(BY_KEY)})")
+    return data
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Config:
+    """Resolve every setting: flag > CCC_WATCH_* env > config file > default.
+
+    flags holds command-line values by setting key (None or absent: not given);
+    config_file is the --config flag. A bad value raises ConfigError naming its key.
+    """
+    flags = flags or {}
+    env = os.environ if environ is None else environ
+    explicit = config_file is not None or bool(env.get(CONFIG_ENV))
+    if config_file is None:
+        config_file = Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else default_config_file()
+    config_file = config_file.expanduser()
+    file_values = _read_file(config_file, explicit)
+
+    cwd = Path.cwd()
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for s in SETTINGS:
+        candidates = (
+            ("flag", flags.get(s.key), cwd),
+            ("env", env.get(s.env) or None, cwd),
+            ("file", file_values.get(s.key), config_file.parent),
+        )
+        for source, raw, base in candidates:
+            if raw is None:
+                continue
+            try:
+                values[s.key] = s.parse(raw, base)
+            except ValueError as e:
+                where = {"flag": s.flag, "env": s.env, "file": str(config_file)}[source]
+                raise ConfigError(s.key, f"{e} (from {where})") from None
+            sources[s.key] = source
+            break
+        else:
+            values[s.key] = s.default
+            sources[s.key] = "default"
+    return Config(values, sources, config_file if config_file.exists() else None)

@@ -1,0 +1,30 @@
+"""Vault-relative keys: POSIX separators, Unicode NFC, never leaving the vault."""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import PurePath, PurePosixPath, PureWindowsPath
+
+from ccc_watch.errors import InvalidPathError
+
+
+def vault_key(path: str | PurePath) -> str:
+    """Return the canonical store key for a vault-relative path.
+
+    Backslashes from Windows paths become '/', the name is normalized to NFC (macOS
+    and some sync tools write NFD), and '.' parts are dropped. An absolute path, a
+    '..' part or an empty path raises InvalidPathError naming the path.
+    """
+    text = path.as_posix() if isinstance(path, PureWindowsPath) else str(path)
+    if "\x00" in text:
+        raise InvalidPathError(f"path contains a NUL byte: {text!r}")
+    text = unicodedata.normalize("NFC", text.replace("\\", "/"))
+    pure = PurePosixPath(text)
+    if pure.is_absolute() or PureWindowsPath(text).drive:
+        raise InvalidPathError(f"path must be relative to the vault: {text!r}")
+    parts = [p for p in pure.parts if p != "."]
+    if not parts:
+        raise InvalidPathError(f"path is empty: {text!r}")
+    if ".." in parts:
+        raise InvalidPathError(f"path leaves the vault: {text!r}")
+    return "/".join(parts)

@@ -1,0 +1,69 @@
+"""The operational store: redb by default, SQLite as the fallback backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from ccc_watch.errors import ConfigError
+from ccc_watch.store.backend import Backend, secure_dir
+from ccc_watch.store.redb_backend import RedbBackend
+from ccc_watch.store.sqlite_backend import SqliteBackend
+from ccc_watch.store.store import (
+    SCHEMA_VERSION,
+    Change,
+    Delete,
+    Move,
+    Operation,
+    Record,
+    Store,
+    Upsert,
+)
+
+BackendName = Literal["redb", "sqlite"]
+BACKENDS: dict[str, tuple[type[RedbBackend] | type[SqliteBackend], str]] = {
+    "redb": (RedbBackend, "index.redb"),
+    "sqlite": (SqliteBackend, "index.sqlite"),
+}
+
+__all__ = [
+    "BACKENDS",
+    "SCHEMA_VERSION",
+    "Change",
+    "Delete",
+    "Move",
+    "Operation",
+    "Record",
+    "Store",
+    "Upsert",
+    "open_store",
+    "store_file",
+]
+
+
+def store_file(data_dir: Path, backend: str) -> Path:
+    """Where the store of a data dir lives for a backend."""
+    try:
+        return data_dir / BACKENDS[backend][1]
+    except KeyError:
+        raise ConfigError("backend", f"unknown backend {backend!r} (redb or sqlite)") from None
+
+
+def open_store(
+    data_dir: Path,
+    *,
+    backend: str = "redb",
+    readonly: bool = False,
+    vault_root: Path | None = None,
+) -> Store:
+    """Open the store in data_dir.
+
+    Writable: creates the folder (0700) and the file (0600) when missing; one process
+    at a time. Read-only: any number of processes, beside the writer; raises
+    StoreMissingError when there is no store yet.
+    """
+    path = store_file(data_dir, backend)
+    if not readonly:
+        secure_dir(data_dir)
+    impl: Backend = BACKENDS[backend][0](path, readonly=readonly)
+    return Store(impl, vault_root=vault_root)

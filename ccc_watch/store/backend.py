@@ -1,0 +1,114 @@
+"""The key-value contract both store backends (redb, SQLite) implement.
+
+The Store keeps all of its logic above this line, so the two backends hold the same
+bytes under the same keys and one contract test suite covers both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Literal, Protocol
+
+Key = str | int
+KeyKind = Literal["str", "u64"]
+
+# Every table the Store uses, with its key type.
+TABLES: dict[str, KeyKind] = {
+    "records": "str",  # vault-relative path -> record
+    "changelog": "u64",  # sequence -> change entry
+    "by_blake3": "str",  # "<blake3>:<path>" -> b""
+    "meta": "str",  # name -> JSON value
+}
+
+
+class Reader(Protocol):
+    """Reads inside one transaction (a consistent snapshot)."""
+
+    def get(self, table: str, key: Key) -> bytes | None:
+        """The value under key, or None."""
+
+    def scan(
+        self,
+        table: str,
+        *,
+        start: Key | None = None,
+        prefix: str | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> list[tuple[Key, bytes]]:
+        """Pairs in key order from start (inclusive), or those whose key has prefix."""
+
+    def count(self, table: str) -> int:
+        """How many keys the table holds."""
+
+
+class Writer(Reader, Protocol):
+    """Reads and writes inside one write transaction."""
+
+    def put(self, table: str, key: Key, value: bytes) -> None:
+        """Store value under key."""
+
+    def delete(self, table: str, key: Key) -> bool:
+        """Remove key; True when it was there."""
+
+
+class Backend(Protocol):
+    """An open database file."""
+
+    name: str
+    path: Path
+    readonly: bool
+
+    def writing(self) -> AbstractContextManager[Writer]:
+        """A write transaction: committed when the block ends, rolled back on an exception."""
+
+    def reading(self) -> AbstractContextManager[Reader]:
+        """A read transaction on one snapshot."""
+
+    def check_integrity(self) -> bool:
+        """Verify the file; True when intact."""
+
+    def close(self) -> None:
+        """Release the file and its locks. Idempotent."""
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The smallest string greater than every string that starts with prefix."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if 0xD800 <= code <= 0xDFFF:
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return "".join(chars) + chr(code)
+    return None
+
+
+def secure_dir(path: Path) -> None:
+    """Create path (and parents) private to this user: 0700."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+
+
+def secure_file(path: Path) -> None:
+    """Create path empty if missing, and make it private to this user: 0600."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def iter_scan(reader: Reader, table: str, page: int = 1000) -> Iterator[tuple[Key, bytes]]:
+    """Every pair of table in key order, fetched a page at a time."""
+    start: Key | None = None
+    skip_first = False
+    while True:
+        rows = reader.scan(table, start=start, limit=page + skip_first)
+        if skip_first:
+            rows = rows[1:]
+        yield from rows
+        if len(rows) < page:
+            return
+        start, skip_first = rows[-1][0], True

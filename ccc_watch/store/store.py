@@ -1,0 +1,328 @@
+"""The Store: records keyed by vault path, an append-only changelog, and meta.
+
+Every change is an idempotent upsert, delete or move. An operation that would not
+change a record writes nothing and appends no changelog entry, so the watcher, the
+scanner and `rebuild` can all send the same operation as often as they like.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ccc_watch import codec
+from ccc_watch.errors import StoreError
+from ccc_watch.paths import vault_key
+from ccc_watch.store.backend import Backend, Reader, Writer, iter_scan
+
+SCHEMA_VERSION = 1
+
+Record = dict[str, Any]
+
+# Fields that change on every indexing without the file changing; an upsert that
+# differs only in these is a no-op.
+VOLATILE_FIELDS = frozenset({"indexed_at"})
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """Insert or replace the record at record['path']."""
+
+    record: Mapping[str, Any]
+    cause: str = "scan"
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Forget the record at path."""
+
+    path: str
+    cause: str = "scan"
+
+
+@dataclass(frozen=True)
+class Move:
+    """Move the record at old to new, keeping its id."""
+
+    old: str
+    new: str
+    cause: str = "scan"
+
+
+Operation = Upsert | Delete | Move
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changelog entry: what an operation did to the store."""
+
+    seq: int
+    op: Literal["upsert", "delete", "move"]
+    path: str
+    prev_path: str | None
+    id: str | None
+    blake3_before: str | None
+    blake3_after: str | None
+    cause: str
+    ts: float
+
+    def to_bytes(self) -> bytes:
+        """The stored form."""
+        return codec.encode(asdict(self))
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> Change:
+        """Inverse of to_bytes()."""
+        return cls(**codec.decode(blob))
+
+
+def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two records are equal apart from their volatile fields."""
+    keys = (a.keys() | b.keys()) - VOLATILE_FIELDS
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def _hash_key(blake3: str, path: str) -> str:
+    return f"{blake3}:{path}"
+
+
+def _checked(record: Mapping[str, Any]) -> Record:
+    """A copy of record with a canonical path, or StoreError naming what is wrong."""
+    if not isinstance(record.get("path"), str):
+        raise StoreError(f"record has no 'path' string: {dict(record)!r:.200}")
+    rec = dict(record)
+    rec["path"] = vault_key(rec["path"])
+    if not isinstance(rec.get("id"), str) or not rec["id"]:
+        raise StoreError(f"record has no 'id' string: {rec['path']}")
+    if rec.get("blake3") is not None and not isinstance(rec["blake3"], str):
+        raise StoreError(f"record's 'blake3' is not a string: {rec['path']}")
+    return rec
+
+
+class _Batch:
+    """The operations of one write transaction, numbering changelog entries as it goes."""
+
+    def __init__(self, tx: Writer) -> None:
+        self.tx = tx
+        self.next_seq = _head(tx) + 1
+        self.changes: list[Change] = []
+        self.now = time.time()
+
+    def _log(
+        self,
+        op: Literal["upsert", "delete", "move"],
+        path: str,
+        prev: str | None,
+        rec: Mapping[str, Any],
+        before: str | None,
+        cause: str,
+    ) -> Change:
+        change = Change(
+            self.next_seq,
+            op,
+            path,
+            prev,
+            rec.get("id"),
+            before,
+            rec.get("blake3") if op != "delete" else None,
+            cause,
+            self.now,
+        )
+        self.tx.put("changelog", change.seq, change.to_bytes())
+        self.next_seq += 1
+        self.changes.append(change)
+        return change
+
+    def _get(self, key: str) -> Record | None:
+        blob = self.tx.get("records", key)
+        return None if blob is None else codec.decode(blob)
+
+    def _unindex(self, rec: Mapping[str, Any] | None) -> None:
+        if rec is not None and rec.get("blake3"):
+            self.tx.delete("by_blake3", _hash_key(rec["blake3"], rec["path"]))
+
+    def _store(self, rec: Record) -> None:
+        self.tx.put("records", rec["path"], codec.encode(rec))
+        if rec.get("blake3"):
+            self.tx.put("by_blake3", _hash_key(rec["blake3"], rec["path"]), b"")
+
+    def upsert(self, record: Mapping[str, Any], cause: str) -> Change | None:
+        rec = _checked(record)
+        old = self._get(rec["path"])
+        if old is not None and _same(old, rec):
+            return None
+        self._unindex(old)
+        self._store(rec)
+        return self._log(
+            "upsert", rec["path"], None, rec, None if old is None else old.get("blake3"), cause
+        )
+
+    def delete(self, path: str, cause: str) -> Change | None:
+        key = vault_key(path)
+        old = self._get(key)
+        if old is None:
+            return None
+        self.tx.delete("records", key)
+        self._unindex(old)
+        return self._log("delete", key, None, old, old.get("blake3"), cause)
+
+    def move(self, old_path: str, new_path: str, cause: str) -> Change | None:
+        src_key, dst_key = vault_key(old_path), vault_key(new_path)
+        src = self._get(src_key)
+        if src is None or src_key == dst_key:
+            return None
+        self._unindex(self._get(dst_key))  # a record the move replaces
+        self.tx.delete("records", src_key)
+        self._unindex(src)
+        moved = dict(src, path=dst_key)
+        self._store(moved)
+        return self._log("move", dst_key, src_key, moved, src.get("blake3"), cause)
+
+
+class Store:
+    """Records of one vault, on a redb or SQLite backend."""
+
+    def __init__(self, backend: Backend, vault_root: Path | None = None) -> None:
+        self.backend = backend
+        if not backend.readonly:
+            self._init_meta(vault_root)
+        self.meta = self._read_meta()
+        version = self.meta.get("schema_version")
+        if version != SCHEMA_VERSION:
+            backend.close()
+            raise StoreError(
+                f"store has schema version {version}, this ccc-watch reads {SCHEMA_VERSION}; "
+                f"run `ccc-watch rebuild`: {backend.path}"
+            )
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self.backend.path
+
+    @property
+    def readonly(self) -> bool:
+        """True when opened for reading only."""
+        return self.backend.readonly
+
+    def _init_meta(self, vault_root: Path | None) -> None:
+        root = None if vault_root is None else str(vault_root)
+        with self.backend.writing() as tx:
+            if tx.get("meta", "schema_version") is None:
+                for name, value in {
+                    "schema_version": SCHEMA_VERSION,
+                    "vault_id": str(uuid.uuid4()),
+                    "vault_root": root,
+                    "created_at": time.time(),
+                }.items():
+                    tx.put("meta", name, codec.encode({"value": value}))
+                return
+            stored = tx.get("meta", "vault_root")
+            known = None if stored is None else codec.decode(stored)["value"]
+            if root is not None and known not in (None, root):
+                raise StoreError(
+                    f"store at {self.backend.path} indexes the vault {known}, not {root}; "
+                    f"choose another data dir or run `ccc-watch rebuild`"
+                )
+
+    def _read_meta(self) -> dict[str, Any]:
+        with self.backend.reading() as tx:
+            return {str(k): codec.decode(v)["value"] for k, v in tx.scan("meta")}
+
+    # --- writes -------------------------------------------------------------
+
+    def apply(self, ops: Iterable[Operation]) -> list[Change]:
+        """Apply operations in ONE write transaction: all of them land, or none.
+
+        Returns the changelog entries appended, in order; operations that changed
+        nothing append none.
+        """
+        with self.backend.writing() as tx:
+            batch = _Batch(tx)
+            for op in ops:
+                if isinstance(op, Upsert):
+                    batch.upsert(op.record, op.cause)
+                elif isinstance(op, Delete):
+                    batch.delete(op.path, op.cause)
+                elif isinstance(op, Move):
+                    batch.move(op.old, op.new, op.cause)
+                else:
+                    raise TypeError(f"not a store operation: {op!r}")
+            return batch.changes
+
+    def upsert(self, record: Mapping[str, Any], cause: str = "scan") -> Change | None:
+        """Insert or replace a record; None when it equals the stored one."""
+        return next(iter(self.apply([Upsert(record, cause)])), None)
+
+    def delete(self, path: str, cause: str = "scan") -> Change | None:
+        """Forget the record at path; None when there was none."""
+        return next(iter(self.apply([Delete(path, cause)])), None)
+
+    def move(self, old: str, new: str, cause: str = "scan") -> Change | None:
+        """Move a record keeping its id; None when there is nothing at old."""
+        return next(iter(self.apply([Move(old, new, cause)])), None)
+
+    # --- reads --------------------------------------------------------------
+
+    def get(self, path: str) -> Record | None:
+        """The record at path, or None."""
+        with self.backend.reading() as tx:
+            blob = tx.get("records", vault_key(path))
+        return None if blob is None else codec.decode(blob)
+
+    def records(self) -> Iterator[Record]:
+        """Every record in path order, from one snapshot."""
+        with self.backend.reading() as tx:
+            for _, blob in iter_scan(tx, "records"):
+                yield codec.decode(blob)
+
+    def __iter__(self) -> Iterator[Record]:
+        return self.records()
+
+    def __len__(self) -> int:
+        with self.backend.reading() as tx:
+            return tx.count("records")
+
+    def head(self) -> int:
+        """The last changelog sequence, 0 when the changelog is empty."""
+        with self.backend.reading() as tx:
+            return _head(tx)
+
+    def changes_after(self, seq: int, limit: int | None = None) -> list[Change]:
+        """Changelog entries with a sequence greater than seq, oldest first."""
+        with self.backend.reading() as tx:
+            rows = tx.scan("changelog", start=seq + 1, limit=limit)
+        return [Change.from_bytes(blob) for _, blob in rows]
+
+    def paths_with_blake3(self, blake3: str) -> list[str]:
+        """Paths of the records whose content hashes to blake3."""
+        prefix = f"{blake3}:"
+        with self.backend.reading() as tx:
+            return [str(k)[len(prefix) :] for k, _ in tx.scan("by_blake3", prefix=prefix)]
+
+    def check_integrity(self) -> bool:
+        """Verify the database file; True when intact."""
+        return self.backend.check_integrity()
+
+    def close(self) -> None:
+        """Release the database. Idempotent."""
+        self.backend.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.readonly else "writable"
+        return f"<Store {self.backend.name} {self.path} ({mode})>"
+
+
+def _head(tx: Reader) -> int:
+    last = tx.scan("changelog", reverse=True, limit=1)
+    return int(last[0][0]) if last else 0
