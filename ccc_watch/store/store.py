@@ -241,6 +241,8 @@ class Store:
         Returns the changelog entries appended, in order; operations that changed
         nothing append none.
         """
+        if self.readonly:
+            raise StoreError(f"store is open read-only: {self.path}")
         with self.backend.writing() as tx:
             batch = _Batch(tx)
             for op in ops:

@@ -1,0 +1,33 @@
+"""Record factories shared by the tests and their worker processes."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+
+def fake_blake3(content: str) -> str:
+    """A 64-hex-digit stand-in for a blake3 digest (the store treats it as opaque)."""
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def make_record(i: int, content: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A note record shaped like the indexer's, for note number i."""
+    content = f"note {i}" if content is None else content
+    record: dict[str, Any] = {
+        "path": f"Folder {i % 7}/Note {i}.md",
+        "id": f"00000000-0000-4000-8000-{i:012d}",
+        "record_type": "Metadata",
+        "size": len(content),
+        "mtime_ns": 1_700_000_000_000_000_000 + i,
+        "blake3": fake_blake3(content),
+        "frontmatter": {"title": f"Note {i}", "tags": ["a", "b/c"]},
+        "frontmatter_status": "valid",
+        "tags": ["a", "b/c"],
+        "links": [{"target": f"Note {i + 1}", "kind": "wikilink"}],
+        "tasks": [{"line": 3, "done": False, "text": "do it"}],
+        "body": content,
+        "indexed_at": 1_700_000_000.0,
+    }
+    record.update(fields)
+    return record
