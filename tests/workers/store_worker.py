@@ -1,13 +1,13 @@
 """A second process for the store's multi-process tests.
 
-    store_worker.py hold DATA_DIR BACKEND     open writable, print 'ready', then for
-                                              each stdin line 'upsert I' upsert
-                                              record I and print 'ok I'
-    store_worker.py batch DATA_DIR BACKEND N  open writable, print 'start', apply N
-                                              upserts in one batch, print 'committed',
-                                              then wait for stdin to close
-    store_worker.py open DATA_DIR BACKEND     open writable; print 'opened' or
-                                              '<ErrorClass>: <message>'
+store_worker.py hold DATA_DIR BACKEND     open writable, print 'ready', then for
+                                          each stdin line 'upsert I' upsert
+                                          record I and print 'ok I'
+store_worker.py batch DATA_DIR BACKEND N  open writable, print 'start', apply N
+                                          upserts in one batch, print 'committed',
+                                          then wait for stdin to close
+store_worker.py open DATA_DIR BACKEND     open writable; print 'opened' or
+                                          '<ErrorClass>: <message>'
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from records import make_record  # noqa: E402
+from records import make_record
 
-from ccc_watch.errors import CccWatchError  # noqa: E402
-from ccc_watch.store import Upsert, open_store  # noqa: E402
+from ccc_watch.errors import CccWatchError
+from ccc_watch.store import Upsert, open_store
 
 
 def main() -> int:
