@@ -25,16 +25,30 @@ def sample_record(i: int) -> dict[str, Any]:
         "size": 2300 + i % 97,
         "mtime_ns": 1_760_000_000_000_000_000 + i,
         "blake3": "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
-        "frontmatter": {"title": f"Note {i}", "tags": ["project", "area/sub"], "status": "open",
-                        "created": "2026-01-02", "rating": 4, "done": False},
+        "frontmatter": {
+            "title": f"Note {i}",
+            "tags": ["project", "area/sub"],
+            "status": "open",
+            "created": "2026-01-02",
+            "rating": 4,
+            "done": False,
+        },
         "frontmatter_status": "valid",
         "frontmatter_error": None,
         "classification": "INTERNAL",
         "title": f"Note {i}",
         "aliases": ["N" + str(i)],
         "tags": ["area/sub", "project", "todo"],
-        "links": [{"target": f"Note {j}", "kind": "wikilink", "alias": None, "heading": None,
-                   "block": None} for j in range(i, i + 8)],
+        "links": [
+            {
+                "target": f"Note {j}",
+                "kind": "wikilink",
+                "alias": None,
+                "heading": None,
+                "block": None,
+            }
+            for j in range(i, i + 8)
+        ],
         "tasks": [{"line": 10 + k, "done": k % 2 == 0, "text": f"do thing {k}"} for k in range(4)],
         "word_count": 350,
         "body": ("Lorem ipsum dolor sit amet, [[Note 1]] consectetur #todo adipiscing. " * 30),
@@ -42,8 +56,12 @@ def sample_record(i: int) -> dict[str, Any]:
     }
 
 
-def measure(name: str, enc: Callable[[Any], bytes], dec: Callable[[bytes], Any],
-            records: list[dict[str, Any]]) -> tuple[str, float, float, float]:
+def measure(
+    name: str,
+    enc: Callable[[Any], bytes],
+    dec: Callable[[bytes], Any],
+    records: list[dict[str, Any]],
+) -> tuple[str, float, float, float]:
     t0 = time.perf_counter()
     blobs = [enc(r) for r in records]
     t1 = time.perf_counter()
