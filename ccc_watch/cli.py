@@ -81,6 +81,9 @@ def cmd_info(args: argparse.Namespace, cfg: config.Config) -> int:
 
 def cmd_check(args: argparse.Namespace, cfg: config.Config) -> int:
     """Verify the store file's checksums (needs the daemon stopped)."""
+    data_dir = cfg.resolved_data_dir()
+    if not store_file(data_dir, cfg.backend).exists():
+        raise StoreMissingError(f"no store yet for {cfg.require_vault()}; run `ccc-watch init`")
     with open_store(
         cfg.resolved_data_dir(), backend=cfg.backend, vault_root=cfg.require_vault().resolve()
     ) as store:

@@ -92,10 +92,11 @@ class Config:
     config_file: Path | None
 
     def __getattr__(self, key: str) -> Any:
-        try:
-            return self.values[key]
-        except KeyError:
-            raise AttributeError(key) from None
+        # Through __dict__: copy and pickle probe attributes before 'values' exists.
+        values = self.__dict__.get("values", {})
+        if key in values:
+            return values[key]
+        raise AttributeError(key)
 
     def require_vault(self) -> Path:
         """The vault folder, or ConfigError when it is unset or not a folder."""
@@ -148,6 +149,8 @@ def _read_file(path: Path, explicit: bool) -> dict[str, Any]:
             data = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError("config", f"{path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError("config", f"{path}: not UTF-8 text: {e.reason}") from None
     except OSError as e:
         raise ConfigError("config", f"{path}: cannot read: {e.strerror}") from None
     unknown = sorted(set(data) - BY_KEY.keys())
@@ -171,7 +174,8 @@ def load(
     explicit = config_file is not None or bool(env.get(CONFIG_ENV))
     if config_file is None:
         config_file = Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else default_config_file()
-    config_file = config_file.expanduser()
+    # Absolute, so relative paths inside it stay right if the process changes folder.
+    config_file = config_file.expanduser().absolute()
     file_values = _read_file(config_file, explicit)
 
     cwd = Path.cwd()

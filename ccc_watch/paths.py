@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from pathlib import PurePath, PurePosixPath, PureWindowsPath
 
 from ccc_watch.errors import InvalidPathError
+
+
+def _is_canonical(text: str) -> bool:
+    """The common case, checked cheaply: already a clean relative NFC POSIX key."""
+    return (
+        bool(text)
+        and not text.startswith("/")
+        and "\\" not in text
+        and "\x00" not in text
+        and unicodedata.is_normalized("NFC", text)
+        and all(part not in ("", ".", "..") for part in text.split("/"))
+    )
 
 
 def vault_key(path: str | PurePath) -> str:
@@ -15,12 +28,15 @@ def vault_key(path: str | PurePath) -> str:
     and some sync tools write NFD), and '.' parts are dropped. An absolute path, a
     '..' part or an empty path raises InvalidPathError naming the path.
     """
+    windows = isinstance(path, PureWindowsPath) or os.name == "nt"
     text = path.as_posix() if isinstance(path, PureWindowsPath) else str(path)
+    if not windows and _is_canonical(text):
+        return text
     if "\x00" in text:
         raise InvalidPathError(f"path contains a NUL byte: {text!r}")
     text = unicodedata.normalize("NFC", text.replace("\\", "/"))
     pure = PurePosixPath(text)
-    if pure.is_absolute() or PureWindowsPath(text).drive:
+    if pure.is_absolute() or (windows and PureWindowsPath(text).drive):
         raise InvalidPathError(f"path must be relative to the vault: {text!r}")
     parts = [p for p in pure.parts if p != "."]
     if not parts:

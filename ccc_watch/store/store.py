@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -72,7 +72,7 @@ class Change:
 
     def to_bytes(self) -> bytes:
         """The stored form."""
-        return codec.encode(asdict(self))
+        return codec.encode(vars(self))  # flat fields: no need for asdict()'s deep copy
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Change:
@@ -183,6 +183,10 @@ class _Batch:
         return self._log("move", dst_key, src_key, moved, src.get("blake3"), cause)
 
 
+class _Unchanged(Exception):
+    """Raised inside a write transaction that changed nothing, to roll it back."""
+
+
 class Store:
     """Records of one vault, on a redb or SQLite backend."""
 
@@ -243,18 +247,25 @@ class Store:
         """
         if self.readonly:
             raise StoreError(f"store is open read-only: {self.path}")
-        with self.backend.writing() as tx:
-            batch = _Batch(tx)
-            for op in ops:
-                if isinstance(op, Upsert):
-                    batch.upsert(op.record, op.cause)
-                elif isinstance(op, Delete):
-                    batch.delete(op.path, op.cause)
-                elif isinstance(op, Move):
-                    batch.move(op.old, op.new, op.cause)
-                else:
-                    raise TypeError(f"not a store operation: {op!r}")
-            return batch.changes
+        try:
+            with self.backend.writing() as tx:
+                batch = _Batch(tx)
+                for op in ops:
+                    if isinstance(op, Upsert):
+                        batch.upsert(op.record, op.cause)
+                    elif isinstance(op, Delete):
+                        batch.delete(op.path, op.cause)
+                    elif isinstance(op, Move):
+                        batch.move(op.old, op.new, op.cause)
+                    else:
+                        raise TypeError(f"not a store operation: {op!r}")
+                if not batch.changes:
+                    # Roll back: a redb commit costs two fsyncs even when empty, and
+                    # re-sending unchanged operations is the common case.
+                    raise _Unchanged
+                return batch.changes
+        except _Unchanged:
+            return []
 
     def upsert(self, record: Mapping[str, Any], cause: str = "scan") -> Change | None:
         """Insert or replace a record; None when it equals the stored one."""

@@ -8,46 +8,46 @@
 
 use std::ops::Bound as Edge;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyType};
+use pyo3::types::{PyBytes, PyString, PyType};
 use redb::{ConcurrencyMode, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
 create_exception!(
-    _redb,
+    ccc_watch._redb,
     RedbError,
     PyException,
     "Base class of every error raised by ccc_watch._redb."
 );
 create_exception!(
-    _redb,
+    ccc_watch._redb,
     DatabaseLockedError,
     RedbError,
     "The database is held by another process."
 );
 create_exception!(
-    _redb,
+    ccc_watch._redb,
     RepairNeededError,
     RedbError,
     "The database was not closed cleanly; a writable open repairs it."
 );
 create_exception!(
-    _redb,
+    ccc_watch._redb,
     CorruptionError,
     RedbError,
     "The database file is damaged."
 );
 create_exception!(
-    _redb,
+    ccc_watch._redb,
     TableTypeError,
     RedbError,
     "A table was opened with another key or value type than it was created with."
 );
 create_exception!(
-    _redb,
+    ccc_watch._redb,
     TransactionClosedError,
     RedbError,
     "The transaction or database was already committed, aborted or closed."
@@ -75,10 +75,12 @@ fn to_py(err: impl Into<redb::Error>, path: &str) -> PyErr {
         redb::Error::UpgradeRequired(v) => RedbError::new_err(format!(
             "database file format {v} needs an upgrade by a newer redb: {path}"
         )),
-        redb::Error::Io(io) => {
-            let errno = io.raw_os_error().unwrap_or(0);
-            PyOSError::new_err((errno, io.to_string(), path.to_string()))
-        }
+        redb::Error::Io(io) => match io.raw_os_error() {
+            Some(errno) => PyOSError::new_err((errno, io.to_string(), path.to_string())),
+            // redb's own I/O errors without an errno describe the file's content
+            // (e.g. "Not a redb database: magic number mismatch").
+            None => CorruptionError::new_err(format!("not a valid redb database: {path}: {io}")),
+        },
         redb::Error::ValueTooLarge(n) => {
             PyValueError::new_err(format!("value of {n} bytes is too large for redb: {path}"))
         }
@@ -111,6 +113,16 @@ fn unlocked<T: Send>(
     }
 }
 
+/// Lock a mutex even if a panic (caught by `unlocked`) poisoned it: the state it
+/// guards is an Option that is still valid, and abort/close must keep working.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn read_only(path: &str) -> PyErr {
+    RedbError::new_err(format!("database is opened read-only: {path}"))
+}
+
 fn closed(what: &str, path: &str) -> PyErr {
     TransactionClosedError::new_err(format!("{what} is already closed: {path}"))
 }
@@ -125,7 +137,9 @@ enum Handle {
 struct Database {
     path: Arc<str>,
     readonly: bool,
-    handle: RwLock<Option<Handle>>,
+    // An Arc, so begin_write() can wait for redb's write slot without holding this
+    // lock (close/check/compact from another thread must not hang behind it).
+    handle: Mutex<Option<Arc<Handle>>>,
 }
 
 #[pymethods]
@@ -157,7 +171,7 @@ impl Database {
         Ok(Self {
             path: Arc::from(shown.as_str()),
             readonly,
-            handle: RwLock::new(Some(handle)),
+            handle: Mutex::new(Some(Arc::new(handle))),
         })
     }
 
@@ -175,22 +189,17 @@ impl Database {
 
     /// True once `close()` has run.
     #[getter]
-    fn closed(&self) -> bool {
-        self.handle.read().map(|h| h.is_none()).unwrap_or(true)
+    fn closed(&self, py: Python<'_>) -> bool {
+        py.detach(|| lock(&self.handle).is_none())
     }
 
     /// Start a write transaction (waits while another one in this process is open).
     fn begin_write(&self, py: Python<'_>) -> PyResult<WriteTransaction> {
         let path = self.path.clone();
-        let txn = unlocked(py, &path, || {
-            let guard = self.handle.read().map_err(|_| closed("database", &path))?;
-            match guard.as_ref() {
-                Some(Handle::Writable(db)) => db.begin_write().map_err(|e| to_py(e, &path)),
-                Some(Handle::ReadOnly(_)) => Err(RedbError::new_err(format!(
-                    "database is opened read-only: {path}"
-                ))),
-                None => Err(closed("database", &path)),
-            }
+        let handle = self.handle(py)?;
+        let txn = unlocked(py, &path, || match handle.as_ref() {
+            Handle::Writable(db) => db.begin_write().map_err(|e| to_py(e, &path)),
+            Handle::ReadOnly(_) => Err(read_only(&path)),
         })?;
         Ok(WriteTransaction {
             path,
@@ -201,14 +210,13 @@ impl Database {
     /// Start a read transaction: one consistent snapshot of the last commit.
     fn begin_read(&self, py: Python<'_>) -> PyResult<ReadTransaction> {
         let path = self.path.clone();
+        let handle = self.handle(py)?;
         let txn = unlocked(py, &path, || {
-            let guard = self.handle.read().map_err(|_| closed("database", &path))?;
-            let began = match guard.as_ref() {
-                Some(Handle::Writable(db)) => db.begin_read(),
-                Some(Handle::ReadOnly(db)) => db.begin_read(),
-                None => return Err(closed("database", &path)),
-            };
-            began.map_err(|e| to_py(e, &path))
+            match handle.as_ref() {
+                Handle::Writable(db) => db.begin_read(),
+                Handle::ReadOnly(db) => db.begin_read(),
+            }
+            .map_err(|e| to_py(e, &path))
         })?;
         Ok(ReadTransaction {
             path,
@@ -239,16 +247,21 @@ impl Database {
     /// Close the file and release its locks. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let path = self.path.clone();
+        let Some(handle) = py.detach(|| lock(&self.handle).take()) else {
+            return Ok(());
+        };
         unlocked(py, &path, || {
-            let taken = self
-                .handle
-                .write()
-                .map_err(|_| closed("database", &path))?
-                .take();
-            match taken {
-                Some(Handle::Writable(db)) => db.close().map_err(|e| to_py(e, &path)),
-                Some(Handle::ReadOnly(db)) => db.close().map_err(|e| to_py(e, &path)),
-                None => Ok(()),
+            // Another thread still inside begin_write/begin_read holds a clone: redb
+            // then closes the file when that last clone is dropped.
+            let result = match Arc::try_unwrap(handle) {
+                Ok(Handle::Writable(db)) => db.close(),
+                Ok(Handle::ReadOnly(db)) => db.close(),
+                Err(_) => Ok(()),
+            };
+            match result {
+                // A live write transaction defers the close until it ends (redb's rule).
+                Ok(()) | Err(redb::DatabaseError::TransactionInProgress) => Ok(()),
+                Err(e) => Err(to_py(e, &path)),
             }
         })
     }
@@ -280,16 +293,26 @@ impl Database {
         f: impl FnOnce(&mut redb::Database, &str) -> PyResult<T> + Send,
     ) -> PyResult<T> {
         let path = self.path.clone();
+        // The lock is taken and released without the GIL: a thread holding the GIL
+        // while it waits for this lock must never be what this thread waits for.
         unlocked(py, &path, || {
-            let mut guard = self.handle.write().map_err(|_| closed("database", &path))?;
-            match guard.as_mut() {
-                Some(Handle::Writable(db)) => f(db, &path),
-                Some(Handle::ReadOnly(_)) => Err(RedbError::new_err(format!(
-                    "database is opened read-only: {path}"
-                ))),
-                None => Err(closed("database", &path)),
+            let mut guard = lock(&self.handle);
+            let handle = guard.as_mut().ok_or_else(|| closed("database", &path))?;
+            let handle = Arc::get_mut(handle).ok_or_else(|| {
+                RedbError::new_err(format!(
+                    "another thread is starting a transaction; try again: {path}"
+                ))
+            })?;
+            match handle {
+                Handle::Writable(db) => f(db, &path),
+                Handle::ReadOnly(_) => Err(read_only(&path)),
             }
         })
+    }
+
+    fn handle(&self, py: Python<'_>) -> PyResult<Arc<Handle>> {
+        py.detach(|| lock(&self.handle).clone())
+            .ok_or_else(|| closed("database", &self.path))
     }
 }
 
@@ -341,7 +364,7 @@ impl WriteTransaction {
     /// True until commit() or abort().
     #[getter]
     fn active(&self) -> bool {
-        self.txn.lock().map(|t| t.is_some()).unwrap_or(false)
+        lock(&self.txn).is_some()
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -356,7 +379,9 @@ impl WriteTransaction {
         _tb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
         if exc_type.is_some() {
-            self.abort(py)?;
+            // The exception that left the block is the one to see; an abort that
+            // fails too (a damaged file) must not replace it.
+            let _ = self.abort(py);
         } else if self.active() {
             self.commit(py)?;
         }
@@ -366,11 +391,7 @@ impl WriteTransaction {
 
 impl WriteTransaction {
     fn take(&self) -> PyResult<Option<redb::WriteTransaction>> {
-        Ok(self
-            .txn
-            .lock()
-            .map_err(|_| closed("write transaction", &self.path))?
-            .take())
+        Ok(lock(&self.txn).take())
     }
 }
 
@@ -403,11 +424,7 @@ impl ReadTransaction {
 
     /// Release the snapshot. Idempotent.
     fn close(&self) -> PyResult<()> {
-        let taken = self
-            .txn
-            .lock()
-            .map_err(|_| closed("read transaction", &self.path))?
-            .take();
+        let taken = lock(&self.txn).take();
         drop(taken);
         Ok(())
     }
@@ -444,7 +461,14 @@ impl Key {
     fn extract(obj: &Bound<'_, PyAny>, kind: KeyKind) -> PyResult<Self> {
         match kind {
             KeyKind::Str => Ok(Key::Str(obj.extract().map_err(|_| {
-                PyTypeError::new_err(format!("str table key must be str, not {}", type_name(obj)))
+                if obj.is_instance_of::<PyString>() {
+                    PyTypeError::new_err("str table key is not valid Unicode (a lone surrogate?)")
+                } else {
+                    PyTypeError::new_err(format!(
+                        "str table key must be str, not {}",
+                        type_name(obj)
+                    ))
+                }
             })?)),
             KeyKind::U64 => Ok(Key::U64(obj.extract().map_err(|_| {
                 PyTypeError::new_err(format!(
@@ -645,9 +669,15 @@ impl Table {
     }
 
     /// Store `value` under `key`, replacing what was there.
-    fn put(&self, py: Python<'_>, key: &Bound<'_, PyAny>, value: Vec<u8>) -> PyResult<()> {
+    fn put(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyBytes>,
+    ) -> PyResult<()> {
         let k = Key::extract(key, self.kind)?;
-        self.run(py, Op::Put(vec![(k, value)])).map(|_| ())
+        self.run(py, Op::Put(vec![(k, value.as_bytes().to_vec())]))
+            .map(|_| ())
     }
 
     /// Store many (key, value) pairs; returns how many were written.
@@ -655,10 +685,10 @@ impl Table {
         let mut pairs = Vec::new();
         for item in items.try_iter()? {
             let item = item?;
-            let (k, v): (Bound<'_, PyAny>, Vec<u8>) = item.extract().map_err(|_| {
+            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyBytes>) = item.extract().map_err(|_| {
                 PyTypeError::new_err("put_many takes an iterable of (key, bytes) pairs")
             })?;
-            pairs.push((Key::extract(&k, self.kind)?, v));
+            pairs.push((Key::extract(&k, self.kind)?, v.as_bytes().to_vec()));
         }
         let n = pairs.len() as u64;
         self.run(py, Op::Put(pairs)).map(|_| n)
@@ -736,10 +766,7 @@ impl Table {
                 let w = w.get();
                 let path = w.path.clone();
                 unlocked(py, &path, || {
-                    let guard = w
-                        .txn
-                        .lock()
-                        .map_err(|_| closed("write transaction", &path))?;
+                    let guard = lock(&w.txn);
                     let txn = guard
                         .as_ref()
                         .ok_or_else(|| closed("write transaction", &path))?;
@@ -760,10 +787,7 @@ impl Table {
                     )));
                 }
                 unlocked(py, &path, || {
-                    let guard = r
-                        .txn
-                        .lock()
-                        .map_err(|_| closed("read transaction", &path))?;
+                    let guard = lock(&r.txn);
                     let txn = guard
                         .as_ref()
                         .ok_or_else(|| closed("read transaction", &path))?;

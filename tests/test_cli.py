@@ -1,0 +1,484 @@
+"""The `ccc-watch` command line, run for real in subprocesses.
+
+Each test gets its own environment: XDG_CONFIG_HOME, XDG_DATA_HOME (and the other
+XDG dirs and HOME) inside tmp_path, no CCC_WATCH_* variable, and tmp_path/cwd as the
+working folder. The vault is a copy of the repository's sample-vault/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ccc_watch
+from ccc_watch import cli, config
+
+SAMPLE_VAULT = Path(__file__).parent.parent / "sample-vault"
+MODULE = [sys.executable, "-m", "ccc_watch.cli"]
+# The backend flag for each backend under test (None: the default, redb).
+BACKENDS = {"redb": None, "sqlite": "sqlite"}
+STORE_FILES = {"redb": "index.redb", "sqlite": "index.sqlite"}
+
+
+@dataclass
+class Cli:
+    """Runs ccc-watch in an isolated environment."""
+
+    root: Path
+    env: dict[str, str]
+    cwd: Path
+    vault: Path
+    data_home: Path
+    config_home: Path
+    calls: list[list[str]] = field(default_factory=list)
+
+    def run(
+        self,
+        *args: str | os.PathLike[str],
+        extra_env: dict[str, str] | None = None,
+        umask: int = -1,
+        program: list[str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [*(program or MODULE), *map(str, args)]
+        self.calls.append(argv)
+        return subprocess.run(
+            argv,
+            env=self.env | (extra_env or {}),
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            umask=umask,
+            check=False,
+        )
+
+    def ok(self, *args: str | os.PathLike[str], **kw: Any) -> str:
+        """Run and require exit 0 and an empty stderr; return stdout."""
+        proc = self.run(*args, **kw)
+        assert proc.returncode == 0, (proc.args, proc.returncode, proc.stderr)
+        assert proc.stderr == "", proc.stderr
+        return proc.stdout
+
+    def json(self, *args: str | os.PathLike[str], **kw: Any) -> Any:
+        return json.loads(self.ok(*args, "--json", **kw))
+
+    @property
+    def vaults_dir(self) -> Path:
+        return self.data_home / "ccc-watch" / "vaults"
+
+    @property
+    def default_config(self) -> Path:
+        return self.config_home / "ccc-watch" / "config.toml"
+
+
+@pytest.fixture
+def ccc(tmp_path: Path) -> Cli:
+    """An isolated environment and a fresh copy of sample-vault/ (in a folder whose
+    name has a space)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCC_WATCH_")}
+    dirs = {
+        "HOME": tmp_path / "home",
+        "XDG_CONFIG_HOME": tmp_path / "xdg-config",
+        "XDG_DATA_HOME": tmp_path / "xdg-data",
+        "XDG_CACHE_HOME": tmp_path / "xdg-cache",
+        "XDG_STATE_HOME": tmp_path / "xdg-state",
+    }
+    for name, path in dirs.items():
+        path.mkdir()
+        env[name] = str(path)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    vault = tmp_path / "My Vault"
+    shutil.copytree(SAMPLE_VAULT, vault, symlinks=True)
+    return Cli(
+        root=tmp_path,
+        env=env,
+        cwd=cwd,
+        vault=vault,
+        data_home=dirs["XDG_DATA_HOME"],
+        config_home=dirs["XDG_CONFIG_HOME"],
+    )
+
+
+def backend_args(backend: str) -> list[str]:
+    flag = BACKENDS[backend]
+    return [] if flag is None else ["--backend", flag]
+
+
+def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
+    """Every entry under root: its type, mode, mtime and (files) a hash of its bytes."""
+    result: dict[str, tuple[Any, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            st = path.lstat()
+            rel = path.relative_to(root).as_posix()
+            if stat.S_ISLNK(st.st_mode):
+                result[rel] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                result[rel] = ("dir", st.st_mode, st.st_mtime_ns)
+            else:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                result[rel] = ("file", st.st_mode, st.st_mtime_ns, st.st_size, digest)
+    st = root.lstat()
+    result["."] = ("dir", st.st_mode, st.st_mtime_ns)
+    return result
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The single line a failing command writes to stderr."""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("ccc-watch: "), lines[0]
+    assert proc.stdout == ""
+    return lines[0]
+
+
+def test_sample_vault_is_there() -> None:
+    """The fixture vault exists and has notes and an .obsidian folder to protect."""
+    assert (SAMPLE_VAULT / ".obsidian").is_dir()
+    assert any(SAMPLE_VAULT.rglob("*.md"))
+
+
+# --- help and version ---------------------------------------------------------
+
+
+def test_help_lists_every_command(ccc: Cli) -> None:
+    """`ccc-watch --help` exits 0 and lists every command of cli.COMMANDS with its
+    help text, and every settings flag."""
+    out = ccc.ok("--help")
+    flat = " ".join(out.split())
+    for name, (_handler, help_text) in cli.COMMANDS.items():
+        assert f" {name} " in flat, name
+        assert " ".join(help_text.split()) in flat, name
+    for s in config.SETTINGS:
+        assert s.flag in out
+        assert s.env in flat
+    assert "--config" in out and "--version" in out
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_every_command_has_help_and_description(ccc: Cli, name: str) -> None:
+    """Each command has a help line (shown in `ccc-watch --help`) and a description (its
+    handler's docstring, shown first in `ccc-watch CMD --help`), and its --help
+    accepts every settings flag; fails for a command missing either text."""
+    handler, help_text = cli.COMMANDS[name]
+    assert help_text.strip(), f"{name}: no help text in cli.COMMANDS"
+    assert (handler.__doc__ or "").strip(), f"{name}: handler has no docstring"
+
+    out = ccc.ok(name, "--help")
+    blocks = out.split("\n\n")
+    assert blocks[0].startswith(f"usage: ccc-watch {name}"), out
+    description = blocks[1].strip()
+    assert description, f"{name}: --help shows no description"
+    assert not description.startswith(("options:", "positional arguments:")), (
+        f"{name}: --help shows no description"
+    )
+    assert " ".join(description.split()) == " ".join(handler.__doc__.split())
+    for s in config.SETTINGS:
+        assert s.flag in out, f"{name} --help lacks {s.flag}"
+    assert "--config" in out
+
+
+def test_console_script_on_path_runs_help(ccc: Cli) -> None:
+    """The installed `ccc-watch` console script is on PATH and `ccc-watch --help` works
+    through it."""
+    exe = shutil.which("ccc-watch", path=ccc.env.get("PATH"))
+    assert exe is not None, "ccc-watch is not on PATH (pip install -e '.[test]')"
+    proc = ccc.run("--help", program=[exe])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: ccc-watch")
+    for name in cli.COMMANDS:
+        assert name in proc.stdout
+
+
+def test_version(ccc: Cli) -> None:
+    """`ccc-watch --version` prints 'ccc-watch <installed version>' and exits 0."""
+    out = ccc.ok("--version")
+    assert out.strip() == f"ccc-watch {version('ccc-watch')}"
+    assert ccc_watch.__version__ == version("ccc-watch")
+
+
+def test_no_command_is_a_usage_error(ccc: Cli) -> None:
+    """Without a command, ccc-watch prints usage and exits 2 (argparse)."""
+    proc = ccc.run()
+    assert proc.returncode == 2
+    assert "usage: ccc-watch" in proc.stderr
+
+
+# --- settings on the command line ----------------------------------------------
+
+
+def test_settings_flags_before_and_after_the_command(ccc: Cli) -> None:
+    """Settings flags work before the command and after it: `--vault V info` and
+    `info --vault V` describe the same store, and flags split across both sides all
+    count."""
+    ccc.ok("--vault", ccc.vault, "init")
+    before = ccc.json("--vault", ccc.vault, "info")
+    after = ccc.json("info", "--vault", ccc.vault)
+    assert before == after
+    assert before["meta.vault_root"] == str(ccc.vault.resolve())
+
+    data_dir = ccc.root / "elsewhere"
+    got = ccc.json(
+        "--vault", ccc.vault, "--batch-size", "5", "config", "--data-dir", data_dir,
+        "--backend", "sqlite",
+    )  # fmt: skip
+    assert got["settings"]["vault"] == str(ccc.vault)
+    assert got["settings"]["batch_size"] == 5
+    assert got["settings"]["data_dir"] == str(data_dir)
+    assert got["settings"]["backend"] == "sqlite"
+    assert all(src == "flag" for src in got["sources"].values())
+
+    # A flag given on both sides: the one after the command wins, and neither side's
+    # absence resets the other.
+    got = ccc.json("--backend", "redb", "config", "--backend", "sqlite")
+    assert got["settings"]["backend"] == "sqlite"
+    got = ccc.json("--backend", "sqlite", "config")
+    assert got["settings"]["backend"] == "sqlite"
+
+
+def test_relative_vault_flag_is_taken_from_the_cwd(ccc: Cli) -> None:
+    """--vault given relative to the working folder works like the absolute path."""
+    ccc.ok("--vault", ccc.vault, "init")
+    rel = os.path.relpath(ccc.vault, ccc.cwd)
+    assert ccc.json("info", "--vault", rel) == ccc.json("info", "--vault", ccc.vault)
+
+
+# --- configuration errors -------------------------------------------------------
+
+
+def _bad_backend(ccc: Cli) -> tuple[list[str], dict[str, str]]:
+    return ["--backend", "mysql", "info", "--vault", str(ccc.vault)], {}
+
+
+def _bad_batch_env(ccc: Cli) -> tuple[list[str], dict[str, str]]:
+    return ["info", "--vault", str(ccc.vault)], {"CCC_WATCH_BATCH_SIZE": "abc"}
+
+
+def _unknown_file_key(ccc: Cli) -> tuple[list[str], dict[str, str]]:
+    ccc.default_config.parent.mkdir(parents=True)
+    ccc.default_config.write_text(f'vault = "{ccc.vault}"\ncolour = "red"\n')
+    return ["info"], {}
+
+
+def _data_dir_in_vault(ccc: Cli) -> tuple[list[str], dict[str, str]]:
+    return ["init", "--vault", str(ccc.vault), "--data-dir", str(ccc.vault / ".ccc-watch")], {}
+
+
+@pytest.mark.parametrize(
+    ("case", "key", "mention"),
+    [
+        (_bad_backend, "backend", "--backend"),
+        (_bad_batch_env, "batch_size", "CCC_WATCH_BATCH_SIZE"),
+        (_unknown_file_key, "colour", "config.toml"),
+        (_data_dir_in_vault, "data_dir", "inside the vault"),
+    ],
+    ids=["bad-backend-flag", "bad-batch-size-env", "unknown-file-key", "data-dir-in-vault"],
+)
+def test_config_errors_exit_78_with_one_line(ccc: Cli, case: Any, key: str, mention: str) -> None:
+    """A bad setting exits 78 (EX_CONFIG) with exactly one line on stderr that names
+    the setting and where it came from; nothing is written to the vault."""
+    args, extra_env = case(ccc)
+    before = snapshot(ccc.vault)
+    proc = ccc.run(*args, extra_env=extra_env)
+    assert proc.returncode == 78, proc.stderr
+    line = one_error_line(proc)
+    assert line.startswith(f"ccc-watch: config: {key}: "), line
+    assert mention in line
+    assert "Traceback" not in proc.stderr
+    assert snapshot(ccc.vault) == before
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_every_command_reports_a_bad_setting(ccc: Cli, name: str) -> None:
+    """Every command resolves the settings first: a bad --backend exits 78 for each."""
+    proc = ccc.run(name, "--vault", ccc.vault, "--backend", "mysql")
+    assert proc.returncode == 78
+    assert one_error_line(proc).startswith("ccc-watch: config: backend: ")
+
+
+def test_missing_explicit_config_file_exits_78(ccc: Cli) -> None:
+    """--config or CCC_WATCH_CONFIG naming a missing file exits 78 with one line."""
+    missing = ccc.root / "nope.toml"
+    proc = ccc.run("--config", missing, "config")
+    assert proc.returncode == 78
+    assert str(missing) in one_error_line(proc)
+    proc = ccc.run("config", extra_env={"CCC_WATCH_CONFIG": str(missing)})
+    assert proc.returncode == 78
+    assert str(missing) in one_error_line(proc)
+
+
+def test_missing_vault_exits_78(ccc: Cli) -> None:
+    """init with no vault set, or a vault that is not a folder, exits 78 naming 'vault'."""
+    proc = ccc.run("init")
+    assert proc.returncode == 78
+    assert one_error_line(proc).startswith("ccc-watch: config: vault: ")
+    proc = ccc.run("init", "--vault", ccc.root / "no-such-vault")
+    assert proc.returncode == 78
+    assert one_error_line(proc).startswith("ccc-watch: config: vault: ")
+
+
+# --- init, info, check ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_init_then_info(ccc: Cli, backend: str) -> None:
+    """`init` creates an empty store under XDG_DATA_HOME; `info` and `info --json`
+    describe it: 0 records, changelog head 0, the vault as meta.vault_root."""
+    args = ["--vault", ccc.vault, *backend_args(backend)]
+    out = ccc.ok(*args, "init")
+    assert out.startswith("store ready: ")
+    assert f"({backend}, 0 records)" in out
+
+    info = ccc.json(*args, "info")
+    assert info["backend"] == backend
+    assert info["records"] == 0
+    assert info["changelog_head"] == 0
+    assert info["meta.vault_root"] == str(ccc.vault.resolve())
+    assert info["meta.schema_version"] == 1
+    assert info["meta.vault_id"]
+    store = Path(info["store"])
+    assert store.name == STORE_FILES[backend]
+    assert store.parent.parent == ccc.vaults_dir
+    assert store.is_file()
+    assert info["size_bytes"] == store.stat().st_size
+    assert str(store) in out
+
+    text = ccc.ok(*args, "info")
+    rows = dict(line.split(None, 1) for line in text.splitlines())
+    assert rows["records"] == "0"
+    assert rows["changelog_head"] == "0"
+    assert rows["backend"] == backend
+    assert rows["meta.vault_root"] == str(ccc.vault.resolve())
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_init_is_idempotent(ccc: Cli, backend: str) -> None:
+    """A second `init` keeps the store: same vault_id, same created_at, still empty."""
+    args = ["--vault", ccc.vault, *backend_args(backend)]
+    ccc.ok(*args, "init")
+    first = ccc.json(*args, "info")
+    ccc.ok(*args, "init")
+    second = ccc.json(*args, "info")
+    assert second["meta.vault_id"] == first["meta.vault_id"]
+    assert second["meta.created_at"] == first["meta.created_at"]
+    assert second["records"] == 0
+    assert second["changelog_head"] == 0
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_info_before_init_fails_in_one_line(ccc: Cli, backend: str) -> None:
+    """`info` on a vault with no store exits non-zero with one line telling the user
+    to run `ccc-watch init`, and creates nothing."""
+    proc = ccc.run("info", "--vault", ccc.vault, *backend_args(backend))
+    assert proc.returncode != 0
+    assert proc.returncode != 78  # the settings are fine; the store is missing
+    line = one_error_line(proc)
+    assert "run `ccc-watch init`" in line
+    assert str(ccc.vault) in line
+    assert "Traceback" not in proc.stderr
+    assert not ccc.vaults_dir.exists()
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_check_prints_ok(ccc: Cli, backend: str) -> None:
+    """`check` on an intact store prints 'ok: <store file>' and exits 0."""
+    args = ["--vault", ccc.vault, *backend_args(backend)]
+    ccc.ok(*args, "init")
+    out = ccc.ok(*args, "check")
+    assert out.startswith("ok: ")
+    assert out.strip().endswith(STORE_FILES[backend])
+
+
+def test_backends_keep_separate_stores(ccc: Cli) -> None:
+    """The redb and SQLite stores of one vault are separate files in the same data dir;
+    initialising one does not make `info` succeed for the other."""
+    ccc.ok("--vault", ccc.vault, "init")
+    proc = ccc.run("--vault", ccc.vault, "--backend", "sqlite", "info")
+    assert proc.returncode != 0
+    assert "ccc-watch init" in one_error_line(proc)
+    ccc.ok("--vault", ccc.vault, "--backend", "sqlite", "init")
+    redb = ccc.json("--vault", ccc.vault, "info")
+    sqlite = ccc.json("--vault", ccc.vault, "--backend", "sqlite", "info")
+    assert Path(redb["store"]).parent == Path(sqlite["store"]).parent
+    assert redb["store"] != sqlite["store"]
+
+
+def test_config_json_shows_sources(ccc: Cli) -> None:
+    """`config --json` reports the config file, each value and the layer it came from:
+    flag, env, file and default side by side."""
+    ccc.default_config.parent.mkdir(parents=True)
+    ccc.default_config.write_text("batch_size = 64\n")
+    got = ccc.json("config", "--vault", ccc.vault, extra_env={"CCC_WATCH_BACKEND": "sqlite"})
+    assert got["config_file"] == str(ccc.default_config)
+    assert got["sources"] == {
+        "vault": "flag",
+        "backend": "env",
+        "batch_size": "file",
+        "data_dir": "default",
+    }
+    assert got["settings"]["vault"] == str(ccc.vault)
+    assert got["settings"]["backend"] == "sqlite"
+    assert got["settings"]["batch_size"] == 64
+    assert Path(got["settings"]["data_dir"]).parent == ccc.vaults_dir
+
+
+def test_config_without_vault_or_file(ccc: Cli) -> None:
+    """`config` works with nothing set: all defaults, no config file, no data dir; the
+    text form says the default file is absent."""
+    got = ccc.json("config")
+    assert got["config_file"] is None
+    assert set(got["sources"].values()) == {"default"}
+    assert got["settings"]["vault"] is None
+    assert got["settings"]["data_dir"] is None
+    text = ccc.ok("config")
+    assert "absent" in text
+    assert str(ccc.default_config) in text
+    assert not ccc.vaults_dir.exists()
+
+
+# --- safety -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_store_folder_and_file_are_private(ccc: Cli, backend: str) -> None:
+    """Even under umask 000 the data folder is created 0700 and every file in it
+    (the database, and any lock/WAL file) is 0600."""
+    args = ["--vault", ccc.vault, *backend_args(backend)]
+    ccc.ok(*args, "init", umask=0)
+    info = ccc.json(*args, "info", umask=0)
+    store = Path(info["store"])
+    assert stat.S_IMODE(os.stat(store.parent).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(store).st_mode) == 0o600
+    for entry in store.parent.iterdir():
+        assert stat.S_IMODE(entry.stat().st_mode) == 0o600, entry
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_vault_is_unchanged_by_every_command(ccc: Cli, backend: str) -> None:
+    """After config, init (twice), info, info --json and check, every file and folder
+    of the vault, .obsidian included, has the same bytes, mode and mtime as before,
+    and no entry was added or removed."""
+    before = snapshot(ccc.vault)
+    assert ".obsidian/app.json" in before
+    args = ["--vault", ccc.vault, *backend_args(backend)]
+    ccc.ok(*args, "config")
+    ccc.ok(*args, "config", "--json")
+    ccc.ok(*args, "init")
+    ccc.ok(*args, "init")
+    ccc.ok(*args, "info")
+    ccc.ok(*args, "info", "--json")
+    ccc.ok(*args, "check")
+    assert snapshot(ccc.vault) == before
