@@ -31,6 +31,11 @@ class StoreError(CccWatchError):
 class StoreLockedError(StoreError):
     """Another process holds the store open for writing."""
 
+    def __init__(self, path: object) -> None:
+        super().__init__(
+            f"store is open for writing in another process (is `ccc-watch run` running?): {path}"
+        )
+
 
 class StoreMissingError(StoreError):
     """There is no store yet where one was expected."""

@@ -64,10 +64,7 @@ class RedbBackend:
         try:
             self._db = _redb.Database(path, readonly=readonly)
         except _redb.DatabaseLockedError as e:
-            raise StoreLockedError(
-                f"store is open for writing in another process (is `ccc-watch run` running?): "
-                f"{path}"
-            ) from e
+            raise StoreLockedError(path) from e
         except _redb.RepairNeededError as e:
             raise StoreError(
                 f"store was not closed cleanly and is repaired the next time the daemon or a "

@@ -116,10 +116,7 @@ class SqliteBackend:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
             os.close(fd)
-            raise StoreLockedError(
-                f"store is open for writing in another process (is `ccc-watch run` running?): "
-                f"{path}"
-            ) from e
+            raise StoreLockedError(path) from e
         return fd
 
     @contextmanager
