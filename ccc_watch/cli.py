@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ccc_watch import __version__, config
+from ccc_watch import __version__, codec, config
 from ccc_watch.errors import CccWatchError, StoreMissingError
-from ccc_watch.store import open_store, store_file
+from ccc_watch.indexer import IndexPolicy
+from ccc_watch.store import Store, open_store, store_file
 
 Handler = Callable[[argparse.Namespace, config.Config], int]
 
@@ -58,14 +59,7 @@ def cmd_init(args: argparse.Namespace, cfg: config.Config) -> int:
 
 def cmd_info(args: argparse.Namespace, cfg: config.Config) -> int:
     """Describe the vault's store without writing to it (safe while the daemon runs)."""
-    data_dir = cfg.resolved_data_dir()
-    try:
-        store = open_store(data_dir, backend=cfg.backend, readonly=True)
-    except StoreMissingError:
-        raise StoreMissingError(
-            f"no store yet for {cfg.require_vault()} at {store_file(data_dir, cfg.backend)}; "
-            "run `ccc-watch init`"
-        ) from None
+    store = _read_store(cfg)
     with store:
         data = {
             "store": str(store.path),
@@ -92,11 +86,90 @@ def cmd_check(args: argparse.Namespace, cfg: config.Config) -> int:
     return 0 if ok else 1
 
 
+def _policy(cfg: config.Config) -> IndexPolicy:
+    return IndexPolicy(
+        max_note_bytes=cfg.max_note_bytes, default_classification=cfg.default_classification
+    )
+
+
+def cmd_rebuild(args: argparse.Namespace, cfg: config.Config) -> int:
+    """Index every file of the vault into a new store and swap it in atomically.
+
+    Exit code 0 when every file got a clean record, 1 when some could not be read
+    (they still got a record with the reason, and the rest landed).
+    """
+    from ccc_watch.ignore import IgnoreRules
+    from ccc_watch.rebuild import rebuild
+
+    vault = cfg.require_vault().resolve()
+    rules = IgnoreRules.load(vault, config_dir=cfg.config_dir, patterns=cfg.ignore)
+    report = rebuild(
+        vault,
+        cfg.resolved_data_dir(),
+        backend=cfg.backend,
+        batch_size=cfg.batch_size,
+        policy=_policy(cfg),
+        rules=rules,
+        dry_run=args.dry_run,
+    )
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        verb = "would index" if report.dry_run else "indexed"
+        print(
+            f"{verb} {report.indexed} of {report.seen} files in {report.seconds:.2f} s: "
+            f"{report.added} new, {report.changed} changed, {report.unchanged} unchanged, "
+            f"{report.removed} removed, {len(report.failed)} failed, "
+            f"{len(report.skipped)} skipped"
+        )
+        for item in report.failed:
+            print(f"failed: {item['path']}: {item['reason']}")
+        for item in report.warnings + report.skipped:
+            print(f"note: {item['path']}: {item['reason']}")
+        if not report.dry_run:
+            print(f"store: {report.store}")
+    return 1 if report.failed else 0
+
+
+def _read_store(cfg: config.Config) -> Store:
+    data_dir = cfg.resolved_data_dir()
+    try:
+        return open_store(data_dir, backend=cfg.backend, readonly=True)
+    except StoreMissingError:
+        raise StoreMissingError(
+            f"no store yet for {cfg.require_vault()} at {store_file(data_dir, cfg.backend)}; "
+            "run `ccc-watch rebuild` (or `ccc-watch init` for an empty store)"
+        ) from None
+
+
+def cmd_dump(args: argparse.Namespace, cfg: config.Config) -> int:
+    """Print every record as one JSON object per line (read-only; safe while the daemon runs)."""
+    out = sys.stdout.buffer
+    with _read_store(cfg) as store:
+        for record in store.records():
+            out.write(codec.encode(record) + b"\n")
+    out.flush()
+    return 0
+
+
+def cmd_get(args: argparse.Namespace, cfg: config.Config) -> int:
+    """Print the record of one vault path as JSON (read-only)."""
+    with _read_store(cfg) as store:
+        record = store.get(args.path)
+    if record is None:
+        raise CccWatchError(f"no record for {args.path!r}")
+    print(json.dumps(record, indent=2, ensure_ascii=False))
+    return 0
+
+
 COMMANDS: dict[str, tuple[Handler, str]] = {
     "config": (cmd_config, "show the resolved settings and where each came from"),
     "init": (cmd_init, "create the vault's store (idempotent)"),
     "info": (cmd_info, "describe the vault's store, read-only"),
     "check": (cmd_check, "verify the store's checksums (daemon stopped)"),
+    "rebuild": (cmd_rebuild, "index every file into a new store, swapped in atomically"),
+    "dump": (cmd_dump, "print every record as JSON lines"),
+    "get": (cmd_get, "print one record as JSON"),
 }
 
 
@@ -131,8 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
             help=help_text,
             description=(handler.__doc__ or help_text).strip(),
         )
-        if name in ("config", "info"):
+        if name in ("config", "info", "rebuild"):
             p.add_argument("--json", action="store_true", help="print JSON")
+        if name == "rebuild":
+            p.add_argument(
+                "--dry-run", action="store_true", help="report what would change without writing"
+            )
+        if name == "get":
+            p.add_argument("path", help="the note's vault-relative path")
         p.set_defaults(handler=handler)
     return parser
 

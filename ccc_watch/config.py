@@ -48,6 +48,27 @@ def _positive_int(value: object, base: Path) -> int:
     return value
 
 
+def _patterns(value: object, base: Path) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [p for p in value.split(",")]
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise ValueError("must be a list of gitignore-style patterns (comma-separated in a flag)")
+    return tuple(p.strip() for p in value if p.strip())
+
+
+def _folder_name(value: object, base: Path) -> str:
+    if not isinstance(value, str) or not value or "/" in value or value in (".", ".."):
+        raise ValueError(f"must be a folder name inside the vault, not {value!r}")
+    return value
+
+
+def _classification(value: object, base: Path) -> str:
+    text = str(value).upper()
+    if text not in ("PUBLIC", "INTERNAL", "CONFIDENTIAL", "SECRET"):
+        raise ValueError(f"must be PUBLIC, INTERNAL, CONFIDENTIAL or SECRET, not {value!r}")
+    return text
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: its TOML key, environment variable, flag, parser and default."""
@@ -79,6 +100,25 @@ SETTINGS: tuple[Setting, ...] = (
         "backend", "the store's engine: redb (default) or sqlite", _choice("redb", "sqlite"), "redb"
     ),
     Setting("batch_size", "records written per store transaction", _positive_int, 1000),
+    Setting(
+        "config_dir",
+        "Obsidian's config folder in the vault (ignored; app.json read from it)",
+        _folder_name,
+        ".obsidian",
+    ),
+    Setting("ignore", "extra gitignore-style patterns to leave out of the index", _patterns, ()),
+    Setting(
+        "max_note_bytes",
+        "notes larger than this are checksummed but not parsed",
+        _positive_int,
+        8 * 1024 * 1024,
+    ),
+    Setting(
+        "default_classification",
+        "classification of notes whose frontmatter gives none",
+        _classification,
+        "INTERNAL",
+    ),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 

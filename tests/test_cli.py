@@ -239,7 +239,9 @@ def test_settings_flags_before_and_after_the_command(ccc: Cli) -> None:
     assert got["settings"]["batch_size"] == 5
     assert got["settings"]["data_dir"] == str(data_dir)
     assert got["settings"]["backend"] == "sqlite"
-    assert all(src == "flag" for src in got["sources"].values())
+    given = ("vault", "batch_size", "data_dir", "backend")
+    assert all(got["sources"][key] == "flag" for key in given)
+    assert all(src == "default" for key, src in got["sources"].items() if key not in given)
 
     # A flag given on both sides: the one after the command wins, and neither side's
     # absence resets the other.
@@ -304,7 +306,8 @@ def test_config_errors_exit_78_with_one_line(ccc: Cli, case: Any, key: str, ment
 @pytest.mark.parametrize("name", list(cli.COMMANDS))
 def test_every_command_reports_a_bad_setting(ccc: Cli, name: str) -> None:
     """Every command resolves the settings first: a bad --backend exits 78 for each."""
-    proc = ccc.run(name, "--vault", ccc.vault, "--backend", "mysql")
+    positional = ["Welcome.md"] if name == "get" else []
+    proc = ccc.run(name, *positional, "--vault", ccc.vault, "--backend", "mysql")
     assert proc.returncode == 78
     assert one_error_line(proc).startswith("ccc-watch: config: backend: ")
 
@@ -386,7 +389,7 @@ def test_info_before_init_fails_in_one_line(ccc: Cli, backend: str) -> None:
     assert proc.returncode != 0
     assert proc.returncode != 78  # the settings are fine; the store is missing
     line = one_error_line(proc)
-    assert "run `ccc-watch init`" in line
+    assert "run `ccc-watch rebuild`" in line and "ccc-watch init" in line
     assert str(ccc.vault) in line
     assert "Traceback" not in proc.stderr
     assert not ccc.vaults_dir.exists()
@@ -423,11 +426,10 @@ def test_config_json_shows_sources(ccc: Cli) -> None:
     ccc.default_config.write_text("batch_size = 64\n")
     got = ccc.json("config", "--vault", ccc.vault, extra_env={"CCC_WATCH_BACKEND": "sqlite"})
     assert got["config_file"] == str(ccc.default_config)
-    assert got["sources"] == {
+    assert got["sources"] == {s.key: "default" for s in config.SETTINGS} | {
         "vault": "flag",
         "backend": "env",
         "batch_size": "file",
-        "data_dir": "default",
     }
     assert got["settings"]["vault"] == str(ccc.vault)
     assert got["settings"]["backend"] == "sqlite"

@@ -124,6 +124,38 @@ LAYERS: dict[str, Layers] = {
         expect_env=lambda r: 8,
         expect_file=lambda r: 9,
     ),
+    "config_dir": Layers(
+        flag=lambda r: ".obsidian-flag",
+        env=lambda r: ".obsidian-env",
+        file=lambda r: '".obsidian-file"',
+        expect_flag=lambda r: ".obsidian-flag",
+        expect_env=lambda r: ".obsidian-env",
+        expect_file=lambda r: ".obsidian-file",
+    ),
+    "ignore": Layers(
+        flag=lambda r: "a/,*.pdf",
+        env=lambda r: "b/",
+        file=lambda r: '["c/", "*.tmp"]',
+        expect_flag=lambda r: ("a/", "*.pdf"),
+        expect_env=lambda r: ("b/",),
+        expect_file=lambda r: ("c/", "*.tmp"),
+    ),
+    "max_note_bytes": Layers(
+        flag=lambda r: "1000",
+        env=lambda r: "2000",
+        file=lambda r: "3000",
+        expect_flag=lambda r: 1000,
+        expect_env=lambda r: 2000,
+        expect_file=lambda r: 3000,
+    ),
+    "default_classification": Layers(
+        flag=lambda r: "public",
+        env=lambda r: "SECRET",
+        file=lambda r: '"CONFIDENTIAL"',
+        expect_flag=lambda r: "PUBLIC",
+        expect_env=lambda r: "SECRET",
+        expect_file=lambda r: "CONFIDENTIAL",
+    ),
 }
 
 
@@ -176,13 +208,13 @@ def test_precedence_all_settings_at_once(env: Env) -> None:
         f'batch_size = 9\nbackend = "redb"\ndata_dir = {toml_str(env.root / "d")}\n'
     )
     cfg = config.load({"batch_size": "3"})
-    assert cfg.values == {
+    assert {k: cfg.values[k] for k in ("vault", "data_dir", "backend", "batch_size")} == {
         "vault": None,
         "data_dir": env.root / "d",
         "backend": "sqlite",
         "batch_size": 3,
     }
-    assert cfg.sources == {
+    assert {k: cfg.sources[k] for k in ("vault", "data_dir", "backend", "batch_size")} == {
         "vault": "default",
         "data_dir": "file",
         "backend": "env",

@@ -55,15 +55,17 @@ def open_store(
     backend: str = "redb",
     readonly: bool = False,
     vault_root: Path | None = None,
+    vault_id: str | None = None,
 ) -> Store:
     """Open the store in data_dir.
 
     Writable: creates the folder (0700) and the file (0600) when missing; one process
     at a time. Read-only: any number of processes, beside the writer; raises
-    StoreMissingError when there is no store yet.
+    StoreMissingError when there is no store yet. vault_id is used only when the
+    store is created (rebuild keeps the old store's, so record ids stay the same).
     """
     path = store_file(data_dir, backend)
     if not readonly:
         secure_dir(data_dir)
     impl: Backend = BACKENDS[backend][0](path, readonly=readonly)
-    return Store(impl, vault_root=vault_root)
+    return Store(impl, vault_root=vault_root, vault_id=vault_id)

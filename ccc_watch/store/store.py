@@ -190,10 +190,12 @@ class _Unchanged(Exception):
 class Store:
     """Records of one vault, on a redb or SQLite backend."""
 
-    def __init__(self, backend: Backend, vault_root: Path | None = None) -> None:
+    def __init__(
+        self, backend: Backend, vault_root: Path | None = None, vault_id: str | None = None
+    ) -> None:
         self.backend = backend
         if not backend.readonly:
-            self._init_meta(vault_root)
+            self._init_meta(vault_root, vault_id)
         self.meta = self._read_meta()
         version = self.meta.get("schema_version")
         if version != SCHEMA_VERSION:
@@ -213,13 +215,13 @@ class Store:
         """True when opened for reading only."""
         return self.backend.readonly
 
-    def _init_meta(self, vault_root: Path | None) -> None:
+    def _init_meta(self, vault_root: Path | None, vault_id: str | None) -> None:
         root = None if vault_root is None else str(vault_root)
         with self.backend.writing() as tx:
             if tx.get("meta", "schema_version") is None:
                 for name, value in {
                     "schema_version": SCHEMA_VERSION,
-                    "vault_id": str(uuid.uuid4()),
+                    "vault_id": vault_id or str(uuid.uuid4()),
                     "vault_root": root,
                     "created_at": time.time(),
                 }.items():

@@ -1,0 +1,226 @@
+"""`ccc-watch rebuild`: a complete new store from the files, swapped in atomically.
+
+The new store is written beside the old one (in `<data_dir>/.rebuild-<pid>/`) through
+the same Store.apply() upserts every other source of change uses, then renamed over
+the old file. A crash or Ctrl-C before the rename leaves the previous index intact.
+Ids of paths the old store knew are kept, and the vault id is carried over, so a
+rebuild of an unchanged vault reproduces every record apart from `indexed_at`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import blake3
+from loguru import logger
+
+from ccc_watch import codec
+from ccc_watch.errors import StoreError, StoreMissingError
+from ccc_watch.ignore import IgnoreRules
+from ccc_watch.indexer import Indexer, IndexPolicy, IndexResult
+from ccc_watch.store import Record, Upsert, open_store, store_file
+from ccc_watch.store.store import VOLATILE_FIELDS
+from ccc_watch.vault import VaultFile, walk
+
+
+@dataclass
+class RebuildReport:
+    """What a rebuild found and did."""
+
+    vault: str
+    store: str
+    dry_run: bool
+    seen: int = 0
+    indexed: int = 0
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as plain data (for --json)."""
+        return dict(vars(self))
+
+
+def _fingerprint(record: Record) -> bytes:
+    """A digest of a record without its volatile fields, to compare old and new cheaply."""
+    stable = {k: v for k, v in record.items() if k not in VOLATILE_FIELDS}
+    return blake3.blake3(codec.encode(stable)).digest()
+
+
+def _previous(data_dir: Path, backend: str) -> tuple[str | None, dict[str, tuple[str, bytes]]]:
+    """The old store's vault id and, per path, (id, fingerprint); empty when none."""
+    try:
+        store = open_store(data_dir, backend=backend, readonly=True)
+    except StoreMissingError:
+        return None, {}
+    except StoreError:
+        # Not closed cleanly (a killed writer): a writable open repairs it first.
+        open_store(data_dir, backend=backend).close()
+        store = open_store(data_dir, backend=backend, readonly=True)
+    with store:
+        known = {r["path"]: (r["id"], _fingerprint(r)) for r in store.records()}
+        return str(store.meta["vault_id"]), known
+
+
+def _chunks(items: list[VaultFile], size: int) -> Iterator[list[VaultFile]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class _Progress:
+    """A tqdm bar on a terminal; a log line every few seconds otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.last = total, 0, time.monotonic()
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="file", desc="rebuild", file=sys.stderr)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif time.monotonic() - self.last >= 5 or self.done == self.total:
+            self.last = time.monotonic()
+            logger.info("rebuild: {}/{} files", self.done, self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def rebuild(
+    vault: Path,
+    data_dir: Path,
+    *,
+    backend: str = "redb",
+    batch_size: int = 1000,
+    policy: IndexPolicy | None = None,
+    rules: IgnoreRules | None = None,
+    dry_run: bool = False,
+    workers: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> RebuildReport:
+    """Index every file of the vault into a new store and swap it in (unless dry_run)."""
+    started = time.perf_counter()
+    vault = vault.resolve()
+    target = store_file(data_dir, backend)
+    report = RebuildReport(str(vault), str(target), dry_run)
+    vault_id, known = _previous(data_dir, backend)
+    if vault_id is None:
+        import uuid
+
+        vault_id = str(uuid.uuid4())
+    rules = rules or IgnoreRules.load(vault)
+    walked = walk(vault, rules)
+    report.skipped = [{"path": p, "reason": r} for p, r in walked.skipped]
+    files = sorted(walked.files, key=lambda f: f.key)
+    report.seen = len(files)
+    indexer = Indexer(vault, vault_id, policy)
+
+    def index(f: VaultFile) -> IndexResult:
+        return indexer.index(f.key, f.path, known.get(f.key, (None, b""))[0])
+
+    work_dir = data_dir / f".rebuild-{os.getpid()}"
+    _remove_stale_work_dirs(data_dir)
+    new_store = None
+    if not dry_run:
+        new_store = open_store(work_dir, backend=backend, vault_root=vault, vault_id=vault_id)
+    progress = _Progress(len(files))
+    seen_keys: set[str] = set()
+    try:
+        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+            for chunk in _chunks(files, batch_size):
+                results: Iterable[IndexResult] = pool.map(index, chunk)
+                ops = []
+                for f, res in zip(chunk, results, strict=True):
+                    if res.record is None:  # vanished since the walk
+                        continue
+                    seen_keys.add(f.key)
+                    _account(report, f.key, res, known)
+                    ops.append(Upsert(res.record, cause="rebuild"))
+                if new_store is not None:
+                    new_store.apply(ops)
+                progress.advance(len(chunk))
+                if on_batch is not None:
+                    on_batch(len(ops))
+        report.removed = len(known.keys() - seen_keys)
+        if new_store is not None:
+            new_store.close()
+            new_store = None
+            _swap(work_dir, data_dir, backend)
+    finally:
+        progress.close()
+        if new_store is not None:
+            new_store.close()
+        shutil.rmtree(work_dir, ignore_errors=True)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _account(
+    report: RebuildReport, key: str, res: IndexResult, known: dict[str, tuple[str, bytes]]
+) -> None:
+    assert res.record is not None
+    report.indexed += 1
+    if res.error:
+        report.failed.append({"path": key, "reason": res.error})
+    for w in res.warnings:
+        report.warnings.append({"path": key, "reason": w})
+    old = known.get(key)
+    if old is None:
+        report.added += 1
+    elif old[1] == _fingerprint(res.record):
+        report.unchanged += 1
+    else:
+        report.changed += 1
+
+
+def _swap(work_dir: Path, data_dir: Path, backend: str) -> None:
+    """Rename the new store over the old one: readers see one or the other, whole."""
+    new, old = store_file(work_dir, backend), store_file(data_dir, backend)
+    os.replace(new, old)
+    for suffix in ("-wal", "-shm"):  # SQLite leaves none after a clean close
+        stale = old.with_name(old.name + suffix)
+        if stale.exists() and not new.with_name(new.name + suffix).exists():
+            stale.unlink()
+    fd = os.open(data_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # make the rename itself durable
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_work_dirs(data_dir: Path) -> None:
+    """Remove what an interrupted rebuild left behind."""
+    if not data_dir.is_dir():
+        return
+    for entry in data_dir.glob(".rebuild-*"):
+        pid = entry.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

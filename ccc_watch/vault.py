@@ -1,0 +1,247 @@
+"""Walking a vault: every content file with its stat, and every file left out with why.
+
+The walk reads folders only (os.scandir, one lstat per file); it never opens a file.
+
+Policy:
+- Ignored paths (see ccc_watch.ignore) are left out silently; an ignored folder is not
+  entered. WalkReport.ignored counts them.
+- A folder symlink is never followed; it is reported as "folder symlink: not followed".
+- A file symlink is indexed (is_symlink=True, with its target's stat) when its resolved
+  target is a regular file inside the vault that the rules do not ignore; one that
+  leaves the vault, dangles, loops or points at an ignored file is reported.
+- A folder that cannot be read is reported and the walk goes on. Its key is also listed
+  in WalkReport.unreadable: the files under it still exist, so a scan must keep their
+  records (and say they are stale) instead of deleting them.
+- A name that is not valid UTF-8, or that contains a backslash (vault_key would read it
+  as a folder separator), is reported and left out: it has no key.
+- Keys are NFC; the real (possibly NFD) name stays in VaultFile.path. When two names in a
+  folder have the same NFC key, the first in sorted order is kept and the other reported.
+- A file or folder that vanishes between listing and stat is simply gone: not reported.
+- The vault folder itself must be readable: otherwise VaultUnreadableError, never an
+  empty report that would look as if every note had been deleted.
+
+Each skipped path is logged once per process at WARNING ("skip <path>: <reason>"), and at
+DEBUG on later walks, so a periodic scan does not repeat the same warnings forever.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loguru import logger
+
+from ccc_watch.errors import CccWatchError
+from ccc_watch.ignore import IgnoreRules
+
+__all__ = ["VaultFile", "VaultUnreadableError", "WalkReport", "walk"]
+
+FOLDER_SYMLINK = "folder symlink: not followed"
+NOT_UTF8 = "name is not UTF-8"
+
+_warned: set[tuple[str, str, str]] = set()
+_WARNED_LIMIT = 100_000
+
+
+class VaultUnreadableError(CccWatchError):
+    """The vault folder itself is missing or cannot be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class VaultFile:
+    """One content file found by a walk."""
+
+    key: str  # vault_key: POSIX, NFC
+    path: Path  # the real path on disk (may be NFD)
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    is_symlink: bool  # a file symlink whose target is inside the vault (its stat is the target's)
+
+
+@dataclass
+class WalkReport:
+    """What a walk found: content files, and what it left out with the reason."""
+
+    files: list[VaultFile]
+    # (path as shown, reason): symlink leaving the vault, symlink loop, unreadable folder,
+    # non-UTF-8 name, ...; the path is vault-relative, undecodable bytes as \\xNN.
+    skipped: list[tuple[str, str]]
+    # keys of folders (or files) that exist but could not be read: keep their records.
+    unreadable: list[str] = field(default_factory=list)
+    ignored: int = 0  # paths left out by the ignore rules (an ignored folder counts once)
+
+
+def _nfc(name: str) -> str:
+    return name if name.isascii() else unicodedata.normalize("NFC", name)
+
+
+def _is_utf8(name: str) -> bool:
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.fsdecode left surrogate escapes for bad bytes
+        return False
+    return True
+
+
+def _shown(rel: str) -> str:
+    """A relative path as people should see it: bad bytes as \\xNN, controls escaped."""
+    text = os.fsencode(rel).decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class _Walk:
+    def __init__(self, vault: Path, rules: IgnoreRules) -> None:
+        self.root = os.fspath(vault)
+        self.rules = rules
+        self.report = WalkReport(files=[], skipped=[])
+        try:
+            self.real_root = os.path.realpath(self.root, strict=True)
+        except OSError as e:
+            raise VaultUnreadableError(f"cannot read the vault {vault}: {e.strerror}") from None
+        self.real_prefix = os.path.join(self.real_root, "")
+
+    def skip(self, rel: str, reason: str) -> None:
+        shown = _shown(rel)
+        self.report.skipped.append((shown, reason))
+        seen = (self.real_root, shown, reason)
+        if seen in _warned:
+            logger.debug("skip {}: {}", shown, reason)
+            return
+        if len(_warned) >= _WARNED_LIMIT:
+            _warned.clear()
+        _warned.add(seen)
+        logger.warning("skip {}: {}", shown, reason)
+
+    def run(self) -> WalkReport:
+        # Depth first, names sorted in each folder: the same vault always gives the same
+        # report, and the first of two names with one NFC key is always the same one.
+        stack: list[tuple[str, str, str]] = [(self.root, "", "")]  # (path, key, rel)
+        while stack:
+            path, key, rel = stack.pop()
+            stack.extend(reversed(self.folder(path, key, rel)))
+        self.report.files.sort(key=lambda f: f.key)
+        return self.report
+
+    def folder(self, path: str, dkey: str, drel: str) -> list[tuple[str, str, str]]:
+        """Walk one folder's entries; return its subfolders to walk."""
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            if not dkey:
+                raise VaultUnreadableError(
+                    f"cannot read the vault {self.root}: {e.strerror}"
+                ) from None
+            if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                return []  # gone since it was listed
+            self.skip(drel, f"cannot read folder: {e.strerror}")
+            self.report.unreadable.append(dkey)
+            return []
+
+        subfolders: list[tuple[str, str, str]] = []
+        keys: set[str] = set()
+        folder_path = Path(path)  # joining a name to it is cheaper than parsing each path
+        report = self.report
+        for entry in entries:
+            name = entry.name
+            rel = f"{drel}/{name}" if drel else name
+            nfc = _nfc(name)
+            key = f"{dkey}/{nfc}" if dkey else nfc
+            try:
+                is_link = entry.is_symlink()
+                is_dir = not is_link and entry.is_dir(follow_symlinks=False)
+            except OSError:  # d_type unknown and the entry vanished before lstat
+                continue
+            if self.rules.is_entry_ignored(dkey, nfc, is_dir=is_dir):
+                report.ignored += 1
+                continue
+            if not _is_utf8(name):
+                self.skip(rel, NOT_UTF8)
+                continue
+            if "\\" in name:
+                self.skip(rel, "name contains a backslash (read as a folder separator)")
+                continue
+            if key in keys:
+                self.skip(rel, f"duplicate of {key} after Unicode normalization")
+                continue
+            keys.add(key)
+            if is_dir:
+                subfolders.append((entry.path, key, rel))
+            elif is_link:
+                self.symlink(entry.path, key, rel)
+            else:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    self.skip(rel, f"cannot stat: {e.strerror}")
+                    report.unreadable.append(key)
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    self.skip(rel, "not a regular file")
+                    continue
+                report.files.append(
+                    VaultFile(
+                        key,
+                        folder_path / name,
+                        st.st_size,
+                        st.st_mtime_ns,
+                        st.st_ctime_ns,
+                        st.st_ino,
+                        False,
+                    )
+                )
+        return subfolders
+
+    def symlink(self, path: str, key: str, rel: str) -> None:
+        try:
+            target = _shown(os.readlink(path))
+        except OSError:
+            target = "?"
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            self.skip(rel, f"dangling symlink (-> {target})")
+            return
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                self.skip(rel, f"symlink loop (-> {target})")
+            else:
+                self.skip(rel, f"cannot follow symlink (-> {target}): {e.strerror}")
+            return
+        if stat.S_ISDIR(st.st_mode):
+            self.skip(rel, FOLDER_SYMLINK)
+            return
+        real = os.path.realpath(path)
+        if not real.startswith(self.real_prefix):
+            self.skip(rel, f"file symlink leaves the vault (-> {_shown(real)})")
+            return
+        if not stat.S_ISREG(st.st_mode):
+            self.skip(rel, f"symlink to something that is not a regular file (-> {target})")
+            return
+        parts = os.path.relpath(real, self.real_root).split(os.sep)
+        target_key = "/".join(_nfc(p) for p in parts)
+        if self.rules.is_ignored(target_key):
+            self.skip(rel, f"file symlink to an ignored file ({_shown(target_key)})")
+            return
+        self.report.files.append(
+            VaultFile(key, Path(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, True)
+        )
+
+
+def walk(vault: Path, rules: IgnoreRules) -> WalkReport:
+    """Every content file of the vault, sorted by key, and every path left out with its
+    reason (see the module docstring for the policy). Raises VaultUnreadableError when
+    the vault folder itself cannot be read."""
+    return _Walk(vault, rules).run()

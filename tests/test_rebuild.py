@@ -1,0 +1,223 @@
+"""`rebuild`, `dump` and `get` against synthetic vaults with ground truth and the real
+obsidian-hub corpus: real files, the real redb and SQLite engines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import hub_corpus, make_vault, tree_digest
+
+from ccc_watch.ignore import IgnoreRules
+from ccc_watch.rebuild import rebuild
+from ccc_watch.store import Upsert, open_store
+
+KINDS = {"note": "note", "data": "data", "attachment": "attachment"}
+
+
+def records_by_path(data_dir: Path, backend: str = "redb") -> dict[str, dict[str, Any]]:
+    with open_store(data_dir, backend=backend, readonly=True) as store:
+        return {r["path"]: r for r in store.records()}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_rebuild_matches_the_ground_truth(tmp_path: Path, seed: int) -> None:
+    """Every field the truth gives matches; every Bad/ file has a record or a reason."""
+    vault = tmp_path / "vault"
+    truth = make_vault(vault, notes=300, seed=seed)
+    before = tree_digest(vault)
+    report = rebuild(vault, tmp_path / "data")
+    records = records_by_path(tmp_path / "data")
+    skipped = {item["path"] for item in report.skipped}
+    for key, t in truth.items():
+        if t["kind"] == "symlink":
+            assert key not in records, f"{key}: a symlink that leaves or loops was followed"
+            assert any(key in s for s in skipped), f"{key}: symlink not reported"
+            continue
+        assert key in records, f"{key} has no record"
+        rec = records[key]
+        if t["kind"] in KINDS:
+            assert rec["kind"] == KINDS[t["kind"]], key
+        if t.get("size") is not None:
+            assert rec["size"] == t["size"], key
+        if "record_type" in t:
+            assert rec["record_type"] == t["record_type"], key
+        if "frontmatter" in t:
+            assert rec["frontmatter_status"] == t["frontmatter"], key
+        if "classification" in t:
+            assert rec["classification"] == t["classification"], key
+        if "tags" in t:
+            assert rec["tags"] == t["tags"], key
+        if "links" in t:
+            assert sorted(link["target"] for link in rec["links"]) == t["links"], key
+        if "tasks_open" in t:
+            assert sum(not task["done"] for task in rec["tasks"]) == t["tasks_open"], key
+            assert sum(task["done"] for task in rec["tasks"]) == t["tasks_done"], key
+        if t.get("classification") in ("CONFIDENTIAL", "SECRET"):
+            assert rec["body"] is None, f"{key}: a {t['classification']} body was stored"
+    # Nothing outside the truth (ignored folders, .trash, .obsidian) was indexed.
+    assert set(records) <= set(truth)
+    assert report.seen == len(records)
+    assert tree_digest(vault) == before, "rebuild modified the vault"
+
+
+def test_bad_files_get_reasons(tmp_path: Path) -> None:
+    """Binary, huge and non-UTF-8 notes get records that say why they are special."""
+    vault = tmp_path / "vault"
+    make_vault(vault, notes=20, seed=3)
+    rebuild(vault, tmp_path / "data")
+    records = records_by_path(tmp_path / "data")
+    assert "binary" in records["Bad/binary-junk.md"]["error"]
+    assert records["Bad/binary-junk.md"]["kind"] == "attachment"
+    assert "limit" in records["Bad/huge.md"]["error"]
+    assert records["Bad/huge.md"]["blake3"] is not None
+    assert "UTF-8" in records["Bad/not-utf8.md"]["error"]
+    assert "\ufffd" in records["Bad/not-utf8.md"]["body"]
+    assert records["Bad/empty.md"]["size"] == 0
+
+
+def test_rebuild_twice_gives_identical_records(tmp_path: Path) -> None:
+    """I4: a second rebuild of an unchanged vault reproduces every record (ids included)."""
+    vault = tmp_path / "vault"
+    make_vault(vault, notes=100, seed=4)
+    first = rebuild(vault, tmp_path / "data")
+    one = records_by_path(tmp_path / "data")
+    second = rebuild(vault, tmp_path / "data")
+    two = records_by_path(tmp_path / "data")
+    for rec in [*one.values(), *two.values()]:
+        rec.pop("indexed_at")
+    assert one == two
+    assert second.unchanged == second.indexed == first.indexed
+    assert second.added == second.changed == second.removed == 0
+
+
+def test_rebuild_keeps_ids_the_old_store_knew(tmp_path: Path) -> None:
+    """An id the store already had for a path survives a rebuild."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "a.md").write_text("# a\n")
+    rebuild(vault, tmp_path / "data")
+    with open_store(tmp_path / "data") as store:
+        rec = store.get("a.md")
+        assert rec is not None
+        store.apply([Upsert(dict(rec, id="kept-id"))])
+    rebuild(vault, tmp_path / "data")
+    assert records_by_path(tmp_path / "data")["a.md"]["id"] == "kept-id"
+
+
+def test_frontmatter_id_wins(tmp_path: Path) -> None:
+    """An `id` in the frontmatter is the record's id."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "a.md").write_text("---\nid: my-own-id\n---\nbody\n")
+    rebuild(vault, tmp_path / "data")
+    assert records_by_path(tmp_path / "data")["a.md"]["id"] == "my-own-id"
+
+
+def test_dry_run_writes_nothing(tmp_path: Path) -> None:
+    """--dry-run reports what would change and leaves the store as it was."""
+    vault = tmp_path / "vault"
+    make_vault(vault, notes=30, seed=5, bad=False)
+    report = rebuild(vault, tmp_path / "data", dry_run=True)
+    assert report.dry_run and report.added == report.seen > 0
+    assert not (tmp_path / "data" / "index.redb").exists()
+    rebuild(vault, tmp_path / "data")
+    (vault / "Projects" / "new.md").write_text("# new\n")
+    stamp = (tmp_path / "data" / "index.redb").stat().st_mtime_ns
+    report = rebuild(vault, tmp_path / "data", dry_run=True)
+    assert report.added == 1 and report.unchanged == report.seen - 1
+    assert (tmp_path / "data" / "index.redb").stat().st_mtime_ns == stamp
+
+
+def test_removed_files_leave_the_index(tmp_path: Path) -> None:
+    """A file deleted since the last rebuild has no record after the next one."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "a.md").write_text("a\n")
+    (vault / "b.md").write_text("b\n")
+    rebuild(vault, tmp_path / "data")
+    (vault / "b.md").unlink()
+    report = rebuild(vault, tmp_path / "data")
+    assert report.removed == 1
+    assert set(records_by_path(tmp_path / "data")) == {"a.md"}
+
+
+@pytest.mark.parametrize("backend", ["redb", "sqlite"])
+def test_cli_rebuild_dump_get(tmp_path: Path, backend: str) -> None:
+    """The commands: rebuild --json reports, dump prints one JSON record per line, get one."""
+    vault = tmp_path / "vault"
+    truth = make_vault(vault, notes=40, seed=6, bad=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCC_WATCH_")}
+    env |= {"XDG_DATA_HOME": str(tmp_path / "xdg"), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    base = [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--backend", backend]
+    run = subprocess.run([*base, "rebuild", "--json"], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["indexed"] == len(truth) and report["failed"] == []
+    dump = subprocess.run([*base, "dump"], capture_output=True, text=True, env=env, check=True)
+    lines = [json.loads(line) for line in dump.stdout.splitlines()]
+    assert sorted(r["path"] for r in lines) == sorted(truth)
+    key = next(iter(sorted(truth)))
+    got = subprocess.run([*base, "get", key], capture_output=True, text=True, env=env, check=True)
+    assert json.loads(got.stdout)["path"] == key
+    missing = subprocess.run([*base, "get", "nope.md"], capture_output=True, text=True, env=env)
+    assert missing.returncode == 1 and "nope.md" in missing.stderr
+
+
+def test_kill_mid_rebuild_keeps_the_previous_index(tmp_path: Path) -> None:
+    """SIGKILL during a rebuild leaves the old store whole; the next rebuild cleans up."""
+    vault = tmp_path / "vault"
+    make_vault(vault, notes=3000, seed=7, bad=False)
+    data = tmp_path / "data"
+    rebuild(vault, data, batch_size=100)
+    before = records_by_path(data)
+    (vault / "Projects" / "added later.md").write_text("# later\n")
+    code = (
+        "import sys; from pathlib import Path; from ccc_watch.rebuild import rebuild\n"
+        "rebuild(Path(sys.argv[1]), Path(sys.argv[2]), batch_size=50,"
+        " on_batch=lambda n: print('batch', flush=True))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(vault), str(data)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "batch"
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert records_by_path(data).keys() == before.keys()
+    report = rebuild(vault, data)
+    assert report.added == 1
+    assert not list(data.glob(".rebuild-*")), "the interrupted rebuild's folder was left"
+
+
+def test_rebuild_of_the_hub_corpus(tmp_path: Path) -> None:
+    """The real community vault: counts, broken YAML flagged, vault untouched."""
+    vault = hub_corpus(tmp_path / "hub")
+    before = tree_digest(vault)
+    rules = IgnoreRules.load(vault)
+    report = rebuild(vault, tmp_path / "data", rules=rules)
+    records = records_by_path(tmp_path / "data")
+    on_disk = [
+        p
+        for p in vault.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(vault).parts)
+    ]
+    assert report.seen == len(records) == len(on_disk) > 6000
+    invalid = {k for k, r in records.items() if r["frontmatter_status"] == "invalid"}
+    for broken in (
+        "01 - Community/People/kepano.md",
+        "03 - Showcases & Templates/Vaults/Periodic PARA.md",
+        "02 - Community Expansions/02.05 All Community Expansions/Plugins/at-symbol-linking.md",
+    ):
+        assert broken in invalid, broken
+        assert records[broken]["frontmatter_error"]
+    assert 10 <= len(invalid) <= 40
+    assert tree_digest(vault) == before
