@@ -8,6 +8,7 @@ that vanished gets none. The indexer never writes anywhere.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import os
 import re
@@ -21,7 +22,7 @@ from typing import Any
 import blake3
 from loguru import logger
 
-from ccc_watch.markdown import parse_note, split_frontmatter
+from ccc_watch.markdown import parse_note
 from ccc_watch.store import Record
 
 NOTE_EXTENSIONS = frozenset({".md"})
@@ -135,6 +136,11 @@ def _record_type(key: str, ext: str, frontmatter: Mapping[str, Any], policy: Ind
     return policy.fallback_type
 
 
+@functools.lru_cache(maxsize=512)
+def _mime(extension: str) -> str | None:
+    return mimetypes.guess_type("x" + extension)[0]
+
+
 def _looks_binary(data: bytes) -> bool:
     return b"\x00" in data[:8192]
 
@@ -146,6 +152,7 @@ class Indexer:
         self.vault = vault
         self.vault_id = vault_id
         self.policy = policy or IndexPolicy()
+        self._markers = {r.marker for r in self.policy.type_rules if r.marker}
 
     def index(
         self, key: str, path: Path | None = None, previous_id: str | None = None
@@ -175,7 +182,7 @@ class Indexer:
             "name": key.rsplit("/", 1)[-1],
             "extension": ext,
             "kind": kind,
-            "mime": mimetypes.guess_type(key)[0],
+            "mime": _mime(ext),
             "record_type": _record_type(key, ext, {}, self.policy),
             "size": None if snap is None else snap.size,
             "mtime_ns": None if snap is None else snap.mtime_ns,
@@ -227,7 +234,10 @@ class Indexer:
         own_id = fm.get("id") or fm.get("uuid")
         rec.update(
             id=str(own_id) if isinstance(own_id, str | int) and str(own_id) else rec["id"],
-            record_type=_record_type(key, rec["extension"], fm, self.policy),
+            # Only a frontmatter marker can change what the path already decided.
+            record_type=_record_type(key, rec["extension"], fm, self.policy)
+            if self._markers & fm.keys()
+            else rec["record_type"],
             frontmatter=fm,
             frontmatter_status=parsed.frontmatter_status,
             frontmatter_error=parsed.frontmatter_error,
@@ -238,6 +248,6 @@ class Indexer:
             links=parsed.links,
             tasks=parsed.tasks,
             word_count=parsed.word_count,
-            body=split_frontmatter(text)[1] if self.policy.keeps_body(classification) else None,
+            body=parsed.body if self.policy.keeps_body(classification) else None,
         )
         return IndexResult(rec, warnings=warnings)

@@ -9,12 +9,17 @@ rebuild of an unchanged vault reproduces every record apart from `indexed_at`.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import sys
+import threading
 import time
+import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +33,7 @@ from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import Indexer, IndexPolicy, IndexResult
 from ccc_watch.store import Record, Upsert, open_store, store_file
 from ccc_watch.store.store import VOLATILE_FIELDS
-from ccc_watch.vault import VaultFile, walk
+from ccc_watch.vault import walk
 
 
 @dataclass
@@ -75,9 +80,81 @@ def _previous(data_dir: Path, backend: str) -> tuple[str | None, dict[str, tuple
         return str(store.meta["vault_id"]), known
 
 
-def _chunks(items: list[VaultFile], size: int) -> Iterator[list[VaultFile]]:
+Task = tuple[str, str, str | None]  # (vault key, real path, previous id)
+
+# Below this many files a worker pool costs more than it saves.
+PARALLEL_MIN_FILES = 500
+# Files per task sent to a worker: large enough to amortize the pickling.
+TASK_FILES = 250
+
+_worker: Indexer | None = None
+
+
+def _chunks(items: list[Task], size: int) -> Iterator[list[Task]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def _init_worker(
+    vault: Path, vault_id: str, policy: IndexPolicy, watch_parent: bool = False
+) -> None:
+    global _worker
+    _worker = Indexer(vault, vault_id, policy)
+    if watch_parent:
+        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker of a killed rebuild would wait for work forever: leave with the parent."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _index_tasks(tasks: list[Task]) -> list[IndexResult]:
+    assert _worker is not None
+    return [_worker.index(key, Path(path), prev) for key, path, prev in tasks]
+
+
+@contextmanager
+def _indexing(
+    vault: Path, vault_id: str, policy: IndexPolicy, n_files: int, workers: int | None
+) -> Iterator[Callable[[Iterable[list[Task]]], Iterator[list[IndexResult]]]]:
+    """A function from batches of tasks to their results, in order.
+
+    Parsing is CPU-bound Python, so it runs in worker processes (threads would share
+    one GIL); the store writes stay in this process, overlapping with them. At most a
+    few tasks are in flight, which bounds memory whatever the vault's size.
+    """
+    n = workers or os.cpu_count() or 1
+    if n == 1 or n_files < PARALLEL_MIN_FILES:
+        _init_worker(vault, vault_id, policy)
+        yield lambda batches: (_index_tasks(b) for b in batches)
+        return
+    method = "fork" if sys.platform == "linux" else "spawn"
+    with ProcessPoolExecutor(
+        n,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_init_worker,
+        initargs=(vault, vault_id, policy, True),
+    ) as pool:
+
+        def run(batches: Iterable[list[Task]]) -> Iterator[list[IndexResult]]:
+            pending: deque[list[Future[list[IndexResult]]]] = deque()
+            for batch in batches:
+                pending.append(
+                    [pool.submit(_index_tasks, part) for part in _chunks(batch, TASK_FILES)]
+                )
+                if len(pending) > 4:
+                    yield _gather(pending.popleft())
+            while pending:
+                yield _gather(pending.popleft())
+
+        yield run
+
+
+def _gather(futures: list[Future[list[IndexResult]]]) -> list[IndexResult]:
+    return [res for fut in futures for res in fut.result()]
 
 
 class _Progress:
@@ -123,52 +200,49 @@ def rebuild(
     report = RebuildReport(str(vault), str(target), dry_run)
     vault_id, known = _previous(data_dir, backend)
     if vault_id is None:
-        import uuid
-
         vault_id = str(uuid.uuid4())
     rules = rules or IgnoreRules.load(vault)
     walked = walk(vault, rules)
     report.skipped = [{"path": p, "reason": r} for p, r in walked.skipped]
     files = sorted(walked.files, key=lambda f: f.key)
     report.seen = len(files)
-    indexer = Indexer(vault, vault_id, policy)
-
-    def index(f: VaultFile) -> IndexResult:
-        return indexer.index(f.key, f.path, known.get(f.key, (None, b""))[0])
 
     work_dir = data_dir / f".rebuild-{os.getpid()}"
     _remove_stale_work_dirs(data_dir)
-    new_store = None
-    if not dry_run:
-        new_store = open_store(work_dir, backend=backend, vault_root=vault, vault_id=vault_id)
-    progress = _Progress(len(files))
+    tasks = [(f.key, str(f.path), known.get(f.key, (None, b""))[0]) for f in files]
     seen_keys: set[str] = set()
-    try:
-        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
-            for chunk in _chunks(files, batch_size):
-                results: Iterable[IndexResult] = pool.map(index, chunk)
+    # The pool is forked before any database is open in this process.
+    with _indexing(vault, vault_id, policy or IndexPolicy(), len(files), workers) as index_many:
+        new_store = None
+        if not dry_run:
+            new_store = open_store(work_dir, backend=backend, vault_root=vault, vault_id=vault_id)
+        progress = _Progress(len(files))
+        try:
+            for chunk, results in zip(
+                _chunks(tasks, batch_size), index_many(_chunks(tasks, batch_size)), strict=True
+            ):
                 ops = []
-                for f, res in zip(chunk, results, strict=True):
+                for (key, _, _), res in zip(chunk, results, strict=True):
                     if res.record is None:  # vanished since the walk
                         continue
-                    seen_keys.add(f.key)
-                    _account(report, f.key, res, known)
+                    seen_keys.add(key)
+                    _account(report, key, res, known)
                     ops.append(Upsert(res.record, cause="rebuild"))
                 if new_store is not None:
                     new_store.apply(ops)
                 progress.advance(len(chunk))
                 if on_batch is not None:
                     on_batch(len(ops))
-        report.removed = len(known.keys() - seen_keys)
-        if new_store is not None:
-            new_store.close()
-            new_store = None
-            _swap(work_dir, data_dir, backend)
-    finally:
-        progress.close()
-        if new_store is not None:
-            new_store.close()
-        shutil.rmtree(work_dir, ignore_errors=True)
+            report.removed = len(known.keys() - seen_keys)
+            if new_store is not None:
+                new_store.close()
+                new_store = None
+                _swap(work_dir, data_dir, backend)
+        finally:
+            progress.close()
+            if new_store is not None:
+                new_store.close()
+            shutil.rmtree(work_dir, ignore_errors=True)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

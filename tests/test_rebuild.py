@@ -171,6 +171,29 @@ def test_cli_rebuild_dump_get(tmp_path: Path, backend: str) -> None:
     assert missing.returncode == 1 and "nope.md" in missing.stderr
 
 
+def children(pid: int) -> list[int]:
+    """Pids whose parent is pid (Linux /proc)."""
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat_file.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether pid runs (a zombie counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_kill_mid_rebuild_keeps_the_previous_index(tmp_path: Path) -> None:
     """SIGKILL during a rebuild leaves the old store whole; the next rebuild cleans up."""
     vault = tmp_path / "vault"
@@ -190,8 +213,14 @@ def test_kill_mid_rebuild_keeps_the_previous_index(tmp_path: Path) -> None:
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "batch"
     time.sleep(0.05)
+    workers = children(proc.pid)
+    assert workers, "the rebuild of 3,000 files should run worker processes"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if alive(pid)], "worker processes outlived the rebuild"
     assert records_by_path(data).keys() == before.keys()
     report = rebuild(vault, data)
     assert report.added == 1

@@ -51,6 +51,9 @@ class Writer(Reader, Protocol):
     def put(self, table: str, key: Key, value: bytes) -> None:
         """Store value under key."""
 
+    def put_many(self, table: str, items: list[tuple[Key, bytes]]) -> None:
+        """Store many pairs in one call."""
+
     def delete(self, table: str, key: Key) -> bool:
         """Remove key; True when it was there."""
 

@@ -47,6 +47,9 @@ class _Tables:
     def put(self, table: str, key: Key, value: bytes) -> None:
         self._table(table).put(key, value)
 
+    def put_many(self, table: str, items: list[tuple[Key, bytes]]) -> None:
+        self._table(table).put_many(items)
+
     def delete(self, table: str, key: Key) -> bool:
         return self._table(table).delete(key)
 

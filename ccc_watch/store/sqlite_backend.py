@@ -65,10 +65,13 @@ class _Tables:
         return int(self._conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
     def put(self, table: str, key: Key, value: bytes) -> None:
-        self._conn.execute(
+        self.put_many(table, [(key, value)])
+
+    def put_many(self, table: str, items: list[tuple[Key, bytes]]) -> None:
+        self._conn.executemany(
             f"INSERT INTO {table}(key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
+            items,
         )
 
     def delete(self, table: str, key: Key) -> bool:
