@@ -250,3 +250,36 @@ def test_rebuild_of_the_hub_corpus(tmp_path: Path) -> None:
         assert records[broken]["frontmatter_error"]
     assert 10 <= len(invalid) <= 40
     assert tree_digest(vault) == before
+
+
+@pytest.mark.parametrize("backend", ["redb", "sqlite"])
+def test_dump_and_get_work_while_a_writer_holds_the_store(tmp_path: Path, backend: str) -> None:
+    """dump and get open the store read-only beside the one writer (the daemon)."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "a.md").write_text("# a\n")
+    data = tmp_path / "data"
+    rebuild(vault, data, backend=backend)
+    base = [
+        sys.executable,
+        "-m",
+        "ccc_watch.cli",
+        "--vault",
+        str(vault),
+        "--data-dir",
+        str(data),
+        "--backend",
+        backend,
+    ]
+    with open_store(data, backend=backend, vault_root=vault.resolve()) as writer:
+        rec = writer.get("a.md")
+        assert rec is not None
+        writer.apply([Upsert(dict(rec, path="b.md", id="b"))])
+        dump = subprocess.run([*base, "dump"], capture_output=True, text=True, timeout=60)
+        assert dump.returncode == 0, dump.stderr
+        assert [json.loads(line)["path"] for line in dump.stdout.splitlines()] == [
+            "a.md",
+            "b.md",
+        ]
+        got = subprocess.run([*base, "get", "b.md"], capture_output=True, text=True, timeout=60)
+        assert got.returncode == 0 and json.loads(got.stdout)["id"] == "b"
