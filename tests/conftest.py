@@ -8,10 +8,12 @@ import os
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from loguru import logger
 
 
 def shared_dir() -> Path | None:
@@ -71,3 +73,14 @@ def tree_digest(root: Path) -> dict[str, str]:
             else:
                 out[str(path)] = f"{st.st_mode:o}"
     return out
+
+
+@pytest.fixture
+def logs() -> Iterator[list[str]]:
+    """Loguru messages as 'LEVEL message' lines, while the test runs."""
+    out: list[str] = []
+    sink = logger.add(
+        lambda m: out.append(f"{m.record['level'].name} {m.record['message']}"), level="DEBUG"
+    )
+    yield out
+    logger.remove(sink)

@@ -9,28 +9,15 @@ from __future__ import annotations
 import json
 import time
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 
 import pathspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from loguru import logger
 
 from ccc_watch.errors import ConfigError
 from ccc_watch.ignore import DEFAULT_LITTER, IgnoreRules
-
-
-@pytest.fixture
-def logs() -> Iterator[list[str]]:
-    """Loguru messages as 'LEVEL message' lines."""
-    out: list[str] = []
-    sink = logger.add(
-        lambda m: out.append(f"{m.record['level'].name} {m.record['message']}"), level="DEBUG"
-    )
-    yield out
-    logger.remove(sink)
 
 
 def app_json(vault: Path, data: object, config_dir: str = ".obsidian") -> None:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import unicodedata
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import make_vault
 
 from ccc_watch.markdown import ParsedNote, parse_note, split_frontmatter
 
@@ -687,11 +686,6 @@ def test_parsed_note_is_frozen() -> None:
 # --------------------------------------------------------------------------- ground truth
 
 
-def shared_dir() -> Path:
-    env = os.environ.get("CCC_WATCH_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
-
-
 def vault_files(root: Path) -> dict[str, Path]:
     """Every file under root by its NFC, POSIX, vault-relative name, without following links."""
     found: dict[str, Path] = {}
@@ -705,15 +699,8 @@ def vault_files(root: Path) -> dict[str, Path]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_ground_truth(seed: int, tmp_path: Path) -> None:
-    tool = shared_dir() / "tools" / "make_vault.py"
-    if not tool.is_file():
-        pytest.skip(f"make_vault.py not found at {tool}: set CCC_WATCH_SHARED to the shared dir")
     vault = tmp_path / f"vault{seed}"
-    cmd = [sys.executable, str(tool), "build", str(vault), "--notes", "300", "--seed", str(seed)]
-    subprocess.run([*cmd, "--bad"], check=True, capture_output=True, timeout=300)
-    truth: dict[str, dict[str, Any]] = json.loads(
-        (tmp_path / f"vault{seed}.truth.json").read_text(encoding="utf-8")
-    )
+    truth: dict[str, dict[str, Any]] = make_vault(vault, notes=300, seed=seed)
     files = vault_files(vault)
 
     checked = 0

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import tarfile
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -15,44 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loguru import logger
+from conftest import hub_corpus, make_vault
 
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.paths import vault_key
 from ccc_watch.vault import FOLDER_SYMLINK, NOT_UTF8, VaultUnreadableError, WalkReport, walk
 
-SHARED = Path(os.environ.get("CCC_WATCH_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-MAKE_VAULT = SHARED / "tools" / "make_vault.py"
-
-
-@pytest.fixture
-def logs() -> Iterator[list[str]]:
-    """Loguru messages as 'LEVEL message' lines."""
-    out: list[str] = []
-    sink = logger.add(
-        lambda m: out.append(f"{m.record['level'].name} {m.record['message']}"), level="DEBUG"
-    )
-    yield out
-    logger.remove(sink)
-
-
-def make_vault(root: Path, *args: str) -> dict[str, Any]:
-    """Build a make_vault vault at root and return its truth."""
-    if not MAKE_VAULT.is_file():
-        pytest.skip(f"make_vault.py not found at {MAKE_VAULT} (set CCC_WATCH_SHARED)")
-    subprocess.run(
-        [sys.executable, str(MAKE_VAULT), "build", str(root), *args],
-        check=True,
-        capture_output=True,
-    )
-    truth: dict[str, Any] = json.loads(Path(f"{root}.truth.json").read_text(encoding="utf-8"))
-    return truth
-
 
 @pytest.fixture(scope="module")
 def bad_vault(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     root = tmp_path_factory.mktemp("mv") / "vault"
-    return root, make_vault(root, "--notes", "200", "--seed", "1", "--bad")
+    return root, make_vault(root, notes=200, seed=1)
 
 
 def write(path: Path, text: str = "x\n") -> Path:
@@ -452,7 +422,7 @@ def test_skips_are_logged_once_per_process(tmp_path: Path, logs: list[str]) -> N
 def test_walk_timing(tmp_path: Path) -> None:
     """A 2,000-note make_vault vault; the figure is printed, the bound is loose."""
     root = tmp_path / "v"
-    truth = make_vault(root, "--notes", "2000", "--seed", "2")
+    truth = make_vault(root, notes=2000, seed=2, bad=False)
     rules = IgnoreRules.load(root)
     start = time.perf_counter()
     report = walk(root, rules)
@@ -465,11 +435,7 @@ def test_walk_timing(tmp_path: Path) -> None:
 def test_real_obsidian_vault(tmp_path: Path) -> None:
     """The obsidian-hub corpus (a real vault, 6,000+ files, emoji and '&' in names): the
     walk finds exactly the files an independent os.walk finds outside dot-names."""
-    archive = SHARED / "corpus" / "obsidian-hub.tar.gz"
-    if not archive.is_file():
-        pytest.skip(f"obsidian-hub.tar.gz not found at {archive} (set CCC_WATCH_SHARED)")
-    with tarfile.open(archive) as tar:
-        tar.extractall(tmp_path, filter="data")
+    hub_corpus(tmp_path)
     expected = set()
     for folder, dirs, files in os.walk(tmp_path):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
