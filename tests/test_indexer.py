@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import os
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -101,26 +100,25 @@ def test_a_vanished_file_gives_no_record(vault: Path) -> None:
     assert result.record is None and result.error is None
 
 
-def test_a_file_that_keeps_changing_is_an_error(vault: Path) -> None:
-    """A file appended to without pause cannot be read stably: OSError, not a torn read."""
+def test_a_file_that_keeps_changing_is_an_error(
+    vault: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file written to during every read attempt is never stable: OSError, not a torn
+    read. (The write is injected into open() so that every attempt is raced.)"""
     path = vault / "busy.md"
     path.write_text("start\n")
-    stop = threading.Event()
+    real_open = builtins.open
 
-    def writer() -> None:
-        with path.open("a") as f:
-            while not stop.is_set():
+    def always_racing(file: Any, *args: Any, **kwargs: Any) -> Any:
+        handle = real_open(file, *args, **kwargs)
+        if Path(file) == path:
+            with real_open(path, "a") as f:
                 f.write("more\n")
-                f.flush()
+        return handle
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        with pytest.raises(OSError, match="kept changing"):
-            read_stable(path)
-    finally:
-        stop.set()
-        thread.join()
+    monkeypatch.setattr(builtins, "open", always_racing)
+    with pytest.raises(OSError, match="kept changing"):
+        read_stable(path)
 
 
 def test_a_file_changed_once_during_a_read_is_read_again(
