@@ -16,6 +16,7 @@ from typing import Any
 from ccc_watch import __version__, codec, config
 from ccc_watch.errors import CccWatchError, StoreMissingError
 from ccc_watch.indexer import IndexPolicy
+from ccc_watch.mirror import Mirror
 from ccc_watch.store import Store, open_store, store_file
 
 Handler = Callable[[argparse.Namespace, config.Config], int]
@@ -112,6 +113,9 @@ def cmd_rebuild(args: argparse.Namespace, cfg: config.Config) -> int:
         rules=rules,
         dry_run=args.dry_run,
     )
+    if not report.dry_run:  # the new store's changelog starts again: so does the mirror
+        with _read_store(cfg) as store:
+            _mirror(cfg).rebuild(store)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -128,6 +132,7 @@ def cmd_rebuild(args: argparse.Namespace, cfg: config.Config) -> int:
             print(f"note: {item['path']}: {item['reason']}")
         if not report.dry_run:
             print(f"store: {report.store}")
+            print(f"mirror: {_mirror(cfg).path}")
     return 1 if report.failed else 0
 
 
@@ -162,6 +167,40 @@ def cmd_get(args: argparse.Namespace, cfg: config.Config) -> int:
     return 0
 
 
+def _mirror(cfg: config.Config) -> Mirror:
+    return Mirror(cfg.resolved_data_dir(), _policy(cfg))
+
+
+def cmd_mirror(args: argparse.Namespace, cfg: config.Config) -> int:
+    """Bring the DuckDB mirror up to date with the store (or recreate it with --rebuild)."""
+    mirror = _mirror(cfg)
+    with _read_store(cfg) as store:
+        result = mirror.rebuild(store) if args.rebuild else mirror.flush(store)
+    verb = "rebuilt" if result.rebuilt else "applied"
+    print(
+        f"mirror {verb}: {result.applied} changes, watermark {result.watermark}, "
+        f"{result.held_seconds:.3f} s: {mirror.path}"
+    )
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace, cfg: config.Config) -> int:
+    """Run one read-only SQL query against the mirror and print the result."""
+    from ccc_watch.sql import run_query
+
+    print(run_query(_mirror(cfg), args.query, args.format), end="")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, cfg: config.Config) -> int:
+    """Write every mirror table as a Parquet file into a folder."""
+    from ccc_watch.sql import export_parquet
+
+    for path in export_parquet(_mirror(cfg), args.parquet):
+        print(path)
+    return 0
+
+
 COMMANDS: dict[str, tuple[Handler, str]] = {
     "config": (cmd_config, "show the resolved settings and where each came from"),
     "init": (cmd_init, "create the vault's store (idempotent)"),
@@ -170,6 +209,9 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "rebuild": (cmd_rebuild, "index every file into a new store, swapped in atomically"),
     "dump": (cmd_dump, "print every record as JSON lines"),
     "get": (cmd_get, "print one record as JSON"),
+    "mirror": (cmd_mirror, "apply the store's changes to the DuckDB mirror"),
+    "sql": (cmd_sql, "run a read-only SQL query against the mirror"),
+    "export": (cmd_export, "write the mirror's tables as Parquet files"),
 }
 
 
@@ -212,6 +254,28 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "get":
             p.add_argument("path", help="the note's vault-relative path")
+        if name == "mirror":
+            p.add_argument(
+                "--rebuild",
+                action="store_true",
+                help="recreate the mirror from the store (new file, atomic swap)",
+            )
+        if name == "sql":
+            p.add_argument("query", help='one SQL query, e.g. "SELECT * FROM tag_counts"')
+            p.add_argument(
+                "--format",
+                choices=("table", "json", "csv"),
+                default="table",
+                help="output format (json: one array of objects)",
+            )
+        if name == "export":
+            p.add_argument(
+                "--parquet",
+                type=Path,
+                required=True,
+                metavar="DIR",
+                help="folder to write <table>.parquet files into",
+            )
         p.set_defaults(handler=handler)
     return parser
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -242,6 +243,9 @@ class Store:
                     "schema_version": SCHEMA_VERSION,
                     "vault_id": vault_id or str(uuid.uuid4()),
                     "vault_root": root,
+                    # A new id for every new store file: the mirror sees a rebuilt
+                    # store (whose changelog starts again at 1) and rebuilds itself.
+                    "store_id": str(uuid.uuid4()),
                     "created_at": time.time(),
                 }.items():
                     tx.put("meta", name, codec.encode({"value": value}))
@@ -303,41 +307,43 @@ class Store:
 
     # --- reads --------------------------------------------------------------
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """One consistent read view: everything read through it is of the same commit."""
+        with self.backend.reading() as tx:
+            yield Snapshot(tx)
+
     def get(self, path: str) -> Record | None:
         """The record at path, or None."""
-        with self.backend.reading() as tx:
-            blob = tx.get("records", vault_key(path))
-        return None if blob is None else codec.decode(blob)
+        with self.snapshot() as snap:
+            return snap.get(path)
 
     def records(self) -> Iterator[Record]:
         """Every record in path order, from one snapshot."""
-        with self.backend.reading() as tx:
-            for _, blob in iter_scan(tx, "records"):
-                yield codec.decode(blob)
+        with self.snapshot() as snap:
+            yield from snap.records()
 
     def __iter__(self) -> Iterator[Record]:
         return self.records()
 
     def __len__(self) -> int:
-        with self.backend.reading() as tx:
-            return tx.count("records")
+        with self.snapshot() as snap:
+            return snap.count()
 
     def head(self) -> int:
         """The last changelog sequence, 0 when the changelog is empty."""
-        with self.backend.reading() as tx:
-            return _head(tx)
+        with self.snapshot() as snap:
+            return snap.head()
 
     def changes_after(self, seq: int, limit: int | None = None) -> list[Change]:
         """Changelog entries with a sequence greater than seq, oldest first."""
-        with self.backend.reading() as tx:
-            rows = tx.scan("changelog", start=seq + 1, limit=limit)
-        return [Change.from_bytes(blob) for _, blob in rows]
+        with self.snapshot() as snap:
+            return snap.changes_after(seq, limit)
 
     def paths_with_blake3(self, blake3: str) -> list[str]:
         """Paths of the records whose content hashes to blake3."""
-        prefix = f"{blake3}:"
-        with self.backend.reading() as tx:
-            return [str(k)[len(prefix) :] for k, _ in tx.scan("by_blake3", prefix=prefix)]
+        with self.snapshot() as snap:
+            return snap.paths_with_blake3(blake3)
 
     def check_integrity(self) -> bool:
         """Verify the database file; True when intact."""
@@ -361,3 +367,38 @@ class Store:
 def _head(tx: Reader) -> int:
     last = tx.scan("changelog", reverse=True, limit=1)
     return int(last[0][0]) if last else 0
+
+
+class Snapshot:
+    """Reads inside one read transaction of the store (see Store.snapshot())."""
+
+    def __init__(self, tx: Reader) -> None:
+        self._tx = tx
+
+    def get(self, path: str) -> Record | None:
+        """The record at path, or None."""
+        blob = self._tx.get("records", vault_key(path))
+        return None if blob is None else codec.decode(blob)
+
+    def records(self) -> Iterator[Record]:
+        """Every record in path order."""
+        for _, blob in iter_scan(self._tx, "records"):
+            yield codec.decode(blob)
+
+    def count(self) -> int:
+        """How many records there are."""
+        return self._tx.count("records")
+
+    def head(self) -> int:
+        """The last changelog sequence, 0 when the changelog is empty."""
+        return _head(self._tx)
+
+    def changes_after(self, seq: int, limit: int | None = None) -> list[Change]:
+        """Changelog entries with a sequence greater than seq, oldest first."""
+        rows = self._tx.scan("changelog", start=seq + 1, limit=limit)
+        return [Change.from_bytes(blob) for _, blob in rows]
+
+    def paths_with_blake3(self, blake3: str) -> list[str]:
+        """Paths of the records whose content hashes to blake3."""
+        prefix = f"{blake3}:"
+        return [str(k)[len(prefix) :] for k, _ in self._tx.scan("by_blake3", prefix=prefix)]
