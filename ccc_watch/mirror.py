@@ -322,10 +322,11 @@ class Mirror:
     def state(self, con: duckdb.DuckDBPyConnection) -> tuple[int, str | None] | None:
         """(watermark, store id) of an attached mirror, or None when it has no state."""
         try:
-            row = con.execute("SELECT watermark, store_id FROM mirror_state").fetchone()
+            # fetchall: DuckDB 2 refuses new statements while a result is unfinished.
+            rows = con.execute("SELECT watermark, store_id FROM mirror_state").fetchall()
         except duckdb.CatalogException:
             return None
-        return None if row is None else (int(row[0]), row[1])
+        return (int(rows[0][0]), rows[0][1]) if rows else None
 
     def flush(self, store: Store) -> FlushResult:
         """Apply the store's changes after the watermark; rebuild when the mirror is
@@ -459,8 +460,8 @@ class Mirror:
         if not self.path.exists():
             return None
         with self.connect() as con:
-            row = con.execute("SELECT watermark FROM mirror_state").fetchone()
-        return None if row is None else int(row[0])
+            rows = con.execute("SELECT watermark FROM mirror_state").fetchall()
+        return int(rows[0][0]) if rows else None
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
