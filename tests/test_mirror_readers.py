@@ -1,0 +1,604 @@
+"""Other processes reading the DuckDB mirror while ccc-watch keeps it up to date.
+
+The mirror file is attached read-write only while a flush runs; in between, any
+process may open it read-only with plain DuckDB (no ccc_watch import), and DuckDB's
+file lock arbitrates: a reader holding the file makes a flush fail with
+MirrorBusyError, a flush holding it makes a reader retry (Mirror.connect). Readers and
+holders here are real subprocesses driven over stdin/stdout. The last test reads a
+mirror with DuckDB 1.4 LTS, installed into a virtualenv of its own (skipped offline).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from records import make_record
+
+from ccc_watch.mirror import Mirror, MirrorBusyError
+from ccc_watch.sql import run_query
+from ccc_watch.store import Delete, Move, Store, Upsert, open_store
+
+# --- plain-duckdb child processes (they never import ccc_watch) ------------------
+
+# Opens the mirror read-only, prints what it sees as one JSON object, and proves that
+# it is a plain DuckDB reader: no ccc_watch module, writes refused.
+SNAPSHOT_READER = r"""
+import json, sys
+import duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+def one(sql):
+    return con.execute(sql).fetchall()[0][0]
+out = {
+    "watermark": one("SELECT watermark FROM mirror_state"),
+    "state_rows": one("SELECT count(*) FROM mirror_state"),
+    "notes": one("SELECT count(*) FROM notes"),
+    "distinct_paths": one("SELECT count(DISTINCT path) FROM notes"),
+    "events": one("SELECT count(*) FROM events"),
+    "max_event_seq": one("SELECT coalesce(max(seq), 0) FROM events"),
+    "blake3": dict(con.execute("SELECT path, blake3 FROM notes").fetchall()),
+    "links": one("SELECT count(*) FROM links"),
+    "dangling": {
+        "links": one("SELECT count(*) FROM links WHERE source NOT IN (SELECT path FROM notes)"),
+        "tags": one("SELECT count(*) FROM tags WHERE path NOT IN (SELECT path FROM notes)"),
+        "properties": one(
+            "SELECT count(*) FROM properties WHERE path NOT IN (SELECT path FROM notes)"
+        ),
+        "tasks": one("SELECT count(*) FROM tasks WHERE path NOT IN (SELECT path FROM notes)"),
+    },
+}
+try:
+    con.execute("DELETE FROM notes")
+    out["write"] = "allowed"
+except duckdb.Error as e:
+    out["write"] = type(e).__name__
+con.close()
+out["ccc_watch_imported"] = any(m.split(".")[0] == "ccc_watch" for m in sys.modules)
+print(json.dumps(out))
+"""
+
+# Keeps a read-only connection (and so DuckDB's shared lock) open; obeys stdin:
+# "read" prints the watermark and note count it sees, "close" closes the connection,
+# "exit" (or end of input) ends the process.
+HOLDING_READER = r"""
+import json, sys
+import duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+print("open", flush=True)
+for line in sys.stdin:
+    cmd = line.strip()
+    if cmd == "read":
+        w = con.execute("SELECT watermark FROM mirror_state").fetchall()[0][0]
+        n = con.execute("SELECT count(*) FROM notes").fetchall()[0][0]
+        print(json.dumps({"watermark": w, "notes": n}), flush=True)
+    elif cmd == "close":
+        con.close()
+        print("closed", flush=True)
+    elif cmd == "exit":
+        break
+"""
+
+# Plays a flush: attaches the file read-write (DuckDB's exclusive lock), says "held",
+# holds it for argv[2] seconds or until a line arrives on stdin, then detaches.
+WRITE_HOLDER = r"""
+import select, sys
+import duckdb
+path, hold = sys.argv[1], float(sys.argv[2])
+con = duckdb.connect()
+con.execute("ATTACH '" + path.replace("'", "''") + "' AS held")
+print("held", flush=True)
+select.select([sys.stdin], [], [], hold)
+con.execute("DETACH held")
+con.close()
+print("released", flush=True)
+"""
+
+# Everything a reader of the mirror can query, each table and view in a stable order,
+# as JSON (values that JSON lacks, such as timestamps, as str()).
+FULL_READER = r"""
+import json, sys
+import duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+def rows(name):
+    cur = con.execute(f"SELECT * FROM {name} ORDER BY ALL")
+    names = [d[0] for d in cur.description]
+    return {"columns": names, "rows": cur.fetchall()}
+tables = ["notes", "links", "tags", "properties", "tasks", "events", "mirror_state"]
+views = ["link_keys", "resolved_links", "broken_links", "backlinks", "orphans", "tag_counts"]
+out = {
+    "version": duckdb.__version__,
+    "tables": {t: rows(t) for t in tables},
+    "views": {v: rows(v) for v in views},
+    "catalog": sorted(
+        con.execute(
+            "SELECT table_name, table_type FROM information_schema.tables"
+        ).fetchall()
+    ),
+}
+print(json.dumps(out, default=str))
+"""
+
+
+class Child:
+    """A child process driven line by line: send() writes to its stdin, line() waits
+    (with a timeout) for the next line of its stdout."""
+
+    def __init__(self, script: str, *args: str | Path, python: str | Path = sys.executable):
+        self.proc = subprocess.Popen(
+            [str(python), "-c", script, *map(str, args)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def line(self, timeout: float = 30.0) -> str:
+        try:
+            got = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            pytest.fail(f"child said nothing for {timeout} s")
+        if got is None:
+            _, err = self.proc.communicate(timeout=10)
+            pytest.fail(f"child exited with {self.proc.returncode}; stderr:\n{err}")
+        return got
+
+    def expect(self, expected: str, timeout: float = 30.0) -> None:
+        got = self.line(timeout)
+        assert got == expected, got
+
+    def finish(self, timeout: float = 30.0) -> None:
+        """Close its stdin and require a clean exit."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        rc = self.proc.wait(timeout=timeout)
+        assert self.proc.stderr is not None
+        assert rc == 0, self.proc.stderr.read()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def children() -> Iterator[list[Child]]:
+    """Child processes a test started; killed at teardown if still running."""
+    started: list[Child] = []
+    yield started
+    for child in started:
+        child.kill()
+
+
+def run_json(python: str | Path, script: str, *args: str | Path) -> Any:
+    proc = subprocess.run(
+        [str(python), "-c", script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+# --- stores and mirrors --------------------------------------------------------
+
+
+def note(i: int, **fields: Any) -> dict[str, Any]:
+    """A note record (kind 'note', so the orphans view sees it)."""
+    return make_record(i, kind="note", name=f"Note {i}.md", extension="md", **fields)
+
+
+def fill(store: Store, n: int) -> None:
+    """n notes, each linking to the next (the last link is broken), plus two notes
+    that link nowhere and that nothing links to (orphans)."""
+    store.apply([Upsert(note(i)) for i in range(n)])
+    store.apply([Upsert(note(900 + k, links=[], tags=["lonely"])) for k in range(2)])
+
+
+def churn(store: Store, round_no: int) -> None:
+    """One batch of edits: changed contents, a delete and a move."""
+    base = 10 * round_no
+    ops: list[Upsert | Delete | Move] = [
+        Upsert(note(i, content=f"round {round_no} of note {i}")) for i in range(base, base + 5)
+    ]
+    ops.append(Delete(note(base + 5)["path"]))
+    ops.append(Move(note(base + 6)["path"], f"Moved/Note {base + 6} r{round_no}.md"))
+    assert store.apply(ops)
+
+
+def store_blake3(store: Store) -> dict[str, str]:
+    return {r["path"]: r["blake3"] for r in store.records()}
+
+
+def mirror_state(mirror: Mirror) -> tuple[int, dict[str, str]]:
+    """(watermark, path -> blake3) as the mirror holds them, read in this process."""
+    with duckdb.connect(str(mirror.path), read_only=True) as con:
+        watermark = con.execute("SELECT watermark FROM mirror_state").fetchall()[0][0]
+        rows = con.execute("SELECT path, blake3 FROM notes").fetchall()
+    return int(watermark), dict(rows)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[Store, Mirror, Path]]:
+    """A writable redb store with 50 notes (plus two orphans), its mirror built by a
+    first flush, and the vault folder (empty; outside the data dir)."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    data_dir = tmp_path / "data"
+    store = open_store(data_dir, vault_root=vault)
+    fill(store, 50)
+    mirror = Mirror(data_dir)
+    assert mirror.flush(store).rebuilt
+    yield store, mirror, vault
+    store.close()
+
+
+def check_consistent(seen: dict[str, Any], store: Store) -> None:
+    """What a plain-duckdb reader saw matches the store, and the mirror's tables
+    agree with each other."""
+    assert seen["ccc_watch_imported"] is False
+    assert seen["write"] != "allowed"
+    assert seen["state_rows"] == 1
+    assert seen["notes"] == seen["distinct_paths"] == len(store)
+    assert seen["blake3"] == store_blake3(store)
+    assert seen["watermark"] == store.head()
+    assert seen["events"] == seen["max_event_seq"] == store.head()
+    assert seen["links"] > 0
+    assert seen["dangling"] == {"links": 0, "tags": 0, "properties": 0, "tasks": 0}
+
+
+# --- 1. a plain duckdb reader -------------------------------------------------
+
+
+def test_plain_duckdb_reader_sees_a_rebuilt_mirror_consistent(
+    setup: tuple[Store, Mirror, Path],
+) -> None:
+    """Another process with only `duckdb` (no ccc_watch import) opens the freshly built
+    mirror read-only: one note row per store record, with the store's blake3s, the
+    watermark and the events at the store's head, every links.source (and every
+    tags/properties/tasks path) a note, and its write refused."""
+    store, mirror, _ = setup
+    seen = run_json(sys.executable, SNAPSHOT_READER, mirror.path)
+    check_consistent(seen, store)
+    assert seen["notes"] == 52
+
+
+def test_plain_duckdb_reader_sees_a_flushed_mirror_consistent(
+    setup: tuple[Store, Mirror, Path],
+) -> None:
+    """After flushes that applied edits, deletes and moves (incremental, not rebuilds),
+    a plain-duckdb reader still sees exactly the store: no links, tags, properties or
+    tasks left behind by a deleted or moved note."""
+    store, mirror, _ = setup
+    for round_no in range(3):
+        churn(store, round_no)
+        result = mirror.flush(store)
+        assert not result.rebuilt
+        assert result.watermark == store.head()
+    seen = run_json(sys.executable, SNAPSHOT_READER, mirror.path)
+    check_consistent(seen, store)
+    assert seen["notes"] == 52 - 3
+
+
+# --- 2. a reader holding the file blocks flushes, not the store ----------------
+
+
+def hold_and_write(store: Store, mirror: Mirror, children: list[Child]) -> Child:
+    """Start a reader that keeps the mirror open read-only; while it does, write to
+    the store and flush three times: each flush is refused with MirrorBusyError, the
+    store takes every write, and the reader keeps seeing the old mirror."""
+    before = mirror_state(mirror)
+    reader = Child(HOLDING_READER, mirror.path)
+    children.append(reader)
+    reader.expect("open")
+    for round_no in range(3):
+        head = store.head()
+        churn(store, round_no)
+        assert store.head() == head + 7  # 5 upserts, a delete, a move
+        with pytest.raises(MirrorBusyError, match="open in another process") as info:
+            mirror.flush(store)
+        assert str(mirror.path) in str(info.value)
+        reader.send("read")
+        assert json.loads(reader.line()) == {"watermark": before[0], "notes": 52}
+    assert store.head() == before[0] + 21
+    return reader
+
+
+def test_flush_is_refused_while_a_reader_holds_the_mirror(
+    setup: tuple[Store, Mirror, Path], children: list[Child]
+) -> None:
+    """While another process keeps a read-only DuckDB connection open, Mirror.flush
+    raises MirrorBusyError naming the file, every time; the redb store keeps accepting
+    writes; the reader's view is unchanged and the mirror file is untouched."""
+    store, mirror, _ = setup
+    before = mirror_state(mirror)
+    reader = hold_and_write(store, mirror, children)
+    reader.send("close")
+    reader.expect("closed")
+    reader.finish()
+    assert mirror_state(mirror) == before
+    assert before[0] < store.head()
+
+
+def test_first_flush_after_the_reader_lets_go_catches_up(
+    setup: tuple[Store, Mirror, Path], children: list[Child]
+) -> None:
+    """Once the reader closes its connection (told through its stdin), the very next
+    flush succeeds and applies every change written meanwhile: watermark == store.head()
+    and the same paths with the same blake3s as the store."""
+    store, mirror, _ = setup
+    reader = hold_and_write(store, mirror, children)
+    reader.send("close")
+    reader.expect("closed")  # the process lives on; its connection is closed
+    result = mirror.flush(store)
+    assert not result.rebuilt
+    assert result.applied == 21
+    assert result.watermark == store.head()
+    assert mirror_state(mirror) == (store.head(), store_blake3(store))
+    reader.finish()
+
+
+# --- 3. a flush holding the file makes readers retry ----------------------------
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """The environment without CCC_WATCH_* and with config/data dirs in tmp_path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCC_WATCH_")}
+    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+        path = tmp_path / name.lower()
+        path.mkdir(exist_ok=True)
+        env[name] = str(path)
+    return env
+
+
+def cli_sql(
+    vault: Path, mirror: Mirror, env: dict[str, str], query: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "ccc_watch.cli"),
+            *("--vault", str(vault), "--data-dir", str(mirror.path.parent)),
+            *("sql", query),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def start_holder(mirror: Mirror, children: list[Child]) -> Child:
+    """A child attaches the mirror read-write, as a flush does, and holds it until
+    told (a line on its stdin; at most 60 s); returns once it holds the lock (checked:
+    a read-only open fails at once)."""
+    holder = Child(WRITE_HOLDER, mirror.path, "60")
+    children.append(holder)
+    holder.expect("held")
+    with pytest.raises(MirrorBusyError):
+        mirror.connect(retry_seconds=0)
+    return holder
+
+
+def release_after(holder: Child, seconds: float) -> threading.Timer:
+    """Tell the holder to let go `seconds` from now (from another thread)."""
+    timer = threading.Timer(seconds, holder.send, args=("go",))
+    timer.start()
+    return timer
+
+
+class ShortRetryMirror(Mirror):
+    """run_query() calls mirror.connect() with its default window and takes no window
+    of its own; this subclass only shortens that default."""
+
+    window = 1.0
+
+    def connect(self, retry_seconds: float | None = None) -> duckdb.DuckDBPyConnection:
+        return super().connect(self.window if retry_seconds is None else retry_seconds)
+
+
+def test_cli_sql_waits_out_a_short_flush(
+    setup: tuple[Store, Mirror, Path], children: list[Child], tmp_path: Path
+) -> None:
+    """`ccc-watch sql "SELECT count(*) FROM notes"`, started while another process
+    holds the file read-write, and the hold released 1 s later (longer than the CLI
+    takes to start, so it meets the lock), succeeds after the hold ends and prints the
+    count."""
+    store, mirror, vault = setup
+    env = cli_env(tmp_path)
+    holder = start_holder(mirror, children)
+    started = time.monotonic()
+    timer = release_after(holder, 1.0)
+    proc = cli_sql(vault, mirror, env, "SELECT count(*) FROM notes")
+    took = time.monotonic() - started
+    timer.join()
+    holder.expect("released")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    lines = proc.stdout.splitlines()
+    assert lines[0].strip() == "count_star()"
+    assert lines[2].strip() == str(len(store)) == "52"
+    assert lines[-1] == "(1 row)"
+    assert 1.0 <= took < 5, took  # answered after the release, within the window
+
+
+def test_run_query_retries_through_a_half_second_flush(
+    setup: tuple[Store, Mirror, Path], children: list[Child]
+) -> None:
+    """run_query() (what `ccc-watch sql` calls) on a mirror that another process holds
+    read-write for 0.5 s more returns the right answer after the hold, not an error."""
+    store, mirror, _ = setup
+    holder = start_holder(mirror, children)
+    started = time.monotonic()
+    timer = release_after(holder, 0.5)
+    out = run_query(mirror, "SELECT count(*) AS n FROM notes", "json")
+    took = time.monotonic() - started
+    timer.join()
+    holder.expect("released")
+    assert json.loads(out) == [{"n": len(store)}]
+    assert 0.5 <= took < 5, took
+
+
+def test_run_query_gives_up_after_its_retry_window(
+    setup: tuple[Store, Mirror, Path], children: list[Child]
+) -> None:
+    """When a hold outlasts the retry window (1 s here, through a Mirror whose
+    connect() defaults to it: run_query() takes no window of its own), run_query()
+    raises MirrorBusyError with one line that says the mirror stayed locked for 1 s and
+    names the file; it gave up at the window's end. After the hold it reads again."""
+    store, mirror, _ = setup
+    short = ShortRetryMirror(mirror.path.parent)
+    holder = start_holder(mirror, children)
+    started = time.monotonic()
+    with pytest.raises(MirrorBusyError) as info:
+        run_query(short, "SELECT count(*) FROM notes")
+    took = time.monotonic() - started
+    holder.send("go")
+    holder.expect("released")
+    assert str(info.value) == f"the mirror stayed locked for 1 s: {mirror.path}"
+    assert 1.0 <= took < 5, took
+    out = run_query(short, "SELECT count(*) AS n FROM notes", "json")
+    assert json.loads(out) == [{"n": len(store)}]
+
+
+def test_cli_sql_fails_with_one_line_when_the_hold_outlasts_5_s(
+    setup: tuple[Store, Mirror, Path], children: list[Child], tmp_path: Path
+) -> None:
+    """`ccc-watch sql` (default 5 s window; the command line has no way to change it)
+    against a file held longer (the holder lets go as soon as the CLI has answered, so
+    the test takes ~6 s): exit 1, nothing on stdout, one stderr line saying the mirror
+    stayed locked for 5 s, naming the file."""
+    _, mirror, vault = setup
+    env = cli_env(tmp_path)
+    holder = start_holder(mirror, children)
+    started = time.monotonic()
+    proc = cli_sql(vault, mirror, env, "SELECT count(*) FROM notes")
+    took = time.monotonic() - started
+    holder.send("go")
+    holder.expect("released")
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0] == f"ccc-watch: the mirror stayed locked for 5 s: {mirror.path}"
+    assert 5 <= took < 30, took
+
+
+# --- 4. DuckDB 1.4 LTS reads what this DuckDB writes ----------------------------
+
+
+@pytest.fixture(scope="session")
+def duckdb14(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The python of a fresh virtualenv with duckdb 1.4.x (the LTS) installed; the
+    test skips when it cannot be installed (no network, no wheel)."""
+    venv = tmp_path_factory.mktemp("duckdb14") / "venv"
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120
+        )
+        python = venv / "bin" / "python"
+        proc = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "duckdb>=1.4,<1.5"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    except (subprocess.SubprocessError, OSError) as e:
+        pytest.skip(f"cannot set up a virtualenv with duckdb 1.4: {e}")
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        pytest.skip(f"pip install duckdb>=1.4,<1.5 failed (offline?): {last}")
+    return python
+
+
+@pytest.mark.timeout(600)
+def test_duckdb_1_4_reads_a_fresh_mirror(setup: tuple[Store, Mirror, Path], duckdb14: Path) -> None:
+    """DuckDB 1.4.x, in a virtualenv of its own, opens a freshly built mirror
+    read-only and reads every row of notes, links, tags, properties, tasks, events and
+    mirror_state, and every view, exactly as the DuckDB that wrote it does; the views
+    give the expected answers (the last note's link is broken, the two link-less notes
+    are orphans, the nested tag's parent is counted as implied)."""
+    store, mirror, _ = setup
+    mirror.rebuild(store)  # freshly built, not just flushed once
+    old = run_json(duckdb14, FULL_READER, mirror.path)
+    new = run_json(sys.executable, FULL_READER, mirror.path)
+    assert old["version"].startswith("1.4."), old["version"]
+    assert new["version"] == duckdb.__version__
+    assert old["catalog"] == new["catalog"]
+    assert old["tables"] == new["tables"]
+    assert old["views"] == new["views"]
+
+    tables, views = old["tables"], old["views"]
+    assert len(tables["notes"]["rows"]) == len(store) == 52
+    assert len(tables["links"]["rows"]) == 50
+    assert len(tables["tasks"]["rows"]) == 52
+    assert len(tables["events"]["rows"]) == store.head()
+    assert tables["mirror_state"]["rows"][0][0] == store.head()
+    # 50 notes with tags a, b/c and implied b; 2 with 'lonely'
+    assert len(tables["tags"]["rows"]) == 50 * 3 + 2
+
+    def column(view: str, name: str) -> list[Any]:
+        i = views[view]["columns"].index(name)
+        return [row[i] for row in views[view]["rows"]]
+
+    assert column("broken_links", "target") == ["Note 50"]
+    assert column("broken_links", "source") == ["Folder 0/Note 49.md"]
+    assert sorted(column("orphans", "path")) == ["Folder 4/Note 900.md", "Folder 5/Note 901.md"]
+    backlinks = set(
+        zip(column("backlinks", "path"), column("backlinks", "linked_from"), strict=True)
+    )
+    assert ("Folder 1/Note 1.md", "Folder 0/Note 0.md") in backlinks
+    assert len(backlinks) == 49
+    counts = {row[0]: row[1:] for row in views["tag_counts"]["rows"]}
+    assert counts == {"a": [50, True], "b/c": [50, True], "b": [50, False], "lonely": [2, True]}
+    assert len(views["resolved_links"]["rows"]) == 50
+    assert ["Folder 3/Note 3.md", "note 3"] in views["link_keys"]["rows"]
+
+
+@pytest.mark.timeout(600)
+def test_duckdb_1_4_reads_a_mirror_after_incremental_flushes(
+    setup: tuple[Store, Mirror, Path], duckdb14: Path
+) -> None:
+    """A mirror that this DuckDB has since flushed incrementally (edits, deletes and
+    moves, each flush attaching the file again) is still readable by DuckDB 1.4.x,
+    which sees exactly what this DuckDB sees and what the store holds."""
+    store, mirror, _ = setup
+    for round_no in range(3):
+        churn(store, round_no)
+        assert not mirror.flush(store).rebuilt
+    old = run_json(duckdb14, FULL_READER, mirror.path)
+    new = run_json(sys.executable, FULL_READER, mirror.path)
+    assert old["version"].startswith("1.4."), old["version"]
+    assert old["tables"] == new["tables"]
+    assert old["views"] == new["views"]
+    notes = old["tables"]["notes"]
+    path_col = notes["columns"].index("path")
+    assert {row[path_col] for row in notes["rows"]} == set(store_blake3(store))
+    assert old["tables"]["mirror_state"]["rows"][0][0] == store.head()
+    assert len(old["tables"]["events"]["rows"]) == store.head()
