@@ -168,68 +168,62 @@ def _tag_parents(tag: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
+def _micros(seconds: float | None) -> int | None:
+    """Microseconds since the epoch: what an Arrow timestamp('us') column holds."""
+    return None if seconds is None else round(seconds * 1_000_000)
+
+
 @dataclass
 class Rows:
-    """Rows of the per-path tables for a set of records, column by column."""
+    """Rows of the per-path tables for a set of records, as tuples in column order
+    (tuples and a column-wise Arrow build are several times faster than dicts)."""
 
-    notes: list[dict[str, Any]]
-    links: list[dict[str, Any]]
-    tags: list[dict[str, Any]]
-    properties: list[dict[str, Any]]
-    tasks: list[dict[str, Any]]
+    notes: list[tuple[Any, ...]]
+    links: list[tuple[Any, ...]]
+    tags: list[tuple[Any, ...]]
+    properties: list[tuple[Any, ...]]
+    tasks: list[tuple[Any, ...]]
 
     @classmethod
     def of(cls, records: Iterable[Record], policy: IndexPolicy) -> Rows:
         """Flatten records into table rows, applying the body policy once more."""
         rows = cls([], [], [], [], [])
         for rec in records:
+            get = rec.get
             path = rec["path"]
-            folder, _, _ = path.rpartition("/")
-            body = rec.get("body") if policy.keeps_body(rec.get("classification", "")) else None
-            mtime_ns = rec.get("mtime_ns")
-            rows.notes.append({
-                "path": path, "id": rec.get("id"), "name": rec.get("name"),
-                "folder": folder, "extension": rec.get("extension"), "kind": rec.get("kind"),
-                "mime": rec.get("mime"), "record_type": rec.get("record_type"),
-                "size": rec.get("size"),
-                "mtime": None if mtime_ns is None else _timestamp(mtime_ns / 1e9),
-                "mtime_ns": mtime_ns, "blake3": rec.get("blake3"),
-                "frontmatter": orjson.dumps(rec.get("frontmatter") or {}).decode(),
-                "frontmatter_status": rec.get("frontmatter_status"),
-                "frontmatter_error": rec.get("frontmatter_error"),
-                "classification": rec.get("classification"), "title": rec.get("title"),
-                "aliases": rec.get("aliases") or [], "tags": rec.get("tags") or [],
-                "word_count": rec.get("word_count"), "body": body, "error": rec.get("error"),
-                "indexed_at": _timestamp(rec.get("indexed_at")),
-            })  # fmt: skip
-            for no, link in enumerate(rec.get("links") or []):
-                rows.links.append({
-                    "source": path, "link_no": no, "target": link.get("target"),
-                    "kind": link.get("kind"), "alias": link.get("alias"),
-                    "heading": link.get("heading"), "block": link.get("block"),
-                    "line": link.get("line"),
-                })  # fmt: skip
-            explicit = set(rec.get("tags") or [])
+            body = get("body") if policy.keeps_body(get("classification") or "") else None
+            mtime_ns = get("mtime_ns")
+            frontmatter = get("frontmatter") or {}
+            rows.notes.append((
+                path, get("id"), get("name"), path.rpartition("/")[0], get("extension"),
+                get("kind"), get("mime"), get("record_type"), get("size"),
+                None if mtime_ns is None else mtime_ns // 1000, mtime_ns, get("blake3"),
+                orjson.dumps(frontmatter).decode(), get("frontmatter_status"),
+                get("frontmatter_error"), get("classification"), get("title"),
+                get("aliases") or [], get("tags") or [], get("word_count"), body,
+                get("error"), _micros(get("indexed_at")),
+            ))  # fmt: skip
+            rows.links += [
+                (path, no, link.get("target"), link.get("kind"), link.get("alias"),
+                 link.get("heading"), link.get("block"), link.get("line"))
+                for no, link in enumerate(get("links") or [])
+            ]  # fmt: skip
+            explicit = set(get("tags") or [])
             implied = {p for t in explicit for p in _tag_parents(t)} - explicit
-            rows.tags += [{"path": path, "tag": t, "explicit": True} for t in sorted(explicit)]
-            rows.tags += [{"path": path, "tag": t, "explicit": False} for t in sorted(implied)]
-            for key, value in (rec.get("frontmatter") or {}).items():
-                rows.properties.append({
-                    "path": path, "key": key, "value": orjson.dumps(value).decode(),
-                    "text": _property_text(value), "type": _property_type(value),
-                })  # fmt: skip
-            for task in rec.get("tasks") or []:
-                rows.tasks.append(
-                    {
-                        "path": path,
-                        "line": task.get("line"),
-                        "done": task.get("done"),
-                        "text": task.get("text"),
-                    }
-                )
+            rows.tags += [(path, t, True) for t in sorted(explicit)]
+            rows.tags += [(path, t, False) for t in sorted(implied)]
+            rows.properties += [
+                (path, key, orjson.dumps(value).decode(), _property_text(value),
+                 _property_type(value))
+                for key, value in frontmatter.items()
+            ]  # fmt: skip
+            rows.tasks += [
+                (path, task.get("line"), task.get("done"), task.get("text"))
+                for task in get("tasks") or []
+            ]
         return rows
 
-    def tables(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    def tables(self) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
         """(table name, rows) for each per-path table."""
         yield from vars(self).items()
 
@@ -266,11 +260,10 @@ _ARROW: dict[str, pa.Schema] = {
 }  # fmt: skip
 
 
-def _event_rows(changes: Iterable[Change]) -> list[dict[str, Any]]:
+def _event_rows(changes: Iterable[Change]) -> list[tuple[Any, ...]]:
     return [
-        {"seq": c.seq, "time": _timestamp(c.ts), "op": c.op, "path": c.path,
-         "prev_path": c.prev_path, "id": c.id, "blake3_before": c.blake3_before,
-         "blake3_after": c.blake3_after, "cause": c.cause}
+        (c.seq, _micros(c.ts), c.op, c.path, c.prev_path, c.id, c.blake3_before,
+         c.blake3_after, c.cause)
         for c in changes
     ]  # fmt: skip
 
@@ -464,10 +457,15 @@ class Mirror:
         return int(rows[0][0]) if rows else None
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
-    arrow = pa.Table.from_pylist(rows, schema=_ARROW[table])
+    schema = _ARROW[table]
+    columns = zip(*rows, strict=True)
+    arrow = pa.Table.from_arrays(
+        [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
     con.register("incoming", arrow)
     try:
         con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
