@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from ccc_watch.errors import CccWatchError
 from ccc_watch.indexer import IndexPolicy
+from ccc_watch.procs import owner_pid, pid_alive
 from ccc_watch.store import Change, Record, Store
 
 MIRROR_FILE = "mirror.duckdb"
@@ -390,6 +391,10 @@ class Mirror:
     def rebuild(self, store: Store) -> FlushResult:
         """Write a complete new mirror from one store snapshot, then swap it in."""
         started = time.perf_counter()
+        for stale in self.path.parent.glob(f".{MIRROR_FILE}.*.tmp*"):  # and its .wal
+            pid = owner_pid(stale.name)
+            if pid is not None and not pid_alive(pid):  # left by a killed rebuild
+                _remove_file(stale)
         tmp = self.path.with_name(f".{MIRROR_FILE}.{os.getpid()}.tmp")
         _remove_db(tmp)
         with store.snapshot() as snap, self._attached(tmp) as con:

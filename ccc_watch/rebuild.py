@@ -31,6 +31,7 @@ from ccc_watch import codec
 from ccc_watch.errors import StoreError, StoreMissingError
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import Indexer, IndexPolicy, IndexResult
+from ccc_watch.procs import owner_pid, pid_alive
 from ccc_watch.store import Record, Upsert, open_store, store_file
 from ccc_watch.store.store import VOLATILE_FIELDS
 from ccc_watch.vault import walk
@@ -285,16 +286,6 @@ def _remove_stale_work_dirs(data_dir: Path) -> None:
     if not data_dir.is_dir():
         return
     for entry in data_dir.glob(".rebuild-*"):
-        pid = entry.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        pid = owner_pid(entry.name)
+        if pid is not None and not pid_alive(pid):
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
