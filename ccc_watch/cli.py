@@ -15,6 +15,7 @@ from typing import Any
 
 from ccc_watch import __version__, codec, config
 from ccc_watch.errors import CccWatchError, StoreMissingError
+from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import IndexPolicy
 from ccc_watch.mirror import Mirror
 from ccc_watch.store import Store, open_store, store_file
@@ -99,11 +100,10 @@ def cmd_rebuild(args: argparse.Namespace, cfg: config.Config) -> int:
     Exit code 0 when every file got a clean record, 1 when some could not be read
     (they still got a record with the reason, and the rest landed).
     """
-    from ccc_watch.ignore import IgnoreRules
     from ccc_watch.rebuild import rebuild
 
     vault = cfg.require_vault().resolve()
-    rules = IgnoreRules.load(vault, config_dir=cfg.config_dir, patterns=cfg.ignore)
+    rules = _rules(cfg, vault)
     report = rebuild(
         vault,
         cfg.resolved_data_dir(),
@@ -201,6 +201,61 @@ def cmd_export(args: argparse.Namespace, cfg: config.Config) -> int:
     return 0
 
 
+def _rules(cfg: config.Config, vault: Path) -> IgnoreRules:
+    return IgnoreRules.load(vault, config_dir=cfg.config_dir, patterns=cfg.ignore)
+
+
+def cmd_scan(args: argparse.Namespace, cfg: config.Config) -> int:
+    """Reconcile the store with the vault once (what the daemon does at start-up), then
+    bring the mirror up to date. Prints one DRIFT line per difference found."""
+    from ccc_watch.indexer import Indexer
+    from ccc_watch.reconcile import reconcile
+
+    vault = cfg.require_vault().resolve()
+    with open_store(cfg.resolved_data_dir(), backend=cfg.backend, vault_root=vault) as store:
+        indexer = Indexer(vault, str(store.meta["vault_id"]), _policy(cfg))
+        result = reconcile(
+            vault,
+            store,
+            indexer,
+            _rules(cfg, vault),
+            offline=True,
+            previous_scan_ns=store.meta.get("last_scan_started_ns"),
+            batch_size=cfg.batch_size,
+        )
+        for drift in result.drift:
+            print(drift.line())
+        print(
+            f"scanned {result.seen} files ({result.hashed} read) in {result.seconds:.2f} s: "
+            f"{result.changes} changes"
+        )
+        _mirror(cfg).flush(store)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, cfg: config.Config) -> int:
+    """Compare every file (hashed in full) with the store, and the store with the mirror.
+    Exit 0 when all agree, 1 when not. Read-only: works while the daemon runs."""
+    from ccc_watch.verify import verify
+
+    vault = cfg.require_vault().resolve()
+    mirror = _mirror(cfg)
+    diffs = verify(
+        vault,
+        cfg.resolved_data_dir(),
+        _rules(cfg, vault),
+        backend=cfg.backend,
+        mirror=mirror if mirror.path.exists() else None,
+    )
+    if args.json:
+        print(json.dumps([d.as_dict() for d in diffs], indent=2, ensure_ascii=False))
+    else:
+        for d in diffs:
+            print(d.line())
+        print("verify: clean" if not diffs else f"verify: {len(diffs)} differences")
+    return 1 if diffs else 0
+
+
 COMMANDS: dict[str, tuple[Handler, str]] = {
     "config": (cmd_config, "show the resolved settings and where each came from"),
     "init": (cmd_init, "create the vault's store (idempotent)"),
@@ -212,6 +267,8 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "mirror": (cmd_mirror, "apply the store's changes to the DuckDB mirror"),
     "sql": (cmd_sql, "run a read-only SQL query against the mirror"),
     "export": (cmd_export, "write the mirror's tables as Parquet files"),
+    "scan": (cmd_scan, "reconcile the store with the vault once, then the mirror"),
+    "verify": (cmd_verify, "compare files, store and mirror in full; exit 1 on a difference"),
 }
 
 
@@ -246,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=help_text,
             description=(handler.__doc__ or help_text).strip(),
         )
-        if name in ("config", "info", "rebuild"):
+        if name in ("config", "info", "rebuild", "verify"):
             p.add_argument("--json", action="store_true", help="print JSON")
         if name == "rebuild":
             p.add_argument(

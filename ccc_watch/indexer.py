@@ -186,6 +186,9 @@ class Indexer:
             "record_type": _record_type(key, ext, {}, self.policy),
             "size": None if snap is None else snap.size,
             "mtime_ns": None if snap is None else snap.mtime_ns,
+            # ctime and inode catch a rewrite whose mtime was set back (sync tools do).
+            "ctime_ns": None if snap is None else snap.ctime_ns,
+            "inode": None if snap is None else snap.inode,
             "blake3": None if snap is None else blake3.blake3(snap.data).hexdigest(),
             "frontmatter": {},
             "frontmatter_status": "absent",

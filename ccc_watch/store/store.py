@@ -293,6 +293,14 @@ class Store:
         except _Unchanged:
             return []
 
+    def set_meta(self, name: str, value: Any) -> None:
+        """Record a JSON value in the meta table (and in self.meta)."""
+        if self.readonly:
+            raise StoreError(f"store is open read-only: {self.path}")
+        with self.backend.writing() as tx:
+            tx.put("meta", name, codec.encode({"value": value}))
+        self.meta[name] = value
+
     def upsert(self, record: Mapping[str, Any], cause: str = "scan") -> Change | None:
         """Insert or replace a record; None when it equals the stored one."""
         return next(iter(self.apply([Upsert(record, cause)])), None)

@@ -1,0 +1,137 @@
+"""Reconcile: compare a walk of the vault with the store and turn the differences into
+the same upserts, deletes and moves every other source of change uses.
+
+Stat first (size, mtime_ns, ctime_ns, inode); a file is read and hashed only when one
+of them moved, or when its mtime is not older than the previous scan's start (git's
+"racy" rule: a write in the same clock tick as the last scan looks unchanged). A
+deleted record and a new file with the same blake3 are one move, so the note keeps
+its id. Everything found is also reported as drift.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from ccc_watch.drift import Drift, DriftKind, conflict_original
+from ccc_watch.ignore import IgnoreRules
+from ccc_watch.indexer import Indexer
+from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert
+from ccc_watch.vault import VaultFile, walk
+
+_STAT_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode")
+
+
+@dataclass
+class ReconcileResult:
+    """What a reconcile found and applied."""
+
+    seen: int = 0
+    hashed: int = 0
+    changes: int = 0
+    drift: list[Drift] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _stat_moved(rec: Record, f: VaultFile) -> bool:
+    current = (f.size, f.mtime_ns, f.ctime_ns, f.inode)
+    return tuple(rec.get(k) for k in _STAT_FIELDS) != current
+
+
+def reconcile(
+    vault: Path,
+    store: Store,
+    indexer: Indexer,
+    rules: IgnoreRules,
+    *,
+    offline: bool,
+    previous_scan_ns: int | None = None,
+    batch_size: int = 1000,
+) -> ReconcileResult:
+    """Bring the store in line with the files; `offline` names the drift kinds
+    (changes made while no daemon ran) rather than missed events."""
+    started = time.perf_counter()
+    scan_started_ns = time.time_ns()
+    result = ReconcileResult()
+    report = walk(vault, rules)
+    result.skipped = report.skipped
+    files = {f.key: f for f in report.files}
+    result.seen = len(files)
+    with store.snapshot() as snap:
+        known = {r["path"]: r for r in snap.records()}
+
+    def kind(offline_kind: DriftKind) -> DriftKind:
+        return offline_kind if offline else "missed-event"
+
+    ops: list[Operation] = []
+    drift: list[Drift] = []
+    new_records: list[Record] = []
+    for key, f in sorted(files.items()):
+        rec = known.get(key)
+        racy = previous_scan_ns is not None and f.mtime_ns >= previous_scan_ns
+        if rec is not None and not _stat_moved(rec, f) and not racy and rec.get("blake3"):
+            continue
+        result.hashed += 1
+        res = indexer.index(key, f.path, None if rec is None else rec["id"])
+        if res.record is None:  # vanished since the walk: the delete pass below sees it
+            continue
+        if rec is None:
+            new_records.append(res.record)
+        else:
+            if res.record.get("blake3") != rec.get("blake3"):
+                drift.append(Drift(kind("modified-offline"), key, "content changed"))
+            ops.append(Upsert(res.record, cause="reconcile"))
+
+    unreadable = [u.rstrip("/") + "/" for u in report.unreadable]
+    gone = {
+        path: rec
+        for path, rec in known.items()
+        if path not in files and not any(path.startswith(u) for u in unreadable)
+    }
+    # A file that is new here and gone there with the same content is a move.
+    by_hash: dict[str, list[str]] = {}
+    for path, rec in gone.items():
+        if rec.get("blake3") and not rules.is_ignored(path):
+            by_hash.setdefault(rec["blake3"], []).append(path)
+    for new in new_records:
+        candidates = by_hash.get(new.get("blake3") or "", [])
+        if candidates:
+            old = candidates.pop(0)
+            gone.pop(old)
+            ops.append(Move(old, new["path"], cause="reconcile"))
+            ops.append(Upsert(dict(new, id=known[old]["id"]), cause="reconcile"))
+            drift.append(Drift(kind("created-offline"), new["path"], f"moved from {old}"))
+        else:
+            ops.append(Upsert(new, cause="reconcile"))
+            drift.append(Drift(kind("created-offline"), new["path"], "new file"))
+        shadowed = conflict_original(new["path"])
+        if shadowed is not None:
+            drift.append(Drift("sync-conflict", new["path"], f"conflict copy of {shadowed}"))
+    for path in sorted(gone):
+        ops.append(Delete(path, cause="reconcile"))
+        if rules.is_ignored(path):
+            drift.append(Drift("orphan-record", path, "now excluded by the ignore rules"))
+        else:
+            drift.append(Drift(kind("deleted-offline"), path, "file is gone"))
+    for path in report.unreadable:
+        logger.warning("reconcile: folder {} is unreadable: its records are kept", path)
+
+    for chunk in _chunks(ops, batch_size):
+        result.changes += len(store.apply(chunk))
+    store.set_meta("last_scan_started_ns", scan_started_ns)
+    for d in drift:
+        logger.warning(d.line())
+    result.drift = drift
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
