@@ -256,6 +256,29 @@ def cmd_verify(args: argparse.Namespace, cfg: config.Config) -> int:
     return 1 if diffs else 0
 
 
+def cmd_run(args: argparse.Namespace, cfg: config.Config) -> int:
+    """Watch the vault and keep the store and the mirror equal to it, until SIGTERM or
+    SIGINT (a second one exits at once). SIGHUP reloads the configuration."""
+    from ccc_watch.daemon import Daemon
+
+    return Daemon(cfg, settle=args.settle).run()
+
+
+def cmd_status(args: argparse.Namespace, cfg: config.Config) -> int:
+    """Whether a daemon runs for this vault, and what it is doing. Exit 0 when it runs
+    and is healthy, 1 when degraded, 2 when not running."""
+    from ccc_watch.daemon import read_status
+
+    status = read_status(cfg.resolved_data_dir())
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        _print({k: v for k, v in status.items() if not isinstance(v, dict)}, as_json=False)
+    if not status["running"]:
+        return 2
+    return 1 if status.get("state") == "degraded" else 0
+
+
 COMMANDS: dict[str, tuple[Handler, str]] = {
     "config": (cmd_config, "show the resolved settings and where each came from"),
     "init": (cmd_init, "create the vault's store (idempotent)"),
@@ -267,6 +290,8 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "mirror": (cmd_mirror, "apply the store's changes to the DuckDB mirror"),
     "sql": (cmd_sql, "run a read-only SQL query against the mirror"),
     "export": (cmd_export, "write the mirror's tables as Parquet files"),
+    "run": (cmd_run, "watch the vault and keep the store and the mirror up to date"),
+    "status": (cmd_status, "is a daemon running for this vault, and in what state"),
     "scan": (cmd_scan, "reconcile the store with the vault once, then the mirror"),
     "verify": (cmd_verify, "compare files, store and mirror in full; exit 1 on a difference"),
 }
@@ -303,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=help_text,
             description=(handler.__doc__ or help_text).strip(),
         )
-        if name in ("config", "info", "rebuild", "verify"):
+        if name in ("config", "info", "rebuild", "verify", "status"):
             p.add_argument("--json", action="store_true", help="print JSON")
         if name == "rebuild":
             p.add_argument(
@@ -311,6 +336,14 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "get":
             p.add_argument("path", help="the note's vault-relative path")
+        if name == "run":
+            p.add_argument(
+                "--settle",
+                type=float,
+                default=0.2,
+                metavar="SECONDS",
+                help="quiet time before a changed file is indexed (default 0.2)",
+            )
         if name == "mirror":
             p.add_argument(
                 "--rebuild",

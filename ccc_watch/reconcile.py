@@ -53,9 +53,12 @@ def reconcile(
     offline: bool,
     previous_scan_ns: int | None = None,
     batch_size: int = 1000,
+    expected: bool = False,
 ) -> ReconcileResult:
     """Bring the store in line with the files; `offline` names the drift kinds
-    (changes made while no daemon ran) rather than missed events."""
+    (changes made while no daemon ran) rather than missed events. `expected`: the scan
+    follows an event that asked for it (a folder moved in), so what it finds is no
+    drift: it is logged at DEBUG and not returned."""
     started = time.perf_counter()
     scan_started_ns = time.time_ns()
     result = ReconcileResult()
@@ -126,8 +129,8 @@ def reconcile(
         result.changes += len(store.apply(chunk))
     store.set_meta("last_scan_started_ns", scan_started_ns)
     for d in drift:
-        logger.warning(d.line())
-    result.drift = drift
+        logger.log("DEBUG" if expected else "WARNING", d.line())
+    result.drift = [] if expected else drift
     result.seconds = time.perf_counter() - started
     return result
 

@@ -1,0 +1,200 @@
+"""The Watcher: watchdog events become dirty vault paths, settled before indexing.
+
+Events are hints. A file event marks its path (both paths of a move) dirty; the
+coalescer hands a path to the indexer once no event touched it for the settle
+window. A folder event, or anything the observer may have lost (an inotify queue
+overflow), asks for a full reconcile instead: stat-first scans are cheap, and they
+catch what per-file events cannot (a folder moved out of the vault sends one event).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler, FileSystemMovedEvent
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+from ccc_watch.errors import InvalidPathError
+from ccc_watch.ignore import IgnoreRules
+from ccc_watch.paths import vault_key
+
+OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
+
+
+@dataclass
+class Pending:
+    """What the events asked for since the last drain."""
+
+    # key -> (time of the last event, the real path: it may be NFD where the key is NFC)
+    dirty: dict[str, tuple[float, str]] = field(default_factory=dict)
+    moves: list[tuple[str, str]] = field(default_factory=list)
+    rescan: str | None = None  # why a full reconcile is wanted
+    expected: bool = True  # every rescan request came from an event that explains it
+    last_event: float | None = None
+
+
+class Coalescer:
+    """Thread-safe collection of dirty paths, released once they settle."""
+
+    def __init__(self, settle_seconds: float) -> None:
+        self.settle = settle_seconds
+        self._lock = threading.Lock()
+        self._pending = Pending()
+        self.wake = threading.Event()
+
+    def mark(self, key: str, path: str) -> None:
+        """A file event touched key (on disk: path)."""
+        now = time.monotonic()
+        with self._lock:
+            self._pending.dirty[key] = (now, path)
+            self._pending.last_event = time.time()
+        self.wake.set()
+
+    def move(self, old: str, new: str, new_path: str) -> None:
+        """A file moved inside the vault: keep its identity, then re-read it."""
+        now = time.monotonic()
+        with self._lock:
+            self._pending.moves.append((old, new))
+            self._pending.dirty[new] = (now, new_path)
+            self._pending.dirty.pop(old, None)
+            self._pending.last_event = time.time()
+        self.wake.set()
+
+    def rescan(self, reason: str, expected: bool = False) -> None:
+        """Ask for a full reconcile; `expected` when an event explains what it will find
+        (a folder created or moved), so its findings are no drift."""
+        with self._lock:
+            self._pending.rescan = self._pending.rescan or reason
+            self._pending.expected = self._pending.expected and expected
+            self._pending.last_event = time.time()
+        self.wake.set()
+
+    def depth(self) -> int:
+        """Paths waiting."""
+        with self._lock:
+            return len(self._pending.dirty) + len(self._pending.moves)
+
+    def last_event(self) -> float | None:
+        """Wall time of the last event seen."""
+        with self._lock:
+            return self._pending.last_event
+
+    def take(
+        self, force: bool = False
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], str | None, bool]:
+        """(moves, settled (key, path) pairs, rescan reason, rescan expected). force,
+        or a pending rescan, releases everything: events first, then the scan."""
+        with self._lock:
+            force = force or self._pending.rescan is not None
+        cutoff = time.monotonic() - (0 if force else self.settle)
+        with self._lock:
+            ready = [(k, p) for k, (t, p) in self._pending.dirty.items() if t <= cutoff]
+            for k, _ in ready:
+                del self._pending.dirty[k]
+            # Moves go with the paths they touch: all of them once nothing is unsettled.
+            moves: list[tuple[str, str]] = []
+            if force or not self._pending.dirty:
+                moves, self._pending.moves = self._pending.moves, []
+            rescan, self._pending.rescan = self._pending.rescan, None
+            expected, self._pending.expected = self._pending.expected, True
+        return moves, ready, rescan, expected
+
+
+class _Handler(FileSystemEventHandler):
+    """Turns watchdog events into Coalescer calls, filtering with the shared rules."""
+
+    def __init__(self, vault: Path, rules: IgnoreRules, coalescer: Coalescer) -> None:
+        self.vault = vault
+        self.rules = rules
+        self.coalescer = coalescer
+
+    def key(self, path: str | bytes) -> str | None:
+        text = os.fsdecode(path)
+        try:
+            rel = os.path.relpath(text, self.vault)
+        except ValueError:
+            return None
+        if rel == "." or rel.startswith(".."):
+            return None
+        try:
+            return vault_key(rel)
+        except InvalidPathError:
+            return None
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        src = self.key(event.src_path)
+        dest = self.key(event.dest_path) if isinstance(event, FileSystemMovedEvent) else None
+        if src is not None and src in self.rules.rule_files:
+            self.coalescer.rescan(f"{src} changed", expected=True)
+            return
+        if event.is_directory:
+            if event.event_type != "modified":  # created, deleted, moved: the subtree
+                self.coalescer.rescan(f"folder {event.event_type}: {src or dest}", expected=True)
+            return
+        src_ok = src is not None and not self.rules.is_ignored(src)
+        dest_ok = dest is not None and not self.rules.is_ignored(dest)
+        src_path = os.fsdecode(event.src_path)
+        if isinstance(event, FileSystemMovedEvent):
+            dest_path = os.fsdecode(event.dest_path)
+            if src_ok and dest_ok:
+                self.coalescer.move(str(src), str(dest), dest_path)
+            else:  # into or out of ignored space (an atomic save from a temp name)
+                if src_ok:
+                    self.coalescer.mark(str(src), src_path)
+                if dest_ok:
+                    self.coalescer.mark(str(dest), dest_path)
+        elif src_ok:
+            self.coalescer.mark(str(src), src_path)
+
+
+class _OverflowHook(logging.Handler):
+    """watchdog reports a lost-events queue overflow only as a log record."""
+
+    def __init__(self, coalescer: Coalescer) -> None:
+        super().__init__(logging.WARNING)
+        self.coalescer = coalescer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.coalescer.rescan("inotify queue overflowed: events were lost")
+
+
+class Watcher:
+    """A watchdog observer over the vault feeding a Coalescer."""
+
+    def __init__(self, vault: Path, rules: IgnoreRules, coalescer: Coalescer) -> None:
+        self.vault = vault
+        self.coalescer = coalescer
+        self.handler = _Handler(vault, rules, coalescer)
+        self.observer: BaseObserver | None = None
+        self._hook = _OverflowHook(coalescer)
+        logging.getLogger(OVERFLOW_LOGGER).addHandler(self._hook)
+
+    def set_rules(self, rules: IgnoreRules) -> None:
+        """Use new ignore rules from now on."""
+        self.handler.rules = rules
+
+    def start(self) -> None:
+        """Start (or restart) the observer."""
+        self.observer = Observer()
+        self.observer.schedule(self.handler, str(self.vault), recursive=True)
+        self.observer.start()
+
+    def alive(self) -> bool:
+        """Whether the observer thread still runs."""
+        return self.observer is not None and self.observer.is_alive()
+
+    def stop(self) -> None:
+        """Stop watching."""
+        if self.observer is not None:
+            self.observer.stop()
+            self.observer.join(timeout=5)
+        logging.getLogger(OVERFLOW_LOGGER).removeHandler(self._hook)

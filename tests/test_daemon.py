@@ -1,0 +1,244 @@
+"""`ccc-watch run` as a real process with a real watchdog observer on real temp folders.
+
+Each scenario (names from SCENARIOS.md) ends with `verify` clean: files, store and
+mirror agree, checked by hashing every file independently of the daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ccc_watch.ignore import IgnoreRules
+from ccc_watch.mirror import Mirror
+from ccc_watch.store import open_store
+from ccc_watch.verify import verify
+
+
+class Daemon:
+    """A `ccc-watch run` child process and helpers to look at what it did."""
+
+    def __init__(self, vault: Path, data: Path, log: Path) -> None:
+        self.vault, self.data, self.log = vault, data, log
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CCC_WATCH_")}
+        self.env["XDG_CONFIG_HOME"] = str(data.parent / "cfg")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ccc_watch.cli", "--vault", str(self.vault),
+             "--data-dir", str(self.data), *args],
+            capture_output=True, text=True, env=self.env, timeout=120)  # fmt: skip
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ccc_watch.cli", "--vault", str(self.vault),
+                 "--data-dir", str(self.data), "run", "--settle", "0.1"],
+                stdout=out, stderr=out, env=self.env)  # fmt: skip
+        wait_until(lambda: self.status().get("state") == "watching", "daemon watching")
+
+    def status(self) -> dict[str, Any]:
+        got: dict[str, Any] = json.loads(self.cli("status", "--json").stdout)
+        return got
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=10)
+        self.proc = None
+        return code
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        with open_store(self.data, readonly=True) as store:
+            return {r["path"]: r for r in store.records()}
+
+    def is_clean(self) -> bool:
+        rules = IgnoreRules.load(self.vault)
+        return not verify(self.vault.resolve(), self.data, rules, mirror=Mirror(self.data))
+
+    def settle(self, timeout: float = 15) -> None:
+        """Wait until verify is clean (the watcher has caught up), or fail."""
+        try:
+            wait_until(self.is_clean, "verify clean", timeout)
+        except AssertionError:
+            rules = IgnoreRules.load(self.vault)
+            diffs = verify(self.vault.resolve(), self.data, rules, mirror=Mirror(self.data))
+            pytest.fail(
+                "not clean:\n"
+                + "\n".join(d.line() for d in diffs)
+                + "\n--- log ---\n"
+                + self.log.read_text()[-3000:]
+            )
+
+    def events(self) -> list[tuple[Any, ...]]:
+        with Mirror(self.data).connect() as con:
+            return con.execute(
+                "SELECT op, path, prev_path, cause FROM events ORDER BY seq"
+            ).fetchall()
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # the store or mirror may be between states: look again
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / ".obsidian").mkdir()
+    (vault / "Welcome.md").write_text("# Welcome\n[[Other]] #start\n")
+    (vault / "Other.md").write_text("# Other\n")
+    (vault / "Folder").mkdir()
+    for i in range(5):
+        (vault / "Folder" / f"n{i}.md").write_text(f"note {i} #f\n")
+    d = Daemon(vault, tmp_path / "data", tmp_path / "daemon.log")
+    d.start()
+    d.settle()
+    yield d
+    if d.proc is not None:
+        d.proc.kill()
+        d.proc.wait()
+
+
+def test_lifecycle_one_daemon_status_and_clean_stop(daemon: Daemon) -> None:
+    """A second daemon on the vault exits at once naming the pid; SIGTERM exits 0 within
+    10 s; status follows."""
+    status = daemon.status()
+    assert status["running"] and status["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+    second = daemon.cli("run")
+    assert second.returncode == 1
+    assert f"already running for this vault (pid {daemon.proc.pid})" in second.stderr  # type: ignore[union-attr]
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 10
+    assert daemon.status()["running"] is False
+    assert daemon.cli("status").returncode == 2
+
+
+def test_a1_rapid_saves_give_one_final_record(daemon: Daemon) -> None:
+    """A1: 50 writes within a second: one row with the last content."""
+    note = daemon.vault / "rapid.md"
+    for i in range(50):
+        note.write_text(f"version {i}\n")
+    daemon.settle()
+    assert daemon.records()["rapid.md"]["body"] == "version 49\n"
+    upserts = [e for e in daemon.events() if e[1] == "rapid.md"]
+    assert 1 <= len(upserts) <= 3, upserts  # coalesced, not one per write
+
+
+def test_a3_atomic_save_through_a_hidden_temp_file(daemon: Daemon) -> None:
+    """A3: write `.n.md.tmp` and rename it over the note: the note updates, no temp row."""
+    tmp = daemon.vault / ".Other.md.tmp"
+    tmp.write_text("# Other, saved atomically\n")
+    os.replace(tmp, daemon.vault / "Other.md")
+    daemon.settle()
+    records = daemon.records()
+    assert records["Other.md"]["body"] == "# Other, saved atomically\n"
+    assert not [p for p in records if "tmp" in p]
+
+
+def test_a6_created_and_deleted_at_once_leaves_nothing(daemon: Daemon) -> None:
+    """A6: a file that lives 10 ms leaves no row and no error."""
+    blip = daemon.vault / "blip.md"
+    blip.write_text("here\n")
+    time.sleep(0.01)
+    blip.unlink()
+    (daemon.vault / "marker.md").write_text("m\n")
+    daemon.settle()
+    assert "blip.md" not in daemon.records()
+
+
+def test_b1_rename_keeps_the_id(daemon: Daemon) -> None:
+    """B1: a rename moves the record (same id), no duplicate."""
+    before = daemon.records()["Other.md"]["id"]
+    (daemon.vault / "Other.md").rename(daemon.vault / "Renamed.md")
+    daemon.settle()
+    records = daemon.records()
+    assert "Other.md" not in records and records["Renamed.md"]["id"] == before
+    assert ("move", "Renamed.md", "Other.md", "event") in daemon.events()
+
+
+def test_b3_and_b6_folder_renamed_then_moved_out(daemon: Daemon, tmp_path: Path) -> None:
+    """B3: a folder rename moves every record under it; B6: moving it out of the vault
+    deletes them all (watchdog reports only the folder)."""
+    ids = {p: r["id"] for p, r in daemon.records().items() if p.startswith("Folder/")}
+    (daemon.vault / "Folder").rename(daemon.vault / "Moved")
+    daemon.settle()
+    after = daemon.records()
+    assert not [p for p in after if p.startswith("Folder/")]
+    for path, note_id in ids.items():
+        assert after["Moved/" + path.removeprefix("Folder/")]["id"] == note_id
+    shutil.move(str(daemon.vault / "Moved"), str(tmp_path / "outside"))
+    daemon.settle()
+    assert not [p for p in daemon.records() if p.startswith("Moved/")]
+
+
+def test_b7_folder_moved_in_then_edited(daemon: Daemon, tmp_path: Path) -> None:
+    """B7: a folder moved in from outside is indexed, and so are edits made inside it."""
+    outside = tmp_path / "incoming"
+    outside.mkdir()
+    for i in range(3):
+        (outside / f"i{i}.md").write_text(f"in {i}\n")
+    shutil.move(str(outside), str(daemon.vault / "Incoming"))
+    daemon.settle()
+    (daemon.vault / "Incoming" / "i0.md").write_text("edited after the move\n")
+    (daemon.vault / "Incoming" / "new.md").write_text("created after the move\n")
+    daemon.settle()
+    records = daemon.records()
+    assert records["Incoming/i0.md"]["body"] == "edited after the move\n"
+    assert "Incoming/new.md" in records
+
+
+def test_d1_changes_while_stopped_are_found_at_start(daemon: Daemon) -> None:
+    """D1: stop; create, modify, delete, rename; start: reconciled, drift logged."""
+    assert daemon.stop() == 0
+    (daemon.vault / "offline.md").write_text("written while stopped\n")
+    (daemon.vault / "Welcome.md").write_text("# Welcome, edited offline\n")
+    (daemon.vault / "Folder" / "n0.md").unlink()
+    (daemon.vault / "Folder" / "n1.md").rename(daemon.vault / "n1-renamed.md")
+    daemon.start()
+    daemon.settle()
+    log = daemon.log.read_text()
+    assert "DRIFT kind=created-offline path=offline.md" in log
+    assert "DRIFT kind=modified-offline path=Welcome.md" in log
+    assert "DRIFT kind=deleted-offline path=Folder/n0.md" in log
+
+
+def test_vault_deleted_while_running_exits_nonzero(daemon: Daemon) -> None:
+    """D4: the vault folder disappears: the daemon says so and exits 2, no crash loop."""
+    shutil.rmtree(daemon.vault)
+    assert daemon.proc is not None
+    assert daemon.proc.wait(timeout=10) == 2
+    daemon.proc = None
+    assert "deleted or replaced" in daemon.log.read_text()
+
+
+def test_ignored_litter_is_never_indexed(daemon: Daemon) -> None:
+    """F5/F8: .obsidian churn and editor litter cause no records."""
+    for i in range(20):
+        (daemon.vault / ".obsidian" / "workspace.json").write_text(f'{{"i": {i}}}')
+    for name in (".DS_Store", "Thumbs.db", "x.md.swp", "4913", "~$x.md", "n.md~"):
+        (daemon.vault / name).write_text("litter")
+    (daemon.vault / "real.md").write_text("real\n")
+    daemon.settle()
+    assert set(daemon.records()) == {"Welcome.md", "Other.md", "real.md",
+                                     *(f"Folder/n{i}.md" for i in range(5))}  # fmt: skip
