@@ -29,8 +29,9 @@ from ccc_watch.errors import CccWatchError
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import Indexer, IndexPolicy
 from ccc_watch.mirror import Mirror, MirrorBusyError, MirrorError
-from ccc_watch.reconcile import reconcile
+from ccc_watch.reconcile import pair_moves, reconcile
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
+from ccc_watch.vault import VaultUnreadableError
 from ccc_watch.watcher import Coalescer, Watcher
 
 PID_FILE = "daemon.pid"
@@ -178,7 +179,15 @@ class Daemon:
                     watcher.set_rules(rules)
                     indexer = Indexer(self.vault, str(store.meta["vault_id"]), policy)
                     self.coalescer.rescan("configuration reloaded (SIGHUP)")
-                self._drain(store, indexer, rules)
+                try:
+                    self._drain(store, indexer, rules)
+                except VaultUnreadableError:
+                    if self._root_intact(root):
+                        raise
+                    logger.error(
+                        "the vault folder {} was deleted or replaced: stopping", self.vault
+                    )
+                    return EXIT_ROOT_GONE
                 if time.monotonic() >= next_reconcile:
                     self.coalescer.rescan("periodic reconcile")
                     next_reconcile = self._next_reconcile()
@@ -280,16 +289,8 @@ class Daemon:
             else:
                 ops.append(Upsert(res.record, cause="event"))
         # A delete and a create of the same content in one settle window is a move.
-        by_hash = {str(r["blake3"]): k for k, r in gone.items() if r.get("blake3")}
-        for rec in fresh:
-            digest = str(rec.get("blake3"))
-            source = by_hash.pop(digest) if digest in by_hash else None
-            if source is not None:
-                moved = gone.pop(source)
-                ops.append(Move(source, rec["path"], cause="event"))
-                ops.append(Upsert(dict(rec, id=moved["id"]), cause="event"))
-            else:
-                ops.append(Upsert(rec, cause="event"))
+        for rec, source in pair_moves(gone, fresh, ops, cause="event"):
+            gone.pop(source or "", None)
             shadowed = conflict_original(rec["path"])
             if shadowed is not None:
                 logger.warning(

@@ -97,22 +97,11 @@ def reconcile(
         for path, rec in known.items()
         if path not in files and not any(path.startswith(u) for u in unreadable)
     }
-    # A file that is new here and gone there with the same content is a move.
-    by_hash: dict[str, list[str]] = {}
-    for path, rec in gone.items():
-        if rec.get("blake3") and not rules.is_ignored(path):
-            by_hash.setdefault(rec["blake3"], []).append(path)
-    for new in new_records:
-        candidates = by_hash.get(new.get("blake3") or "", [])
-        if candidates:
-            old = candidates.pop(0)
-            gone.pop(old)
-            ops.append(Move(old, new["path"], cause="reconcile"))
-            ops.append(Upsert(dict(new, id=known[old]["id"]), cause="reconcile"))
-            drift.append(Drift(kind("created-offline"), new["path"], f"moved from {old}"))
-        else:
-            ops.append(Upsert(new, cause="reconcile"))
-            drift.append(Drift(kind("created-offline"), new["path"], "new file"))
+    movable = {p: r for p, r in gone.items() if not rules.is_ignored(p)}
+    for new, old in pair_moves(movable, new_records, ops, cause="reconcile"):
+        gone.pop(old or "", None)
+        detail = f"moved from {old}" if old else "new file"
+        drift.append(Drift(kind("created-offline"), new["path"], detail))
         shadowed = conflict_original(new["path"])
         if shadowed is not None:
             drift.append(Drift("sync-conflict", new["path"], f"conflict copy of {shadowed}"))
@@ -133,6 +122,30 @@ def reconcile(
     result.drift = [] if expected else drift
     result.seconds = time.perf_counter() - started
     return result
+
+
+def pair_moves(
+    gone: dict[str, Record], fresh: list[Record], ops: list[Operation], cause: str
+) -> list[tuple[Record, str | None]]:
+    """Append the operations for new records to ops: a record whose content equals one
+    that disappeared (same blake3) becomes a Move plus an Upsert keeping that note's id,
+    any other an Upsert. Returns (new record, path it moved from or None) for each.
+    Used by reconcile and by the daemon for deletes and creates seen in one window."""
+    by_hash: dict[str, list[str]] = {}
+    for path, rec in gone.items():
+        if rec.get("blake3"):
+            by_hash.setdefault(str(rec["blake3"]), []).append(path)
+    paired: list[tuple[Record, str | None]] = []
+    for new in fresh:
+        candidates = by_hash.get(str(new.get("blake3")), [])
+        old = candidates.pop(0) if candidates else None
+        if old is not None:
+            ops.append(Move(old, new["path"], cause=cause))
+            ops.append(Upsert(dict(new, id=gone[old]["id"]), cause=cause))
+        else:
+            ops.append(Upsert(new, cause=cause))
+        paired.append((new, old))
+    return paired
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
