@@ -29,12 +29,12 @@ from ccc_watch.errors import CccWatchError
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import Indexer, IndexPolicy
 from ccc_watch.mirror import Mirror, MirrorBusyError, MirrorError
+from ccc_watch.procs import PID_FILE, running_pid
 from ccc_watch.reconcile import pair_moves, reconcile
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
 from ccc_watch.vault import VaultUnreadableError
 from ccc_watch.watcher import Coalescer, Watcher
 
-PID_FILE = "daemon.pid"
 STATUS_FILE = "status.json"
 EXIT_ROOT_GONE = 2
 
@@ -63,25 +63,6 @@ class _PidLock:
 
     def release(self) -> None:
         os.close(self.fd)
-
-
-def running_pid(data_dir: Path) -> int | None:
-    """The pid of the daemon holding data_dir's lock, or None."""
-    path = data_dir / PID_FILE
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.read(fd, 32).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
 
 
 class Daemon:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from pathlib import Path
+
+PID_FILE = "daemon.pid"  # in the data dir, locked by the running daemon
 
 
 def pid_alive(pid: int) -> bool:
@@ -22,3 +26,22 @@ def owner_pid(name: str) -> int | None:
         if part.isdigit():
             return int(part)
     return None
+
+
+def running_pid(data_dir: Path) -> int | None:
+    """The pid of the daemon holding data_dir's lock, or None."""
+    path = data_dir / PID_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 32).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

@@ -28,10 +28,10 @@ import blake3
 from loguru import logger
 
 from ccc_watch import codec
-from ccc_watch.errors import StoreError, StoreMissingError
+from ccc_watch.errors import StoreError, StoreLockedError, StoreMissingError
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import Indexer, IndexPolicy, IndexResult
-from ccc_watch.procs import owner_pid, pid_alive
+from ccc_watch.procs import owner_pid, pid_alive, running_pid
 from ccc_watch.store import Record, Upsert, open_store, store_file
 from ccc_watch.store.store import VOLATILE_FIELDS
 from ccc_watch.vault import walk
@@ -196,6 +196,13 @@ def rebuild(
 ) -> RebuildReport:
     """Index every file of the vault into a new store and swap it in (unless dry_run)."""
     started = time.perf_counter()
+    if not dry_run and (pid := running_pid(data_dir)) is not None:
+        # Swapping the store file under a running daemon would leave it writing to the
+        # old one: until the daemon rebuilds on request, refuse.
+        raise StoreLockedError(
+            f"{store_file(data_dir, backend)} (a daemon runs for this vault, pid {pid}: "
+            "stop it, rebuild, start it again)"
+        )
     vault = vault.resolve()
     target = store_file(data_dir, backend)
     report = RebuildReport(str(vault), str(target), dry_run)

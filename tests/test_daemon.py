@@ -242,3 +242,15 @@ def test_ignored_litter_is_never_indexed(daemon: Daemon) -> None:
     daemon.settle()
     assert set(daemon.records()) == {"Welcome.md", "Other.md", "real.md",
                                      *(f"Folder/n{i}.md" for i in range(5))}  # fmt: skip
+
+
+def test_rebuild_is_refused_while_the_daemon_runs(daemon: Daemon) -> None:
+    """Swapping the store under a running daemon would lose its writes: `rebuild` says
+    so, naming the pid, and the daemon carries on."""
+    refused = daemon.cli("rebuild")
+    assert refused.returncode == 1
+    assert f"pid {daemon.proc.pid}" in refused.stderr  # type: ignore[union-attr]
+    (daemon.vault / "after.md").write_text("still watched\n")
+    daemon.settle()
+    assert "after.md" in daemon.records()
+    assert daemon.cli("rebuild", "--dry-run").returncode == 0
