@@ -254,3 +254,55 @@ def test_rebuild_is_refused_while_the_daemon_runs(daemon: Daemon) -> None:
     daemon.settle()
     assert "after.md" in daemon.records()
     assert daemon.cli("rebuild", "--dry-run").returncode == 0
+
+
+def _make_vault_tool() -> Path:
+    from conftest import shared_dir
+
+    shared = shared_dir()
+    tool = None if shared is None else shared / "tools" / "make_vault.py"
+    if tool is None or not tool.exists():
+        pytest.skip("make_vault.py not found: set CCC_WATCH_SHARED to the shared/ folder")
+    return tool
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_churn_against_a_running_daemon(daemon: Daemon, seed: int) -> None:
+    """2,000 random creates, edits, appends, deletes, renames, atomic saves and folder
+    moves (make_vault.py churn) while the daemon runs: verify ends clean."""
+    tool = _make_vault_tool()
+    subprocess.run(
+        [
+            sys.executable,
+            str(tool),
+            "churn",
+            str(daemon.vault),
+            "--ops",
+            "2000",
+            "--seed",
+            str(seed),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    daemon.settle(timeout=60)
+
+
+def test_c2_paused_daemon_and_an_overflowing_burst(daemon: Daemon) -> None:
+    """C2: SIGSTOP the daemon, create more files than the inotify queue holds
+    (max_queued_events), SIGCONT: the overflow is noticed, a full reconcile runs, and
+    every file is indexed."""
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    count = limit // 2 + 500  # each new file queues at least CREATE, MODIFY, CLOSE_WRITE
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGSTOP)
+    try:
+        burst = daemon.vault / "Folder"  # already watched: every file sends events
+        for i in range(count):
+            (burst / f"b{i:05d}.md").write_text(f"burst {i}\n")
+    finally:
+        daemon.proc.send_signal(signal.SIGCONT)
+    daemon.settle(timeout=120)
+    assert sum(p.startswith("Folder/b") for p in daemon.records()) == count
+    assert "inotify queue overflowed" in daemon.log.read_text()
