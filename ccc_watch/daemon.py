@@ -139,7 +139,7 @@ class Daemon:
             self._reconcile(store, indexer, rules, offline=True)
             next_reconcile = self._next_reconcile()
             next_flush = 0.0
-            backoff = self.flush_interval
+            failures = 0
             self.state = "watching"
             while not self.stop_requested.is_set():
                 self.coalescer.wake.wait(timeout=min(self.settle / 2, 0.25))
@@ -173,9 +173,17 @@ class Daemon:
                     self.coalescer.rescan("periodic reconcile")
                     next_reconcile = self._next_reconcile()
                 if time.monotonic() >= next_flush:
-                    ok = self._flush(store, mirror)
-                    backoff = self.flush_interval if ok else min(backoff * 2, 60.0)
-                    next_flush = time.monotonic() + backoff
+                    outcome = self._flush(store, mirror)
+                    failures = 0 if outcome == "ok" else failures + 1
+                    # A reader holding the file lets go soon: retry within seconds.
+                    # Anything else (disk full, damage) backs off up to a minute.
+                    cap = 5.0 if outcome == "busy" else 60.0
+                    delay = (
+                        self.flush_interval
+                        if not failures
+                        else min(0.25 * 2 ** (failures - 1), cap)
+                    )
+                    next_flush = time.monotonic() + delay * random.uniform(0.8, 1.2)
                 self._write_status(store, mirror)
             self.state = "stopping"
             self._write_status(store, mirror)
@@ -281,19 +289,20 @@ class Daemon:
         ops += [Delete(k, cause="event") for k in gone]
         store.apply(ops)
 
-    def _flush(self, store: Store, mirror: Mirror) -> bool:
+    def _flush(self, store: Store, mirror: Mirror) -> str:
+        """Flush the mirror: 'ok', 'busy' (a reader holds the file) or 'failed'."""
         try:
             mirror.flush(store)
         except MirrorBusyError:
             self.state = "degraded"
-            return False
+            return "busy"
         except MirrorError as e:
             logger.warning("mirror flush failed: {}", e)
             self.state = "degraded"
-            return False
+            return "failed"
         if self.state == "degraded":
             self.state = "watching"
-        return True
+        return "ok"
 
     def _write_status(self, store: Store | None, mirror: Mirror) -> None:
         status: dict[str, Any] = {
