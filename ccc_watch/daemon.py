@@ -140,6 +140,8 @@ class Daemon:
             next_reconcile = self._next_reconcile()
             next_flush = 0.0
             failures = 0
+            flushed_head = -1
+            next_status = 0.0
             self.state = "watching"
             while not self.stop_requested.is_set():
                 self.coalescer.wake.wait(timeout=min(self.settle / 2, 0.25))
@@ -172,8 +174,11 @@ class Daemon:
                 if time.monotonic() >= next_reconcile:
                     self.coalescer.rescan("periodic reconcile")
                     next_reconcile = self._next_reconcile()
-                if time.monotonic() >= next_flush:
+                # Only when the store moved: attaching DuckDB costs ~30 ms of CPU.
+                if time.monotonic() >= next_flush and store.head() != flushed_head:
                     outcome = self._flush(store, mirror)
+                    if outcome == "ok":
+                        flushed_head = store.head()
                     failures = 0 if outcome == "ok" else failures + 1
                     # A reader holding the file lets go soon: retry within seconds.
                     # Anything else (disk full, damage) backs off up to a minute.
@@ -184,7 +189,9 @@ class Daemon:
                         else min(0.25 * 2 ** (failures - 1), cap)
                     )
                     next_flush = time.monotonic() + delay * random.uniform(0.8, 1.2)
-                self._write_status(store, mirror)
+                if time.monotonic() >= next_status:
+                    self._write_status(store, mirror)
+                    next_status = time.monotonic() + 2.0
             self.state = "stopping"
             self._write_status(store, mirror)
             self._drain(store, indexer, rules, force=True)
