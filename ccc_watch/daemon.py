@@ -10,7 +10,6 @@ drain and exit 0, a second signal exits at once.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import random
@@ -29,7 +28,7 @@ from ccc_watch.errors import CccWatchError
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import Indexer, IndexPolicy
 from ccc_watch.mirror import Mirror, MirrorBusyError, MirrorError
-from ccc_watch.procs import PID_FILE, running_pid
+from ccc_watch.procs import PID_FILE, running_pid, try_lock
 from ccc_watch.reconcile import pair_moves, reconcile
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
 from ccc_watch.vault import VaultUnreadableError
@@ -48,16 +47,12 @@ class _PidLock:
 
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / PID_FILE
-        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(self.fd, 32).decode(errors="replace").strip() or "?"
-            os.close(self.fd)
+        self.fd, other = try_lock(self.path)
+        if self.fd < 0:
             raise AlreadyRunningError(
-                f"ccc-watch is already running for this vault (pid {other}); "
+                f"ccc-watch is already running for this vault (pid {other or '?'}); "
                 f"stop it first: {self.path}"
-            ) from None
+            )
         os.ftruncate(self.fd, 0)
         os.write(self.fd, f"{os.getpid()}\n".encode())
 

@@ -13,7 +13,6 @@ Between flushes any process may open it, read-only, with DuckDB itself.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import time
@@ -156,12 +155,6 @@ def _property_text(value: Any) -> str | None:
     if isinstance(value, list | dict):
         return orjson.dumps(value).decode()
     return str(value)
-
-
-def _timestamp(seconds: float | None) -> dt.datetime | None:
-    if seconds is None:
-        return None
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
 
 
 def _tag_parents(tag: str) -> list[str]:
@@ -378,8 +371,8 @@ class Mirror:
                 _insert(con, table, table_rows)
             _insert(con, "events", _event_rows(changes))
             con.execute(
-                "UPDATE mirror_state SET watermark = ?, updated_at = ?",
-                [changes[-1].seq, _timestamp(time.time())],
+                "UPDATE mirror_state SET watermark = ?, updated_at = now()",
+                [changes[-1].seq],
             )
             con.execute("COMMIT")
         except BaseException:
@@ -415,13 +408,12 @@ class Mirror:
                 _insert(con, "events", _event_rows(events))
                 after = events[-1].seq
             con.execute(
-                "INSERT INTO mirror_state VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO mirror_state VALUES (?, ?, ?, ?, now())",
                 [
                     head,
                     store.meta.get("store_id"),
                     store.meta.get("vault_id"),
                     MIRROR_SCHEMA_VERSION,
-                    _timestamp(time.time()),
                 ],
             )
             for name, sql in _VIEWS.items():

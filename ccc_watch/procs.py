@@ -20,6 +20,22 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def try_lock(path: Path) -> tuple[int, str | None]:
+    """Open path (0600) and take an exclusive, non-blocking lock on it.
+
+    Returns (fd, None) when this process now holds it, or (-1, what the file says)
+    when another process does; the lock lasts until the fd is closed.
+    """
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip()
+        os.close(fd)
+        return -1, holder
+    return fd, None
+
+
 def owner_pid(name: str) -> int | None:
     """The pid in a temp name like '.rebuild-1234' or '.mirror.duckdb.1234.tmp'."""
     for part in reversed(name.replace("-", ".").split(".")):

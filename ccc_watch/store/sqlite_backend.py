@@ -8,7 +8,6 @@ exclusive lock on '<file>.lock' for as long as it is open.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ccc_watch.errors import StoreError, StoreLockedError, StoreMissingError
+from ccc_watch.procs import try_lock
 from ccc_watch.store.backend import TABLES, Key, prefix_end, secure_file
 
 
@@ -113,13 +113,9 @@ class SqliteBackend:
 
     @staticmethod
     def _take_writer_lock(path: Path) -> int:
-        lock_path = path.with_name(path.name + ".lock")
-        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            os.close(fd)
-            raise StoreLockedError(path) from e
+        fd, _ = try_lock(path.with_name(path.name + ".lock"))
+        if fd < 0:
+            raise StoreLockedError(path)
         return fd
 
     @contextmanager
