@@ -6,98 +6,17 @@ mirror agree, checked by hashing every file independently of the daemon.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-from ccc_watch.ignore import IgnoreRules
-from ccc_watch.mirror import Mirror
-from ccc_watch.store import open_store
-from ccc_watch.verify import verify
-
-
-class Daemon:
-    """A `ccc-watch run` child process and helpers to look at what it did."""
-
-    def __init__(self, vault: Path, data: Path, log: Path) -> None:
-        self.vault, self.data, self.log = vault, data, log
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CCC_WATCH_")}
-        self.env["XDG_CONFIG_HOME"] = str(data.parent / "cfg")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "ccc_watch.cli", "--vault", str(self.vault),
-             "--data-dir", str(self.data), *args],
-            capture_output=True, text=True, env=self.env, timeout=120)  # fmt: skip
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ccc_watch.cli", "--vault", str(self.vault),
-                 "--data-dir", str(self.data), "run", "--settle", "0.1"],
-                stdout=out, stderr=out, env=self.env)  # fmt: skip
-        wait_until(lambda: self.status().get("state") == "watching", "daemon watching")
-
-    def status(self) -> dict[str, Any]:
-        got: dict[str, Any] = json.loads(self.cli("status", "--json").stdout)
-        return got
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=10)
-        self.proc = None
-        return code
-
-    def records(self) -> dict[str, dict[str, Any]]:
-        with open_store(self.data, readonly=True) as store:
-            return {r["path"]: r for r in store.records()}
-
-    def is_clean(self) -> bool:
-        rules = IgnoreRules.load(self.vault)
-        return not verify(self.vault.resolve(), self.data, rules, mirror=Mirror(self.data))
-
-    def settle(self, timeout: float = 15) -> None:
-        """Wait until verify is clean (the watcher has caught up), or fail."""
-        try:
-            wait_until(self.is_clean, "verify clean", timeout)
-        except AssertionError:
-            rules = IgnoreRules.load(self.vault)
-            diffs = verify(self.vault.resolve(), self.data, rules, mirror=Mirror(self.data))
-            pytest.fail(
-                "not clean:\n"
-                + "\n".join(d.line() for d in diffs)
-                + "\n--- log ---\n"
-                + self.log.read_text()[-3000:]
-            )
-
-    def events(self) -> list[tuple[Any, ...]]:
-        with Mirror(self.data).connect() as con:
-            return con.execute(
-                "SELECT op, path, prev_path, cause FROM events ORDER BY seq"
-            ).fetchall()
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception:  # the store or mirror may be between states: look again
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+from daemon_harness import Daemon, start_daemon
 
 
 @pytest.fixture
@@ -110,9 +29,7 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
     (vault / "Folder").mkdir()
     for i in range(5):
         (vault / "Folder" / f"n{i}.md").write_text(f"note {i} #f\n")
-    d = Daemon(vault, tmp_path / "data", tmp_path / "daemon.log")
-    d.start()
-    d.settle()
+    d = start_daemon(tmp_path, vault)
     yield d
     if d.proc is not None:
         d.proc.kill()
