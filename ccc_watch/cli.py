@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ccc_watch import __version__, codec, config
+from ccc_watch import __version__, codec, config, control
 from ccc_watch.errors import CccWatchError, StoreMissingError
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import IndexPolicy
 from ccc_watch.mirror import Mirror
+from ccc_watch.procs import running_pid
 from ccc_watch.store import Store, open_store, store_file
 
 Handler = Callable[[argparse.Namespace, config.Config], int]
@@ -100,22 +101,31 @@ def cmd_rebuild(args: argparse.Namespace, cfg: config.Config) -> int:
     Exit code 0 when every file got a clean record, 1 when some could not be read
     (they still got a record with the reason, and the rest landed).
     """
-    from ccc_watch.rebuild import rebuild
+    from ccc_watch.rebuild import RebuildReport, rebuild
 
     vault = cfg.require_vault().resolve()
-    rules = _rules(cfg, vault)
-    report = rebuild(
-        vault,
-        cfg.resolved_data_dir(),
-        backend=cfg.backend,
-        batch_size=cfg.batch_size,
-        policy=_policy(cfg),
-        rules=rules,
-        dry_run=args.dry_run,
-    )
-    if not report.dry_run:  # the new store's changelog starts again: so does the mirror
-        with _read_store(cfg) as store:
-            _mirror(cfg).rebuild(store)
+    data_dir = cfg.resolved_data_dir()
+    pid = running_pid(data_dir)
+    if pid is not None and not args.dry_run:
+        # The daemon does it: it swaps the store it writes to, and loses no event.
+        print(f"asking the running daemon (pid {pid}) to rebuild...", file=sys.stderr)
+        answer = control.ask(data_dir, pid, {"command": "rebuild"})
+        if "error" in answer:
+            raise CccWatchError(f"the daemon could not rebuild: {answer['error']}")
+        report = RebuildReport(**answer["report"])
+    else:
+        report = rebuild(
+            vault,
+            data_dir,
+            backend=cfg.backend,
+            batch_size=cfg.batch_size,
+            policy=_policy(cfg),
+            rules=_rules(cfg, vault),
+            dry_run=args.dry_run,
+        )
+        if not report.dry_run:  # the new store's changelog starts again: so does the mirror
+            with _read_store(cfg) as store:
+                _mirror(cfg).rebuild(store)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -261,7 +271,7 @@ def cmd_run(args: argparse.Namespace, cfg: config.Config) -> int:
     SIGINT (a second one exits at once). SIGHUP reloads the configuration."""
     from ccc_watch.daemon import Daemon
 
-    return Daemon(cfg, settle=args.settle).run()
+    return Daemon(cfg).run()
 
 
 def cmd_status(args: argparse.Namespace, cfg: config.Config) -> int:
@@ -336,14 +346,6 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "get":
             p.add_argument("path", help="the note's vault-relative path")
-        if name == "run":
-            p.add_argument(
-                "--settle",
-                type=float,
-                default=0.2,
-                metavar="SECONDS",
-                help="quiet time before a changed file is indexed (default 0.2)",
-            )
         if name == "mirror":
             p.add_argument(
                 "--rebuild",

@@ -48,6 +48,17 @@ def _positive_int(value: object, base: Path) -> int:
     return value
 
 
+def _seconds(value: object, base: Path) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"must be a number of seconds, not {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
 def _patterns(value: object, base: Path) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [p for p in value.split(",")]
@@ -118,6 +129,31 @@ SETTINGS: tuple[Setting, ...] = (
         "classification of notes whose frontmatter gives none",
         _classification,
         "INTERNAL",
+    ),
+    Setting(
+        "settle",
+        "seconds a changed file must stay quiet before the daemon indexes it",
+        _seconds,
+        0.2,
+    ),
+    Setting(
+        "flush_interval",
+        "seconds between mirror flushes while the store changes",
+        _seconds,
+        1.0,
+    ),
+    Setting(
+        "reconcile_interval",
+        "seconds between the daemon's full reconciles (jittered by a quarter)",
+        _seconds,
+        1800.0,
+    ),
+    Setting(
+        "fallback_interval",
+        "seconds between full reconciles when file events cannot be trusted "
+        "(out of inotify watches or instances)",
+        _seconds,
+        60.0,
     ),
 )
 BY_KEY = {s.key: s for s in SETTINGS}

@@ -156,6 +156,17 @@ LAYERS: dict[str, Layers] = {
         expect_env=lambda r: "SECRET",
         expect_file=lambda r: "CONFIDENTIAL",
     ),
+    **{
+        key: Layers(
+            flag=lambda r: "0.5",
+            env=lambda r: "2",
+            file=lambda r: "3.25",
+            expect_flag=lambda r: 0.5,
+            expect_env=lambda r: 2.0,
+            expect_file=lambda r: 3.25,
+        )
+        for key in ("settle", "flush_interval", "reconcile_interval", "fallback_interval")
+    },
 }
 
 
@@ -415,6 +426,10 @@ BAD_VALUES: list[tuple[str, str, str]] = [
     ("batch_size", "1.5", "1.5"),
     ("vault", "", '""'),
     ("data_dir", "   ", '"   "'),
+    ("settle", "0", "0"),
+    ("settle", "-0.1", "-0.1"),
+    ("flush_interval", "soon", '"soon"'),
+    ("reconcile_interval", "true", "true"),
 ]
 
 
