@@ -9,17 +9,12 @@ rebuild of an unchanged vault reproduces every record apart from `indexed_at`.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import sys
-import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +25,8 @@ from loguru import logger
 from ccc_watch import codec
 from ccc_watch.errors import StoreError, StoreLockedError, StoreMissingError
 from ccc_watch.ignore import IgnoreRules
-from ccc_watch.indexer import Indexer, IndexPolicy, IndexResult
+from ccc_watch.indexer import IndexPolicy, IndexResult
+from ccc_watch.pool import chunks, indexing
 from ccc_watch.procs import owner_pid, pid_alive, running_pid
 from ccc_watch.store import Record, Upsert, open_store, store_file
 from ccc_watch.store.store import VOLATILE_FIELDS
@@ -81,83 +77,6 @@ def _previous(data_dir: Path, backend: str) -> tuple[str | None, dict[str, tuple
         return str(store.meta["vault_id"]), known
 
 
-Task = tuple[str, str, str | None]  # (vault key, real path, previous id)
-
-# Below this many files a worker pool costs more than it saves.
-PARALLEL_MIN_FILES = 500
-# Files per task sent to a worker: large enough to amortize the pickling.
-TASK_FILES = 250
-
-_worker: Indexer | None = None
-
-
-def _chunks(items: list[Task], size: int) -> Iterator[list[Task]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _init_worker(
-    vault: Path, vault_id: str, policy: IndexPolicy, watch_parent: bool = False
-) -> None:
-    global _worker
-    _worker = Indexer(vault, vault_id, policy)
-    if watch_parent:
-        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-
-
-def _exit_with_parent(parent: int) -> None:
-    """A worker of a killed rebuild would wait for work forever: leave with the parent."""
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
-
-
-def _index_tasks(tasks: list[Task]) -> list[IndexResult]:
-    assert _worker is not None
-    return [_worker.index(key, Path(path), prev) for key, path, prev in tasks]
-
-
-@contextmanager
-def _indexing(
-    vault: Path, vault_id: str, policy: IndexPolicy, n_files: int, workers: int | None
-) -> Iterator[Callable[[Iterable[list[Task]]], Iterator[list[IndexResult]]]]:
-    """A function from batches of tasks to their results, in order.
-
-    Parsing is CPU-bound Python, so it runs in worker processes (threads would share
-    one GIL); the store writes stay in this process, overlapping with them. At most a
-    few tasks are in flight, which bounds memory whatever the vault's size.
-    """
-    n = workers or os.cpu_count() or 1
-    if n == 1 or n_files < PARALLEL_MIN_FILES:
-        _init_worker(vault, vault_id, policy)
-        yield lambda batches: (_index_tasks(b) for b in batches)
-        return
-    method = "fork" if sys.platform == "linux" else "spawn"
-    with ProcessPoolExecutor(
-        n,
-        mp_context=multiprocessing.get_context(method),
-        initializer=_init_worker,
-        initargs=(vault, vault_id, policy, True),
-    ) as pool:
-
-        def run(batches: Iterable[list[Task]]) -> Iterator[list[IndexResult]]:
-            pending: deque[list[Future[list[IndexResult]]]] = deque()
-            for batch in batches:
-                pending.append(
-                    [pool.submit(_index_tasks, part) for part in _chunks(batch, TASK_FILES)]
-                )
-                if len(pending) > 4:
-                    yield _gather(pending.popleft())
-            while pending:
-                yield _gather(pending.popleft())
-
-        yield run
-
-
-def _gather(futures: list[Future[list[IndexResult]]]) -> list[IndexResult]:
-    return [res for fut in futures for res in fut.result()]
-
-
 class _Progress:
     """A tqdm bar on a terminal; a log line every few seconds otherwise."""
 
@@ -196,12 +115,13 @@ def rebuild(
 ) -> RebuildReport:
     """Index every file of the vault into a new store and swap it in (unless dry_run)."""
     started = time.perf_counter()
-    if not dry_run and (pid := running_pid(data_dir)) is not None:
+    pid = running_pid(data_dir)
+    if not dry_run and pid is not None and pid != os.getpid():
         # Swapping the store file under a running daemon would leave it writing to the
-        # old one: until the daemon rebuilds on request, refuse.
+        # old one: the daemon rebuilds on request (`ccc-watch rebuild` asks it).
         raise StoreLockedError(
             f"{store_file(data_dir, backend)} (a daemon runs for this vault, pid {pid}: "
-            "stop it, rebuild, start it again)"
+            "ask it with `ccc-watch rebuild`, or stop it first)"
         )
     vault = vault.resolve()
     target = store_file(data_dir, backend)
@@ -220,14 +140,14 @@ def rebuild(
     tasks = [(f.key, str(f.path), known.get(f.key, (None, b""))[0]) for f in files]
     seen_keys: set[str] = set()
     # The pool is forked before any database is open in this process.
-    with _indexing(vault, vault_id, policy or IndexPolicy(), len(files), workers) as index_many:
+    with indexing(vault, vault_id, policy or IndexPolicy(), len(files), workers) as index_many:
         new_store = None
         if not dry_run:
             new_store = open_store(work_dir, backend=backend, vault_root=vault, vault_id=vault_id)
         progress = _Progress(len(files))
         try:
             for chunk, results in zip(
-                _chunks(tasks, batch_size), index_many(_chunks(tasks, batch_size)), strict=True
+                chunks(tasks, batch_size), index_many(chunks(tasks, batch_size)), strict=True
             ):
                 ops = []
                 for (key, _, _), res in zip(chunk, results, strict=True):

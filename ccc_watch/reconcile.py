@@ -11,20 +11,20 @@ its id. Everything found is also reported as drift.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from loguru import logger
 
 from ccc_watch.drift import Drift, DriftKind, conflict_original
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import Indexer
+from ccc_watch.pool import chunks, indexing
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert
 from ccc_watch.vault import VaultFile, walk
 
 _STAT_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode")
+_KEPT = ("id", "blake3", *_STAT_FIELDS)
 
 
 @dataclass
@@ -67,7 +67,8 @@ def reconcile(
     files = {f.key: f for f in report.files}
     result.seen = len(files)
     with store.snapshot() as snap:
-        known = {r["path"]: r for r in snap.records()}
+        # Only what the comparison needs: a vault's bodies would not fit a small daemon.
+        known = {r["path"]: {k: r.get(k) for k in _KEPT} for r in snap.records()}
 
     def kind(offline_kind: DriftKind) -> DriftKind:
         return offline_kind if offline else "missed-event"
@@ -75,21 +76,29 @@ def reconcile(
     ops: list[Operation] = []
     drift: list[Drift] = []
     new_records: list[Record] = []
+    todo: list[tuple[str, str, str | None]] = []
     for key, f in sorted(files.items()):
         rec = known.get(key)
         racy = previous_scan_ns is not None and f.mtime_ns >= previous_scan_ns
         if rec is not None and not _stat_moved(rec, f) and not racy and rec.get("blake3"):
             continue
-        result.hashed += 1
-        res = indexer.index(key, f.path, None if rec is None else rec["id"])
-        if res.record is None:  # vanished since the walk: the delete pass below sees it
-            continue
-        if rec is None:
-            new_records.append(res.record)
-        else:
-            if res.record.get("blake3") != rec.get("blake3"):
-                drift.append(Drift(kind("modified-offline"), key, "content changed"))
-            ops.append(Upsert(res.record, cause="reconcile"))
+        todo.append((key, str(f.path), None if rec is None else rec["id"]))
+    result.hashed = len(todo)
+    # Many changed files (a branch switch) are parsed on every core, as rebuild does.
+    with indexing(indexer.vault, indexer.vault_id, indexer.policy, len(todo), None) as many:
+        for batch, results in zip(
+            chunks(todo, batch_size), many(chunks(todo, batch_size)), strict=True
+        ):
+            for (key, _, _), res in zip(batch, results, strict=True):
+                rec = known.get(key)
+                if res.record is None:  # vanished since the walk: the delete pass sees it
+                    continue
+                if rec is None:
+                    new_records.append(res.record)
+                    continue
+                if res.record.get("blake3") != rec.get("blake3"):
+                    drift.append(Drift(kind("modified-offline"), key, "content changed"))
+                ops.append(Upsert(res.record, cause="reconcile"))
 
     unreadable = [u.rstrip("/") + "/" for u in report.unreadable]
     gone = {
@@ -114,7 +123,7 @@ def reconcile(
     for path in report.unreadable:
         logger.warning("reconcile: folder {} is unreadable: its records are kept", path)
 
-    for chunk in _chunks(ops, batch_size):
+    for chunk in chunks(ops, batch_size):
         result.changes += len(store.apply(chunk))
     store.set_meta("last_scan_started_ns", scan_started_ns)
     for d in drift:
@@ -146,8 +155,3 @@ def pair_moves(
             ops.append(Upsert(new, cause=cause))
         paired.append((new, old))
     return paired
-
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

@@ -1,0 +1,107 @@
+"""Index many files at once on every core: worker processes, results in order.
+
+Parsing is CPU-bound Python, so it runs in worker processes (threads would share one
+GIL). Used by `rebuild` and by reconciles that find many changed files (a branch
+switch), so both scale the same way.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from ccc_watch.indexer import Indexer, IndexPolicy, IndexResult
+
+T = TypeVar("T")
+Task = tuple[str, str, str | None]  # (vault key, real path, previous id)
+
+# Below this many files a worker pool costs more than it saves.
+PARALLEL_MIN_FILES = 500
+# Files per task sent to a worker: large enough to amortize the pickling.
+TASK_FILES = 250
+
+_worker: Indexer | None = None
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """items in consecutive slices of at most size."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _init_worker(
+    vault: Path, vault_id: str, policy: IndexPolicy, watch_parent: bool = False
+) -> None:
+    global _worker
+    _worker = Indexer(vault, vault_id, policy)
+    if watch_parent:
+        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker of a killed rebuild would wait for work forever: leave with the parent."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _index_tasks(tasks: Sequence[Task]) -> list[IndexResult]:
+    assert _worker is not None
+    return [_worker.index(key, Path(path), prev) for key, path, prev in tasks]
+
+
+@contextmanager
+def indexing(
+    vault: Path, vault_id: str, policy: IndexPolicy, n_files: int, workers: int | None
+) -> Iterator[Callable[[Iterable[Sequence[Task]]], Iterator[list[IndexResult]]]]:
+    """A function from batches of tasks to their results, in order.
+
+    Parsing is CPU-bound Python, so it runs in worker processes (threads would share
+    one GIL); the store writes stay in this process, overlapping with them. At most a
+    few tasks are in flight, which bounds memory whatever the vault's size.
+    """
+    n = workers or os.cpu_count() or 1
+    if n == 1 or n_files < PARALLEL_MIN_FILES:
+        _init_worker(vault, vault_id, policy)
+        yield lambda batches: (_index_tasks(b) for b in batches)
+        return
+    # fork is cheapest, but only safe while this process has one thread; the daemon
+    # (observer and flusher threads) gets a clean forkserver instead.
+    if sys.platform != "linux":
+        method = "spawn"
+    elif threading.active_count() == 1:
+        method = "fork"
+    else:
+        method = "forkserver"
+    with ProcessPoolExecutor(
+        n,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_init_worker,
+        initargs=(vault, vault_id, policy, True),
+    ) as pool:
+
+        def run(batches: Iterable[Sequence[Task]]) -> Iterator[list[IndexResult]]:
+            pending: deque[list[Future[list[IndexResult]]]] = deque()
+            for batch in batches:
+                pending.append(
+                    [pool.submit(_index_tasks, part) for part in chunks(batch, TASK_FILES)]
+                )
+                if len(pending) > 4:
+                    yield _gather(pending.popleft())
+            while pending:
+                yield _gather(pending.popleft())
+
+        yield run
+
+
+def _gather(futures: list[Future[list[IndexResult]]]) -> list[IndexResult]:
+    return [res for fut in futures for res in fut.result()]
