@@ -16,23 +16,24 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from loguru import logger
 
-from ccc_watch import config
+from ccc_watch import config, control
 from ccc_watch.drift import Drift, conflict_original
 from ccc_watch.errors import CccWatchError
+from ccc_watch.flusher import MirrorFlusher
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import Indexer, IndexPolicy
-from ccc_watch.mirror import Mirror, MirrorBusyError, MirrorError
 from ccc_watch.procs import PID_FILE, running_pid, try_lock
 from ccc_watch.reconcile import pair_moves, reconcile
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
 from ccc_watch.vault import VaultUnreadableError
-from ccc_watch.watcher import Coalescer, Watcher
+from ccc_watch.watcher import Coalescer, Watcher, inotify_limit, watched_folders
 
 STATUS_FILE = "status.json"
 EXIT_ROOT_GONE = 2
@@ -61,28 +62,25 @@ class _PidLock:
 
 
 class Daemon:
-    """One vault's watcher, indexer, store writer and mirror flusher."""
+    """One vault's watcher, indexer and store writer; the mirror has its own thread."""
 
-    def __init__(
-        self,
-        cfg: config.Config,
-        settle: float = 0.2,
-        reconcile_interval: float = 1800.0,
-        flush_interval: float = 1.0,
-    ) -> None:
+    def __init__(self, cfg: config.Config) -> None:
         self.cfg = cfg
         self.vault = cfg.require_vault().resolve()
         self.data_dir = cfg.resolved_data_dir()
-        self.settle = settle
-        self.reconcile_interval = reconcile_interval
-        self.flush_interval = flush_interval
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
-        self.state = "starting"
+        self.requests = threading.Event()
+        self.phase = "starting"  # starting, reconciling, watching, rebuilding, stopping
+        self.fallback: str | None = None  # why file events cannot be trusted, if so
         self.started = time.time()
         self.last_reconcile: float | None = None
         self.drift_count = 0
-        self.coalescer = Coalescer(settle)
+        self.coalescer = Coalescer(cfg.settle)
+        self.rules, self.policy = self._load()
+        self.store: Store | None = None
+        self.flusher = MirrorFlusher(self.data_dir, cfg.backend, self.policy, cfg.flush_interval)
+        self.watcher = Watcher(self.vault, self.rules, self.coalescer)
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -94,21 +92,47 @@ class Daemon:
             self.stop_requested.set()
             self.coalescer.wake.set()
 
-        def reload(signum: int, frame: FrameType | None) -> None:
-            self.reload_requested.set()
-            self.coalescer.wake.set()
+        def flag(event: threading.Event) -> Callable[[int, FrameType | None], None]:
+            def handler(signum: int, frame: FrameType | None) -> None:
+                event.set()
+                self.coalescer.wake.set()
 
+            return handler
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # embedded in another program: its signals are its own business
+        # A thread that dies (a watchdog emitter, say) is noticed by the main loop; its
+        # traceback belongs in the daemon's log, not on a terminal nobody watches.
+        threading.excepthook = _log_thread_death
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGHUP, reload)
+        signal.signal(signal.SIGHUP, flag(self.reload_requested))
+        signal.signal(control.SIGNAL, flag(self.requests))
 
     def run(self) -> int:
         """Watch until told to stop; the exit code."""
+        # Handlers first: a request's SIGUSR1 must never meet the default (terminate).
+        self._signals()
         lock = _PidLock(_private(self.data_dir))
         try:
             return self._run()
         finally:
             lock.release()
+
+    @property
+    def state(self) -> str:
+        """What `status` shows: the phase, or degraded while watching with a problem."""
+        if self.phase == "watching" and self.degraded_reason() is not None:
+            return "degraded"
+        return self.phase
+
+    def degraded_reason(self) -> str | None:
+        """Why the daemon is degraded, or None."""
+        if self.fallback is not None:
+            return self.fallback
+        if self.flusher.degraded:
+            return f"the mirror lags: {self.flusher.last_error}"
+        return None
 
     def _load(self) -> tuple[IgnoreRules, IndexPolicy]:
         rules = IgnoreRules.load(
@@ -120,45 +144,46 @@ class Daemon:
         )
         return rules, policy
 
-    def _run(self) -> int:
-        self._signals()
-        root = os.stat(self.vault)
-        rules, policy = self._load()
+    def _open_store(self) -> Store:
         store = open_store(self.data_dir, backend=self.cfg.backend, vault_root=self.vault)
-        mirror = Mirror(self.data_dir, policy)
-        indexer = Indexer(self.vault, str(store.meta["vault_id"]), policy)
-        watcher = Watcher(self.vault, rules, self.coalescer)
-        watcher.start()  # first: what changes during the reconcile is queued
+        self.indexer = Indexer(self.vault, str(store.meta["vault_id"]), self.policy)
+        return store
+
+    def _run(self) -> int:
+        root = os.stat(self.vault)
+        self.store = self._open_store()
+        self._start_watcher()  # first: what changes during the reconcile is queued
+        self.flusher.start()
         logger.info("watching {} (pid {})", self.vault, os.getpid())
         try:
-            self._reconcile(store, indexer, rules, offline=True)
+            # A store never scanned is the vault's first index: nothing in it is drift.
+            first = self.store.meta.get("last_scan_started_ns") is None and not len(self.store)
+            self._reconcile(offline=True, expected=first)
+            self._audit_watches()
+            self._serve_requests()
             next_reconcile = self._next_reconcile()
-            next_flush = 0.0
-            failures = 0
-            flushed_head = -1
             next_status = 0.0
-            self.state = "watching"
+            self.phase = "watching"
             while not self.stop_requested.is_set():
-                self.coalescer.wake.wait(timeout=min(self.settle / 2, 0.25))
+                self.coalescer.wake.wait(timeout=min(self.cfg.settle / 2, 0.25))
                 self.coalescer.wake.clear()
                 if not self._root_intact(root):
                     logger.error(
                         "the vault folder {} was deleted or replaced: stopping", self.vault
                     )
                     return EXIT_ROOT_GONE
-                if not watcher.alive():
+                if self.fallback is None and not self.watcher.alive():
                     logger.error("the file observer died: restarting it and reconciling")
-                    watcher.start()
+                    self._start_watcher()
                     self.coalescer.rescan("observer restarted")
                 if self.reload_requested.is_set():
                     self.reload_requested.clear()
-                    self.cfg = config.load(config_file=self.cfg.config_file)
-                    rules, policy = self._load()
-                    watcher.set_rules(rules)
-                    indexer = Indexer(self.vault, str(store.meta["vault_id"]), policy)
-                    self.coalescer.rescan("configuration reloaded (SIGHUP)")
+                    self._reload()
+                if self.requests.is_set():
+                    self.requests.clear()
+                    self._serve_requests()
                 try:
-                    self._drain(store, indexer, rules)
+                    self._drain()
                 except VaultUnreadableError:
                     if self._root_intact(root):
                         raise
@@ -167,43 +192,91 @@ class Daemon:
                     )
                     return EXIT_ROOT_GONE
                 if time.monotonic() >= next_reconcile:
-                    self.coalescer.rescan("periodic reconcile")
+                    self._periodic()
                     next_reconcile = self._next_reconcile()
-                # Only when the store moved: attaching DuckDB costs ~30 ms of CPU.
-                if time.monotonic() >= next_flush and store.head() != flushed_head:
-                    outcome = self._flush(store, mirror)
-                    if outcome == "ok":
-                        flushed_head = store.head()
-                    failures = 0 if outcome == "ok" else failures + 1
-                    # A reader holding the file lets go soon: retry within seconds.
-                    # Anything else (disk full, damage) backs off up to a minute.
-                    cap = 5.0 if outcome == "busy" else 60.0
-                    delay = (
-                        self.flush_interval
-                        if not failures
-                        else min(0.25 * 2 ** (failures - 1), cap)
-                    )
-                    next_flush = time.monotonic() + delay * random.uniform(0.8, 1.2)
                 if time.monotonic() >= next_status:
-                    self._write_status(store, mirror)
+                    self._write_status()
                     next_status = time.monotonic() + 2.0
-            self.state = "stopping"
-            self._write_status(store, mirror)
-            self._drain(store, indexer, rules, force=True)
-            self._flush(store, mirror)
+            self.phase = "stopping"
+            self._write_status()
+            self._drain(force=True)
             logger.info("stopped")
             return 0
         finally:
-            watcher.stop()
-            store.close()
-            self.state = "stopped"
-            self._write_status(None, mirror)
+            self.watcher.stop()
+            self.flusher.stop()  # flushes what is left, within seconds
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+            self.phase = "stopped"
+            self._write_status()
 
-    # --- work -----------------------------------------------------------------
+    # --- watching ---------------------------------------------------------------
+
+    def _start_watcher(self) -> None:
+        """Start the observer; when the system refuses, say so loudly and scan instead."""
+        try:
+            self.watcher.start()
+        except OSError as e:
+            limit = inotify_limit("max_user_instances")
+            self._fall_back(
+                f"cannot watch the vault ({e.strerror or e}; fs.inotify.max_user_instances "
+                f"= {limit}): raise the limit (sysctl), or close other watchers"
+            )
+            return
+        if self.fallback is not None and self.fallback.startswith("cannot watch"):
+            logger.info("the file observer runs again")
+            self.fallback = None
+
+    def _fall_back(self, reason: str) -> None:
+        if self.fallback != reason:
+            logger.error(
+                "{}; until then every change is found by a full reconcile every {:.0f} s",
+                reason,
+                self.cfg.fallback_interval,
+            )
+        self.fallback = reason
+
+    def _audit_watches(self) -> None:
+        """Compare the inotify watches held with the folders on disk: running out of
+        watches is silent, and the folders beyond the limit would never report."""
+        held = self.watcher.watches()
+        if held is None or not self.watcher.alive():
+            return
+        folders = watched_folders(self.vault)
+        if held < folders:  # look again: folders come and go while we count
+            time.sleep(0.5)
+            held, folders = self.watcher.watches() or 0, watched_folders(self.vault)
+        if held < folders:
+            limit = inotify_limit("max_user_watches")
+            self._fall_back(
+                f"only {held} of {folders} folders are watched: out of inotify watches "
+                f"(fs.inotify.max_user_watches = {limit}); raise it, e.g. "
+                f"`sudo sysctl fs.inotify.max_user_watches=524288`"
+            )
+        elif self.fallback is not None and self.fallback.startswith("only"):
+            logger.info("every folder is watched again ({} watches)", held)
+            self.fallback = None
+
+    def _periodic(self) -> None:
+        """The periodic full reconcile; when watching is not trusted, also try to
+        watch again and recount the watches."""
+        if self.fallback is not None:
+            if not self.watcher.alive():
+                self._start_watcher()
+            else:  # the limit may have been raised: watch every folder anew
+                self.watcher.start()
+            self._reconcile(offline=False, expected=True)
+            self._audit_watches()
+        else:
+            self.coalescer.rescan("periodic reconcile")
 
     def _next_reconcile(self) -> float:
         # Jittered, as Syncthing does, so that many vaults do not scan in step.
-        return time.monotonic() + self.reconcile_interval * random.uniform(0.75, 1.25)
+        interval = float(
+            self.cfg.fallback_interval if self.fallback else self.cfg.reconcile_interval
+        )
+        return time.monotonic() + interval * random.uniform(0.75, 1.25)
 
     def _root_intact(self, root: os.stat_result) -> bool:
         try:
@@ -212,25 +285,43 @@ class Daemon:
             return False
         return (now.st_ino, now.st_dev) == (root.st_ino, root.st_dev)
 
-    def _reconcile(
-        self,
-        store: Store,
-        indexer: Indexer,
-        rules: IgnoreRules,
-        offline: bool,
-        expected: bool = False,
-    ) -> None:
-        self.state = "reconciling"
+    def _reload(self) -> None:
+        """SIGHUP: read the configuration and ignore rules again, then reconcile."""
+        try:
+            cfg = config.load(config_file=self.cfg.config_file)
+        except CccWatchError as e:
+            logger.error("configuration not reloaded: {}", e)
+            return
+        # Where the vault and the databases are cannot change under a running daemon.
+        self.cfg = config.Config(
+            {**cfg.values, "vault": self.cfg.vault, "data_dir": self.cfg.data_dir},
+            cfg.sources,
+            cfg.config_file,
+        )
+        self.rules, self.policy = self._load()
+        self.watcher.set_rules(self.rules)
+        assert self.store is not None
+        self.indexer = Indexer(self.vault, str(self.store.meta["vault_id"]), self.policy)
+        self.coalescer.settle = self.cfg.settle
+        self.coalescer.rescan("configuration reloaded (SIGHUP)")
+
+    # --- work -----------------------------------------------------------------
+
+    def _reconcile(self, offline: bool, expected: bool = False) -> None:
+        assert self.store is not None
+        self.phase = "reconciling"
         result = reconcile(
             self.vault,
-            store,
-            indexer,
-            rules,
+            self.store,
+            self.indexer,
+            self.rules,
             offline=offline,
-            previous_scan_ns=store.meta.get("last_scan_started_ns"),
+            previous_scan_ns=self.store.meta.get("last_scan_started_ns"),
             batch_size=self.cfg.batch_size,
             expected=expected,
         )
+        if result.changes:
+            self.flusher.poke()
         self.drift_count += len(result.drift)
         self.last_reconcile = time.time()
         logger.info(
@@ -240,25 +331,19 @@ class Daemon:
             result.changes,
             len(result.drift),
         )
-        self.state = "watching"
+        self.phase = "watching"
 
-    def _drain(
-        self, store: Store, indexer: Indexer, rules: IgnoreRules, force: bool = False
-    ) -> None:
+    def _drain(self, force: bool = False) -> None:
         moves, ready, rescan, expected = self.coalescer.take(force)
         if moves or ready:
-            self._apply_paths(store, indexer, moves, ready)
+            self._apply_paths(moves, ready)
         if rescan is not None:
             logger.info("reconcile: {}", rescan)
-            self._reconcile(store, indexer, rules, offline=False, expected=expected)
+            self._reconcile(offline=False, expected=expected or self.fallback is not None)
 
-    def _apply_paths(
-        self,
-        store: Store,
-        indexer: Indexer,
-        moves: list[tuple[str, str]],
-        ready: list[tuple[str, str]],
-    ) -> None:
+    def _apply_paths(self, moves: list[tuple[str, str]], ready: list[tuple[str, str]]) -> None:
+        store = self.store
+        assert store is not None
         ops: list[Operation] = [Move(old, new, cause="event") for old, new in moves]
         with store.snapshot() as snap:
             known = {k: snap.get(k) for k, _ in ready}
@@ -271,7 +356,7 @@ class Daemon:
         fresh: list[Record] = []
         for key, real in ready:
             previous = known.get(key)
-            res = indexer.index(key, Path(real), None if previous is None else previous["id"])
+            res = self.indexer.index(key, Path(real), None if previous is None else previous["id"])
             if res.record is None:
                 if previous is not None:
                     gone[key] = previous
@@ -289,27 +374,57 @@ class Daemon:
                 )
                 self.drift_count += 1
         ops += [Delete(k, cause="event") for k in gone]
-        store.apply(ops)
+        if store.apply(ops):
+            self.flusher.poke()
 
-    def _flush(self, store: Store, mirror: Mirror) -> str:
-        """Flush the mirror: 'ok', 'busy' (a reader holds the file) or 'failed'."""
+    def _serve_requests(self) -> None:
+        """Answer what `ccc-watch` commands asked of this daemon (today: rebuild)."""
+        for rid, request in control.pending(self.data_dir):
+            if request.get("command") == "rebuild":
+                answer = self._rebuild()
+            else:
+                answer = {"error": f"unknown request {request.get('command')!r}"}
+            control.answer(self.data_dir, rid, answer)
+
+    def _rebuild(self) -> dict[str, Any]:
+        """`ccc-watch rebuild` while running: events queue meanwhile, and are applied
+        to the new store afterwards, so none is lost."""
+        from ccc_watch.rebuild import rebuild
+
+        logger.info("rebuilding the store on request")
+        self.phase = "rebuilding"
+        self._write_status()
         try:
-            mirror.flush(store)
-        except MirrorBusyError:
-            self.state = "degraded"
-            return "busy"
-        except MirrorError as e:
-            logger.warning("mirror flush failed: {}", e)
-            self.state = "degraded"
-            return "failed"
-        if self.state == "degraded":
-            self.state = "watching"
-        return "ok"
+            with self.flusher.paused():
+                assert self.store is not None
+                self.store.close()
+                try:
+                    report = rebuild(
+                        self.vault,
+                        self.data_dir,
+                        backend=self.cfg.backend,
+                        batch_size=self.cfg.batch_size,
+                        policy=self.policy,
+                        rules=self.rules,
+                    )
+                finally:
+                    self.store = self._open_store()
+            # The new store has a new store_id: this flush rebuilds the mirror.
+            outcome = self.flusher.flush_now()
+        except (CccWatchError, OSError) as e:
+            logger.error("rebuild failed: {}", e)
+            return {"error": str(e)}
+        finally:
+            self.phase = "watching"
+        logger.info("rebuilt: {} files in {:.2f} s", report.indexed, report.seconds)
+        return {"report": report.as_dict(), "mirror": outcome}
 
-    def _write_status(self, store: Store | None, mirror: Mirror) -> None:
+    def _write_status(self) -> None:
+        store = self.store
         status: dict[str, Any] = {
             "pid": os.getpid(),
             "state": self.state,
+            "degraded_reason": self.degraded_reason(),
             "vault": str(self.vault),
             "started_at": self.started,
             "last_event": self.coalescer.last_event(),
@@ -317,6 +432,8 @@ class Daemon:
             "queue_depth": self.coalescer.depth(),
             "drift_since_start": self.drift_count,
             "store_head": None if store is None else store.head(),
+            "mirror_watermark": self.flusher.watermark,
+            "last_flush": self.flusher.last_flush,
             "updated_at": time.time(),
         }
         path = self.data_dir / STATUS_FILE
@@ -324,6 +441,13 @@ class Daemon:
         tmp.write_text(json.dumps(status, indent=1))
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
+
+
+def _log_thread_death(args: threading.ExceptHookArgs) -> None:
+    name = args.thread.name if args.thread is not None else "?"
+    logger.opt(exception=(args.exc_type, args.exc_value, args.exc_traceback)).error(
+        "thread {} died", name
+    )
 
 
 def _private(data_dir: Path) -> Path:

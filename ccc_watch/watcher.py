@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -183,18 +184,78 @@ class Watcher:
         self.handler.rules = rules
 
     def start(self) -> None:
-        """Start (or restart) the observer."""
-        self.observer = Observer()
-        self.observer.schedule(self.handler, str(self.vault), recursive=True)
-        self.observer.start()
+        """Start (or restart) the observer. OSError when the system refuses (out of
+        inotify instances or watches for the root): the caller falls back to scans."""
+        self._stop_observer()
+        observer = Observer()
+        observer.schedule(self.handler, str(self.vault), recursive=True)
+        try:
+            observer.start()
+        except OSError:
+            observer.stop()
+            raise
+        self.observer = observer
 
     def alive(self) -> bool:
-        """Whether the observer thread still runs."""
-        return self.observer is not None and self.observer.is_alive()
+        """Whether the observer and every emitter thread still run: an exception in an
+        emitter ends its thread silently while the observer thread carries on."""
+        observer = self.observer
+        if observer is None or not observer.is_alive():
+            return False
+        emitters = list(observer.emitters)
+        return bool(emitters) and all(e.is_alive() for e in emitters)
+
+    def watches(self) -> int | None:
+        """inotify watches this process holds (Linux), or None where unknown."""
+        return inotify_watches()
+
+    def _stop_observer(self) -> None:
+        observer, self.observer = self.observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join(timeout=5)
 
     def stop(self) -> None:
         """Stop watching."""
-        if self.observer is not None:
-            self.observer.stop()
-            self.observer.join(timeout=5)
+        self._stop_observer()
         logging.getLogger(OVERFLOW_LOGGER).removeHandler(self._hook)
+
+
+def inotify_watches() -> int | None:
+    """The inotify watches held by this process, from /proc/self/fdinfo (Linux only).
+
+    Running out of watches is silent in watchdog: folders beyond the limit simply never
+    report. Comparing this count with the folders on disk is how the daemon notices.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    total = 0
+    try:
+        fds = os.listdir("/proc/self/fdinfo")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            with open(f"/proc/self/fdinfo/{fd}") as f:
+                total += f.read().count("inotify wd:")
+        except OSError:  # closed meanwhile
+            continue
+    return total
+
+
+def watched_folders(vault: Path) -> int:
+    """Folders a recursive inotify observer watches: the root and every folder below it,
+    ignored ones included (watchdog knows nothing of our rules), symlinks not followed."""
+    count = 1
+    for parent, dirnames, _ in os.walk(vault):
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(parent, d))]
+        count += len(dirnames)
+    return count
+
+
+def inotify_limit(name: str) -> int | None:
+    """/proc/sys/fs/inotify/<name> (max_user_watches, max_user_instances), if readable."""
+    try:
+        return int(Path(f"/proc/sys/fs/inotify/{name}").read_text())
+    except (OSError, ValueError):
+        return None

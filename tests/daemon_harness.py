@@ -36,6 +36,9 @@ class Daemon:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CCC_WATCH_")}
         self.env["XDG_CONFIG_HOME"] = str(data.parent / "cfg")
         self.proc: subprocess.Popen[bytes] | None = None
+        self.prefix: list[str] = []  # e.g. an `unshare` wrapper that execs the daemon
+        self.run_args: list[str] = []  # extra flags for `run`
+        self.ready_states = ("watching",)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -46,10 +49,11 @@ class Daemon:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ccc_watch.cli", "--vault", str(self.vault),
-                 "--data-dir", str(self.data), "run", "--settle", "0.1"],
+                [*self.prefix, sys.executable, "-m", "ccc_watch.cli", "--vault",
+                 str(self.vault), "--data-dir", str(self.data), "run", "--settle", "0.1",
+                 *self.run_args],
                 stdout=out, stderr=out, env=self.env)  # fmt: skip
-        wait_until(lambda: self.status().get("state") == "watching", "daemon watching")
+        wait_until(lambda: self.status().get("state") in self.ready_states, "daemon ready")
 
     def status(self) -> dict[str, Any]:
         got: dict[str, Any] = json.loads(self.cli("status", "--json").stdout)

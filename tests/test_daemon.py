@@ -161,16 +161,39 @@ def test_ignored_litter_is_never_indexed(daemon: Daemon) -> None:
                                      *(f"Folder/n{i}.md" for i in range(5))}  # fmt: skip
 
 
-def test_rebuild_is_refused_while_the_daemon_runs(daemon: Daemon) -> None:
-    """Swapping the store under a running daemon would lose its writes: `rebuild` says
-    so, naming the pid, and the daemon carries on."""
-    refused = daemon.cli("rebuild")
-    assert refused.returncode == 1
-    assert f"pid {daemon.proc.pid}" in refused.stderr  # type: ignore[union-attr]
+def test_rebuild_while_running_is_done_by_the_daemon(daemon: Daemon) -> None:
+    """`ccc-watch rebuild` with a daemon running asks the daemon, which swaps its own
+    store (worker processes and all) while events keep queueing: files written during
+    the rebuild are all indexed, ids survive, the mirror follows the new store."""
+    bulk = daemon.vault / "Bulk"
+    bulk.mkdir()
+    for i in range(800):  # enough for the worker pool
+        (bulk / f"b{i:03d}.md").write_text(f"bulk {i} [[Welcome]]\n")
+    daemon.settle()
+    ids = {p: r["id"] for p, r in daemon.records().items()}
+    writer = subprocess.Popen(
+        [sys.executable, "-c",
+         "import pathlib, sys, time\n"
+         "v = pathlib.Path(sys.argv[1])\n"
+         "for i in range(60):\n"
+         "    (v / f'during{i}.md').write_text(f'written during the rebuild {i}\\n')\n"
+         "    time.sleep(0.02)\n",
+         str(daemon.vault)])  # fmt: skip
+    done = daemon.cli("rebuild")
+    writer.wait(timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert f"asking the running daemon (pid {daemon.proc.pid})" in done.stderr  # type: ignore[union-attr]
+    assert "indexed 8" in done.stdout  # 800 bulk notes and the rest
+    assert daemon.proc is not None and daemon.proc.poll() is None
+    daemon.settle()
+    records = daemon.records()
+    assert all(f"during{i}.md" in records for i in range(60))
+    assert all(records[p]["id"] == note_id for p, note_id in ids.items())
+    assert "rebuilding the store on request" in daemon.log.read_text()
+    assert daemon.cli("rebuild", "--dry-run").returncode == 0
     (daemon.vault / "after.md").write_text("still watched\n")
     daemon.settle()
     assert "after.md" in daemon.records()
-    assert daemon.cli("rebuild", "--dry-run").returncode == 0
 
 
 def _make_vault_tool() -> Path:

@@ -1,0 +1,259 @@
+"""Mirror flushes in a child process, on their own cadence, never blocking the watcher.
+
+The daemon's `MirrorFlusher` thread starts `python -m ccc_watch.flusher` when the store
+has moved, asks it to flush (one line in, one JSON line out) and lets it exit after a
+quiet spell. So:
+- the watcher never waits for DuckDB, not even for a mirror rebuild of 100,000 notes;
+- a reader holding the mirror file, a full disk or a DuckDB crash only ever stops the
+  child: the store stays current, the daemon marks itself degraded, retries with
+  exponential back-off (a circuit breaker) and catches up from the changelog later;
+- an idle daemon carries neither DuckDB nor Arrow (about 100 MB of memory).
+The child opens the store read-only for each flush: redb lets readers follow the one
+writer, and a store swapped by `rebuild` is picked up at the next flush.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import pickle
+import random
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from loguru import logger
+
+from ccc_watch.indexer import IndexPolicy
+
+IDLE_EXIT = 30.0  # seconds without a flush before the child is let go
+BUSY_CAP = 5.0  # a reader lets go soon: retry within seconds
+FAILED_CAP = 60.0  # anything else (disk full, damage) backs off up to a minute
+DEGRADED_AFTER = 3  # consecutive failed flushes before status says degraded
+
+
+class MirrorFlusher:
+    """A thread that keeps the mirror within `interval` of the store, via a child."""
+
+    def __init__(self, data_dir: Path, backend: str, policy: IndexPolicy, interval: float) -> None:
+        self.data_dir = data_dir
+        self.backend = backend
+        self.policy = policy
+        self.interval = interval
+        self.failures = 0
+        self.last_error: str | None = None
+        self.last_flush: float | None = None  # wall time of the last good flush
+        self.watermark: int | None = None
+        self._poked = threading.Event()
+        self._stopping = threading.Event()
+        self._busy = threading.Lock()  # held while a flush runs
+        self._child: subprocess.Popen[bytes] | None = None
+        self._child_used = 0.0
+        self._thread = threading.Thread(target=self._loop, name="mirror-flusher", daemon=True)
+
+    # --- the daemon's side ----------------------------------------------------
+
+    def start(self) -> None:
+        """Start the thread; the first flush catches up whatever the mirror lacks."""
+        self._poked.set()
+        self._thread.start()
+
+    def poke(self) -> None:
+        """The store moved: flush within `interval`."""
+        self._poked.set()
+
+    @property
+    def degraded(self) -> bool:
+        """Whether the mirror has failed repeatedly and lags."""
+        return self.failures >= DEGRADED_AFTER
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No flush runs inside this block (used to swap the store during a rebuild)."""
+        with self._busy:
+            yield
+
+    def flush_now(self, timeout: float | None = None) -> str:
+        """Flush at once, waiting for a running flush first: the outcome."""
+        if not self._busy.acquire(timeout=-1 if timeout is None else timeout):
+            return "busy"
+        try:
+            return self._flush(timeout)
+        finally:
+            self._busy.release()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop the thread, flush what is left (within grace seconds), end the child."""
+        self._stopping.set()
+        self._poked.set()
+        self._thread.join(timeout=grace)
+        if self._thread.is_alive():  # a long flush (a mirror rebuild): it is safe to cut
+            logger.warning("mirror flush still running after {:.0f} s: stopping it", grace)
+            self._end_child(kill=True)
+            self._thread.join(timeout=1)
+        else:
+            self.flush_now(timeout=grace)
+        self._end_child()
+
+    # --- the thread -------------------------------------------------------------
+
+    def _loop(self) -> None:
+        pending = False
+        due = 0.0
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            if pending:
+                timeout: float | None = max(0.0, due - now)
+            elif self._child is not None:
+                timeout = max(0.0, self._child_used + IDLE_EXIT - now)
+            else:
+                timeout = None
+            if self._poked.wait(timeout):
+                self._poked.clear()
+                pending = True
+            if self._stopping.is_set():
+                return
+            now = time.monotonic()
+            if not pending:
+                if self._child is not None and now >= self._child_used + IDLE_EXIT:
+                    self._end_child()
+                continue
+            if now < due:
+                continue
+            with self._busy:
+                outcome = self._flush(None)
+            if outcome == "ok":
+                pending = False
+                due = time.monotonic() + self.interval
+            else:
+                cap = BUSY_CAP if outcome == "busy" else FAILED_CAP
+                delay = min(0.25 * 2 ** (self.failures - 1), cap)
+                due = time.monotonic() + delay * random.uniform(0.8, 1.2)
+
+    def _flush(self, timeout: float | None) -> str:
+        """One flush through the child: 'ok', 'busy' or 'failed'."""
+        try:
+            reply = self._ask(timeout)
+        except (OSError, TimeoutError, ValueError) as e:
+            self._end_child(kill=True)
+            reply = {"outcome": "failed", "error": f"mirror process: {e}"}
+        outcome = str(reply.get("outcome"))
+        if outcome == "ok":
+            if self.failures >= DEGRADED_AFTER:
+                logger.info("mirror flushes work again after {} failures", self.failures)
+            self.failures = 0
+            self.last_error = None
+            self.last_flush = time.time()
+            self.watermark = reply.get("watermark")
+            return "ok"
+        self.failures += 1
+        self.last_error = str(reply.get("error"))
+        if outcome != "busy" or self.failures == DEGRADED_AFTER:
+            logger.warning("mirror flush {} ({}x): {}", outcome, self.failures, self.last_error)
+        return "busy" if outcome == "busy" else "failed"
+
+    def _ask(self, timeout: float | None) -> dict[str, Any]:
+        child = self._spawn()
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(b"flush\n")
+        child.stdin.flush()
+        line = _readline(child.stdout, timeout)
+        self._child_used = time.monotonic()
+        if not line:
+            code = child.wait(timeout=5)
+            self._child = None
+            raise OSError(f"exited with code {code} during a flush")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        if self._child is not None and self._child.poll() is None:
+            return self._child
+        policy = base64.b64encode(pickle.dumps(self.policy)).decode()
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "ccc_watch.flusher", str(self.data_dir), self.backend, policy],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self._child_used = time.monotonic()
+        return self._child
+
+    def _end_child(self, kill: bool = False) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if kill:
+            child.kill()
+        elif child.stdin is not None:
+            child.stdin.close()  # end of input: the child leaves
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _readline(stream: IO[bytes], timeout: float | None) -> bytes:
+    if timeout is not None:
+        ready, _, _ = select.select([stream], [], [], timeout)
+        if not ready:
+            raise TimeoutError(f"no answer within {timeout:.0f} s")
+    return stream.readline()
+
+
+# --- the child's side ----------------------------------------------------------
+
+
+def _flush_once(data_dir: Path, backend: str, policy: IndexPolicy) -> dict[str, Any]:
+    import duckdb
+
+    from ccc_watch.errors import StoreError
+    from ccc_watch.mirror import Mirror, MirrorBusyError, MirrorError
+    from ccc_watch.store import open_store
+
+    try:
+        with open_store(data_dir, backend=backend, readonly=True) as store:
+            result = Mirror(data_dir, policy).flush(store)
+    except MirrorBusyError as e:
+        return {"outcome": "busy", "error": str(e)}
+    except (MirrorError, StoreError, OSError, duckdb.Error) as e:
+        return {"outcome": "failed", "error": str(e)}
+    return {
+        "outcome": "ok",
+        "applied": result.applied,
+        "watermark": result.watermark,
+        "rebuilt": result.rebuilt,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ccc_watch.flusher DATA_DIR BACKEND POLICY`: flush on each input line."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("backend")
+    parser.add_argument("policy", help="the IndexPolicy, pickled and base64-encoded")
+    args = parser.parse_args(argv)
+    # The policy comes from the daemon that started this process, never from a user.
+    policy = pickle.loads(base64.b64decode(args.policy))
+    out = sys.stdout.buffer
+    for line in sys.stdin.buffer:
+        if line.strip() != b"flush":
+            reply: dict[str, Any] = {"outcome": "failed", "error": f"unknown request {line!r}"}
+        else:
+            reply = _flush_once(args.data_dir, args.backend, policy)
+        out.write(json.dumps(reply).encode() + b"\n")
+        out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
