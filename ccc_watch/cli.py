@@ -11,15 +11,17 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccc_watch import __version__, codec, config, control
 from ccc_watch.errors import CccWatchError, StoreMissingError
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import IndexPolicy
-from ccc_watch.mirror import Mirror
 from ccc_watch.procs import running_pid
 from ccc_watch.store import Store, open_store, store_file
+
+if TYPE_CHECKING:  # DuckDB and Arrow load only for the commands that use the mirror
+    from ccc_watch.mirror import Mirror
 
 Handler = Callable[[argparse.Namespace, config.Config], int]
 
@@ -178,6 +180,8 @@ def cmd_get(args: argparse.Namespace, cfg: config.Config) -> int:
 
 
 def _mirror(cfg: config.Config) -> Mirror:
+    from ccc_watch.mirror import Mirror
+
     return Mirror(cfg.resolved_data_dir(), _policy(cfg))
 
 

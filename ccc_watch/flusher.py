@@ -32,7 +32,9 @@ from typing import IO, Any
 
 from loguru import logger
 
+from ccc_watch.drift import Drift
 from ccc_watch.indexer import IndexPolicy
+from ccc_watch.store import MIRROR_FILE
 
 IDLE_EXIT = 30.0  # seconds without a flush before the child is let go
 BUSY_CAP = 5.0  # a reader lets go soon: retry within seconds
@@ -158,6 +160,9 @@ class MirrorFlusher:
         self.last_error = str(reply.get("error"))
         if outcome != "busy" or self.failures == DEGRADED_AFTER:
             logger.warning("mirror flush {} ({}x): {}", outcome, self.failures, self.last_error)
+        if self.failures == DEGRADED_AFTER:
+            detail = f"{self.failures} flushes failed, retrying: {self.last_error}"
+            logger.warning(Drift("mirror-lag", str(self.data_dir / MIRROR_FILE), detail).line())
         return "busy" if outcome == "busy" else "failed"
 
     def _ask(self, timeout: float | None) -> dict[str, Any]:

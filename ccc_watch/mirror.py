@@ -29,9 +29,8 @@ import pyarrow as pa
 from ccc_watch.errors import CccWatchError
 from ccc_watch.indexer import IndexPolicy
 from ccc_watch.procs import owner_pid, pid_alive
-from ccc_watch.store import Change, Record, Store
+from ccc_watch.store import MIRROR_FILE, Change, Record, Store
 
-MIRROR_FILE = "mirror.duckdb"
 MIRROR_SCHEMA_VERSION = 1
 # DuckDB 2.0 writes a format 1.4 cannot read unless told otherwise; 1.4 is the LTS
 # many notebooks and DBeaver still run.

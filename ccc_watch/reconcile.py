@@ -97,7 +97,12 @@ def reconcile(
                     new_records.append(res.record)
                     continue
                 if res.record.get("blake3") != rec.get("blake3"):
-                    drift.append(Drift(kind("modified-offline"), key, "content changed"))
+                    if _stat_moved(rec, files[key]):
+                        drift.append(Drift(kind("modified-offline"), key, "content changed"))
+                    else:  # same size, times and inode: only the racy re-hash saw it
+                        drift.append(
+                            Drift("checksum-mismatch", key, "content changed, stat did not")
+                        )
                 ops.append(Upsert(res.record, cause="reconcile"))
 
     unreadable = [u.rstrip("/") + "/" for u in report.unreadable]

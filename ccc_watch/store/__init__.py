@@ -25,9 +25,13 @@ BACKENDS: dict[str, tuple[type[RedbBackend] | type[SqliteBackend], str]] = {
     "redb": (RedbBackend, "index.redb"),
     "sqlite": (SqliteBackend, "index.sqlite"),
 }
+# The DuckDB mirror's file in the data dir, named here so that code which only needs
+# the name (the daemon) does not load DuckDB.
+MIRROR_FILE = "mirror.duckdb"
 
 __all__ = [
     "BACKENDS",
+    "MIRROR_FILE",
     "SCHEMA_VERSION",
     "Change",
     "Delete",
