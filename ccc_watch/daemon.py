@@ -29,10 +29,11 @@ from ccc_watch.errors import CccWatchError
 from ccc_watch.flusher import MirrorFlusher
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import Indexer, IndexPolicy
+from ccc_watch.paths import vault_key
 from ccc_watch.procs import PID_FILE, running_pid, try_lock
 from ccc_watch.reconcile import pair_moves, reconcile
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
-from ccc_watch.vault import VaultUnreadableError
+from ccc_watch.vault import VaultUnreadableError, left_out, log_skip
 from ccc_watch.watcher import Coalescer, Watcher, inotify_limit, watched_folders
 
 STATUS_FILE = "status.json"
@@ -77,6 +78,7 @@ class Daemon:
         self.last_reconcile: float | None = None
         self.drift_count = 0
         self.coalescer = Coalescer(cfg.settle)
+        self.symlinks: dict[str, set[str]] = {}  # target key -> file symlinks to it
         self.rules, self.policy = self._load()
         self.store: Store | None = None
         self.flusher = MirrorFlusher(self.data_dir, cfg.backend, self.policy, cfg.flush_interval)
@@ -150,7 +152,15 @@ class Daemon:
         return store
 
     def _run(self) -> int:
-        root = os.stat(self.vault)
+        # Held open, the root's inode cannot be reused by a folder made in its place
+        # (ext4 hands out the number just freed): rm -rf + mkdir is always noticed.
+        root = os.open(self.vault, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            return self._watch(root)
+        finally:
+            os.close(root)
+
+    def _watch(self, root: int) -> int:
         self.store = self._open_store()
         self._start_watcher()  # first: what changes during the reconcile is queued
         self.flusher.start()
@@ -278,12 +288,13 @@ class Daemon:
         )
         return time.monotonic() + interval * random.uniform(0.75, 1.25)
 
-    def _root_intact(self, root: os.stat_result) -> bool:
+    def _root_intact(self, root: int) -> bool:
+        """Whether the vault path still names the folder held open as root."""
         try:
-            now = os.stat(self.vault)
+            held, now = os.fstat(root), os.stat(self.vault)
         except OSError:
             return False
-        return (now.st_ino, now.st_dev) == (root.st_ino, root.st_dev)
+        return held.st_nlink > 0 and (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev)
 
     def _reload(self) -> None:
         """SIGHUP: read the configuration and ignore rules again, then reconcile."""
@@ -292,10 +303,13 @@ class Daemon:
         except CccWatchError as e:
             logger.error("configuration not reloaded: {}", e)
             return
-        # Where the vault and the databases are cannot change under a running daemon.
+        # Flags outrank the file, as at start; and where the vault and the databases are
+        # cannot change under a running daemon.
+        kept = {k for k, source in self.cfg.sources.items() if source == "flag"}
+        kept |= {"vault", "data_dir"}
         self.cfg = config.Config(
-            {**cfg.values, "vault": self.cfg.vault, "data_dir": self.cfg.data_dir},
-            cfg.sources,
+            {k: self.cfg.values[k] if k in kept else v for k, v in cfg.values.items()},
+            {k: self.cfg.sources[k] if k in kept else v for k, v in cfg.sources.items()},
             cfg.config_file,
         )
         self.rules, self.policy = self._load()
@@ -322,6 +336,7 @@ class Daemon:
         )
         if result.changes:
             self.flusher.poke()
+        self.symlinks = result.symlinks
         self.drift_count += len(result.drift)
         self.last_reconcile = time.time()
         logger.info(
@@ -334,36 +349,52 @@ class Daemon:
         self.phase = "watching"
 
     def _drain(self, force: bool = False) -> None:
-        moves, ready, rescan, expected = self.coalescer.take(force)
-        if moves or ready:
-            self._apply_paths(moves, ready)
-        if rescan is not None:
-            logger.info("reconcile: {}", rescan)
-            self._reconcile(offline=False, expected=expected or self.fallback is not None)
+        batch = self.coalescer.take(force)
+        if batch.moves or batch.ready:
+            self._apply_paths(batch.moves, batch.ready)
+        if batch.rescan is not None:
+            if batch.rules_changed:
+                self._reload_rules()
+            logger.info("reconcile: {}", batch.rescan)
+            self._reconcile(offline=False, expected=batch.expected or self.fallback is not None)
+
+    def _reload_rules(self) -> None:
+        """Read .cccignore and app.json again (one of them changed)."""
+        self.rules = IgnoreRules.load(
+            self.vault, config_dir=self.cfg.config_dir, patterns=self.cfg.ignore
+        )
+        self.watcher.set_rules(self.rules)
 
     def _apply_paths(self, moves: list[tuple[str, str]], ready: list[tuple[str, str]]) -> None:
         store = self.store
         assert store is not None
         ops: list[Operation] = [Move(old, new, cause="event") for old, new in moves]
+        # Notes that link to a changed file through a file symlink change with it.
+        keys = {k for k, _ in ready}
+        linked = {link for k in keys for link in self.symlinks.get(k, ())} - keys
+        ready = ready + [(link, str(self.vault / link)) for link in sorted(linked)]
         with store.snapshot() as snap:
-            known = {k: snap.get(k) for k, _ in ready}
-            # A move's target is read as the record it will be once the Move above is
-            # applied, so the re-read keeps the moved note's id.
+            # The records as they will be once the moves above are applied, in order:
+            # a chain (a -> b -> c) or a swap in one batch keeps every note's id.
+            view: dict[str, Record | None] = {}
             for old, new in moves:
-                if known.get(new) is None and (was := snap.get(old)) is not None:
-                    known[new] = dict(was, path=new)
+                was = view[old] if old in view else snap.get(old)
+                if was is not None:  # else the Move does nothing (a scan got there first)
+                    view[old] = None
+                    view[new] = dict(was, path=new)
+            known = {k: view[k] if k in view else snap.get(k) for k, _ in ready}
         gone: dict[str, Record] = {}
         fresh: list[Record] = []
         for key, real in ready:
             previous = known.get(key)
-            res = self.indexer.index(key, Path(real), None if previous is None else previous["id"])
-            if res.record is None:
+            record = self._index_event_path(key, real, previous)
+            if record is None:
                 if previous is not None:
                     gone[key] = previous
             elif previous is None:
-                fresh.append(res.record)
+                fresh.append(record)
             else:
-                ops.append(Upsert(res.record, cause="event"))
+                ops.append(Upsert(record, cause="event"))
         # A delete and a create of the same content in one settle window is a move.
         for rec, source in pair_moves(gone, fresh, ops, cause="event"):
             gone.pop(source or "", None)
@@ -376,6 +407,23 @@ class Daemon:
         ops += [Delete(k, cause="event") for k in gone]
         if store.apply(ops):
             self.flusher.poke()
+
+    def _index_event_path(self, key: str, real: str, previous: Record | None) -> Record | None:
+        """The record for one event path under the walk's policy, or None when the
+        file is gone or left out (a folder symlink, a symlink leaving the vault, ...)."""
+        try:
+            reason = left_out(self.vault, self.rules, real)
+            if reason is not None:
+                log_skip(os.fspath(self.vault), key, reason)
+                return None
+            if os.path.islink(real):
+                target = os.path.relpath(os.path.realpath(real), os.path.realpath(self.vault))
+                self.symlinks.setdefault(vault_key(target), set()).add(key)
+            prev_id = None if previous is None else previous["id"]
+            return self.indexer.index(key, Path(real), prev_id).record
+        except Exception:  # a bug must not stop the daemon: keep what the store has
+            logger.opt(exception=True).error("cannot index {}: record kept as it was", key)
+            return previous
 
     def _serve_requests(self) -> None:
         """Answer what `ccc-watch` commands asked of this daemon (today: rebuild)."""

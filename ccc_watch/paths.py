@@ -26,10 +26,16 @@ def vault_key(path: str | PurePath) -> str:
 
     Backslashes from Windows paths become '/', the name is normalized to NFC (macOS
     and some sync tools write NFD), and '.' parts are dropped. An absolute path, a
-    '..' part or an empty path raises InvalidPathError naming the path.
+    '..' part, an empty path or a name that is not valid UTF-8 raises InvalidPathError
+    naming the path.
     """
     windows = isinstance(path, PureWindowsPath) or os.name == "nt"
     text = path.as_posix() if isinstance(path, PureWindowsPath) else str(path)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a name of undecodable bytes (surrogate escapes)
+            raise InvalidPathError(f"name is not valid UTF-8: {text!r}") from None
     if not windows and _is_canonical(text):
         return text
     if "\x00" in text:

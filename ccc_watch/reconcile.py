@@ -36,6 +36,7 @@ class ReconcileResult:
     changes: int = 0
     drift: list[Drift] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    symlinks: dict[str, set[str]] = field(default_factory=dict)  # target key -> links
     seconds: float = 0.0
 
 
@@ -66,6 +67,9 @@ def reconcile(
     result.skipped = report.skipped
     files = {f.key: f for f in report.files}
     result.seen = len(files)
+    for f in report.files:
+        if f.target is not None:
+            result.symlinks.setdefault(f.target, set()).add(f.key)
     with store.snapshot() as snap:
         # Only what the comparison needs: a vault's bodies would not fit a small daemon.
         known = {r["path"]: {k: r.get(k) for k in _KEPT} for r in snap.records()}

@@ -62,6 +62,7 @@ class VaultFile:
     ctime_ns: int
     inode: int
     is_symlink: bool  # a file symlink whose target is inside the vault (its stat is the target's)
+    target: str | None = None  # a symlink's target, as a vault key
 
 
 @dataclass
@@ -91,12 +92,27 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-def _shown(rel: str) -> str:
+def shown(rel: str) -> str:
     """A relative path as people should see it: bad bytes as \\xNN, controls escaped."""
     text = os.fsencode(rel).decode("utf-8", "backslashreplace")
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def log_skip(root: str, rel: str, reason: str) -> str:
+    """Log that rel (under root) is left out: a WARNING the first time in this process,
+    DEBUG after, so scans every 30 minutes do not repeat it. Returns the shown path."""
+    text = shown(rel)
+    seen = (root, text, reason)
+    if seen in _warned:
+        logger.debug("skip {}: {}", text, reason)
+        return text
+    if len(_warned) >= _WARNED_LIMIT:
+        _warned.clear()
+    _warned.add(seen)
+    logger.warning("skip {}: {}", text, reason)
+    return text
 
 
 class _Walk:
@@ -111,16 +127,7 @@ class _Walk:
         self.real_prefix = os.path.join(self.real_root, "")
 
     def skip(self, rel: str, reason: str) -> None:
-        shown = _shown(rel)
-        self.report.skipped.append((shown, reason))
-        seen = (self.real_root, shown, reason)
-        if seen in _warned:
-            logger.debug("skip {}: {}", shown, reason)
-            return
-        if len(_warned) >= _WARNED_LIMIT:
-            _warned.clear()
-        _warned.add(seen)
-        logger.warning("skip {}: {}", shown, reason)
+        self.report.skipped.append((log_skip(self.real_root, rel, reason), reason))
 
     def run(self) -> WalkReport:
         # Depth first, names sorted in each folder: the same vault always gives the same
@@ -205,39 +212,72 @@ class _Walk:
         return subfolders
 
     def symlink(self, path: str, key: str, rel: str) -> None:
-        try:
-            target = _shown(os.readlink(path))
-        except OSError:
-            target = "?"
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            self.skip(rel, f"dangling symlink (-> {target})")
+        reason, found = _follow(path, self.real_root, self.rules)
+        if found is None:
+            self.skip(rel, reason or "?")
             return
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                self.skip(rel, f"symlink loop (-> {target})")
-            else:
-                self.skip(rel, f"cannot follow symlink (-> {target}): {e.strerror}")
-            return
-        if stat.S_ISDIR(st.st_mode):
-            self.skip(rel, FOLDER_SYMLINK)
-            return
-        real = os.path.realpath(path)
-        if not real.startswith(self.real_prefix):
-            self.skip(rel, f"file symlink leaves the vault (-> {_shown(real)})")
-            return
-        if not stat.S_ISREG(st.st_mode):
-            self.skip(rel, f"symlink to something that is not a regular file (-> {target})")
-            return
-        parts = os.path.relpath(real, self.real_root).split(os.sep)
-        target_key = "/".join(_nfc(p) for p in parts)
-        if self.rules.is_ignored(target_key):
-            self.skip(rel, f"file symlink to an ignored file ({_shown(target_key)})")
-            return
+        st, target_key = found
         self.report.files.append(
-            VaultFile(key, Path(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, True)
+            VaultFile(
+                key,
+                Path(path),
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+                st.st_ino,
+                True,
+                target_key,
+            )
         )
+
+
+def _follow(
+    path: str, real_root: str, rules: IgnoreRules
+) -> tuple[str | None, tuple[os.stat_result, str] | None]:
+    """A file symlink under the policy: (None, (target's stat, target key)) when it is
+    indexed, (reason, None) when it is left out."""
+    try:
+        target = shown(os.readlink(path))
+    except OSError:
+        target = "?"
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return f"dangling symlink (-> {target})", None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return f"symlink loop (-> {target})", None
+        return f"cannot follow symlink (-> {target}): {e.strerror}", None
+    if stat.S_ISDIR(st.st_mode):
+        return FOLDER_SYMLINK, None
+    real = os.path.realpath(path)
+    if not real.startswith(os.path.join(real_root, "")):
+        return f"file symlink leaves the vault (-> {shown(real)})", None
+    if not stat.S_ISREG(st.st_mode):
+        return f"symlink to something that is not a regular file (-> {target})", None
+    parts = os.path.relpath(real, real_root).split(os.sep)
+    target_key = "/".join(_nfc(p) for p in parts)
+    if rules.is_ignored(target_key):
+        return f"file symlink to an ignored file ({shown(target_key)})", None
+    return None, (st, target_key)
+
+
+def left_out(vault: Path, rules: IgnoreRules, path: str) -> str | None:
+    """Why the walk would leave out the file at path (an event's path), or None when it
+    would index it: the same policy for events as for scans. A path that is gone gives
+    None (the indexer finds nothing and the record, if any, is deleted)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        reason, _ = _follow(path, os.path.realpath(vault), rules)
+        return reason
+    if stat.S_ISDIR(st.st_mode):
+        return "a folder"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    return None
 
 
 def walk(vault: Path, rules: IgnoreRules) -> WalkReport:

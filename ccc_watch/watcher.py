@@ -24,6 +24,7 @@ from watchdog.observers.api import BaseObserver
 from ccc_watch.errors import InvalidPathError
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.paths import vault_key
+from ccc_watch.vault import NOT_UTF8, log_skip
 
 OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
 
@@ -37,6 +38,7 @@ class Pending:
     moves: list[tuple[str, str]] = field(default_factory=list)
     rescan: str | None = None  # why a full reconcile is wanted
     expected: bool = True  # every rescan request came from an event that explains it
+    rules_changed: bool = False  # an ignore-rule file (.cccignore, app.json) changed
     last_event: float | None = None
 
 
@@ -59,6 +61,9 @@ class Coalescer:
 
     def move(self, old: str, new: str, new_path: str) -> None:
         """A file moved inside the vault: keep its identity, then re-read it."""
+        if old == new:  # a rename that keeps the key (NFD -> NFC): an edit, no move
+            self.mark(new, new_path)
+            return
         now = time.monotonic()
         with self._lock:
             self._pending.moves.append((old, new))
@@ -67,12 +72,14 @@ class Coalescer:
             self._pending.last_event = time.time()
         self.wake.set()
 
-    def rescan(self, reason: str, expected: bool = False) -> None:
+    def rescan(self, reason: str, expected: bool = False, rules_changed: bool = False) -> None:
         """Ask for a full reconcile; `expected` when an event explains what it will find
-        (a folder created or moved), so its findings are no drift."""
+        (a folder created or moved), so its findings are no drift; `rules_changed` when
+        the ignore rules must be read again first."""
         with self._lock:
             self._pending.rescan = self._pending.rescan or reason
             self._pending.expected = self._pending.expected and expected
+            self._pending.rules_changed = self._pending.rules_changed or rules_changed
             self._pending.last_event = time.time()
         self.wake.set()
 
@@ -86,25 +93,44 @@ class Coalescer:
         with self._lock:
             return self._pending.last_event
 
-    def take(
-        self, force: bool = False
-    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], str | None, bool]:
-        """(moves, settled (key, path) pairs, rescan reason, rescan expected). force,
-        or a pending rescan, releases everything: events first, then the scan."""
+    def take(self, force: bool = False) -> Batch:
+        """What is ready: settled paths and the moves among them, and a full reconcile
+        if one was asked for. force, or a pending rescan, releases everything: events
+        first, then the scan."""
         with self._lock:
             force = force or self._pending.rescan is not None
         cutoff = time.monotonic() - (0 if force else self.settle)
         with self._lock:
-            ready = [(k, p) for k, (t, p) in self._pending.dirty.items() if t <= cutoff]
+            pending = self._pending
+            ready = [(k, p) for k, (t, p) in pending.dirty.items() if t <= cutoff]
             for k, _ in ready:
-                del self._pending.dirty[k]
+                del pending.dirty[k]
             # Moves go with the paths they touch: all of them once nothing is unsettled.
             moves: list[tuple[str, str]] = []
-            if force or not self._pending.dirty:
-                moves, self._pending.moves = self._pending.moves, []
-            rescan, self._pending.rescan = self._pending.rescan, None
-            expected, self._pending.expected = self._pending.expected, True
-        return moves, ready, rescan, expected
+            if force or not pending.dirty:
+                moves, pending.moves = pending.moves, []
+            batch = Batch(moves, ready, pending.rescan, pending.expected, pending.rules_changed)
+            pending.rescan, pending.expected, pending.rules_changed = None, True, False
+        return batch
+
+
+@dataclass
+class Batch:
+    """What Coalescer.take hands over."""
+
+    moves: list[tuple[str, str]]  # (old key, new key), in the order they happened
+    ready: list[tuple[str, str]]  # settled (key, real path)
+    rescan: str | None  # why a full reconcile is wanted, if it is
+    expected: bool  # the rescan's findings are explained by events (no drift)
+    rules_changed: bool  # read the ignore rules again before the rescan
+
+
+def _undecodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class _Handler(FileSystemEventHandler):
@@ -126,6 +152,8 @@ class _Handler(FileSystemEventHandler):
         try:
             return vault_key(rel)
         except InvalidPathError:
+            reason = NOT_UTF8 if _undecodable(rel) else "not a valid vault path"
+            log_skip(os.fspath(self.vault), rel, reason)
             return None
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -133,9 +161,10 @@ class _Handler(FileSystemEventHandler):
             return
         src = self.key(event.src_path)
         dest = self.key(event.dest_path) if isinstance(event, FileSystemMovedEvent) else None
-        if src is not None and src in self.rules.rule_files:
-            self.coalescer.rescan(f"{src} changed", expected=True)
-            return
+        for key in (src, dest):
+            if key is not None and key in self.rules.rule_files:
+                self.coalescer.rescan(f"{key} changed", expected=True, rules_changed=True)
+                return
         if event.is_directory:
             if event.event_type != "modified":  # created, deleted, moved: the subtree
                 self.coalescer.rescan(f"folder {event.event_type}: {src or dest}", expected=True)
@@ -244,11 +273,18 @@ def inotify_watches() -> int | None:
 
 
 def watched_folders(vault: Path) -> int:
-    """Folders a recursive inotify observer watches: the root and every folder below it,
-    ignored ones included (watchdog knows nothing of our rules), symlinks not followed."""
+    """Folders a recursive inotify observer watches: the root and every readable folder
+    below it, ignored ones included (watchdog knows nothing of our rules), symlinks not
+    followed."""
     count = 1
     for parent, dirnames, _ in os.walk(vault):
-        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(parent, d))]
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if not os.path.islink(full := os.path.join(parent, d))
+            # inotify_add_watch needs read access; watchdog passes over EACCES quietly
+            and os.access(full, os.R_OK)
+        ]
         count += len(dirnames)
     return count
 
