@@ -33,7 +33,7 @@ from ccc_watch.paths import vault_key
 from ccc_watch.procs import PID_FILE, running_pid, try_lock
 from ccc_watch.reconcile import pair_moves, reconcile
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
-from ccc_watch.vault import VaultUnreadableError, left_out, log_skip
+from ccc_watch.vault import VaultUnreadableError, icloud_evicted, left_out, log_skip
 from ccc_watch.watcher import Coalescer, Watcher, inotify_limit, watched_folders
 
 STATUS_FILE = "status.json"
@@ -79,6 +79,7 @@ class Daemon:
         self.drift_count = 0
         self.coalescer = Coalescer(cfg.settle)
         self.symlinks: dict[str, set[str]] = {}  # target key -> file symlinks to it
+        self.root = -1  # the vault folder, held open while running
         self.rules, self.policy = self._load()
         self.store: Store | None = None
         self.flusher = MirrorFlusher(self.data_dir, cfg.backend, self.policy, cfg.flush_interval)
@@ -161,57 +162,17 @@ class Daemon:
             os.close(root)
 
     def _watch(self, root: int) -> int:
+        self.root = root
         self.store = self._open_store()
         self._start_watcher()  # first: what changes during the reconcile is queued
         self.flusher.start()
         logger.info("watching {} (pid {})", self.vault, os.getpid())
         try:
-            # A store never scanned is the vault's first index: nothing in it is drift.
-            first = self.store.meta.get("last_scan_started_ns") is None and not len(self.store)
-            self._reconcile(offline=True, expected=first)
-            self._audit_watches()
-            self._serve_requests()
-            next_reconcile = self._next_reconcile()
-            next_status = 0.0
-            self.phase = "watching"
-            while not self.stop_requested.is_set():
-                self.coalescer.wake.wait(timeout=min(self.cfg.settle / 2, 0.25))
-                self.coalescer.wake.clear()
-                if not self._root_intact(root):
-                    logger.error(
-                        "the vault folder {} was deleted or replaced: stopping", self.vault
-                    )
-                    return EXIT_ROOT_GONE
-                if self.fallback is None and not self.watcher.alive():
-                    logger.error("the file observer died: restarting it and reconciling")
-                    self._start_watcher()
-                    self.coalescer.rescan("observer restarted")
-                if self.reload_requested.is_set():
-                    self.reload_requested.clear()
-                    self._reload()
-                if self.requests.is_set():
-                    self.requests.clear()
-                    self._serve_requests()
-                try:
-                    self._drain()
-                except VaultUnreadableError:
-                    if self._root_intact(root):
-                        raise
-                    logger.error(
-                        "the vault folder {} was deleted or replaced: stopping", self.vault
-                    )
-                    return EXIT_ROOT_GONE
-                if time.monotonic() >= next_reconcile:
-                    self._periodic()
-                    next_reconcile = self._next_reconcile()
-                if time.monotonic() >= next_status:
-                    self._write_status()
-                    next_status = time.monotonic() + 2.0
-            self.phase = "stopping"
-            self._write_status()
-            self._drain(force=True)
-            logger.info("stopped")
-            return 0
+            return self._loop()
+        except VaultUnreadableError:
+            if self._root_intact(root):
+                raise
+            return self._root_gone()
         finally:
             self.watcher.stop()
             self.flusher.stop()  # flushes what is left, within seconds
@@ -220,6 +181,48 @@ class Daemon:
                 self.store = None
             self.phase = "stopped"
             self._write_status()
+
+    def _root_gone(self) -> int:
+        logger.error("the vault folder {} was deleted or replaced: stopping", self.vault)
+        return EXIT_ROOT_GONE
+
+    def _loop(self) -> int:
+        assert self.store is not None
+        # A store never scanned is the vault's first index: nothing in it is drift.
+        first = self.store.meta.get("last_scan_started_ns") is None and not len(self.store)
+        self._reconcile(offline=True, expected=first)
+        self._audit_watches()
+        self._serve_requests()
+        next_reconcile = self._next_reconcile()
+        next_status = 0.0
+        self.phase = "watching"
+        while not self.stop_requested.is_set():
+            self.coalescer.wake.wait(timeout=min(self.cfg.settle / 2, 0.25))
+            self.coalescer.wake.clear()
+            if not self._root_intact(self.root):
+                return self._root_gone()
+            if self.fallback is None and not self.watcher.alive():
+                logger.error("the file observer died: restarting it and reconciling")
+                self._start_watcher()
+                self.coalescer.rescan("observer restarted")
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self._reload()
+            if self.requests.is_set():
+                self.requests.clear()
+                self._serve_requests()
+            self._drain()
+            if time.monotonic() >= next_reconcile:
+                self._periodic()
+                next_reconcile = self._next_reconcile()
+            if time.monotonic() >= next_status:
+                self._write_status()
+                next_status = time.monotonic() + 2.0
+        self.phase = "stopping"
+        self._write_status()
+        self._drain(force=True)
+        logger.info("stopped")
+        return 0
 
     # --- watching ---------------------------------------------------------------
 
@@ -333,6 +336,7 @@ class Daemon:
             previous_scan_ns=self.store.meta.get("last_scan_started_ns"),
             batch_size=self.cfg.batch_size,
             expected=expected,
+            still_the_vault=lambda: self._root_intact(self.root),
         )
         if result.changes:
             self.flusher.poke()
@@ -389,7 +393,7 @@ class Daemon:
             previous = known.get(key)
             record = self._index_event_path(key, real, previous)
             if record is None:
-                if previous is not None:
+                if previous is not None and not icloud_evicted(self.vault, key):
                     gone[key] = previous
             elif previous is None:
                 fresh.append(record)

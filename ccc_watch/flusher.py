@@ -254,8 +254,11 @@ def main(argv: list[str] | None = None) -> int:
             reply: dict[str, Any] = {"outcome": "failed", "error": f"unknown request {line!r}"}
         else:
             reply = _flush_once(args.data_dir, args.backend, policy)
-        out.write(json.dumps(reply).encode() + b"\n")
-        out.flush()
+        try:
+            out.write(json.dumps(reply).encode() + b"\n")
+            out.flush()
+        except BrokenPipeError:  # the daemon is gone: so is the reason to flush
+            os._exit(0)
     return 0
 
 

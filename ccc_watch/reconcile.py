@@ -11,6 +11,7 @@ its id. Everything found is also reported as drift.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import Indexer
 from ccc_watch.pool import chunks, indexing
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert
-from ccc_watch.vault import VaultFile, walk
+from ccc_watch.vault import VaultFile, VaultUnreadableError, icloud_evicted, walk
 
 _STAT_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode")
 _KEPT = ("id", "blake3", *_STAT_FIELDS)
@@ -55,11 +56,14 @@ def reconcile(
     previous_scan_ns: int | None = None,
     batch_size: int = 1000,
     expected: bool = False,
+    still_the_vault: Callable[[], bool] | None = None,
 ) -> ReconcileResult:
     """Bring the store in line with the files; `offline` names the drift kinds
     (changes made while no daemon ran) rather than missed events. `expected`: the scan
     follows an event that asked for it (a folder moved in), so what it finds is no
-    drift: it is logged at DEBUG and not returned."""
+    drift: it is logged at DEBUG and not returned. `still_the_vault` is asked before
+    anything is written: False (the vault folder was replaced during the walk) raises
+    VaultUnreadableError and writes nothing."""
     started = time.perf_counter()
     scan_started_ns = time.time_ns()
     result = ReconcileResult()
@@ -115,6 +119,9 @@ def reconcile(
         for path, rec in known.items()
         if path not in files and not any(path.startswith(u) for u in unreadable)
     }
+    for path in [p for p in gone if icloud_evicted(vault, p)]:
+        del gone[path]
+        logger.debug("reconcile: {} is evicted to iCloud: its record is kept", path)
     movable = {p: r for p, r in gone.items() if not rules.is_ignored(p)}
     for new, old in pair_moves(movable, new_records, ops, cause="reconcile"):
         gone.pop(old or "", None)
@@ -132,6 +139,8 @@ def reconcile(
     for path in report.unreadable:
         logger.warning("reconcile: folder {} is unreadable: its records are kept", path)
 
+    if still_the_vault is not None and not still_the_vault():
+        raise VaultUnreadableError(f"the vault folder {vault} was replaced during a scan")
     for chunk in chunks(ops, batch_size):
         result.changes += len(store.apply(chunk))
     store.set_meta("last_scan_started_ns", scan_started_ns)

@@ -17,6 +17,9 @@ Policy:
 - Keys are NFC; the real (possibly NFD) name stays in VaultFile.path. When two names in a
   folder have the same NFC key, the first in sorted order is kept and the other reported.
 - A file or folder that vanishes between listing and stat is simply gone: not reported.
+- A file iCloud Drive evicted (replaced by '.<name>.icloud', an ignored dot-file) is
+  gone from the walk, but not from the vault: scans and the daemon keep its record
+  (see icloud_evicted).
 - The vault folder itself must be readable: otherwise VaultUnreadableError, never an
   empty report that would look as if every note had been deleted.
 
@@ -98,6 +101,14 @@ def shown(rel: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def icloud_evicted(vault: Path, key: str) -> bool:
+    """Whether iCloud Drive evicted the file at key: before macOS 14 it replaces the
+    file with a placeholder '.<name>.icloud' beside it. The note still exists (in the
+    cloud), so its record is kept rather than deleted, and no scan downloads it."""
+    folder, _, name = key.rpartition("/")
+    return (vault / folder / f".{name}.icloud").exists()
 
 
 def log_skip(root: str, rel: str, reason: str) -> str:

@@ -17,7 +17,7 @@ from ccc_watch.errors import StoreMissingError
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.mirror import Mirror, MirrorError
 from ccc_watch.store import open_store
-from ccc_watch.vault import walk
+from ccc_watch.vault import icloud_evicted, walk
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def verify(
                 )
             )
     for path in sorted(records.keys() - files.keys()):
-        if not any(path.startswith(u) for u in unreadable):
+        if not any(path.startswith(u) for u in unreadable) and not icloud_evicted(vault, path):
             diffs.append(Difference("store", "orphan-record", path, "record has no file"))
     if mirror is not None:
         diffs += _verify_mirror(mirror, records, head)
