@@ -337,7 +337,10 @@ class Daemon:
             batch_size=self.cfg.batch_size,
             expected=expected,
             still_the_vault=lambda: self._root_intact(self.root),
+            settle_ns=int(self.cfg.settle * 1e9),
         )
+        for key, path in result.deferred:
+            self.coalescer.mark(key, path)
         if result.changes:
             self.flusher.poke()
         self.symlinks = result.symlinks
@@ -392,6 +395,9 @@ class Daemon:
         for key, real in ready:
             previous = known.get(key)
             record = self._index_event_path(key, real, previous)
+            if record is not None and self._unsettled(key, record):
+                self.coalescer.mark(key, real)  # again, once it has been quiet
+                continue
             if record is None:
                 if previous is not None and not icloud_evicted(self.vault, key):
                     gone[key] = previous
@@ -411,6 +417,16 @@ class Daemon:
         ops += [Delete(k, cause="event") for k in gone]
         if store.apply(ops):
             self.flusher.poke()
+
+    def _unsettled(self, key: str, record: Record) -> bool:
+        """Whether what was read may be a file in mid-write: an event came during the
+        read, or the file changed (ctime: the kernel's, no tool sets it) less than a
+        settle window ago, after the last event the daemon had seen (A2)."""
+        if self.coalescer.is_dirty(key):
+            return True
+        ctime = record.get("ctime_ns")
+        age = time.time_ns() - ctime if isinstance(ctime, int) else None
+        return age is not None and 0 <= age < self.cfg.settle * 1e9
 
     def _index_event_path(self, key: str, real: str, previous: Record | None) -> Record | None:
         """The record for one event path under the walk's policy, or None when the

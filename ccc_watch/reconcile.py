@@ -38,6 +38,7 @@ class ReconcileResult:
     drift: list[Drift] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     symlinks: dict[str, set[str]] = field(default_factory=dict)  # target key -> links
+    deferred: list[tuple[str, str]] = field(default_factory=list)  # (key, path) mid-write
     seconds: float = 0.0
 
 
@@ -57,13 +58,16 @@ def reconcile(
     batch_size: int = 1000,
     expected: bool = False,
     still_the_vault: Callable[[], bool] | None = None,
+    settle_ns: int = 0,
 ) -> ReconcileResult:
     """Bring the store in line with the files; `offline` names the drift kinds
     (changes made while no daemon ran) rather than missed events. `expected`: the scan
     follows an event that asked for it (a folder moved in), so what it finds is no
     drift: it is logged at DEBUG and not returned. `still_the_vault` is asked before
     anything is written: False (the vault folder was replaced during the walk) raises
-    VaultUnreadableError and writes nothing."""
+    VaultUnreadableError and writes nothing. `settle_ns` (the daemon's settle window):
+    a file that changed more recently may be in mid-write, so it is not stored but
+    returned in `deferred` for the events to settle."""
     started = time.perf_counter()
     scan_started_ns = time.time_ns()
     result = ReconcileResult()
@@ -100,6 +104,12 @@ def reconcile(
             for (key, _, _), res in zip(batch, results, strict=True):
                 rec = known.get(key)
                 if res.record is None:  # vanished since the walk: the delete pass sees it
+                    continue
+                ctime = res.record.get("ctime_ns")
+                if settle_ns and isinstance(ctime, int) and time.time_ns() - ctime < settle_ns:
+                    result.deferred.append((key, str(files[key].path)))
+                    known.pop(key, None)  # neither changed nor gone: left to the events
+                    files.pop(key)
                     continue
                 if rec is None:
                     new_records.append(res.record)

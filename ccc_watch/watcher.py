@@ -83,6 +83,11 @@ class Coalescer:
             self._pending.last_event = time.time()
         self.wake.set()
 
+    def is_dirty(self, key: str) -> bool:
+        """Whether an event touched key since it was last taken."""
+        with self._lock:
+            return key in self._pending.dirty
+
     def depth(self) -> int:
         """Paths waiting."""
         with self._lock:
