@@ -117,9 +117,12 @@ def read_stable(path: Path) -> Snapshot:
     raise OSError(f"kept changing while being read ({_READ_ATTEMPTS} attempts)")
 
 
-def record_id(vault_id: str, key: str) -> str:
-    """The deterministic id of a path in a vault when nothing else gives one."""
-    return str(uuid.uuid5(uuid.UUID(vault_id), key))
+def record_id(vault_id: str, key: str, inode: int | None = None) -> str:
+    """The deterministic id of a new file in a vault when nothing else gives one: from
+    its path and inode, so that a new note made where another was just renamed away
+    from (whose record keeps the id it had) does not get the same id."""
+    name = key if inode is None else f"{key}\0{inode}"
+    return str(uuid.uuid5(uuid.UUID(vault_id), name))
 
 
 def _classification(frontmatter: Mapping[str, Any], policy: IndexPolicy) -> str:
@@ -178,7 +181,8 @@ class Indexer:
         )
         return {
             "path": key,
-            "id": previous_id or record_id(self.vault_id, key),
+            "id": previous_id
+            or record_id(self.vault_id, key, None if snap is None else snap.inode),
             "name": key.rsplit("/", 1)[-1],
             "extension": ext,
             "kind": kind,

@@ -34,7 +34,7 @@ def test_a_note_record_has_every_field(vault: Path) -> None:
     st = os.stat(vault / "n.md")
     assert rec["blake3"] == blake3.blake3(data).hexdigest()
     assert (rec["size"], rec["mtime_ns"]) == (st.st_size, st.st_mtime_ns)
-    assert rec["id"] == record_id(VAULT_ID, "n.md")
+    assert rec["id"] == record_id(VAULT_ID, "n.md", rec["inode"])
     assert (rec["kind"], rec["extension"], rec["mime"]) == ("note", ".md", "text/markdown")
     assert rec["title"] == "T"
     assert rec["tags"] == ["x", "y"]

@@ -531,6 +531,9 @@ def test_b4_swaps_keep_identity(start: Start, mode: str) -> None:
     assert records["bye/b.md"]["id"] == ids["dir/b.md"]
     assert (records["a.md"]["body"], records["b.md"]["body"]) == ("# b\nBBB\n", "# a\nAAA\n")
     assert (records["a.md"]["id"], records["b.md"]["id"]) == (ids["b.md"], ids["a.md"])
+    # The notes that arrived in dir/ are new to the daemon or carry alt/'s ids; never
+    # an id another record holds (new ids derive from path and inode).
+    assert len({r["id"] for r in records.values()}) == len(records)
 
 
 @pytest.mark.parametrize("mode", MODES)
