@@ -128,9 +128,10 @@ class Daemon:
                 self.resume()
 
 
-def start_daemon(tmp_path: Path, vault: Path) -> Daemon:
+def start_daemon(tmp_path: Path, vault: Path, *run_args: str) -> Daemon:
     """A daemon for vault with its data dir and log under tmp_path, started and clean."""
     d = Daemon(vault, tmp_path / "data", tmp_path / "daemon.log")
+    d.run_args = list(run_args)
     d.start()
     d.settle()
     return d

@@ -31,7 +31,7 @@ from daemon_harness import MODES, Daemon, start_daemon, wait_until
 from ccc_watch.mirror import Mirror
 
 Files = dict[str, str]
-Start = Callable[[Files], Daemon]
+Start = Callable[..., Daemon]  # start(files, *run_args)
 # watchdog holds an unpaired IN_MOVED_FROM this long waiting for its IN_MOVED_TO.
 MOVE_PAIRING_DELAY = 0.5
 
@@ -53,12 +53,12 @@ def start(tmp_path: Path) -> Iterator[Start]:
     vault-relative path), start a daemon on it and wait until it is clean."""
     daemons: list[Daemon] = []
 
-    def _start(files: Files) -> Daemon:
+    def _start(files: Files, *run_args: str) -> Daemon:
         vault = tmp_path / "vault"
         (vault / ".obsidian").mkdir(parents=True)
         for rel, text in files.items():
             write(vault / rel, text)
-        d = start_daemon(tmp_path, vault)
+        d = start_daemon(tmp_path, vault, *run_args)
         daemons.append(d)
         return d
 
@@ -189,7 +189,10 @@ def test_a2_in_place_rewrites_never_store_a_partial_body(start: Start) -> None:
     rng = random.Random(2)
     contents = [f"# save {i}\n" + "lorem ipsum " * rng.randint(50, 4000) + "\n" for i in range(15)]
     good = {digest(c) for c in contents}
-    d = start({"n.md": contents[0]})
+    # A settle window of 0.5 s: the 80 ms below must stay shorter than it even when a
+    # loaded machine oversleeps.
+    settle = 0.5
+    d = start({"n.md": contents[0]}, "--settle", str(settle))
     note = d.vault / "n.md"
     bad: list[str] = []
     polls = 0
@@ -215,7 +218,7 @@ def test_a2_in_place_rewrites_never_store_a_partial_body(start: Start) -> None:
                 f.write(text[: len(text) // 2])
                 f.flush()
                 f.write(text[len(text) // 2 :])
-            time.sleep(rng.uniform(0.08, 0.16))
+            time.sleep(rng.uniform(0.8, 1.6) * settle)
         with sigstop_at_first_stat(d, note) as wait_stopped:
             note.write_text(contents[-2])
             wait_stopped()
