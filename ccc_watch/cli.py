@@ -279,18 +279,21 @@ def cmd_run(args: argparse.Namespace, cfg: config.Config) -> int:
 
 
 def cmd_status(args: argparse.Namespace, cfg: config.Config) -> int:
-    """Whether a daemon runs for this vault, and what it is doing. Exit 0 when it runs
-    and is healthy, 1 when degraded, 2 when not running."""
-    from ccc_watch.daemon import read_status
+    """Whether a daemon runs for this vault, what it is doing, what the store and the
+    mirror hold, and a verdict: exit 0 Healthy, 1 Degraded, 2 Unhealthy or not running."""
+    from ccc_watch import status
 
-    status = read_status(cfg.resolved_data_dir())
+    report = status.report(cfg)
     if args.json:
-        print(json.dumps(status, indent=2))
+        print(json.dumps(report, indent=2))
     else:
-        _print({k: v for k, v in status.items() if not isinstance(v, dict)}, as_json=False)
-    if not status["running"]:
-        return 2
-    return 1 if status.get("state") == "degraded" else 0
+        flat = {k: v for k, v in report.items() if not isinstance(v, dict)}
+        for part in ("store", "mirror"):
+            flat |= {f"{part} {k}": v for k, v in report[part].items()}
+        types = report["records_by_type"] or {}
+        flat["records"] = ", ".join(f"{t} {n}" for t, n in types.items()) or None
+        _print(flat, as_json=False)
+    return status.EXIT[report["health"]]
 
 
 COMMANDS: dict[str, tuple[Handler, str]] = {

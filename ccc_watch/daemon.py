@@ -10,12 +10,15 @@ drain and exit 0, a second signal exits at once.
 
 from __future__ import annotations
 
-import json
+import contextlib
+import ctypes
 import os
 import random
 import signal
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -23,20 +26,20 @@ from typing import Any
 
 from loguru import logger
 
-from ccc_watch import config, control
+from ccc_watch import __version__, config, control, status
 from ccc_watch.drift import Drift, conflict_original
 from ccc_watch.errors import CccWatchError
 from ccc_watch.flusher import MirrorFlusher
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import Indexer, IndexPolicy
+from ccc_watch.notify import Notifier
 from ccc_watch.paths import vault_key
-from ccc_watch.procs import PID_FILE, running_pid, try_lock
+from ccc_watch.procs import PID_FILE, try_lock
 from ccc_watch.reconcile import pair_moves, reconcile
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
 from ccc_watch.vault import VaultUnreadableError, icloud_evicted, left_out, log_skip
 from ccc_watch.watcher import Coalescer, Watcher, inotify_limit, watched_folders
 
-STATUS_FILE = "status.json"
 EXIT_ROOT_GONE = 2
 
 
@@ -72,11 +75,13 @@ class Daemon:
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
         self.requests = threading.Event()
-        self.phase = "starting"  # starting, reconciling, watching, rebuilding, stopping
+        self.notifier = Notifier()  # systemd's notify socket, when there is one
+        self._phase = "starting"  # starting, reconciling, watching, rebuilding, stopping
         self.fallback: str | None = None  # why file events cannot be trusted, if so
         self.started = time.time()
         self.last_reconcile: float | None = None
         self.drift_count = 0
+        self.errors: deque[float] = deque()
         self.coalescer = Coalescer(cfg.settle)
         self.symlinks: dict[str, set[str]] = {}  # target key -> file symlinks to it
         self.root = -1  # the vault folder, held open while running
@@ -117,10 +122,23 @@ class Daemon:
         # Handlers first: a request's SIGUSR1 must never meet the default (terminate).
         self._signals()
         lock = _PidLock(_private(self.data_dir))
+        sink = logger.add(lambda m: self.errors.append(m.record["time"].timestamp()), level="ERROR")
         try:
             return self._run()
         finally:
+            logger.remove(sink)
             lock.release()
+
+    @property
+    def phase(self) -> str:
+        """What the daemon is doing (told to systemd as STATUS=)."""
+        return self._phase
+
+    @phase.setter
+    def phase(self, value: str) -> None:
+        self._phase = value
+        if value not in ("stopping", "stopped"):
+            self.notifier.status(f"{value}: {self.vault}")
 
     @property
     def state(self) -> str:
@@ -190,6 +208,7 @@ class Daemon:
         assert self.store is not None
         # A store never scanned is the vault's first index: nothing in it is drift.
         first = self.store.meta.get("last_scan_started_ns") is None and not len(self.store)
+        self.notifier.ready(f"reconciling: {self.vault}")  # store open, watching begun
         self._reconcile(offline=True, expected=first)
         self._audit_watches()
         self._serve_requests()
@@ -197,6 +216,7 @@ class Daemon:
         next_status = 0.0
         self.phase = "watching"
         while not self.stop_requested.is_set():
+            self.notifier.ping()
             self.coalescer.wake.wait(timeout=min(self.cfg.settle / 2, 0.25))
             self.coalescer.wake.clear()
             if not self._root_intact(self.root):
@@ -219,6 +239,7 @@ class Daemon:
                 self._write_status()
                 next_status = time.monotonic() + 2.0
         self.phase = "stopping"
+        self.notifier.stopping()
         self._write_status()
         self._drain(force=True)
         logger.info("stopped")
@@ -341,6 +362,8 @@ class Daemon:
         )
         for key, path in result.deferred:
             self.coalescer.mark(key, path)
+        if result.hashed > 1000:
+            release_memory()  # a big scan's records are garbage now: give the pages back
         if result.changes:
             self.flusher.poke()
         self.symlinks = result.symlinks
@@ -474,6 +497,7 @@ class Daemon:
                         batch_size=self.cfg.batch_size,
                         policy=self.policy,
                         rules=self.rules,
+                        on_batch=lambda n: self.notifier.ping(),
                     )
                 finally:
                     self.store = self._open_store()
@@ -489,8 +513,12 @@ class Daemon:
 
     def _write_status(self) -> None:
         store = self.store
-        status: dict[str, Any] = {
+        day_ago = time.time() - 86400
+        while self.errors and self.errors[0] < day_ago:
+            self.errors.popleft()
+        fields: dict[str, Any] = {
             "pid": os.getpid(),
+            "version": __version__,
             "state": self.state,
             "degraded_reason": self.degraded_reason(),
             "vault": str(self.vault),
@@ -502,13 +530,18 @@ class Daemon:
             "store_head": None if store is None else store.head(),
             "mirror_watermark": self.flusher.watermark,
             "last_flush": self.flusher.last_flush,
+            "errors": list(self.errors),  # times of ERROR lines in the last 24 hours
             "updated_at": time.time(),
         }
-        path = self.data_dir / STATUS_FILE
-        tmp = path.with_name(f".{STATUS_FILE}.{os.getpid()}")
-        tmp.write_text(json.dumps(status, indent=1))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        status.write(self.data_dir, fields)
+
+
+def release_memory() -> None:
+    """Return freed heap pages to the system (glibc keeps them otherwise, and an idle
+    daemon would look as big as its largest scan)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # not glibc
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _log_thread_death(args: threading.ExceptHookArgs) -> None:
@@ -521,20 +554,3 @@ def _log_thread_death(args: threading.ExceptHookArgs) -> None:
 def _private(data_dir: Path) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return data_dir
-
-
-def read_status(data_dir: Path) -> dict[str, Any]:
-    """What `ccc-watch status` shows: the status file, checked against the lock."""
-    pid = running_pid(data_dir)
-    try:
-        status: dict[str, Any] = json.loads((data_dir / STATUS_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        status = {}
-    if pid is None:
-        return {
-            "running": False,
-            "pid": None,
-            "state": "stopped",
-            **{k: v for k, v in status.items() if k not in ("pid", "state")},
-        }
-    return {**status, "running": True, "pid": pid, "state": status.get("state", "starting")}

@@ -75,13 +75,9 @@ def indexing(
         yield lambda batches: (_index_tasks(b) for b in batches)
         return
     # fork is cheapest, but only safe while this process has one thread; the daemon
-    # (observer and flusher threads) gets a clean forkserver instead.
-    if sys.platform != "linux":
-        method = "spawn"
-    elif threading.active_count() == 1:
-        method = "fork"
-    else:
-        method = "forkserver"
+    # (observer and flusher threads) spawns fresh workers instead (a forkserver would
+    # stay alive, and resident, for the daemon's whole life).
+    method = "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
     with ProcessPoolExecutor(
         n,
         mp_context=multiprocessing.get_context(method),

@@ -1,0 +1,89 @@
+"""`ccc-watch status [--json]` against a real daemon: while it runs, after it stops,
+and when its status file goes stale (a hung main loop, simulated by SIGSTOP)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_harness import Daemon, start_daemon, wait_until
+
+from ccc_watch import __version__
+from ccc_watch.status import STALE_SECONDS
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    vault = tmp_path / "vault"
+    (vault / "Templates").mkdir(parents=True)
+    (vault / "Templates" / "t.md").write_text("# template\n")
+    (vault / "n.md").write_text("# n\n[[t]]\n")
+    (vault / "data.json").write_text("{}")
+    d = start_daemon(tmp_path, vault)
+    yield d
+    if d.proc is not None:
+        d.proc.kill()
+        d.proc.wait()
+
+
+def status(d: Daemon) -> tuple[int, dict[str, Any]]:
+    done = d.cli("status", "--json")
+    got: dict[str, Any] = json.loads(done.stdout)
+    return done.returncode, got
+
+
+def test_status_while_running_and_after(daemon: Daemon) -> None:
+    """Every field the service issue asks for, with values that match the store, the
+    mirror and the process; then the same command once the daemon has stopped."""
+    (daemon.vault / "later.md").write_text("# later\n")
+    daemon.settle()
+    # The status file is rewritten every 2 s: wait for the one that saw the event.
+    wait_until(lambda: status(daemon)[1]["last_event"] is not None, "the event in status")
+    code, got = status(daemon)
+    assert code == 0, got
+    assert got["running"] is True and got["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+    assert got["version"] == __version__
+    assert got["uptime_seconds"] is not None and got["uptime_seconds"] >= 0
+    assert got["state"] == "watching"
+    assert got["health"] == "Healthy"
+    assert got["last_event"] is not None and got["last_reconcile"] is not None
+    assert got["queue_depth"] == 0
+    assert sum(got["records_by_type"].values()) == 4
+    assert got["records_by_type"].get("Template") == 1, got["records_by_type"]
+    assert got["store"]["path"].endswith("index.redb") and got["store"]["bytes"] > 0
+    assert got["mirror"]["path"].endswith("mirror.duckdb") and got["mirror"]["bytes"] > 0
+    assert got["mirror"]["lag"] == 0 and got["mirror"]["watermark"] == got["store"]["head"]
+    assert got["errors_24h"] == 0
+    assert isinstance(got["drift_since_start"], int)
+    text = daemon.cli("status")
+    assert text.returncode == 0 and "Healthy" in text.stdout and "mirror lag" in text.stdout
+
+    assert daemon.stop() == 0
+    code, got = status(daemon)
+    assert code == 2
+    assert got["running"] is False and got["pid"] is None and got["state"] == "stopped"
+    assert got["health"] == "Unhealthy" and "no daemon" in got["reason"]
+    assert got["store"]["head"] is not None and got["mirror"]["lag"] == 0
+
+
+def test_a_hung_daemon_is_unhealthy(daemon: Daemon) -> None:
+    """A daemon that holds its lock but stops updating its status file (SIGSTOP stands
+    in for a hung main loop) is Unhealthy, with the reason, exit 2."""
+    daemon.pause()
+    try:
+        path = daemon.data / "status.json"
+        old = time.time() - STALE_SECONDS - 5
+        data = json.loads(path.read_text())
+        data["updated_at"] = old  # as if the last write were that old
+        path.write_text(json.dumps(data))
+        code, got = status(daemon)
+        assert code == 2
+        assert got["running"] is True and got["health"] == "Unhealthy"
+        assert "has not updated its status" in got["reason"]
+    finally:
+        daemon.resume()
+    wait_until(lambda: status(daemon)[0] == 0, "healthy again")
