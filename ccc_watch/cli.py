@@ -296,6 +296,30 @@ def cmd_status(args: argparse.Namespace, cfg: config.Config) -> int:
     return status.EXIT[report["health"]]
 
 
+def cmd_log(args: argparse.Namespace, cfg: config.Config) -> int:
+    """Show the daemon's log file (with --since, its rotated files from that time too,
+    oldest first), or follow it with -f; --drift keeps only the DRIFT lines."""
+    from ccc_watch import logs
+
+    return logs.show(cfg, follow=args.follow, drift=args.drift, since=args.since)
+
+
+def cmd_service(args: argparse.Namespace, cfg: config.Config) -> int:
+    """Install, remove or inspect the service that runs `ccc-watch run` at login (a
+    systemd user unit, a launchd agent or a Windows scheduled task), given an explicit
+    config file that names the vault; without an action, print what install would
+    write and where."""
+    from ccc_watch import service
+
+    return service.run(
+        args.action,
+        cfg,
+        platform=args.platform,
+        name=args.name,
+        explicit_config=getattr(args, "config", None),
+    )
+
+
 COMMANDS: dict[str, tuple[Handler, str]] = {
     "config": (cmd_config, "show the resolved settings and where each came from"),
     "init": (cmd_init, "create the vault's store (idempotent)"),
@@ -311,6 +335,8 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "status": (cmd_status, "is a daemon running for this vault, and in what state"),
     "scan": (cmd_scan, "reconcile the store with the vault once, then the mirror"),
     "verify": (cmd_verify, "compare files, store and mirror in full; exit 1 on a difference"),
+    "log": (cmd_log, "show or follow the daemon's log file, or only its DRIFT lines"),
+    "service": (cmd_service, "install or remove the login service (systemd, launchd, Windows)"),
 }
 
 
@@ -375,6 +401,38 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="DIR",
                 help="folder to write <table>.parquet files into",
             )
+        if name == "log":
+            from ccc_watch.logs import since_arg
+
+            p.add_argument("-f", "--follow", action="store_true", help="follow it, like tail -F")
+            p.add_argument("--drift", action="store_true", help="only the DRIFT lines")
+            p.add_argument(
+                "--since",
+                type=since_arg,
+                metavar="TIME",
+                help="from TIME on, rotated files included: 10m, 2h, 1d, 2026-11-27T14:30",
+            )
+        if name == "service":
+            from ccc_watch import service
+
+            p.add_argument(
+                "action",
+                nargs="?",
+                choices=service.ACTIONS,
+                default="print",
+                help="install (and start), uninstall, status, or print (default): the "
+                "rendered file and where it would go",
+            )
+            p.add_argument(
+                "--platform",
+                choices=service.PLATFORMS,
+                help="the service manager (default: this OS's)",
+            )
+            p.add_argument(
+                "--name",
+                help="one of several vaults: its own unit (ccc-watch@NAME.service), label "
+                "or task, and config file NAME.toml beside config.toml",
+            )
         p.set_defaults(handler=handler)
     return parser
 
@@ -385,6 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         flags = {s.key: getattr(args, s.key, None) for s in config.SETTINGS}
         cfg = config.load(flags, config_file=getattr(args, "config", None))
+        from ccc_watch import logs
+
+        logs.setup(cfg, command=args.command)  # stderr; for `run` also the log file
         handler: Handler = args.handler
         return handler(args, cfg)
     except CccWatchError as e:

@@ -59,6 +59,14 @@ def _seconds(value: object, base: Path) -> float:
     return float(value)
 
 
+def _address(value: object, base: Path) -> str:
+    text = str(value).strip()
+    _, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"must be PORT or HOST:PORT, not {value!r}")
+    return text
+
+
 def _patterns(value: object, base: Path) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [p for p in value.split(",")]
@@ -155,6 +163,24 @@ SETTINGS: tuple[Setting, ...] = (
         _seconds,
         60.0,
     ),
+    Setting(
+        "metrics",
+        "serve Prometheus metrics from `run` at PORT or HOST:PORT (loopback unless a host "
+        "is given; off by default)",
+        _address,
+    ),
+    Setting(
+        "log_file",
+        "the daemon's log file (default: <user log dir>/<data dir name>.log)",
+        _path,
+    ),
+    Setting(
+        "log_max_bytes",
+        "size in bytes at which the daemon's log file is rotated and compressed",
+        _positive_int,
+        10 * 1024 * 1024,
+    ),
+    Setting("log_retention", "rotated, compressed log files kept", _positive_int, 5),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 

@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -32,6 +32,7 @@ from ccc_watch.errors import CccWatchError
 from ccc_watch.flusher import MirrorFlusher
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import Indexer, IndexPolicy
+from ccc_watch.metrics import Metrics, Readings
 from ccc_watch.notify import Notifier
 from ccc_watch.paths import vault_key
 from ccc_watch.procs import PID_FILE, try_lock
@@ -82,6 +83,10 @@ class Daemon:
         self.last_reconcile: float | None = None
         self.drift_count = 0
         self.errors: deque[float] = deque()
+        self.error_total = 0
+        self.ops: Counter[tuple[str, str]] = Counter()  # store changes by (op, cause)
+        self.drift_kinds: Counter[str] = Counter()
+        self.metrics = Metrics()
         self.coalescer = Coalescer(cfg.settle)
         self.symlinks: dict[str, set[str]] = {}  # target key -> file symlinks to it
         self.root = -1  # the vault folder, held open while running
@@ -122,12 +127,16 @@ class Daemon:
         # Handlers first: a request's SIGUSR1 must never meet the default (terminate).
         self._signals()
         lock = _PidLock(_private(self.data_dir))
-        sink = logger.add(lambda m: self.errors.append(m.record["time"].timestamp()), level="ERROR")
+        sink = logger.add(self._count_error, level="ERROR")
         try:
             return self._run()
         finally:
             logger.remove(sink)
             lock.release()
+
+    def _count_error(self, message: Any) -> None:
+        self.errors.append(message.record["time"].timestamp())
+        self.error_total += 1
 
     @property
     def phase(self) -> str:
@@ -182,6 +191,10 @@ class Daemon:
     def _watch(self, root: int) -> int:
         self.root = root
         self.store = self._open_store()
+        self.flusher.on_flush = self.metrics.flush_seconds.observe
+        if self.cfg.metrics:
+            host, port = self.metrics.serve(self.cfg.metrics, self._readings())
+            logger.info("metrics at http://{}:{}/metrics", host, port)
         self._start_watcher()  # first: what changes during the reconcile is queued
         self.flusher.start()
         logger.info("watching {} (pid {})", self.vault, os.getpid())
@@ -199,6 +212,20 @@ class Daemon:
                 self.store = None
             self.phase = "stopped"
             self._write_status()
+
+    def _readings(self) -> Readings:
+        def lag() -> int | None:
+            store, watermark = self.store, self.flusher.watermark
+            return None if store is None or watermark is None else store.head() - watermark
+
+        return Readings(
+            events=lambda: dict(self.coalescer.events),
+            operations=lambda: dict(self.ops),
+            drift=lambda: dict(self.drift_kinds),
+            errors=lambda: self.error_total,
+            queue=self.coalescer.depth,
+            mirror_lag=lag,
+        )
 
     def _root_gone(self) -> int:
         logger.error("the vault folder {} was deleted or replaced: stopping", self.vault)
@@ -368,6 +395,9 @@ class Daemon:
             self.flusher.poke()
         self.symlinks = result.symlinks
         self.drift_count += len(result.drift)
+        self.drift_kinds.update(d.kind for d in result.drift)
+        self.ops.update({(op, "reconcile"): n for op, n in result.by_op.items()})
+        self.metrics.reconcile_seconds.observe(result.seconds)
         self.last_reconcile = time.time()
         logger.info(
             "reconciled {} files in {:.2f} s: {} changes, {} drift",
@@ -382,6 +412,9 @@ class Daemon:
         batch = self.coalescer.take(force)
         if batch.moves or batch.ready:
             self._apply_paths(batch.moves, batch.ready)
+            now = time.monotonic()
+            for key, _ in batch.ready:
+                self.metrics.event_to_store_seconds.observe(now - batch.times[key])
         if batch.rescan is not None:
             if batch.rules_changed:
                 self._reload_rules()
@@ -437,9 +470,12 @@ class Daemon:
                     Drift("sync-conflict", rec["path"], f"conflict copy of {shadowed}").line()
                 )
                 self.drift_count += 1
+                self.drift_kinds["sync-conflict"] += 1
         ops += [Delete(k, cause="event") for k in gone]
-        if store.apply(ops):
+        changes = store.apply(ops)
+        if changes:
             self.flusher.poke()
+        self.ops.update((c.op, c.cause) for c in changes)
 
     def _unsettled(self, key: str, record: Record) -> bool:
         """Whether what was read may be a file in mid-write: an event came during the

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -54,6 +54,7 @@ class MirrorFlusher:
         self.last_error: str | None = None
         self.last_flush: float | None = None  # wall time of the last good flush
         self.watermark: int | None = None
+        self.on_flush: Callable[[float], None] | None = None  # seconds of each good flush
         self._poked = threading.Event()
         self._stopping = threading.Event()
         self._busy = threading.Lock()  # held while a flush runs
@@ -142,6 +143,7 @@ class MirrorFlusher:
 
     def _flush(self, timeout: float | None) -> str:
         """One flush through the child: 'ok', 'busy' or 'failed'."""
+        started = time.perf_counter()
         try:
             reply = self._ask(timeout)
         except (OSError, TimeoutError, ValueError) as e:
@@ -155,6 +157,8 @@ class MirrorFlusher:
             self.last_error = None
             self.last_flush = time.time()
             self.watermark = reply.get("watermark")
+            if self.on_flush is not None:
+                self.on_flush(time.perf_counter() - started)
             return "ok"
         self.failures += 1
         self.last_error = str(reply.get("error"))

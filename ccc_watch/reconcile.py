@@ -11,6 +11,7 @@ its id. Everything found is also reported as drift.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ class ReconcileResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     symlinks: dict[str, set[str]] = field(default_factory=dict)  # target key -> links
     deferred: list[tuple[str, str]] = field(default_factory=list)  # (key, path) mid-write
+    by_op: Counter[str] = field(default_factory=Counter)  # changes applied, by operation
     seconds: float = 0.0
 
 
@@ -152,7 +154,9 @@ def reconcile(
     if still_the_vault is not None and not still_the_vault():
         raise VaultUnreadableError(f"the vault folder {vault} was replaced during a scan")
     for chunk in chunks(ops, batch_size):
-        result.changes += len(store.apply(chunk))
+        for change in store.apply(chunk):
+            result.changes += 1
+            result.by_op[change.op] += 1
     store.set_meta("last_scan_started_ns", scan_started_ns)
     for d in drift:
         logger.log("DEBUG" if expected else "WARNING", d.line())

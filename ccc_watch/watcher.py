@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class Pending:
     rescan: str | None = None  # why a full reconcile is wanted
     expected: bool = True  # every rescan request came from an event that explains it
     rules_changed: bool = False  # an ignore-rule file (.cccignore, app.json) changed
+    dirty_times: dict[str, float] = field(default_factory=dict)  # scratch for take()
     last_event: float | None = None
 
 
@@ -50,6 +52,7 @@ class Coalescer:
         self._lock = threading.Lock()
         self._pending = Pending()
         self.wake = threading.Event()
+        self.events: Counter[str] = Counter()  # file events seen, by kind (for metrics)
 
     def mark(self, key: str, path: str) -> None:
         """A file event touched key (on disk: path)."""
@@ -108,13 +111,17 @@ class Coalescer:
         with self._lock:
             pending = self._pending
             ready = [(k, p) for k, (t, p) in pending.dirty.items() if t <= cutoff]
+            pending.dirty_times = {k: pending.dirty[k][0] for k, _ in ready}
             for k, _ in ready:
                 del pending.dirty[k]
             # Moves go with the paths they touch: all of them once nothing is unsettled.
             moves: list[tuple[str, str]] = []
             if force or not pending.dirty:
                 moves, pending.moves = pending.moves, []
-            batch = Batch(moves, ready, pending.rescan, pending.expected, pending.rules_changed)
+            times = {k: pending.dirty_times.pop(k, cutoff) for k, _ in ready}
+            batch = Batch(
+                moves, ready, pending.rescan, pending.expected, pending.rules_changed, times
+            )
             pending.rescan, pending.expected, pending.rules_changed = None, True, False
         return batch
 
@@ -128,6 +135,7 @@ class Batch:
     rescan: str | None  # why a full reconcile is wanted, if it is
     expected: bool  # the rescan's findings are explained by events (no drift)
     rules_changed: bool  # read the ignore rules again before the rescan
+    times: dict[str, float]  # monotonic time of each ready path's last event
 
 
 def _undecodable(text: str) -> bool:
@@ -164,6 +172,7 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
+        self.coalescer.events[event.event_type] += 1
         src = self.key(event.src_path)
         dest = self.key(event.dest_path) if isinstance(event, FileSystemMovedEvent) else None
         for key in (src, dest):

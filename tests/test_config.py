@@ -167,6 +167,38 @@ LAYERS: dict[str, Layers] = {
         )
         for key in ("settle", "flush_interval", "reconcile_interval", "fallback_interval")
     },
+    "log_file": Layers(
+        flag=lambda r: str(r / "l-flag.log"),
+        env=lambda r: str(r / "l-env.log"),
+        file=lambda r: toml_str(r / "l-file.log"),
+        expect_flag=lambda r: r / "l-flag.log",
+        expect_env=lambda r: r / "l-env.log",
+        expect_file=lambda r: r / "l-file.log",
+    ),
+    "log_max_bytes": Layers(
+        flag=lambda r: "4096",
+        env=lambda r: "8192",
+        file=lambda r: "16384",
+        expect_flag=lambda r: 4096,
+        expect_env=lambda r: 8192,
+        expect_file=lambda r: 16384,
+    ),
+    "log_retention": Layers(
+        flag=lambda r: "1",
+        env=lambda r: "2",
+        file=lambda r: "3",
+        expect_flag=lambda r: 1,
+        expect_env=lambda r: 2,
+        expect_file=lambda r: 3,
+    ),
+    "metrics": Layers(
+        flag=lambda r: "9464",
+        env=lambda r: "127.0.0.1:9465",
+        file=lambda r: '"0.0.0.0:9466"',
+        expect_flag=lambda r: "9464",
+        expect_env=lambda r: "127.0.0.1:9465",
+        expect_file=lambda r: "0.0.0.0:9466",
+    ),
 }
 
 
@@ -427,9 +459,16 @@ BAD_VALUES: list[tuple[str, str, str]] = [
     ("vault", "", '""'),
     ("data_dir", "   ", '"   "'),
     ("settle", "0", "0"),
+    ("metrics", "http", '"http"'),
+    ("metrics", "localhost:70000", '"localhost:70000"'),
     ("settle", "-0.1", "-0.1"),
     ("flush_interval", "soon", '"soon"'),
     ("reconcile_interval", "true", "true"),
+    ("log_file", "  ", '"  "'),
+    ("log_max_bytes", "10MB", '"10MB"'),
+    ("log_max_bytes", "0", "0"),
+    ("log_retention", "0", "0"),
+    ("log_retention", "-2", "-2"),
 ]
 
 
