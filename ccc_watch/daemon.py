@@ -26,7 +26,7 @@ from typing import Any
 
 from loguru import logger
 
-from ccc_watch import __version__, config, control, status
+from ccc_watch import __version__, config, control, logs, status
 from ccc_watch.drift import Drift, conflict_original
 from ccc_watch.errors import CccWatchError
 from ccc_watch.flusher import MirrorFlusher
@@ -127,7 +127,7 @@ class Daemon:
         # Handlers first: a request's SIGUSR1 must never meet the default (terminate).
         self._signals()
         lock = _PidLock(_private(self.data_dir))
-        sink = logger.add(self._count_error, level="ERROR")
+        sink = logger.add(self._count_error, level="ERROR", diagnose=False)
         try:
             return self._run()
         finally:
@@ -363,6 +363,7 @@ class Daemon:
             {k: self.cfg.sources[k] if k in kept else v for k, v in cfg.sources.items()},
             cfg.config_file,
         )
+        logs.setup(self.cfg, command="run")  # the log file's settings may have changed
         self.rules, self.policy = self._load()
         self.watcher.set_rules(self.rules)
         assert self.store is not None

@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("backend")
     parser.add_argument("policy", help="the IndexPolicy, pickled and base64-encoded")
     args = parser.parse_args(argv)
+    from ccc_watch import logs
+
+    logs.child_setup()
     # The policy comes from the daemon that started this process, never from a user.
     policy = pickle.loads(base64.b64decode(args.policy))
     out = sys.stdout.buffer

@@ -145,6 +145,14 @@ def _private_opener(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
+def child_setup() -> None:
+    """Logging for a helper process the daemon starts (mirror flusher, index workers):
+    stderr only, which the daemon's service manager collects; no variable values."""
+    logger.remove()
+    level = os.environ.get("LOGURU_LEVEL", "INFO")
+    logger.add(sys.stderr, level=level, format=STDERR_FORMAT, backtrace=False, diagnose=False)
+
+
 def setup(cfg: config.Config, *, command: str) -> None:
     """Configure loguru for this process: stderr for every command, plus the rotating
     log file for `run`. Calling it again replaces what an earlier call added."""

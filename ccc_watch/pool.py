@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from ccc_watch import logs
 from ccc_watch.indexer import Indexer, IndexPolicy, IndexResult
 
 T = TypeVar("T")
@@ -39,10 +40,16 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 def _init_worker(
-    vault: Path, vault_id: str, policy: IndexPolicy, watch_parent: bool = False
+    vault: Path,
+    vault_id: str,
+    policy: IndexPolicy,
+    watch_parent: bool = False,
+    spawned: bool = False,
 ) -> None:
     global _worker
     _worker = Indexer(vault, vault_id, policy)
+    if spawned:  # a fresh interpreter has loguru's default sink, which shows variables
+        logs.child_setup()
     if watch_parent:
         threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
@@ -82,7 +89,7 @@ def indexing(
         n,
         mp_context=multiprocessing.get_context(method),
         initializer=_init_worker,
-        initargs=(vault, vault_id, policy, True),
+        initargs=(vault, vault_id, policy, True, method == "spawn"),
     ) as pool:
 
         def run(batches: Iterable[Sequence[Task]]) -> Iterator[list[IndexResult]]:

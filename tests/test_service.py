@@ -359,6 +359,8 @@ def test_launchd_plist(env: Env, name: str | None) -> None:
         "ProcessType": "Background",
         "LowPriorityIO": True,
         "Nice": plist["Nice"],
+        # The daemon's own log rotates; launchd's file gets warnings and crashes only.
+        "EnvironmentVariables": {"LOGURU_LEVEL": "WARNING"},
         "StandardOutPath": str(log),
         "StandardErrorPath": str(log),
     }
