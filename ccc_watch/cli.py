@@ -442,7 +442,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         flags = {s.key: getattr(args, s.key, None) for s in config.SETTINGS}
-        cfg = config.load(flags, config_file=getattr(args, "config", None))
+        cfg = config.load(
+            flags,
+            config_file=getattr(args, "config", None),
+            must_exist=args.command != "service",  # `service install` may create it
+        )
         from ccc_watch import logs
 
         logs.setup(cfg, command=args.command)  # stderr; for `run` also the log file

@@ -265,15 +265,18 @@ def load(
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     config_file: Path | None = None,
+    must_exist: bool = True,
 ) -> Config:
     """Resolve every setting: flag > CCC_WATCH_* env > config file > default.
 
     flags holds command-line values by setting key (None or absent: not given);
     config_file is the --config flag. A bad value raises ConfigError naming its key.
+    An explicit config file that does not exist is an error unless not must_exist
+    (`service install` creates it).
     """
     flags = flags or {}
     env = os.environ if environ is None else environ
-    explicit = config_file is not None or bool(env.get(CONFIG_ENV))
+    explicit = must_exist and (config_file is not None or bool(env.get(CONFIG_ENV)))
     if config_file is None:
         config_file = Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else default_config_file()
     # Absolute, so relative paths inside it stay right if the process changes folder.

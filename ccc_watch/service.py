@@ -217,7 +217,9 @@ def _config_file(
     $CCC_WATCH_CONFIG, else the default config.toml, or NAME.toml beside it."""
     default = config.default_config_file().expanduser().absolute()
     if name is None:
-        return cfg.config_file or default  # config.load made an explicit one absolute
+        if explicit is not None:  # it may not exist yet: install creates it
+            return explicit.expanduser().absolute()
+        return cfg.config_file or default  # config.load made $CCC_WATCH_CONFIG absolute
     per_name = default.with_name(f"{name}.toml")
     if explicit is None:
         return per_name

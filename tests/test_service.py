@@ -659,6 +659,20 @@ def test_explicit_config_is_what_the_service_reads(env: Env) -> None:
     assert tomllib.loads((env.root / "cwd" / "mine.toml").read_text()) == {"vault": str(env.vault)}
 
 
+def test_explicit_config_that_does_not_exist_yet_is_created(env: Env) -> None:
+    """`service install --config NEW` writes NEW naming the vault, and points the
+    service at it; `print` shows the same and writes nothing."""
+    new = env.root / "cwd" / "new.toml"
+    env.ok("service", "print", "--platform", "launchd", "--config", "new.toml",
+           "--vault", env.vault)  # fmt: skip
+    assert not new.exists()
+    env.ok("service", "install", "--platform", "launchd", "--config", "new.toml",
+           "--vault", env.vault)  # fmt: skip
+    plist = plistlib.loads((env.home / "Library/LaunchAgents/io.ccc-watch.plist").read_bytes())
+    assert plist["ProgramArguments"][1:] == ["--config", str(new), "run"]
+    assert tomllib.loads(new.read_text()) == {"vault": str(env.vault)}
+
+
 def test_no_vault_anywhere_exits_78(env: Env) -> None:
     """Without --vault and without a vault in the config file there is nothing to run."""
     proc = env.run("service", "install", "--platform", "systemd")
