@@ -387,6 +387,7 @@ class Daemon:
             expected=expected,
             still_the_vault=lambda: self._root_intact(self.root),
             settle_ns=int(self.cfg.settle * 1e9),
+            progress=self.notifier.ping,  # a long scan is no hung main loop
         )
         for key, path in result.deferred:
             self.coalescer.mark(key, path)

@@ -61,6 +61,7 @@ def reconcile(
     expected: bool = False,
     still_the_vault: Callable[[], bool] | None = None,
     settle_ns: int = 0,
+    progress: Callable[[], None] | None = None,
 ) -> ReconcileResult:
     """Bring the store in line with the files; `offline` names the drift kinds
     (changes made while no daemon ran) rather than missed events. `expected`: the scan
@@ -69,7 +70,8 @@ def reconcile(
     anything is written: False (the vault folder was replaced during the walk) raises
     VaultUnreadableError and writes nothing. `settle_ns` (the daemon's settle window):
     a file that changed more recently may be in mid-write, so it is not stored but
-    returned in `deferred` for the events to settle."""
+    returned in `deferred` for the events to settle. `progress` is called between
+    batches (the daemon pings systemd's watchdog from it)."""
     started = time.perf_counter()
     scan_started_ns = time.time_ns()
     result = ReconcileResult()
@@ -103,6 +105,8 @@ def reconcile(
         for batch, results in zip(
             chunks(todo, batch_size), many(chunks(todo, batch_size)), strict=True
         ):
+            if progress is not None:
+                progress()
             for (key, _, _), res in zip(batch, results, strict=True):
                 rec = known.get(key)
                 if res.record is None:  # vanished since the walk: the delete pass sees it
@@ -154,6 +158,8 @@ def reconcile(
     if still_the_vault is not None and not still_the_vault():
         raise VaultUnreadableError(f"the vault folder {vault} was replaced during a scan")
     for chunk in chunks(ops, batch_size):
+        if progress is not None:
+            progress()
         for change in store.apply(chunk):
             result.changes += 1
             result.by_op[change.op] += 1
