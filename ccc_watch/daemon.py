@@ -484,10 +484,14 @@ class Daemon:
         read, or the file changed (ctime: the kernel's, no tool sets it) less than a
         settle window ago, after the last event the daemon had seen (A2)."""
         if self.coalescer.is_dirty(key):
+            logger.debug("{}: an event came during the read: read again once settled", key)
             return True
         ctime = record.get("ctime_ns")
         age = time.time_ns() - ctime if isinstance(ctime, int) else None
-        return age is not None and 0 <= age < self.cfg.settle * 1e9
+        if age is not None and 0 <= age < self.cfg.settle * 1e9:
+            logger.debug("{}: changed {:.0f} ms ago: read again once settled", key, age / 1e6)
+            return True
+        return False
 
     def _index_event_path(self, key: str, real: str, previous: Record | None) -> Record | None:
         """The record for one event path under the walk's policy, or None when the
