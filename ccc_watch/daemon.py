@@ -89,6 +89,7 @@ class Daemon:
         self.metrics = Metrics()
         self.coalescer = Coalescer(cfg.settle)
         self.symlinks: dict[str, set[str]] = {}  # target key -> file symlinks to it
+        self.confirm_empty: set[str] = set()  # notes read empty once, to read again
         self.root = -1  # the vault folder, held open while running
         self.rules, self.policy = self._load()
         self.store: Store | None = None
@@ -453,7 +454,7 @@ class Daemon:
         for key, real in ready:
             previous = known.get(key)
             record = self._index_event_path(key, real, previous)
-            if record is not None and self._unsettled(key, record):
+            if record is not None and self._unsettled(key, record, previous):
                 self.coalescer.mark(key, real)  # again, once it has been quiet
                 continue
             if record is None:
@@ -479,10 +480,12 @@ class Daemon:
             self.flusher.poke()
         self.ops.update((c.op, c.cause) for c in changes)
 
-    def _unsettled(self, key: str, record: Record) -> bool:
-        """Whether what was read may be a file in mid-write: an event came during the
-        read, or the file changed (ctime: the kernel's, no tool sets it) less than a
-        settle window ago, after the last event the daemon had seen (A2)."""
+    def _unsettled(self, key: str, record: Record, previous: Record | None) -> bool:
+        """Whether what was read may be a file in mid-write (A2): an event came during
+        the read; or the file changed (ctime: the kernel's, no tool sets it) less than a
+        settle window ago; or a note just turned empty, which is confirmed once more a
+        settle window later: a stat racing a truncation can see the new size with the
+        old ctime, before the truncation's event is even queued."""
         if self.coalescer.is_dirty(key):
             logger.debug("{}: an event came during the read: read again once settled", key)
             return True
@@ -491,6 +494,12 @@ class Daemon:
         if age is not None and 0 <= age < self.cfg.settle * 1e9:
             logger.debug("{}: changed {:.0f} ms ago: read again once settled", key, age / 1e6)
             return True
+        emptied = record.get("size") == 0 and previous is not None and previous.get("size")
+        if emptied and key not in self.confirm_empty:
+            self.confirm_empty.add(key)
+            logger.debug("{}: turned empty: read again once settled to confirm", key)
+            return True
+        self.confirm_empty.discard(key)
         return False
 
     def _index_event_path(self, key: str, real: str, previous: Record | None) -> Record | None:

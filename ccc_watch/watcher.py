@@ -28,6 +28,10 @@ from ccc_watch.paths import vault_key
 from ccc_watch.vault import NOT_UTF8, log_skip
 
 OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
+# A file modified and not closed yet is still being written (Obsidian: open with
+# O_TRUNC, write, close): wait for the close event, but no longer than this (a writer
+# that keeps the file open, or a lost close event).
+WRITE_WAIT = 5.0
 
 
 @dataclass
@@ -41,6 +45,8 @@ class Pending:
     expected: bool = True  # every rescan request came from an event that explains it
     rules_changed: bool = False  # an ignore-rule file (.cccignore, app.json) changed
     dirty_times: dict[str, float] = field(default_factory=dict)  # scratch for take()
+    # key -> until when to wait for its writer's close (an open file may be mid-write)
+    writing: dict[str, float] = field(default_factory=dict)
     last_event: float | None = None
 
 
@@ -54,12 +60,18 @@ class Coalescer:
         self.wake = threading.Event()
         self.events: Counter[str] = Counter()  # file events seen, by kind (for metrics)
 
-    def mark(self, key: str, path: str) -> None:
-        """A file event touched key (on disk: path)."""
+    def mark(self, key: str, path: str, writing: bool | None = None) -> None:
+        """A file event touched key (on disk: path). writing=True: it was modified and
+        is not closed yet (held until a close event, at most WRITE_WAIT seconds);
+        False: its writer closed it."""
         now = time.monotonic()
         with self._lock:
             self._pending.dirty[key] = (now, path)
             self._pending.last_event = time.time()
+            if writing:
+                self._pending.writing.setdefault(key, now + WRITE_WAIT)
+            elif writing is False:
+                self._pending.writing.pop(key, None)
         self.wake.set()
 
     def move(self, old: str, new: str, new_path: str) -> None:
@@ -110,7 +122,14 @@ class Coalescer:
         cutoff = time.monotonic() - (0 if force else self.settle)
         with self._lock:
             pending = self._pending
-            ready = [(k, p) for k, (t, p) in pending.dirty.items() if t <= cutoff]
+            now = time.monotonic()
+            ready = [
+                (k, p)
+                for k, (t, p) in pending.dirty.items()
+                if t <= cutoff and (force or pending.writing.get(k, 0.0) <= now)
+            ]
+            for k, _ in ready:
+                pending.writing.pop(k, None)
             pending.dirty_times = {k: pending.dirty[k][0] for k, _ in ready}
             for k, _ in ready:
                 del pending.dirty[k]
@@ -144,6 +163,12 @@ def _undecodable(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+# What an event says about a file's writer: still writing (a write or a truncation
+# through an open file), or done (closed). Not "created": a symlink or a hard link is
+# created without ever being opened, so no close would follow.
+_WRITING = {"modified": True, "closed": False}
 
 
 class _Handler(FileSystemEventHandler):
@@ -196,7 +221,7 @@ class _Handler(FileSystemEventHandler):
                 if dest_ok:
                     self.coalescer.mark(str(dest), dest_path)
         elif src_ok:
-            self.coalescer.mark(str(src), src_path)
+            self.coalescer.mark(str(src), src_path, _WRITING.get(event.event_type))
 
 
 class _OverflowHook(logging.Handler):

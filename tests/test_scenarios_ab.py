@@ -200,12 +200,6 @@ with open(sys.argv[1], "w") as f:
 """
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="OPEN: about 1 run in 10 stores an empty body read more than a settle window "
-    "after the truncation that emptied it (so neither the event nor the ctime guard "
-    "fires); cause not found yet, see the issue notes",
-)
 def test_a2_in_place_rewrites_never_store_a_partial_body(start: Start) -> None:
     """A2 (live only: the race is between the writer and the daemon's own read; a stopped
     or paused daemon reads nothing while the file is being written). Obsidian rewrites a
