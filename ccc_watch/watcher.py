@@ -44,7 +44,6 @@ class Pending:
     rescan: str | None = None  # why a full reconcile is wanted
     expected: bool = True  # every rescan request came from an event that explains it
     rules_changed: bool = False  # an ignore-rule file (.cccignore, app.json) changed
-    dirty_times: dict[str, float] = field(default_factory=dict)  # scratch for take()
     # key -> until when to wait for its writer's close (an open file may be mid-write)
     writing: dict[str, float] = field(default_factory=dict)
     last_event: float | None = None
@@ -128,16 +127,13 @@ class Coalescer:
                 for k, (t, p) in pending.dirty.items()
                 if t <= cutoff and (force or pending.writing.get(k, 0.0) <= now)
             ]
-            for k, _ in ready:
+            times = {k: pending.dirty.pop(k)[0] for k, _ in ready}
+            for k in times:
                 pending.writing.pop(k, None)
-            pending.dirty_times = {k: pending.dirty[k][0] for k, _ in ready}
-            for k, _ in ready:
-                del pending.dirty[k]
             # Moves go with the paths they touch: all of them once nothing is unsettled.
             moves: list[tuple[str, str]] = []
             if force or not pending.dirty:
                 moves, pending.moves = pending.moves, []
-            times = {k: pending.dirty_times.pop(k, cutoff) for k, _ in ready}
             batch = Batch(
                 moves, ready, pending.rescan, pending.expected, pending.rules_changed, times
             )
