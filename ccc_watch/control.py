@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ccc_watch.errors import CccWatchError
-from ccc_watch.procs import pid_alive, running_pid
+from ccc_watch.procs import pid_alive, replace_json, running_pid
 
 REQUESTS = "requests"
 SIGNAL = signal.SIGUSR1
@@ -29,19 +29,12 @@ class DaemonGoneError(CccWatchError):
     """The daemon stopped before it answered."""
 
 
-def _write(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(data))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
 def ask(data_dir: Path, pid: int, request: dict[str, Any], poll: float = 0.1) -> dict[str, Any]:
     """Send a request to the daemon with this pid and wait for its answer."""
     folder = data_dir / REQUESTS
     folder.mkdir(mode=0o700, exist_ok=True)
     rid = uuid.uuid4().hex
-    _write(folder / f"{rid}.json", dict(request, pid=os.getpid()))
+    replace_json(folder / f"{rid}.json", dict(request, pid=os.getpid()))
     answer = folder / f"{rid}.answer.json"
     try:
         os.kill(pid, SIGNAL)
@@ -88,4 +81,4 @@ def pending(data_dir: Path) -> list[tuple[str, dict[str, Any]]]:
 
 def answer(data_dir: Path, rid: str, result: dict[str, Any]) -> None:
     """Answer request rid."""
-    _write(data_dir / REQUESTS / f"{rid}.answer.json", result)
+    replace_json(data_dir / REQUESTS / f"{rid}.answer.json", result)

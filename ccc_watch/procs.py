@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from pathlib import Path
 
 PID_FILE = "daemon.pid"  # in the data dir, locked by the running daemon
+
+
+def replace_json(path: Path, data: object) -> None:
+    """Write data as JSON to path atomically (a temp file renamed over it), mode 0600:
+    readers see the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
 
 
 def pid_alive(pid: int) -> bool:

@@ -13,7 +13,6 @@ file is older than STALE_SECONDS (a hung main loop).
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 from ccc_watch import __version__, config
 from ccc_watch.errors import CccWatchError
-from ccc_watch.procs import running_pid
+from ccc_watch.procs import replace_json, running_pid
 from ccc_watch.store import MIRROR_FILE, open_store, store_file
 
 STATUS_FILE = "status.json"
@@ -32,11 +31,7 @@ EXIT = {"Healthy": 0, "Degraded": 1, "Unhealthy": 2}
 
 def write(data_dir: Path, status: dict[str, Any]) -> None:
     """Replace the status file atomically (the daemon's side)."""
-    path = data_dir / STATUS_FILE
-    tmp = path.with_name(f".{STATUS_FILE}.{os.getpid()}")
-    tmp.write_text(json.dumps(status, indent=1))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    replace_json(data_dir / STATUS_FILE, status)
 
 
 def read(data_dir: Path) -> dict[str, Any]:

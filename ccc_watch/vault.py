@@ -85,7 +85,8 @@ def _nfc(name: str) -> str:
     return name if name.isascii() else unicodedata.normalize("NFC", name)
 
 
-def _is_utf8(name: str) -> bool:
+def is_utf8(name: str) -> bool:
+    """Whether a decoded file name came from valid UTF-8 bytes."""
     if name.isascii():
         return True
     try:
@@ -183,7 +184,7 @@ class _Walk:
             if self.rules.is_entry_ignored(dkey, nfc, is_dir=is_dir):
                 report.ignored += 1
                 continue
-            if not _is_utf8(name):
+            if not is_utf8(name):
                 self.skip(rel, NOT_UTF8)
                 continue
             if "\\" in name:

@@ -25,7 +25,7 @@ from watchdog.observers.api import BaseObserver
 from ccc_watch.errors import InvalidPathError
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.paths import vault_key
-from ccc_watch.vault import NOT_UTF8, log_skip
+from ccc_watch.vault import NOT_UTF8, is_utf8, log_skip
 
 OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
 # A file modified and not closed yet is still being written (Obsidian: open with
@@ -153,14 +153,6 @@ class Batch:
     times: dict[str, float]  # monotonic time of each ready path's last event
 
 
-def _undecodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 # What an event says about a file's writer: still writing (a write or a truncation
 # through an open file), or done (closed). Not "created": a symlink or a hard link is
 # created without ever being opened, so no close would follow.
@@ -186,7 +178,7 @@ class _Handler(FileSystemEventHandler):
         try:
             return vault_key(rel)
         except InvalidPathError:
-            reason = NOT_UTF8 if _undecodable(rel) else "not a valid vault path"
+            reason = NOT_UTF8 if not is_utf8(rel) else "not a valid vault path"
             log_skip(os.fspath(self.vault), rel, reason)
             return None
 
