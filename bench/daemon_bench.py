@@ -36,7 +36,7 @@ from pathlib import Path
 
 import blake3
 
-from ccc_watch.mirror import Mirror, MirrorError
+from ccc_watch.mirror.mirror import Mirror, MirrorError
 from ccc_watch.store import open_store
 
 SHARED = Path(os.environ.get("CCC_WATCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))

@@ -53,7 +53,7 @@ import pyarrow as pa
 from serialization import sample_record
 from store_bench import filesystem_of
 
-from ccc_watch.mirror import Mirror
+from ccc_watch.mirror.mirror import Mirror
 from ccc_watch.store import Store, Upsert, open_store
 
 Record = dict[str, Any]

@@ -74,7 +74,7 @@ print(json.dumps({"files": n, "seconds": time.perf_counter() - t0,
 REBUILD = r"""
 import sys, json, resource
 from pathlib import Path
-from ccc_watch.rebuild import rebuild
+from ccc_watch.changes.rebuild import rebuild
 r = rebuild(Path(sys.argv[1]), Path(sys.argv[2]), backend=sys.argv[3])
 print(json.dumps({"files": r.indexed, "seconds": r.seconds,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

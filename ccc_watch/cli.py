@@ -13,15 +13,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ccc_watch import __version__, codec, config, control
+from ccc_watch import __version__, config
+from ccc_watch.daemon import control
 from ccc_watch.errors import CccWatchError, StoreMissingError
-from ccc_watch.ignore import IgnoreRules
-from ccc_watch.indexer import IndexPolicy
+from ccc_watch.index.indexer import IndexPolicy
 from ccc_watch.procs import running_pid
-from ccc_watch.store import Store, open_store, store_file
+from ccc_watch.store import Store, codec, open_store, store_file
+from ccc_watch.vault.ignore import IgnoreRules
 
 if TYPE_CHECKING:  # DuckDB and Arrow load only for the commands that use the mirror
-    from ccc_watch.mirror import Mirror
+    from ccc_watch.mirror.mirror import Mirror
 
 Handler = Callable[[argparse.Namespace, config.Config], int]
 
@@ -103,7 +104,7 @@ def cmd_rebuild(args: argparse.Namespace, cfg: config.Config) -> int:
     Exit code 0 when every file got a clean record, 1 when some could not be read
     (they still got a record with the reason, and the rest landed).
     """
-    from ccc_watch.rebuild import RebuildReport, rebuild
+    from ccc_watch.changes.rebuild import RebuildReport, rebuild
 
     vault = cfg.require_vault().resolve()
     data_dir = cfg.resolved_data_dir()
@@ -180,7 +181,7 @@ def cmd_get(args: argparse.Namespace, cfg: config.Config) -> int:
 
 
 def _mirror(cfg: config.Config) -> Mirror:
-    from ccc_watch.mirror import Mirror
+    from ccc_watch.mirror.mirror import Mirror
 
     return Mirror(cfg.resolved_data_dir(), _policy(cfg))
 
@@ -200,7 +201,7 @@ def cmd_mirror(args: argparse.Namespace, cfg: config.Config) -> int:
 
 def cmd_sql(args: argparse.Namespace, cfg: config.Config) -> int:
     """Run one read-only SQL query against the mirror and print the result."""
-    from ccc_watch.sql import run_query
+    from ccc_watch.mirror.sql import run_query
 
     print(run_query(_mirror(cfg), args.query, args.format), end="")
     return 0
@@ -208,7 +209,7 @@ def cmd_sql(args: argparse.Namespace, cfg: config.Config) -> int:
 
 def cmd_export(args: argparse.Namespace, cfg: config.Config) -> int:
     """Write every mirror table as a Parquet file into a folder."""
-    from ccc_watch.sql import export_parquet
+    from ccc_watch.mirror.sql import export_parquet
 
     for path in export_parquet(_mirror(cfg), args.parquet):
         print(path)
@@ -222,8 +223,8 @@ def _rules(cfg: config.Config, vault: Path) -> IgnoreRules:
 def cmd_scan(args: argparse.Namespace, cfg: config.Config) -> int:
     """Reconcile the store with the vault once (what the daemon does at start-up), then
     bring the mirror up to date. Prints one DRIFT line per difference found."""
-    from ccc_watch.indexer import Indexer
-    from ccc_watch.reconcile import reconcile
+    from ccc_watch.changes.reconcile import reconcile
+    from ccc_watch.index.indexer import Indexer
 
     vault = cfg.require_vault().resolve()
     with open_store(cfg.resolved_data_dir(), backend=cfg.backend, vault_root=vault) as store:
@@ -250,7 +251,7 @@ def cmd_scan(args: argparse.Namespace, cfg: config.Config) -> int:
 def cmd_verify(args: argparse.Namespace, cfg: config.Config) -> int:
     """Compare every file (hashed in full) with the store, and the store with the mirror.
     Exit 0 when all agree, 1 when not. Read-only: works while the daemon runs."""
-    from ccc_watch.verify import verify
+    from ccc_watch.changes.verify import verify
 
     vault = cfg.require_vault().resolve()
     mirror = _mirror(cfg)
@@ -273,7 +274,7 @@ def cmd_verify(args: argparse.Namespace, cfg: config.Config) -> int:
 def cmd_run(args: argparse.Namespace, cfg: config.Config) -> int:
     """Watch the vault and keep the store and the mirror equal to it, until SIGTERM or
     SIGINT (a second one exits at once). SIGHUP reloads the configuration."""
-    from ccc_watch.daemon import Daemon
+    from ccc_watch.daemon.daemon import Daemon
 
     return Daemon(cfg).run()
 
@@ -281,7 +282,7 @@ def cmd_run(args: argparse.Namespace, cfg: config.Config) -> int:
 def cmd_status(args: argparse.Namespace, cfg: config.Config) -> int:
     """Whether a daemon runs for this vault, what it is doing, what the store and the
     mirror hold, and a verdict: exit 0 Healthy, 1 Degraded, 2 Unhealthy or not running."""
-    from ccc_watch import status
+    from ccc_watch.daemon import status
 
     report = status.report(cfg)
     if args.json:
@@ -299,7 +300,7 @@ def cmd_status(args: argparse.Namespace, cfg: config.Config) -> int:
 def cmd_log(args: argparse.Namespace, cfg: config.Config) -> int:
     """Show the daemon's log file (with --since, its rotated files from that time too,
     oldest first), or follow it with -f; --drift keeps only the DRIFT lines."""
-    from ccc_watch import logs
+    from ccc_watch.log import sinks as logs
 
     return logs.show(cfg, follow=args.follow, drift=args.drift, since=args.since)
 
@@ -402,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help="folder to write <table>.parquet files into",
             )
         if name == "log":
-            from ccc_watch.logs import since_arg
+            from ccc_watch.log.sinks import since_arg
 
             p.add_argument("-f", "--follow", action="store_true", help="follow it, like tail -F")
             p.add_argument("--drift", action="store_true", help="only the DRIFT lines")
@@ -447,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config_file=getattr(args, "config", None),
             must_exist=args.command != "service",  # `service install` may create it
         )
-        from ccc_watch import logs
+        from ccc_watch.log import sinks as logs
 
         logs.setup(cfg, command=args.command)  # stderr; for `run` also the log file
         handler: Handler = args.handler

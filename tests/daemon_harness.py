@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from ccc_watch.ignore import IgnoreRules
-from ccc_watch.mirror import Mirror
+from ccc_watch.changes.verify import verify
+from ccc_watch.mirror.mirror import Mirror
 from ccc_watch.store import open_store
-from ccc_watch.verify import verify
+from ccc_watch.vault.ignore import IgnoreRules
 
 MODES = ("live", "stopped", "paused")  # SCENARIOS.md: run each scenario three ways
 

@@ -20,7 +20,7 @@ import pytest
 from daemon_harness import Daemon, wait_until
 
 from ccc_watch import config
-from ccc_watch.daemon import Daemon as InProcessDaemon
+from ccc_watch.daemon.daemon import Daemon as InProcessDaemon
 
 
 def _vault(root: Path, folders: int) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import hub_corpus, make_vault
 
-from ccc_watch.markdown import _parse_yaml, split_frontmatter
+from ccc_watch.index.markdown import _parse_yaml, split_frontmatter
 
 
 def frontmatters(root: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""ccc_watch.ignore: the ignore rules the scanner, the watcher and `verify` share.
+"""ccc_watch.vault.ignore: the ignore rules the scanner, the watcher and `verify` share.
 
 Rules are loaded from real files in tmp_path (.cccignore, <config>/app.json); the
 checks themselves are pure string logic on vault keys.
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccc_watch.errors import ConfigError
-from ccc_watch.ignore import DEFAULT_LITTER, IgnoreRules
+from ccc_watch.vault.ignore import DEFAULT_LITTER, IgnoreRules
 
 
 def app_json(vault: Path, data: object, config_dir: str = ".obsidian") -> None:

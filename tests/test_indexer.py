@@ -13,7 +13,7 @@ import blake3
 import pytest
 
 from ccc_watch import cli
-from ccc_watch.indexer import Indexer, IndexPolicy, read_stable, record_id
+from ccc_watch.index.indexer import Indexer, IndexPolicy, read_stable, record_id
 
 VAULT_ID = str(uuid.uuid4())
 

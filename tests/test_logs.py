@@ -1,4 +1,4 @@
-"""ccc_watch.logs: the daemon's log file, its rotation, journald prefixes and
+"""ccc_watch.log.sinks: the daemon's log file, its rotation, journald prefixes and
 `ccc-watch log`, with real processes and real files.
 
 Every child runs with XDG_STATE_HOME (platformdirs' user log dir on Linux) and
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from ccc_watch import config, logs
+from ccc_watch import config
+from ccc_watch.log import sinks as logs
 from tests.daemon_harness import Daemon, wait_until
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -43,7 +44,8 @@ LOGURU_DEFAULT = re.compile(
 PRELUDE = """
 import sys, time
 from loguru import logger
-from ccc_watch import config, logs
+from ccc_watch import config
+from ccc_watch.log import sinks as logs
 settings = dict(a.split("=", 1) for a in sys.argv[4:] if "=" in a)
 cfg = config.load({"vault": sys.argv[1], "data_dir": sys.argv[2], **settings})
 logs.setup(cfg, command=sys.argv[3])
@@ -229,7 +231,7 @@ def test_other_commands_keep_stderr_and_write_no_file(
     assert proc.returncode == 0, proc.stderr
     warning = [line for line in proc.stderr.splitlines() if "bad regex" in line]
     assert len(warning) == 1 and LOGURU_DEFAULT.match(warning[0]), proc.stderr
-    assert " | WARNING  | ccc_watch.ignore:" in warning[0]
+    assert " | WARNING  | ccc_watch.vault.ignore:" in warning[0]
     assert not (tmp_path / "state").exists()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from daemon_harness import Daemon, wait_until
 
-from ccc_watch.metrics import parse_address
+from ccc_watch.daemon.metrics import parse_address
 
 
 def _free_port() -> int:

@@ -14,8 +14,8 @@ import duckdb
 import pytest
 from conftest import hub_corpus, make_vault
 
-from ccc_watch.mirror import Mirror, mirror_rows
-from ccc_watch.rebuild import rebuild
+from ccc_watch.changes.rebuild import rebuild
+from ccc_watch.mirror.mirror import Mirror, mirror_rows
 from ccc_watch.store import Delete, Move, Store, Upsert, open_store
 
 

@@ -4,7 +4,7 @@ Everything is real: a redb store opened with open_store() in a temporary folder,
 DuckDB file written by Mirror, and, for the kill -9 runs, a second Python process
 (tests/workers/mirror_worker.py) that flushes while the parent SIGKILLs it.
 
-The oracle is independent of ccc_watch.mirror.Rows: the expected rows of every table
+The oracle is independent of ccc_watch.mirror.mirror.Rows: the expected rows of every table
 are computed here from the store's records and changelog, then compared with what
 DuckDB returns.
 """
@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 from records import make_record
 
-from ccc_watch.mirror import MIRROR_FILE, Mirror, mirror_rows
+from ccc_watch.mirror.mirror import MIRROR_FILE, Mirror, mirror_rows
 from ccc_watch.store import Change, Delete, Move, Operation, Record, Store, Upsert, open_store
 
 WORKER = Path(__file__).resolve().parent / "workers" / "mirror_worker.py"

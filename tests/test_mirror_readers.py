@@ -25,8 +25,8 @@ import duckdb
 import pytest
 from records import make_record
 
-from ccc_watch.mirror import Mirror, MirrorBusyError
-from ccc_watch.sql import run_query
+from ccc_watch.mirror.mirror import Mirror, MirrorBusyError
+from ccc_watch.mirror.sql import run_query
 from ccc_watch.store import Delete, Move, Store, Upsert, open_store
 
 # --- plain-duckdb child processes (they never import ccc_watch) ------------------

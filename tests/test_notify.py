@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from daemon_harness import Daemon, wait_until
 
-from ccc_watch.notify import Notifier
+from ccc_watch.daemon.notify import Notifier
 
 
 class Manager:

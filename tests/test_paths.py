@@ -1,4 +1,4 @@
-"""ccc_watch.paths.vault_key: the canonical, vault-relative store key of a path.
+"""ccc_watch.vault.paths.vault_key: the canonical, vault-relative store key of a path.
 
 Pure string logic, so plain asserts on strings and PurePath objects; nothing here
 touches a file system.
@@ -13,7 +13,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 import pytest
 
 from ccc_watch.errors import InvalidPathError, StoreError
-from ccc_watch.paths import vault_key
+from ccc_watch.vault.paths import vault_key
 
 # "Café/Résumé.md" spelled with combining accents (NFD, as macOS writes it) and
 # precomposed (NFC).

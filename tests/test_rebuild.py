@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from conftest import hub_corpus, make_vault, tree_digest
 
-from ccc_watch.ignore import IgnoreRules
-from ccc_watch.rebuild import rebuild
+from ccc_watch.changes.rebuild import rebuild
 from ccc_watch.store import Upsert, open_store
+from ccc_watch.vault.ignore import IgnoreRules
 
 KINDS = {"note": "note", "data": "data", "attachment": "attachment"}
 
@@ -213,7 +213,7 @@ def test_kill_mid_rebuild_keeps_the_previous_index(tmp_path: Path) -> None:
     before = records_by_path(data)
     (vault / "Projects" / "added later.md").write_text("# later\n")
     code = (
-        "import sys; from pathlib import Path; from ccc_watch.rebuild import rebuild\n"
+        "import sys; from pathlib import Path; from ccc_watch.changes.rebuild import rebuild\n"
         "rebuild(Path(sys.argv[1]), Path(sys.argv[2]), batch_size=50,"
         " on_batch=lambda n: print('batch', flush=True))\n"
     )

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from conftest import make_vault, tree_digest
 
-from ccc_watch.drift import Drift, conflict_original
-from ccc_watch.ignore import IgnoreRules
-from ccc_watch.indexer import Indexer
-from ccc_watch.mirror import Mirror
-from ccc_watch.rebuild import rebuild
-from ccc_watch.reconcile import ReconcileResult, reconcile
+from ccc_watch.changes.rebuild import rebuild
+from ccc_watch.changes.reconcile import ReconcileResult, reconcile
+from ccc_watch.changes.verify import verify
+from ccc_watch.index.indexer import Indexer
+from ccc_watch.log.drift import Drift, conflict_original
+from ccc_watch.mirror.mirror import Mirror
 from ccc_watch.store import Store, open_store
-from ccc_watch.verify import verify
+from ccc_watch.vault.ignore import IgnoreRules
 
 
 def scan(vault: Path, data: Path) -> ReconcileResult:

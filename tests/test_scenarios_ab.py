@@ -30,7 +30,7 @@ import blake3
 import pytest
 from daemon_harness import MODES, Daemon, start_daemon, wait_until
 
-from ccc_watch.mirror import Mirror
+from ccc_watch.mirror.mirror import Mirror
 
 Files = dict[str, str]
 Start = Callable[..., Daemon]  # start(files, *run_args)
@@ -679,7 +679,7 @@ def test_b9_watchman_fishy_shuffles(start: Start, mode: str) -> None:
 @pytest.mark.parametrize("mode", MODES)
 def test_b10_folder_renamed_and_replaced_by_a_symlink(start: Start, mode: str) -> None:
     """B10: `mv foo bar && ln -s bar foo` (Watchman test_fishy). Folder symlinks are
-    never followed (ccc_watch.vault): `bar/*` is indexed with the moved notes' ids, and
+    never followed (ccc_watch.vault.walk): `bar/*` is indexed with the moved notes' ids, and
     there is no `foo` or `foo/*` row, nor a second copy of the notes. Live, the link is
     made once the daemon has applied the rename, so that its event is taken on its own
     (as it is whenever the two are more than one drain apart)."""

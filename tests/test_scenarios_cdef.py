@@ -26,10 +26,10 @@ import pytest
 from conftest import make_vault, shared_dir
 from daemon_harness import MODES, Daemon, wait_until
 
-from ccc_watch.ignore import IgnoreRules
-from ccc_watch.mirror import Mirror
+from ccc_watch.changes.verify import verify
+from ccc_watch.mirror.mirror import Mirror
 from ccc_watch.store import open_store
-from ccc_watch.verify import verify
+from ccc_watch.vault.ignore import IgnoreRules
 
 
 class ScenarioDaemon(Daemon):

@@ -13,7 +13,7 @@ import pytest
 from daemon_harness import Daemon, start_daemon, wait_until
 
 from ccc_watch import __version__
-from ccc_watch.status import STALE_SECONDS
+from ccc_watch.daemon.status import STALE_SECONDS
 
 
 @pytest.fixture

@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 from records import fake_blake3, make_record
 
-from ccc_watch import codec
 from ccc_watch.errors import InvalidPathError, StoreError, StoreMissingError
-from ccc_watch.store import Delete, Move, Store, Upsert, open_store
+from ccc_watch.store import Delete, Move, Store, Upsert, codec, open_store
 
 WORKER = Path(__file__).parent / "workers" / "store_worker.py"
 BACKENDS = ["redb", "sqlite"]

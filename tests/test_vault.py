@@ -1,4 +1,4 @@
-"""ccc_watch.vault.walk on real folders: make_vault's vault (with its bad inputs), and
+"""ccc_watch.vault.walk.walk on real folders: make_vault's vault (with its bad inputs), and
 small hand-built vaults for each policy (symlinks, unreadable folders, odd names)."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from conftest import hub_corpus, make_vault
 
-from ccc_watch.ignore import IgnoreRules
-from ccc_watch.paths import vault_key
-from ccc_watch.vault import FOLDER_SYMLINK, NOT_UTF8, VaultUnreadableError, WalkReport, walk
+from ccc_watch.vault.ignore import IgnoreRules
+from ccc_watch.vault.paths import vault_key
+from ccc_watch.vault.walk import FOLDER_SYMLINK, NOT_UTF8, VaultUnreadableError, WalkReport, walk
 
 
 @pytest.fixture(scope="module")

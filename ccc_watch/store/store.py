@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ccc_watch import codec
 from ccc_watch.errors import StoreError
-from ccc_watch.paths import vault_key
+from ccc_watch.store import codec
 from ccc_watch.store.backend import TABLES, Backend, Key, Reader, Writer, iter_scan
+from ccc_watch.vault.paths import vault_key
 
 SCHEMA_VERSION = 1
 

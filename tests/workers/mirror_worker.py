@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ccc_watch.mirror import Mirror
+from ccc_watch.mirror.mirror import Mirror
 from ccc_watch.store import open_store
 
 

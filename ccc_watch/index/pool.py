@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from ccc_watch import logs
-from ccc_watch.indexer import Indexer, IndexPolicy, IndexResult
+from ccc_watch.index.indexer import Indexer, IndexPolicy, IndexResult
+from ccc_watch.log import sinks as logs
 
 T = TypeVar("T")
 Task = tuple[str, str, str | None]  # (vault key, real path, previous id)

@@ -1,6 +1,6 @@
 """Mirror flushes in a child process, on their own cadence, never blocking the watcher.
 
-The daemon's `MirrorFlusher` thread starts `python -m ccc_watch.flusher` when the store
+The daemon's `MirrorFlusher` thread starts `python -m ccc_watch.mirror.flusher` when the store
 has moved, asks it to flush (one line in, one JSON line out) and lets it exit after a
 quiet spell. So:
 - the watcher never waits for DuckDB, not even for a mirror rebuild of 100,000 notes;
@@ -32,8 +32,8 @@ from typing import IO, Any
 
 from loguru import logger
 
-from ccc_watch.drift import Drift
-from ccc_watch.indexer import IndexPolicy
+from ccc_watch.index.indexer import IndexPolicy
+from ccc_watch.log.drift import Drift
 from ccc_watch.store import MIRROR_FILE
 
 IDLE_EXIT = 30.0  # seconds without a flush before the child is let go
@@ -188,7 +188,14 @@ class MirrorFlusher:
             return self._child
         policy = base64.b64encode(pickle.dumps(self.policy)).decode()
         self._child = subprocess.Popen(
-            [sys.executable, "-m", "ccc_watch.flusher", str(self.data_dir), self.backend, policy],
+            [
+                sys.executable,
+                "-m",
+                "ccc_watch.mirror.flusher",
+                str(self.data_dir),
+                self.backend,
+                policy,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -225,7 +232,7 @@ def _flush_once(data_dir: Path, backend: str, policy: IndexPolicy) -> dict[str, 
     import duckdb
 
     from ccc_watch.errors import StoreError
-    from ccc_watch.mirror import Mirror, MirrorBusyError, MirrorError
+    from ccc_watch.mirror.mirror import Mirror, MirrorBusyError, MirrorError
     from ccc_watch.store import open_store
 
     try:
@@ -244,13 +251,13 @@ def _flush_once(data_dir: Path, backend: str, policy: IndexPolicy) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m ccc_watch.flusher DATA_DIR BACKEND POLICY`: flush on each input line."""
+    """`python -m ccc_watch.mirror.flusher DATA_DIR BACKEND POLICY`: flush on each input line."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("backend")
     parser.add_argument("policy", help="the IndexPolicy, pickled and base64-encoded")
     args = parser.parse_args(argv)
-    from ccc_watch import logs
+    from ccc_watch.log import sinks as logs
 
     logs.child_setup()
     # The policy comes from the daemon that started this process, never from a user.

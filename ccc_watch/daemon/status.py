@@ -69,7 +69,7 @@ def _mirror_facts(data_dir: Path) -> tuple[int | None, dict[str, int] | None, st
     """(watermark, records by type, why unknown) from the mirror, read-only."""
     import duckdb
 
-    from ccc_watch.mirror import Mirror, MirrorError
+    from ccc_watch.mirror.mirror import Mirror, MirrorError
 
     if not (data_dir / MIRROR_FILE).exists():
         return None, None, "no mirror yet"

@@ -257,7 +257,7 @@ class IgnoreRules:
         )
 
     def is_ignored(self, key: str, *, is_dir: bool = False) -> bool:
-        """key: a vault-relative POSIX NFC path (see ccc_watch.paths.vault_key).
+        """key: a vault-relative POSIX NFC path (see ccc_watch.vault.paths.vault_key).
 
         True when the path or any folder above it is ignored. is_dir says whether the
         path is a folder (gitignore patterns ending in '/' match only folders)."""

@@ -22,7 +22,7 @@ from typing import Any
 import blake3
 from loguru import logger
 
-from ccc_watch.markdown import parse_note
+from ccc_watch.index.markdown import parse_note
 from ccc_watch.store import Record
 
 NOTE_EXTENSIONS = frozenset({".md"})

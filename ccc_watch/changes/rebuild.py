@@ -22,15 +22,14 @@ from typing import Any
 import blake3
 from loguru import logger
 
-from ccc_watch import codec
 from ccc_watch.errors import StoreError, StoreLockedError, StoreMissingError
-from ccc_watch.ignore import IgnoreRules
-from ccc_watch.indexer import IndexPolicy, IndexResult
-from ccc_watch.pool import chunks, indexing
+from ccc_watch.index.indexer import IndexPolicy, IndexResult
+from ccc_watch.index.pool import chunks, indexing
 from ccc_watch.procs import owner_pid, pid_alive, running_pid
-from ccc_watch.store import Record, Upsert, open_store, store_file
+from ccc_watch.store import Record, Upsert, codec, open_store, store_file
 from ccc_watch.store.store import VOLATILE_FIELDS
-from ccc_watch.vault import walk
+from ccc_watch.vault.ignore import IgnoreRules
+from ccc_watch.vault.walk import walk
 
 
 @dataclass

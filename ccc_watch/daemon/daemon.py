@@ -26,20 +26,22 @@ from typing import Any
 
 from loguru import logger
 
-from ccc_watch import __version__, config, control, logs, status
-from ccc_watch.drift import Drift, conflict_original
+from ccc_watch import __version__, config
+from ccc_watch.changes.reconcile import pair_moves, reconcile
+from ccc_watch.daemon import control, status
+from ccc_watch.daemon.metrics import Metrics, Readings
+from ccc_watch.daemon.notify import Notifier
+from ccc_watch.daemon.watcher import Coalescer, Watcher, inotify_limit, watched_folders
 from ccc_watch.errors import CccWatchError
-from ccc_watch.flusher import MirrorFlusher
-from ccc_watch.ignore import IgnoreRules
-from ccc_watch.indexer import Indexer, IndexPolicy
-from ccc_watch.metrics import Metrics, Readings
-from ccc_watch.notify import Notifier
-from ccc_watch.paths import vault_key
+from ccc_watch.index.indexer import Indexer, IndexPolicy
+from ccc_watch.log import sinks as logs
+from ccc_watch.log.drift import Drift, conflict_original
+from ccc_watch.mirror.flusher import MirrorFlusher
 from ccc_watch.procs import PID_FILE, try_lock
-from ccc_watch.reconcile import pair_moves, reconcile
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
-from ccc_watch.vault import VaultUnreadableError, icloud_evicted, left_out, log_skip
-from ccc_watch.watcher import Coalescer, Watcher, inotify_limit, watched_folders
+from ccc_watch.vault.ignore import IgnoreRules
+from ccc_watch.vault.paths import vault_key
+from ccc_watch.vault.walk import VaultUnreadableError, icloud_evicted, left_out, log_skip
 
 EXIT_ROOT_GONE = 2
 
@@ -531,7 +533,7 @@ class Daemon:
     def _rebuild(self) -> dict[str, Any]:
         """`ccc-watch rebuild` while running: events queue meanwhile, and are applied
         to the new store afterwards, so none is lost."""
-        from ccc_watch.rebuild import rebuild
+        from ccc_watch.changes.rebuild import rebuild
 
         logger.info("rebuilding the store on request")
         self.phase = "rebuilding"

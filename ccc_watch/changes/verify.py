@@ -14,10 +14,10 @@ from typing import Any
 import blake3
 
 from ccc_watch.errors import StoreMissingError
-from ccc_watch.ignore import IgnoreRules
-from ccc_watch.mirror import Mirror, MirrorError
+from ccc_watch.mirror.mirror import Mirror, MirrorError
 from ccc_watch.store import open_store
-from ccc_watch.vault import icloud_evicted, walk
+from ccc_watch.vault.ignore import IgnoreRules
+from ccc_watch.vault.walk import icloud_evicted, walk
 
 
 @dataclass(frozen=True)

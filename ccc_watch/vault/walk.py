@@ -3,7 +3,7 @@
 The walk reads folders only (os.scandir, one lstat per file); it never opens a file.
 
 Policy:
-- Ignored paths (see ccc_watch.ignore) are left out silently; an ignored folder is not
+- Ignored paths (see ccc_watch.vault.ignore) are left out silently; an ignored folder is not
   entered. WalkReport.ignored counts them.
 - A folder symlink is never followed; it is reported as "folder symlink: not followed".
 - A file symlink is indexed (is_symlink=True, with its target's stat) when its resolved
@@ -39,7 +39,7 @@ from pathlib import Path
 from loguru import logger
 
 from ccc_watch.errors import CccWatchError
-from ccc_watch.ignore import IgnoreRules
+from ccc_watch.vault.ignore import IgnoreRules
 
 __all__ = ["VaultFile", "VaultUnreadableError", "WalkReport", "walk"]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 
-from ccc_watch.mirror import Mirror, MirrorError
+from ccc_watch.mirror.mirror import Mirror, MirrorError
 
 EXPORTED_TABLES = ("notes", "links", "tags", "properties", "tasks", "events", "mirror_state")
 

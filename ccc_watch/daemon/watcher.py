@@ -23,9 +23,9 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from ccc_watch.errors import InvalidPathError
-from ccc_watch.ignore import IgnoreRules
-from ccc_watch.paths import vault_key
-from ccc_watch.vault import NOT_UTF8, is_utf8, log_skip
+from ccc_watch.vault.ignore import IgnoreRules
+from ccc_watch.vault.paths import vault_key
+from ccc_watch.vault.walk import NOT_UTF8, is_utf8, log_skip
 
 OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
 # A file modified and not closed yet is still being written (Obsidian: open with

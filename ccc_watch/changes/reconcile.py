@@ -18,12 +18,12 @@ from pathlib import Path
 
 from loguru import logger
 
-from ccc_watch.drift import Drift, DriftKind, conflict_original
-from ccc_watch.ignore import IgnoreRules
-from ccc_watch.indexer import Indexer
-from ccc_watch.pool import chunks, indexing
+from ccc_watch.index.indexer import Indexer
+from ccc_watch.index.pool import chunks, indexing
+from ccc_watch.log.drift import Drift, DriftKind, conflict_original
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert
-from ccc_watch.vault import VaultFile, VaultUnreadableError, icloud_evicted, walk
+from ccc_watch.vault.ignore import IgnoreRules
+from ccc_watch.vault.walk import VaultFile, VaultUnreadableError, icloud_evicted, walk
 
 _STAT_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode")
 _KEPT = ("id", "blake3", *_STAT_FIELDS)
