@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ccc_watch import __version__, config
 from ccc_watch.daemon import control
 from ccc_watch.errors import CccWatchError, StoreMissingError
-from ccc_watch.index.indexer import IndexPolicy
+from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.procs import running_pid
 from ccc_watch.store import Store, codec, open_store, store_file
 from ccc_watch.vault.ignore import IgnoreRules
@@ -93,9 +93,7 @@ def cmd_check(args: argparse.Namespace, cfg: config.Config) -> int:
 
 
 def _policy(cfg: config.Config) -> IndexPolicy:
-    return IndexPolicy(
-        max_note_bytes=cfg.max_note_bytes, default_classification=cfg.default_classification
-    )
+    return IndexPolicy.from_settings(cfg)
 
 
 def cmd_rebuild(args: argparse.Namespace, cfg: config.Config) -> int:
@@ -217,7 +215,7 @@ def cmd_export(args: argparse.Namespace, cfg: config.Config) -> int:
 
 
 def _rules(cfg: config.Config, vault: Path) -> IgnoreRules:
-    return IgnoreRules.load(vault, config_dir=cfg.config_dir, patterns=cfg.ignore)
+    return IgnoreRules.from_settings(vault, cfg)
 
 
 def cmd_scan(args: argparse.Namespace, cfg: config.Config) -> int:

@@ -1,8 +1,8 @@
 """Settings, resolved in one order everywhere: flag, then CCC_WATCH_* variable,
 then the TOML config file, then the default.
 
-Each setting is declared once in SETTINGS; the CLI derives its flags and `ccc-watch
-config` its report from that table, so a new setting is one entry.
+Each setting is declared once, as a typed field of Settings; SETTINGS, the CLI's flags
+and `ccc-watch config`'s report derive from it, so a new setting is one field.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
 from ccc_watch.errors import ConfigError
+from ccc_watch.index.policy import CLASSIFICATIONS, parse_level
 
 APP = "ccc-watch"
 CONFIG_ENV = "CCC_WATCH_CONFIG"
@@ -82,10 +83,10 @@ def _folder_name(value: object, base: Path) -> str:
 
 
 def _classification(value: object, base: Path) -> str:
-    text = str(value).upper()
-    if text not in ("PUBLIC", "INTERNAL", "CONFIDENTIAL", "SECRET"):
-        raise ValueError(f"must be PUBLIC, INTERNAL, CONFIDENTIAL or SECRET, not {value!r}")
-    return text
+    level = parse_level(value)
+    if level is None:
+        raise ValueError(f"must be one of {', '.join(CLASSIFICATIONS)}, not {value!r}")
+    return level
 
 
 @dataclass(frozen=True)
@@ -108,101 +109,130 @@ class Setting:
         return "--" + self.key.replace("_", "-")
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("vault", "the Obsidian vault folder to index", _path),
-    Setting(
-        "data_dir",
-        "where the databases live (default: a per-vault folder under the user data dir)",
-        _path,
-    ),
-    Setting(
-        "backend", "the store's engine: redb (default) or sqlite", _choice("redb", "sqlite"), "redb"
-    ),
-    Setting("batch_size", "records written per store transaction", _positive_int, 1000),
-    Setting(
-        "config_dir",
-        "Obsidian's config folder in the vault (ignored; app.json read from it)",
-        _folder_name,
-        ".obsidian",
-    ),
-    Setting("ignore", "extra gitignore-style patterns to leave out of the index", _patterns, ()),
-    Setting(
-        "max_note_bytes",
-        "notes larger than this are checksummed but not parsed",
-        _positive_int,
-        8 * 1024 * 1024,
-    ),
-    Setting(
-        "default_classification",
-        "classification of notes whose frontmatter gives none",
-        _classification,
-        "INTERNAL",
-    ),
-    Setting(
-        "settle",
-        "seconds a changed file must stay quiet before the daemon indexes it",
-        _seconds,
-        0.2,
-    ),
-    Setting(
-        "flush_interval",
-        "seconds between mirror flushes while the store changes",
-        _seconds,
-        1.0,
-    ),
-    Setting(
-        "reconcile_interval",
-        "seconds between the daemon's full reconciles (jittered by a quarter)",
-        _seconds,
-        1800.0,
-    ),
-    Setting(
-        "fallback_interval",
-        "seconds between full reconciles when file events cannot be trusted "
-        "(out of inotify watches or instances)",
-        _seconds,
-        60.0,
-    ),
-    Setting(
-        "metrics",
-        "serve Prometheus metrics from `run` at PORT or HOST:PORT (loopback unless a host "
-        "is given; off by default)",
-        _address,
-    ),
-    Setting(
-        "log_file",
-        "the daemon's log file (default: <user log dir>/<data dir name>.log)",
-        _path,
-    ),
-    Setting(
-        "log_max_bytes",
-        "size in bytes at which the daemon's log file is rotated and compressed",
-        _positive_int,
-        10 * 1024 * 1024,
-    ),
-    Setting("log_retention", "rotated, compressed log files kept", _positive_int, 5),
+def _about(help: str, parse: Callable[[object, Path], Any]) -> dict[str, Any]:
+    """A Settings field's metadata: its help text and its parser."""
+    return {"help": help, "parse": parse}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting's value, typed; the one table of settings (SETTINGS derives from
+    its fields, the CLI its flags and `ccc-watch config` its report)."""
+
+    vault: Path | None = field(
+        default=None, metadata=_about("the Obsidian vault folder to index", _path)
+    )
+    data_dir: Path | None = field(
+        default=None,
+        metadata=_about(
+            "where the databases live (default: a per-vault folder under the user data dir)", _path
+        ),
+    )
+    backend: str = field(
+        default="redb",
+        metadata=_about("the store's engine: redb (default) or sqlite", _choice("redb", "sqlite")),
+    )
+    batch_size: int = field(
+        default=1000, metadata=_about("records written per store transaction", _positive_int)
+    )
+    config_dir: str = field(
+        default=".obsidian",
+        metadata=_about(
+            "Obsidian's config folder in the vault (ignored; app.json read from it)", _folder_name
+        ),
+    )
+    ignore: tuple[str, ...] = field(
+        default=(),
+        metadata=_about("extra gitignore-style patterns to leave out of the index", _patterns),
+    )
+    max_note_bytes: int = field(
+        default=8 * 1024 * 1024,
+        metadata=_about("notes larger than this are checksummed but not parsed", _positive_int),
+    )
+    default_classification: str = field(
+        default="INTERNAL",
+        metadata=_about("classification of notes whose frontmatter gives none", _classification),
+    )
+    settle: float = field(
+        default=0.2,
+        metadata=_about(
+            "seconds a changed file must stay quiet before the daemon indexes it", _seconds
+        ),
+    )
+    flush_interval: float = field(
+        default=1.0,
+        metadata=_about("seconds between mirror flushes while the store changes", _seconds),
+    )
+    reconcile_interval: float = field(
+        default=1800.0,
+        metadata=_about(
+            "seconds between the daemon's full reconciles (jittered by a quarter)", _seconds
+        ),
+    )
+    fallback_interval: float = field(
+        default=60.0,
+        metadata=_about(
+            "seconds between full reconciles when file events cannot be trusted "
+            "(out of inotify watches or instances)",
+            _seconds,
+        ),
+    )
+    metrics: str | None = field(
+        default=None,
+        metadata=_about(
+            "serve Prometheus metrics from `run` at PORT or HOST:PORT (loopback unless a host "
+            "is given; off by default)",
+            _address,
+        ),
+    )
+    log_file: Path | None = field(
+        default=None,
+        metadata=_about(
+            "the daemon's log file (default: <user log dir>/<data dir name>.log)", _path
+        ),
+    )
+    log_max_bytes: int = field(
+        default=10 * 1024 * 1024,
+        metadata=_about(
+            "size in bytes at which the daemon's log file is rotated and compressed", _positive_int
+        ),
+    )
+    log_retention: int = field(
+        default=5, metadata=_about("rotated, compressed log files kept", _positive_int)
+    )
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, f.metadata["help"], f.metadata["parse"], f.default) for f in fields(Settings)
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Settings):
     """Resolved settings, plus where each one came from (flag, env, file or default)."""
 
-    values: Mapping[str, Any]
-    sources: Mapping[str, str]
-    config_file: Path | None
+    sources: Mapping[str, str] = field(default_factory=dict)
+    config_file: Path | None = None
 
-    def __getattr__(self, key: str) -> Any:
-        # Through __dict__: copy and pickle probe attributes before 'values' exists.
-        values = self.__dict__.get("values", {})
-        if key in values:
-            return values[key]
-        raise AttributeError(key)
+    @property
+    def values(self) -> dict[str, Any]:
+        """Every setting's value by key, in the order of SETTINGS."""
+        return {s.key: getattr(self, s.key) for s in SETTINGS}
+
+    def reloaded(self, new: Config) -> Config:
+        """The configuration a running daemon takes on SIGHUP: the new file's values,
+        except that command-line flags still outrank it, as at start, and the vault and
+        the data dir cannot change under a running daemon."""
+        kept = {k for k, source in self.sources.items() if source == "flag"}
+        kept |= {"vault", "data_dir"}
+        values = {k: getattr(self if k in kept else new, k) for k in BY_KEY}
+        sources = {k: (self if k in kept else new).sources[k] for k in BY_KEY}
+        return Config(**values, sources=sources, config_file=new.config_file)
 
     def require_vault(self) -> Path:
         """The vault folder, or ConfigError when it is unset or not a folder."""
-        vault = self.values.get("vault")
+        vault = self.vault
         if vault is None:
             raise ConfigError(
                 "vault",
@@ -216,7 +246,7 @@ class Config:
     def resolved_data_dir(self) -> Path:
         """data_dir, or the default per-vault folder; never inside the vault."""
         vault = self.require_vault().resolve()
-        data_dir = self.values.get("data_dir")
+        data_dir = self.data_dir
         if data_dir is None:
             data_dir = default_data_dir(vault)
         data_dir = Path(data_dir).resolve()
@@ -305,4 +335,6 @@ def load(
         else:
             values[s.key] = s.default
             sources[s.key] = "default"
-    return Config(values, sources, config_file if config_file.exists() else None)
+    return Config(
+        **values, sources=sources, config_file=config_file if config_file.exists() else None
+    )

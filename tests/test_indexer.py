@@ -13,7 +13,8 @@ import blake3
 import pytest
 
 from ccc_watch import cli
-from ccc_watch.index.indexer import Indexer, IndexPolicy, read_stable, record_id
+from ccc_watch.index.indexer import Indexer, read_stable, record_id
+from ccc_watch.index.policy import IndexPolicy
 
 VAULT_ID = str(uuid.uuid4())
 
@@ -141,7 +142,7 @@ def test_a_file_changed_once_during_a_read_is_read_again(
 
     monkeypatch.setattr(builtins, "open", racing_open)
     snap = read_stable(path)
-    assert snap.data == b"old\nnew\n" and snap.size == 8
+    assert snap.data == b"old\nnew\n" and snap.stat.size == 8
 
 
 def test_an_unreadable_file_gets_a_record_with_the_reason(

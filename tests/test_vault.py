@@ -76,9 +76,9 @@ def test_make_vault_stats_and_paths(bad_vault: tuple[Path, dict[str, Any]]) -> N
     for f in walk_default(root).files:
         assert f.path.exists() or f.path.is_symlink()
         assert vault_key(f.path.relative_to(root)) == f.key
-        assert f.size == truth[f.key]["size"]
+        assert f.stat.size == truth[f.key]["size"]
         st = f.path.stat()
-        assert (f.size, f.mtime_ns, f.ctime_ns, f.inode) == (
+        assert f.stat == (
             st.st_size,
             st.st_mtime_ns,
             st.st_ctime_ns,
@@ -121,8 +121,8 @@ def test_file_symlink_inside_the_vault(tmp_path: Path) -> None:
     assert set(files) == {"Notes/target.md", "link.md", "abs.md"}
     for key in ("link.md", "abs.md"):
         assert files[key].is_symlink
-        assert files[key].size == target.stat().st_size
-        assert files[key].inode == target.stat().st_ino
+        assert files[key].stat.size == target.stat().st_size
+        assert files[key].stat.inode == target.stat().st_ino
         assert files[key].path == tmp_path / key
     assert not files["Notes/target.md"].is_symlink
 

@@ -23,7 +23,8 @@ import blake3
 from loguru import logger
 
 from ccc_watch.errors import StoreError, StoreLockedError, StoreMissingError
-from ccc_watch.index.indexer import IndexPolicy, IndexResult
+from ccc_watch.index.indexer import IndexResult
+from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.index.pool import chunks, indexing
 from ccc_watch.procs import owner_pid, pid_alive, running_pid
 from ccc_watch.store import Record, Upsert, codec, open_store, store_file

@@ -23,10 +23,9 @@ from ccc_watch.index.pool import chunks, indexing
 from ccc_watch.log.drift import Drift, DriftKind, conflict_original
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert
 from ccc_watch.vault.ignore import IgnoreRules
-from ccc_watch.vault.walk import VaultFile, VaultUnreadableError, icloud_evicted, walk
+from ccc_watch.vault.walk import FileStat, VaultFile, VaultUnreadableError, icloud_evicted, walk
 
-_STAT_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode")
-_KEPT = ("id", "blake3", *_STAT_FIELDS)
+_KEPT = ("id", "blake3", *FileStat._fields)
 
 
 @dataclass
@@ -45,8 +44,7 @@ class ReconcileResult:
 
 
 def _stat_moved(rec: Record, f: VaultFile) -> bool:
-    current = (f.size, f.mtime_ns, f.ctime_ns, f.inode)
-    return tuple(rec.get(k) for k in _STAT_FIELDS) != current
+    return FileStat.of_record(rec) != f.stat
 
 
 def reconcile(
@@ -95,7 +93,7 @@ def reconcile(
     todo: list[tuple[str, str, str | None]] = []
     for key, f in sorted(files.items()):
         rec = known.get(key)
-        racy = previous_scan_ns is not None and f.mtime_ns >= previous_scan_ns
+        racy = previous_scan_ns is not None and f.stat.mtime_ns >= previous_scan_ns
         if rec is not None and not _stat_moved(rec, f) and not racy and rec.get("blake3"):
             continue
         todo.append((key, str(f.path), None if rec is None else rec["id"]))

@@ -33,7 +33,8 @@ from ccc_watch.daemon.metrics import Metrics, Readings
 from ccc_watch.daemon.notify import Notifier
 from ccc_watch.daemon.watcher import Coalescer, Watcher, inotify_limit, watched_folders
 from ccc_watch.errors import CccWatchError
-from ccc_watch.index.indexer import Indexer, IndexPolicy
+from ccc_watch.index.indexer import Indexer
+from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.log import sinks as logs
 from ccc_watch.log.drift import Drift, conflict_original
 from ccc_watch.mirror.flusher import MirrorFlusher
@@ -168,14 +169,8 @@ class Daemon:
         return None
 
     def _load(self) -> tuple[IgnoreRules, IndexPolicy]:
-        rules = IgnoreRules.load(
-            self.vault, config_dir=self.cfg.config_dir, patterns=self.cfg.ignore
-        )
-        policy = IndexPolicy(
-            max_note_bytes=self.cfg.max_note_bytes,
-            default_classification=self.cfg.default_classification,
-        )
-        return rules, policy
+        rules = IgnoreRules.from_settings(self.vault, self.cfg)
+        return rules, IndexPolicy.from_settings(self.cfg)
 
     def _open_store(self) -> Store:
         store = open_store(self.data_dir, backend=self.cfg.backend, vault_root=self.vault)
@@ -357,15 +352,7 @@ class Daemon:
         except CccWatchError as e:
             logger.error("configuration not reloaded: {}", e)
             return
-        # Flags outrank the file, as at start; and where the vault and the databases are
-        # cannot change under a running daemon.
-        kept = {k for k, source in self.cfg.sources.items() if source == "flag"}
-        kept |= {"vault", "data_dir"}
-        self.cfg = config.Config(
-            {k: self.cfg.values[k] if k in kept else v for k, v in cfg.values.items()},
-            {k: self.cfg.sources[k] if k in kept else v for k, v in cfg.sources.items()},
-            cfg.config_file,
-        )
+        self.cfg = self.cfg.reloaded(cfg)
         logs.setup(self.cfg, command="run")  # the log file's settings may have changed
         self.rules, self.policy = self._load()
         self.watcher.set_rules(self.rules)
@@ -428,9 +415,7 @@ class Daemon:
 
     def _reload_rules(self) -> None:
         """Read .cccignore and app.json again (one of them changed)."""
-        self.rules = IgnoreRules.load(
-            self.vault, config_dir=self.cfg.config_dir, patterns=self.cfg.ignore
-        )
+        self.rules = IgnoreRules.from_settings(self.vault, self.cfg)
         self.watcher.set_rules(self.rules)
 
     def _apply_paths(self, moves: list[tuple[str, str]], ready: list[tuple[str, str]]) -> None:

@@ -11,69 +11,22 @@ from __future__ import annotations
 import functools
 import mimetypes
 import os
-import re
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import blake3
 from loguru import logger
 
 from ccc_watch.index.markdown import parse_note
+from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.store import Record
+from ccc_watch.vault.walk import FileStat
 
 NOTE_EXTENSIONS = frozenset({".md"})
 DATA_EXTENSIONS = frozenset({".json", ".yaml", ".yml", ".csv", ".canvas", ".base"})
-CLASSIFICATIONS = ("PUBLIC", "INTERNAL", "CONFIDENTIAL", "SECRET")
-RECORD_TYPES = ("Log", "Template", "AgentPrompt", "StructuredData", "Metadata", "Index")
 _READ_ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class TypeRule:
-    """A record type given to files whose path matches, or whose frontmatter has a key."""
-
-    record_type: str
-    path_pattern: str | None = None  # a regex searched in the lower-cased vault path
-    marker: str | None = None  # a frontmatter key whose presence decides
-    extensions: frozenset[str] = frozenset()
-
-    def matches(self, key: str, extension: str, frontmatter: Mapping[str, Any]) -> bool:
-        """Whether this rule applies to the file."""
-        if self.extensions and extension in self.extensions:
-            return True
-        if self.path_pattern and re.search(self.path_pattern, key.lower()):
-            return True
-        return bool(self.marker and self.marker in frontmatter)
-
-
-# The original design's heuristics, first match wins. Words are matched whole-ish so
-# that "catalog" or "blog" is not a Log.
-DEFAULT_TYPE_RULES: tuple[TypeRule, ...] = (
-    TypeRule("Template", path_pattern=r"templates?"),
-    TypeRule("Log", path_pattern=r"(?<![a-z])logs?(?![a-z])", marker="timestamp"),
-    TypeRule("AgentPrompt", path_pattern=r"prompts?", marker="system_prompt"),
-    TypeRule("StructuredData", extensions=frozenset({".json", ".yaml", ".yml"})),
-    TypeRule("Index", path_pattern=r"(^|/)(index|_index|moc)\.md$"),
-)
-
-
-@dataclass(frozen=True)
-class IndexPolicy:
-    """What the indexer parses and keeps; one object shared by the store and the mirror."""
-
-    max_note_bytes: int = 8 * 1024 * 1024
-    default_classification: str = "INTERNAL"
-    private_classifications: frozenset[str] = frozenset({"CONFIDENTIAL", "SECRET"})
-    type_rules: tuple[TypeRule, ...] = DEFAULT_TYPE_RULES
-    fallback_type: str = "Metadata"
-
-    def keeps_body(self, classification: str) -> bool:
-        """Whether a note's body may be written to any database."""
-        return classification not in self.private_classifications
 
 
 @dataclass
@@ -81,10 +34,7 @@ class Snapshot:
     """A file's bytes and the stat they were read under."""
 
     data: bytes
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    inode: int
+    stat: FileStat
 
 
 @dataclass
@@ -94,10 +44,6 @@ class IndexResult:
     record: Record | None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
-
-
-def _stat_sig(st: os.stat_result) -> tuple[int, int, int]:
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def read_stable(path: Path) -> Snapshot:
@@ -110,9 +56,9 @@ def read_stable(path: Path) -> Snapshot:
         before = os.stat(path)
         with open(path, "rb") as f:
             data = f.read()
-        after = os.stat(path)
-        if _stat_sig(before) == _stat_sig(after) and len(data) == after.st_size:
-            return Snapshot(data, after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino)
+        after = FileStat.of(os.stat(path))
+        if FileStat.of(before) == after and len(data) == after.size:
+            return Snapshot(data, after)
         time.sleep(0.01)
     raise OSError(f"kept changing while being read ({_READ_ATTEMPTS} attempts)")
 
@@ -123,20 +69,6 @@ def record_id(vault_id: str, key: str, inode: int | None = None) -> str:
     from (whose record keeps the id it had) does not get the same id."""
     name = key if inode is None else f"{key}\0{inode}"
     return str(uuid.uuid5(uuid.UUID(vault_id), name))
-
-
-def _classification(frontmatter: Mapping[str, Any], policy: IndexPolicy) -> str:
-    value = frontmatter.get("classification")
-    if isinstance(value, str) and value.strip().upper() in CLASSIFICATIONS:
-        return value.strip().upper()
-    return policy.default_classification
-
-
-def _record_type(key: str, ext: str, frontmatter: Mapping[str, Any], policy: IndexPolicy) -> str:
-    for rule in policy.type_rules:
-        if rule.matches(key, ext, frontmatter):
-            return rule.record_type
-    return policy.fallback_type
 
 
 @functools.lru_cache(maxsize=512)
@@ -182,17 +114,13 @@ class Indexer:
         return {
             "path": key,
             "id": previous_id
-            or record_id(self.vault_id, key, None if snap is None else snap.inode),
+            or record_id(self.vault_id, key, None if snap is None else snap.stat.inode),
             "name": key.rsplit("/", 1)[-1],
             "extension": ext,
             "kind": kind,
             "mime": _mime(ext),
-            "record_type": _record_type(key, ext, {}, self.policy),
-            "size": None if snap is None else snap.size,
-            "mtime_ns": None if snap is None else snap.mtime_ns,
-            # ctime and inode catch a rewrite whose mtime was set back (sync tools do).
-            "ctime_ns": None if snap is None else snap.ctime_ns,
-            "inode": None if snap is None else snap.inode,
+            "record_type": self.policy.record_type(key, ext, {}),
+            **(dict.fromkeys(FileStat._fields) if snap is None else snap.stat._asdict()),
             "blake3": None if snap is None else blake3.blake3(snap.data).hexdigest(),
             "frontmatter": {},
             "frontmatter_status": "absent",
@@ -220,9 +148,9 @@ class Indexer:
             warnings.append(rec["error"])
             logger.warning("index {}: {}", key, rec["error"])
             return IndexResult(rec, warnings=warnings)
-        if snap.size > self.policy.max_note_bytes:
+        if snap.stat.size > self.policy.max_note_bytes:
             rec["error"] = (
-                f"note is {snap.size} bytes, over the {self.policy.max_note_bytes}"
+                f"note is {snap.stat.size} bytes, over the {self.policy.max_note_bytes}"
                 "-byte limit: checksummed, not parsed"
             )
             logger.warning("index {}: {}", key, rec["error"])
@@ -237,12 +165,12 @@ class Indexer:
             logger.warning("index {}: {}", key, msg)
         parsed = parse_note(text)
         fm = parsed.frontmatter
-        classification = _classification(fm, self.policy)
+        classification = self.policy.classification(fm)
         own_id = fm.get("id") or fm.get("uuid")
         rec.update(
             id=str(own_id) if isinstance(own_id, str | int) and str(own_id) else rec["id"],
             # Only a frontmatter marker can change what the path already decided.
-            record_type=_record_type(key, rec["extension"], fm, self.policy)
+            record_type=self.policy.record_type(key, rec["extension"], fm)
             if self._markers & fm.keys()
             else rec["record_type"],
             frontmatter=fm,

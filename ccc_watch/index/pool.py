@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from ccc_watch.index.indexer import Indexer, IndexPolicy, IndexResult
+from ccc_watch.index.indexer import Indexer, IndexResult
+from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.log import sinks as logs
 
 T = TypeVar("T")

@@ -32,7 +32,7 @@ from typing import IO, Any
 
 from loguru import logger
 
-from ccc_watch.index.indexer import IndexPolicy
+from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.log.drift import Drift
 from ccc_watch.store import MIRROR_FILE
 

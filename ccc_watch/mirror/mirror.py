@@ -27,7 +27,7 @@ import orjson
 import pyarrow as pa
 
 from ccc_watch.errors import CccWatchError
-from ccc_watch.index.indexer import IndexPolicy
+from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.procs import owner_pid, pid_alive
 from ccc_watch.store import MIRROR_FILE, Change, Record, Store
 

@@ -50,14 +50,18 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pathspec
 from loguru import logger
 
 from ccc_watch.errors import ConfigError
+from ccc_watch.vault.paths import nfc
+
+if TYPE_CHECKING:
+    from ccc_watch.config import Settings
 
 __all__ = ["CCCIGNORE", "DEFAULT_CONFIG_DIR", "DEFAULT_LITTER", "IgnoreRules"]
 
@@ -88,10 +92,6 @@ _OBSIDIAN_REGEX = re.compile(r"/(.+)/([a-z]*)", re.DOTALL)
 _DIR_CACHE_LIMIT = 200_000
 
 
-def _nfc(text: str) -> str:
-    return text if text.isascii() else unicodedata.normalize("NFC", text)
-
-
 def _litter_regex(pattern: str) -> str:
     """A regex for one DEFAULT_LITTER pattern, matched against a bare name.
 
@@ -119,7 +119,7 @@ _LITTER_ANY = re.compile("|".join(f"(?:{_litter_regex(p)})" for p in DEFAULT_LIT
 
 def _config_dir(name: str) -> str:
     """The config folder's name, NFC; ConfigError unless it is one folder name."""
-    text = _nfc(name)
+    text = nfc(name)
     if not text or text in (".", "..") or "/" in text or "\\" in text or "\x00" in text:
         raise ConfigError("config_dir", f"must be one folder name, not {name!r}")
     return text
@@ -171,14 +171,14 @@ class IgnoreRules:
         # spec is built from exactly these, so a match's index points into this list.
         self._patterns: list[tuple[str, str]] = []
         for line in patterns:
-            line = _nfc(line)
+            line = nfc(line)
             try:
                 if _is_pattern(line):
                     self._patterns.append(("config", line))
             except ValueError as e:
                 raise ConfigError("ignore", f"bad gitignore pattern {line!r}: {e}") from None
         for n, line in enumerate(cccignore, start=1):
-            line = _nfc(line.rstrip("\r\n"))
+            line = nfc(line.rstrip("\r\n"))
             try:
                 if _is_pattern(line):
                     self._patterns.append((f"{CCCIGNORE}:{n}", line))
@@ -205,7 +205,7 @@ class IgnoreRules:
                 except (ValueError, re.error) as e:
                     logger.warning("userIgnoreFilters: bad regex {!r} skipped: {}", entry, e)
                 continue
-            prefixes.append(_nfc(entry))
+            prefixes.append(nfc(entry))
         self._prefixes = tuple(prefixes)
         self._regexes = tuple(regexes)
         self._regex_list = tuple(r for _, r in regexes)
@@ -213,6 +213,11 @@ class IgnoreRules:
         self._dirs: dict[str, bool] = {}
         self.rule_files: frozenset[str] = frozenset({CCCIGNORE, f"{self.config_dir}/app.json"})
         """Vault keys of the files these rules were read from: reload when one changes."""
+
+    @classmethod
+    def from_settings(cls, vault: Path, settings: Settings) -> IgnoreRules:
+        """The rules for a vault under the settings' config_dir and ignore patterns."""
+        return cls.load(vault, config_dir=settings.config_dir, patterns=settings.ignore)
 
     @classmethod
     def load(

@@ -9,6 +9,11 @@ from pathlib import PurePath, PurePosixPath, PureWindowsPath
 from ccc_watch.errors import InvalidPathError
 
 
+def nfc(text: str) -> str:
+    """text in Unicode NFC (macOS and some sync tools write names in NFD)."""
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
+
+
 def _is_canonical(text: str) -> bool:
     """The common case, checked cheaply: already a clean relative NFC POSIX key."""
     return (

@@ -32,14 +32,16 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from loguru import logger
 
 from ccc_watch.errors import CccWatchError
 from ccc_watch.vault.ignore import IgnoreRules
+from ccc_watch.vault.paths import nfc
 
 __all__ = ["VaultFile", "VaultUnreadableError", "WalkReport", "walk"]
 
@@ -54,16 +56,34 @@ class VaultUnreadableError(CccWatchError):
     """The vault folder itself is missing or cannot be read."""
 
 
+class FileStat(NamedTuple):
+    """What a stat says about a file's content, stored in its record: when any of these
+    moved, the file is read again (ctime and inode catch a rewrite whose mtime was set
+    back, as sync tools do)."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileStat:
+        """The signature of a stat result."""
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+    @classmethod
+    def of_record(cls, record: Mapping[str, Any]) -> tuple[object, ...]:
+        """The same fields as a record stores them (None where it has none)."""
+        return tuple(record.get(k) for k in cls._fields)
+
+
 @dataclass(frozen=True, slots=True)
 class VaultFile:
     """One content file found by a walk."""
 
     key: str  # vault_key: POSIX, NFC
     path: Path  # the real path on disk (may be NFD)
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    inode: int
+    stat: FileStat
     is_symlink: bool  # a file symlink whose target is inside the vault (its stat is the target's)
     target: str | None = None  # a symlink's target, as a vault key
 
@@ -79,10 +99,6 @@ class WalkReport:
     # keys of folders (or files) that exist but could not be read: keep their records.
     unreadable: list[str] = field(default_factory=list)
     ignored: int = 0  # paths left out by the ignore rules (an ignored folder counts once)
-
-
-def _nfc(name: str) -> str:
-    return name if name.isascii() else unicodedata.normalize("NFC", name)
 
 
 def is_utf8(name: str) -> bool:
@@ -174,14 +190,14 @@ class _Walk:
         for entry in entries:
             name = entry.name
             rel = f"{drel}/{name}" if drel else name
-            nfc = _nfc(name)
-            key = f"{dkey}/{nfc}" if dkey else nfc
+            nfc_name = nfc(name)
+            key = f"{dkey}/{nfc_name}" if dkey else nfc_name
             try:
                 is_link = entry.is_symlink()
                 is_dir = not is_link and entry.is_dir(follow_symlinks=False)
             except OSError:  # d_type unknown and the entry vanished before lstat
                 continue
-            if self.rules.is_entry_ignored(dkey, nfc, is_dir=is_dir):
+            if self.rules.is_entry_ignored(dkey, nfc_name, is_dir=is_dir):
                 report.ignored += 1
                 continue
             if not is_utf8(name):
@@ -214,10 +230,7 @@ class _Walk:
                     VaultFile(
                         key,
                         folder_path / name,
-                        st.st_size,
-                        st.st_mtime_ns,
-                        st.st_ctime_ns,
-                        st.st_ino,
+                        FileStat.of(st),
                         False,
                     )
                 )
@@ -233,10 +246,7 @@ class _Walk:
             VaultFile(
                 key,
                 Path(path),
-                st.st_size,
-                st.st_mtime_ns,
-                st.st_ctime_ns,
-                st.st_ino,
+                FileStat.of(st),
                 True,
                 target_key,
             )
@@ -268,7 +278,7 @@ def _follow(
     if not stat.S_ISREG(st.st_mode):
         return f"symlink to something that is not a regular file (-> {target})", None
     parts = os.path.relpath(real, real_root).split(os.sep)
-    target_key = "/".join(_nfc(p) for p in parts)
+    target_key = "/".join(nfc(p) for p in parts)
     if rules.is_ignored(target_key):
         return f"file symlink to an ignored file ({shown(target_key)})", None
     return None, (st, target_key)
