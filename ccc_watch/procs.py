@@ -1,22 +1,37 @@
-"""Small process helpers shared by rebuild, the mirror and (later) the daemon."""
+"""Small process helpers shared by rebuild, the mirror and the daemon: atomic JSON
+files, the daemon's pid lock, and giving memory back."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import fcntl
 import json
 import os
+import sys
 from pathlib import Path
+
+from ccc_watch.errors import CccWatchError
 
 PID_FILE = "daemon.pid"  # in the data dir, locked by the running daemon
 
 
 def replace_json(path: Path, data: object) -> None:
-    """Write data as JSON to path atomically (a temp file renamed over it), mode 0600:
-    readers see the old file or the new one, never half of one."""
+    """Write data as JSON to path atomically and durably: a temp file created 0600 (never
+    readable by others, not even for a moment), fsynced, then renamed over path, so
+    readers and a crash see the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(data, indent=1))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def pid_alive(pid: int) -> bool:
@@ -71,3 +86,36 @@ def running_pid(data_dir: Path) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+class AlreadyRunningError(CccWatchError):
+    """Another daemon watches this vault."""
+
+
+class PidLock:
+    """An exclusive lock on <data_dir>/daemon.pid holding this process's pid: one
+    daemon per vault, and `running_pid` finds it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = data_dir / PID_FILE
+        self.fd, other = try_lock(self.path)
+        if self.fd < 0:
+            raise AlreadyRunningError(
+                f"ccc-watch is already running for this vault (pid {other or '?'}); "
+                f"stop it first: {self.path}"
+            )
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        """Let go of the lock."""
+        os.close(self.fd)
+
+
+def release_memory() -> None:
+    """Return freed heap pages to the system (glibc keeps them otherwise, and an idle
+    daemon would look as big as its largest scan)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # not glibc
+            ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_harness import Daemon, start_daemon
+from daemon_harness import Daemon, start_daemon, wait_until
 
 
 @pytest.fixture
@@ -246,3 +246,76 @@ def test_c2_paused_daemon_and_an_overflowing_burst(daemon: Daemon) -> None:
     daemon.settle(timeout=120)
     assert sum(p.startswith("Folder/b") for p in daemon.records()) == count
     assert "inotify queue overflowed" in daemon.log.read_text()
+
+
+# Runs the real CLI with the daemon's reconcile replaced by one that never ends, so
+# that a stop signal meets a long wait.
+STUCK_RECONCILE = """
+import sys, time
+from pathlib import Path
+import ccc_watch.daemon.daemon as daemon
+marker = Path(sys.argv.pop(1))
+def stuck(*args, **kwargs):
+    marker.write_text("reconciling")
+    while True:
+        time.sleep(0.05)
+daemon.reconcile = stuck
+from ccc_watch.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _flusher_children(data: Path) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"ccc_watch.mirror.flusher" in cmdline and os.fsencode(data) in cmdline:
+            found.append(int(pid))
+    return found
+
+
+def test_a_second_stop_signal_cuts_a_long_wait_short_and_still_closes_everything(
+    tmp_path: Path,
+) -> None:
+    """The first SIGINT waits for the work in hand; a second signal (SIGTERM) cuts the
+    wait short, yet the flusher child is ended and the store closed cleanly: a redb
+    store left open by a dead writer refuses readers until repaired, so `info` working
+    at once proves the close, and the next daemon starts clean."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "a.md").write_text("# A\n")
+    data, marker, log = tmp_path / "data", tmp_path / "stuck", tmp_path / "daemon.log"
+    d = Daemon(vault, data, log)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", STUCK_RECONCILE, str(marker), "--vault", str(vault),
+             "--data-dir", str(data), "run"],
+            stdout=out, stderr=out, env=d.env)  # fmt: skip
+    try:
+        wait_until(marker.exists, "the start-up reconcile")
+        wait_until(lambda: bool(_flusher_children(data)), "the mirror's flusher child")
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert proc.poll() is None, "the first signal waits for the reconcile in hand"
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 1
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert "SIGTERM again: stopping without draining" in text
+    assert "Traceback" not in text
+    wait_until(lambda: not _flusher_children(data), "no flusher child left", timeout=5)
+    info = d.cli("info")
+    assert info.returncode == 0, info.stderr
+    d.start()
+    try:
+        d.settle()
+    finally:
+        assert d.stop() == 0

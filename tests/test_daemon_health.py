@@ -151,7 +151,7 @@ def test_d6_a_dead_emitter_is_restarted_and_reconciled(
 
         wait_until(seen, "an event through the restarted observer")
     finally:
-        daemon.stop_requested.set()
+        daemon.signals.stop.set()
         daemon.coalescer.wake.set()
         runner.join(timeout=20)
     assert codes == [0]

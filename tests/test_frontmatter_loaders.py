@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import hub_corpus, make_vault
 
-from ccc_watch.index.markdown import _parse_yaml, split_frontmatter
+from ccc_watch.index.frontmatter import parse_yaml, split_frontmatter
 
 
 def frontmatters(root: Path) -> list[str]:
@@ -29,8 +29,8 @@ def frontmatters(root: Path) -> list[str]:
 def assert_loaders_agree(blocks: list[str]) -> None:
     assert blocks
     for block in blocks:
-        fast = _parse_yaml(block)
-        reference = _parse_yaml(block, fast=False)
+        fast = parse_yaml(block)
+        reference = parse_yaml(block, fast=False)
         assert fast[:2] == reference[:2], block
 
 

@@ -1,4 +1,4 @@
-"""ccc_watch.index.markdown: what a note's text says, as Obsidian shows it.
+"""ccc_watch.index.note (frontmatter and body): what a note's text says, as Obsidian shows it.
 
 Focused cases for every rule, then a ground truth: synthetic vaults from the shared
 make_vault.py tool, whose every note must parse to exactly what the tool recorded.
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from conftest import make_vault
 
-from ccc_watch.index.markdown import ParsedNote, parse_note, split_frontmatter
+from ccc_watch.index.note import ParsedNote, parse_note, split_frontmatter
 
 
 def targets(note: ParsedNote) -> list[str]:

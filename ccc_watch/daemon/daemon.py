@@ -5,68 +5,46 @@ settled paths are indexed and applied in one store transaction; folder events,
 observer overflows, rule-file edits, SIGHUP and a jittered periodic timer ask for a
 full reconcile; the mirror is flushed about once a second, backing off when a reader
 holds it. One daemon per vault (a lock on `<data_dir>/daemon.pid`); SIGTERM/SIGINT
-drain and exit 0, a second signal exits at once.
+drain and exit 0; a second one cuts the drain short, still stops the flusher and closes
+the store, and exits 1.
+
+Its parts live beside it: the watcher and coalescer (events), the watch audit, the
+signals, the status file; the translation of events into store operations is in
+`ccc_watch.changes.events`, beside reconcile.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import random
-import signal
-import sys
-import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
-from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from loguru import logger
 
-from ccc_watch import __version__, config
-from ccc_watch.changes.reconcile import pair_moves, reconcile
-from ccc_watch.daemon import control, status
+from ccc_watch import config
+from ccc_watch.changes.events import EventTranslator
+from ccc_watch.changes.reconcile import reconcile
+from ccc_watch.daemon import audit, control, status
+from ccc_watch.daemon.coalescer import Coalescer
 from ccc_watch.daemon.metrics import Metrics, Readings
 from ccc_watch.daemon.notify import Notifier
-from ccc_watch.daemon.watcher import Coalescer, Watcher, inotify_limit, watched_folders
+from ccc_watch.daemon.signals import Interrupted, Signals
+from ccc_watch.daemon.watcher import Watcher
 from ccc_watch.errors import CccWatchError
 from ccc_watch.index.indexer import Indexer
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.log import sinks as logs
-from ccc_watch.log.drift import Drift, conflict_original
+from ccc_watch.log.drift import Drift
 from ccc_watch.mirror.flusher import MirrorFlusher
-from ccc_watch.procs import PID_FILE, try_lock
-from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
+from ccc_watch.procs import PidLock, release_memory
+from ccc_watch.store import Store, open_store
 from ccc_watch.vault.ignore import IgnoreRules
-from ccc_watch.vault.paths import vault_key
-from ccc_watch.vault.walk import VaultUnreadableError, icloud_evicted, left_out, log_skip
+from ccc_watch.vault.walk import VaultUnreadableError
 
 EXIT_ROOT_GONE = 2
-
-
-class AlreadyRunningError(CccWatchError):
-    """Another daemon watches this vault."""
-
-
-class _PidLock:
-    """An exclusive lock on <data_dir>/daemon.pid holding this process's pid."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / PID_FILE
-        self.fd, other = try_lock(self.path)
-        if self.fd < 0:
-            raise AlreadyRunningError(
-                f"ccc-watch is already running for this vault (pid {other or '?'}); "
-                f"stop it first: {self.path}"
-            )
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()}\n".encode())
-
-    def release(self) -> None:
-        os.close(self.fd)
+EXIT_INTERRUPTED = 1
 
 
 class Daemon:
@@ -76,9 +54,8 @@ class Daemon:
         self.cfg = cfg
         self.vault = cfg.require_vault().resolve()
         self.data_dir = cfg.resolved_data_dir()
-        self.stop_requested = threading.Event()
-        self.reload_requested = threading.Event()
-        self.requests = threading.Event()
+        self.coalescer = Coalescer(cfg.settle)
+        self.signals = Signals(self.coalescer.wake)
         self.notifier = Notifier()  # systemd's notify socket, when there is one
         self._phase = "starting"  # starting, reconciling, watching, rebuilding, stopping
         self.fallback: str | None = None  # why file events cannot be trusted, if so
@@ -90,50 +67,26 @@ class Daemon:
         self.ops: Counter[tuple[str, str]] = Counter()  # store changes by (op, cause)
         self.drift_kinds: Counter[str] = Counter()
         self.metrics = Metrics()
-        self.coalescer = Coalescer(cfg.settle)
-        self.symlinks: dict[str, set[str]] = {}  # target key -> file symlinks to it
-        self.confirm_empty: set[str] = set()  # notes read empty once, to read again
         self.root = -1  # the vault folder, held open while running
         self.rules, self.policy = self._load()
         self.store: Store | None = None
+        self.events: EventTranslator | None = None  # once the store is open
         self.flusher = MirrorFlusher(self.data_dir, cfg.backend, self.policy, cfg.flush_interval)
         self.watcher = Watcher(self.vault, self.rules, self.coalescer)
 
     # --- lifecycle ------------------------------------------------------------
 
-    def _signals(self) -> None:
-        def stop(signum: int, frame: FrameType | None) -> None:
-            if self.stop_requested.is_set():
-                os._exit(1)  # a second signal: leave now
-            logger.info("signal {}: stopping", signal.Signals(signum).name)
-            self.stop_requested.set()
-            self.coalescer.wake.set()
-
-        def flag(event: threading.Event) -> Callable[[int, FrameType | None], None]:
-            def handler(signum: int, frame: FrameType | None) -> None:
-                event.set()
-                self.coalescer.wake.set()
-
-            return handler
-
-        if threading.current_thread() is not threading.main_thread():
-            return  # embedded in another program: its signals are its own business
-        # A thread that dies (a watchdog emitter, say) is noticed by the main loop; its
-        # traceback belongs in the daemon's log, not on a terminal nobody watches.
-        threading.excepthook = _log_thread_death
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGHUP, flag(self.reload_requested))
-        signal.signal(control.SIGNAL, flag(self.requests))
-
     def run(self) -> int:
         """Watch until told to stop; the exit code."""
         # Handlers first: a request's SIGUSR1 must never meet the default (terminate).
-        self._signals()
-        lock = _PidLock(_private(self.data_dir))
+        self.signals.install()
+        lock = PidLock(self.data_dir)
         sink = logger.add(self._count_error, level="ERROR", diagnose=False)
         try:
             return self._run()
+        except Interrupted as e:
+            logger.warning("{}", e)
+            return EXIT_INTERRUPTED
         finally:
             logger.remove(sink)
             lock.release()
@@ -175,6 +128,9 @@ class Daemon:
     def _open_store(self) -> Store:
         store = open_store(self.data_dir, backend=self.cfg.backend, vault_root=self.vault)
         self.indexer = Indexer(self.vault, str(store.meta["vault_id"]), self.policy)
+        symlinks = {} if self.events is None else self.events.symlinks
+        self.events = EventTranslator(self.vault, self.indexer, self.rules, self.cfg.settle)
+        self.events.symlinks = symlinks
         return store
 
     def _run(self) -> int:
@@ -203,13 +159,24 @@ class Daemon:
                 raise
             return self._root_gone()
         finally:
+            self._close()
+
+    def _close(self) -> None:
+        """Stop watching and flushing, close the store: on every way out. A stop signal
+        from here on only hurries the flusher (it flushes what is left, within seconds,
+        unless hurried)."""
+        self.signals.closing = True
+        try:
             self.watcher.stop()
-            self.flusher.stop()  # flushes what is left, within seconds
-            if self.store is not None:
-                self.store.close()
-                self.store = None
-            self.phase = "stopped"
-            self._write_status()
+        finally:
+            try:
+                self.flusher.stop(hurry=self.signals.hurry.is_set())
+            finally:
+                if self.store is not None:
+                    self.store.close()
+                    self.store = None
+                self.phase = "stopped"
+                self._write_status()
 
     def _readings(self) -> Readings:
         def lag() -> int | None:
@@ -240,7 +207,7 @@ class Daemon:
         next_reconcile = self._next_reconcile()
         next_status = 0.0
         self.phase = "watching"
-        while not self.stop_requested.is_set():
+        while not self.signals.stop.is_set():
             self.notifier.ping()
             self.coalescer.wake.wait(timeout=min(self.cfg.settle / 2, 0.25))
             self.coalescer.wake.clear()
@@ -250,11 +217,11 @@ class Daemon:
                 logger.error("the file observer died: restarting it and reconciling")
                 self._start_watcher()
                 self.coalescer.rescan("observer restarted")
-            if self.reload_requested.is_set():
-                self.reload_requested.clear()
+            if self.signals.reload.is_set():
+                self.signals.reload.clear()
                 self._reload()
-            if self.requests.is_set():
-                self.requests.clear()
+            if self.signals.requests.is_set():
+                self.signals.requests.clear()
                 self._serve_requests()
             self._drain()
             if time.monotonic() >= next_reconcile:
@@ -263,6 +230,7 @@ class Daemon:
             if time.monotonic() >= next_status:
                 self._write_status()
                 next_status = time.monotonic() + 2.0
+        logger.info("{}: stopping", self.signals.stop_reason())
         self.phase = "stopping"
         self.notifier.stopping()
         self._write_status()
@@ -277,11 +245,7 @@ class Daemon:
         try:
             self.watcher.start()
         except OSError as e:
-            limit = inotify_limit("max_user_instances")
-            self._fall_back(
-                f"cannot watch the vault ({e.strerror or e}; fs.inotify.max_user_instances "
-                f"= {limit}): raise the limit (sysctl), or close other watchers"
-            )
+            self._fall_back(audit.refused(e))
             return
         if self.fallback is not None and self.fallback.startswith("cannot watch"):
             logger.info("the file observer runs again")
@@ -299,20 +263,11 @@ class Daemon:
     def _audit_watches(self) -> None:
         """Compare the inotify watches held with the folders on disk: running out of
         watches is silent, and the folders beyond the limit would never report."""
-        held = self.watcher.watches()
-        if held is None or not self.watcher.alive():
+        if not self.watcher.alive():
             return
-        folders = watched_folders(self.vault)
-        if held < folders:  # look again: folders come and go while we count
-            time.sleep(0.5)
-            held, folders = self.watcher.watches() or 0, watched_folders(self.vault)
-        if held < folders:
-            limit = inotify_limit("max_user_watches")
-            self._fall_back(
-                f"only {held} of {folders} folders are watched: out of inotify watches "
-                f"(fs.inotify.max_user_watches = {limit}); raise it, e.g. "
-                f"`sudo sysctl fs.inotify.max_user_watches=524288`"
-            )
+        reason, held = audit.shortfall(self.watcher.watches, self.vault)
+        if reason is not None:
+            self._fall_back(reason)
         elif self.fallback is not None and self.fallback.startswith("only"):
             logger.info("every folder is watched again ({} watches)", held)
             self.fallback = None
@@ -356,9 +311,10 @@ class Daemon:
         logs.setup(self.cfg, command="run")  # the log file's settings may have changed
         self.rules, self.policy = self._load()
         self.watcher.set_rules(self.rules)
-        assert self.store is not None
+        assert self.store is not None and self.events is not None
         self.indexer = Indexer(self.vault, str(self.store.meta["vault_id"]), self.policy)
-        self.coalescer.settle = self.cfg.settle
+        self.events.indexer, self.events.rules = self.indexer, self.rules
+        self.coalescer.settle = self.events.settle = self.cfg.settle
         self.coalescer.rescan("configuration reloaded (SIGHUP)")
 
     # --- work -----------------------------------------------------------------
@@ -385,9 +341,9 @@ class Daemon:
             release_memory()  # a big scan's records are garbage now: give the pages back
         if result.changes:
             self.flusher.poke()
-        self.symlinks = result.symlinks
-        self.drift_count += len(result.drift)
-        self.drift_kinds.update(d.kind for d in result.drift)
+        assert self.events is not None
+        self.events.symlinks = result.symlinks
+        self._count_drift(result.drift)
         self.ops.update({(op, "reconcile"): n for op, n in result.by_op.items()})
         self.metrics.reconcile_seconds.observe(result.seconds)
         self.last_reconcile = time.time()
@@ -417,94 +373,26 @@ class Daemon:
         """Read .cccignore and app.json again (one of them changed)."""
         self.rules = IgnoreRules.from_settings(self.vault, self.cfg)
         self.watcher.set_rules(self.rules)
+        if self.events is not None:
+            self.events.rules = self.rules
 
     def _apply_paths(self, moves: list[tuple[str, str]], ready: list[tuple[str, str]]) -> None:
-        store = self.store
-        assert store is not None
-        ops: list[Operation] = [Move(old, new, cause="event") for old, new in moves]
-        # Notes that link to a changed file through a file symlink change with it.
-        keys = {k for k, _ in ready}
-        linked = {link for k in keys for link in self.symlinks.get(k, ())} - keys
-        ready = ready + [(link, str(self.vault / link)) for link in sorted(linked)]
-        with store.snapshot() as snap:
-            # The records as they will be once the moves above are applied, in order:
-            # a chain (a -> b -> c) or a swap in one batch keeps every note's id.
-            view: dict[str, Record | None] = {}
-            for old, new in moves:
-                was = view[old] if old in view else snap.get(old)
-                if was is not None:  # else the Move does nothing (a scan got there first)
-                    view[old] = None
-                    view[new] = dict(was, path=new)
-            known = {k: view[k] if k in view else snap.get(k) for k, _ in ready}
-        gone: dict[str, Record] = {}
-        fresh: list[Record] = []
-        for key, real in ready:
-            previous = known.get(key)
-            record = self._index_event_path(key, real, previous)
-            if record is not None and self._unsettled(key, record, previous):
-                self.coalescer.mark(key, real)  # again, once it has been quiet
-                continue
-            if record is None:
-                if previous is not None and not icloud_evicted(self.vault, key):
-                    gone[key] = previous
-            elif previous is None:
-                fresh.append(record)
-            else:
-                ops.append(Upsert(record, cause="event"))
-        # A delete and a create of the same content in one settle window is a move.
-        for rec, source in pair_moves(gone, fresh, ops, cause="event"):
-            gone.pop(source or "", None)
-            shadowed = conflict_original(rec["path"])
-            if shadowed is not None:
-                logger.warning(
-                    Drift("sync-conflict", rec["path"], f"conflict copy of {shadowed}").line()
-                )
-                self.drift_count += 1
-                self.drift_kinds["sync-conflict"] += 1
-        ops += [Delete(k, cause="event") for k in gone]
-        changes = store.apply(ops)
+        store, events = self.store, self.events
+        assert store is not None and events is not None
+        found = events.operations(store, moves, ready, self.coalescer.is_dirty)
+        for key, path in found.deferred:
+            self.coalescer.mark(key, path)
+        for drift in found.drift:
+            logger.warning(drift.line())
+        self._count_drift(found.drift)
+        changes = store.apply(found.ops)
         if changes:
             self.flusher.poke()
         self.ops.update((c.op, c.cause) for c in changes)
 
-    def _unsettled(self, key: str, record: Record, previous: Record | None) -> bool:
-        """Whether what was read may be a file in mid-write (A2): an event came during
-        the read; or the file changed (ctime: the kernel's, no tool sets it) less than a
-        settle window ago; or a note just turned empty, which is confirmed once more a
-        settle window later: a stat racing a truncation can see the new size with the
-        old ctime, before the truncation's event is even queued."""
-        if self.coalescer.is_dirty(key):
-            logger.debug("{}: an event came during the read: read again once settled", key)
-            return True
-        ctime = record.get("ctime_ns")
-        age = time.time_ns() - ctime if isinstance(ctime, int) else None
-        if age is not None and 0 <= age < self.cfg.settle * 1e9:
-            logger.debug("{}: changed {:.0f} ms ago: read again once settled", key, age / 1e6)
-            return True
-        emptied = record.get("size") == 0 and previous is not None and previous.get("size")
-        if emptied and key not in self.confirm_empty:
-            self.confirm_empty.add(key)
-            logger.debug("{}: turned empty: read again once settled to confirm", key)
-            return True
-        self.confirm_empty.discard(key)
-        return False
-
-    def _index_event_path(self, key: str, real: str, previous: Record | None) -> Record | None:
-        """The record for one event path under the walk's policy, or None when the
-        file is gone or left out (a folder symlink, a symlink leaving the vault, ...)."""
-        try:
-            reason = left_out(self.vault, self.rules, real)
-            if reason is not None:
-                log_skip(os.fspath(self.vault), key, reason)
-                return None
-            if os.path.islink(real):
-                target = os.path.relpath(os.path.realpath(real), os.path.realpath(self.vault))
-                self.symlinks.setdefault(vault_key(target), set()).add(key)
-            prev_id = None if previous is None else previous["id"]
-            return self.indexer.index(key, Path(real), prev_id).record
-        except Exception:  # a bug must not stop the daemon: keep what the store has
-            logger.opt(exception=True).error("cannot index {}: record kept as it was", key)
-            return previous
+    def _count_drift(self, drift: list[Drift]) -> None:
+        self.drift_count += len(drift)
+        self.drift_kinds.update(d.kind for d in drift)
 
     def _serve_requests(self) -> None:
         """Answer what `ccc-watch` commands asked of this daemon (today: rebuild)."""
@@ -554,41 +442,21 @@ class Daemon:
         day_ago = time.time() - 86400
         while self.errors and self.errors[0] < day_ago:
             self.errors.popleft()
-        fields: dict[str, Any] = {
-            "pid": os.getpid(),
-            "version": __version__,
-            "state": self.state,
-            "degraded_reason": self.degraded_reason(),
-            "vault": str(self.vault),
-            "started_at": self.started,
-            "last_event": self.coalescer.last_event(),
-            "last_reconcile": self.last_reconcile,
-            "queue_depth": self.coalescer.depth(),
-            "drift_since_start": self.drift_count,
-            "store_head": None if store is None else store.head(),
-            "mirror_watermark": self.flusher.watermark,
-            "last_flush": self.flusher.last_flush,
-            "errors": list(self.errors),  # times of ERROR lines in the last 24 hours
-            "updated_at": time.time(),
-        }
-        status.write(self.data_dir, fields)
-
-
-def release_memory() -> None:
-    """Return freed heap pages to the system (glibc keeps them otherwise, and an idle
-    daemon would look as big as its largest scan)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # not glibc
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def _log_thread_death(args: threading.ExceptHookArgs) -> None:
-    name = args.thread.name if args.thread is not None else "?"
-    logger.opt(exception=(args.exc_type, args.exc_value, args.exc_traceback)).error(
-        "thread {} died", name
-    )
-
-
-def _private(data_dir: Path) -> Path:
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return data_dir
+        status.write(
+            self.data_dir,
+            status.DaemonStatus(
+                pid=os.getpid(),
+                state=self.state,
+                degraded_reason=self.degraded_reason(),
+                vault=str(self.vault),
+                started_at=self.started,
+                last_event=self.coalescer.last_event(),
+                last_reconcile=self.last_reconcile,
+                queue_depth=self.coalescer.depth(),
+                drift_since_start=self.drift_count,
+                store_head=None if store is None else store.head(),
+                mirror_watermark=self.flusher.watermark,
+                last_flush=self.flusher.last_flush,
+                errors=list(self.errors),
+            ),
+        )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,30 @@ LAG_ENTRIES = 1000  # changelog entries the mirror may trail by before it is deg
 EXIT = {"Healthy": 0, "Degraded": 1, "Unhealthy": 2}
 
 
-def write(data_dir: Path, status: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class DaemonStatus:
+    """What the daemon writes into the status file every two seconds."""
+
+    pid: int
+    state: str  # starting, reconciling, watching, rebuilding, degraded, stopping, stopped
+    degraded_reason: str | None
+    vault: str
+    started_at: float
+    last_event: float | None
+    last_reconcile: float | None
+    queue_depth: int
+    drift_since_start: int
+    store_head: int | None
+    mirror_watermark: int | None
+    last_flush: float | None
+    errors: list[float]  # times of ERROR lines in the last 24 hours
+    version: str = __version__
+    updated_at: float = field(default_factory=time.time)
+
+
+def write(data_dir: Path, status: DaemonStatus) -> None:
     """Replace the status file atomically (the daemon's side)."""
-    replace_json(data_dir / STATUS_FILE, status)
+    replace_json(data_dir / STATUS_FILE, asdict(status))
 
 
 def read(data_dir: Path) -> dict[str, Any]:

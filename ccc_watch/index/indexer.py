@@ -19,7 +19,7 @@ from pathlib import Path
 import blake3
 from loguru import logger
 
-from ccc_watch.index.markdown import parse_note
+from ccc_watch.index.note import parse_note
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.store import Record
 from ccc_watch.vault.walk import FileStat

@@ -93,12 +93,13 @@ class MirrorFlusher:
         finally:
             self._busy.release()
 
-    def stop(self, grace: float = 5.0) -> None:
-        """Stop the thread, flush what is left (within grace seconds), end the child."""
+    def stop(self, grace: float = 5.0, hurry: bool = False) -> None:
+        """Stop the thread, flush what is left (within grace seconds), end the child;
+        in a hurry, flush nothing and end the child at once."""
         self._stopping.set()
         self._poked.set()
-        self._thread.join(timeout=grace)
-        if self._thread.is_alive():  # a long flush (a mirror rebuild): it is safe to cut
+        self._thread.join(timeout=0 if hurry else grace)
+        if hurry or self._thread.is_alive():  # a long flush (a mirror rebuild): it is safe to cut
             logger.warning("mirror flush still running after {:.0f} s: stopping it", grace)
             self._end_child(kill=True)
             self._thread.join(timeout=1)

@@ -1,0 +1,66 @@
+"""Parse the text of an Obsidian note into the parsed fields of its index record.
+
+Pure functions, no file I/O: the indexer decodes the bytes and calls `parse_note`,
+which splits off the frontmatter (`frontmatter.py`) and scans the body (`body.py`).
+The aim is to find what Obsidian shows, not what a generic Markdown parser would.
+Tags are the frontmatter's and the body's together, sorted; links in frontmatter
+values are not looked at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ccc_watch.index.body import scan_body
+from ccc_watch.index.frontmatter import (
+    FrontmatterStatus,
+    aliases,
+    frontmatter_tags,
+    parse_yaml,
+    split_frontmatter,
+)
+
+__all__ = ["ParsedNote", "parse_note", "split_frontmatter"]
+
+
+@dataclass(frozen=True)
+class ParsedNote:
+    """The parsed fields of a note's index record."""
+
+    frontmatter: dict[str, Any]
+    frontmatter_status: FrontmatterStatus
+    frontmatter_error: str | None
+    title: str | None
+    aliases: list[str]
+    tags: list[str]
+    links: list[dict[str, Any]]
+    tasks: list[dict[str, Any]]
+    word_count: int
+    body: str = ""  # the text after the frontmatter block
+
+
+def parse_note(text: str) -> ParsedNote:
+    """Parse the decoded text of a note into the fields of its index record."""
+    yaml_text, body, body_line = split_frontmatter(text)
+    frontmatter: dict[str, Any] = {}
+    status: FrontmatterStatus = "absent"
+    error: str | None = None
+    if yaml_text is not None:
+        frontmatter, status, error = parse_yaml(yaml_text)
+    scanned = scan_body(body, body_line)
+    title = frontmatter.get("title")
+    title = title.strip() if isinstance(title, str) else None
+    scanned.tags.update(frontmatter_tags(frontmatter))
+    return ParsedNote(
+        frontmatter=frontmatter,
+        frontmatter_status=status,
+        frontmatter_error=error,
+        title=title or scanned.title,
+        aliases=aliases(frontmatter),
+        tags=sorted(scanned.tags),
+        links=scanned.links,
+        tasks=scanned.tasks,
+        word_count=scanned.words,
+        body=body,
+    )
