@@ -19,10 +19,19 @@ from typing import Any
 import platformdirs
 
 from ccc_watch.errors import ConfigError
-from ccc_watch.index.policy import CLASSIFICATIONS, parse_level
 
 APP = "ccc-watch"
 CONFIG_ENV = "CCC_WATCH_CONFIG"
+# Lowest to highest; a note's level comes from its frontmatter `classification`, else
+# from the default_classification setting.
+CLASSIFICATIONS = ("PUBLIC", "INTERNAL", "CONFIDENTIAL", "SECRET")
+
+
+def parse_level(value: object) -> str | None:
+    """A classification level written any way (' secret ', 'Secret'), or None."""
+    if isinstance(value, str) and value.strip().upper() in CLASSIFICATIONS:
+        return value.strip().upper()
+    return None
 
 
 def _path(value: object, base: Path) -> Path:

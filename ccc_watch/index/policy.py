@@ -7,13 +7,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ccc_watch.config import Settings
+from ccc_watch.config import Settings, parse_level
 
-# Lowest to highest; a note's level comes from its frontmatter `classification`.
-CLASSIFICATIONS = ("PUBLIC", "INTERNAL", "CONFIDENTIAL", "SECRET")
 PRIVATE = frozenset({"CONFIDENTIAL", "SECRET"})  # their text never reaches a database
 RECORD_TYPES = ("Log", "Template", "AgentPrompt", "StructuredData", "Metadata", "Index")
 
@@ -45,13 +42,6 @@ DEFAULT_TYPE_RULES: tuple[TypeRule, ...] = (
     TypeRule("StructuredData", extensions=frozenset({".json", ".yaml", ".yml"})),
     TypeRule("Index", path_pattern=r"(^|/)(index|_index|moc)\.md$"),
 )
-
-
-def parse_level(value: object) -> str | None:
-    """A classification level written any way (' secret ', 'Secret'), or None."""
-    if isinstance(value, str) and value.strip().upper() in CLASSIFICATIONS:
-        return value.strip().upper()
-    return None
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,13 @@ def indexing(
             while pending:
                 yield _gather(pending.popleft())
 
-        yield run
+        try:
+            yield run
+        except BaseException:
+            # Interrupted (a second stop signal, Ctrl-C) or failed: drop the queued
+            # tasks instead of waiting for every one of them on the way out.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def _gather(futures: list[Future[list[IndexResult]]]) -> list[IndexResult]:

@@ -1,0 +1,113 @@
+"""The package tree is the architecture: imports run downward only.
+
+Each room of `ccc_watch/` may import only the rooms listed for it here (imports made
+for type checking alone do not count, lazy imports inside functions do). A new arrow
+is a decision: add it to ALLOWED with the reason, or move the code.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "ccc_watch"
+
+# room -> the rooms it may import (besides itself). Rooms are top-level modules and
+# subpackages of ccc_watch; "_redb" is the compiled binding.
+BASE = {"errors"}
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "procs": BASE,
+    "vault": BASE,
+    "config": BASE,
+    "index": BASE | {"config", "vault", "store", "log"},  # records are the store's type
+    "store": BASE | {"vault", "procs", "_redb"},
+    "log": BASE | {"config"},
+    "mirror": BASE | {"store", "index", "procs", "log"},
+    "changes": BASE | {"vault", "index", "store", "mirror", "log", "procs"},
+    "daemon": BASE | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config"},
+    "service": BASE | {"config"},
+    "cli": BASE
+    | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config", "daemon"}
+    | {"service"},
+}
+
+
+def _room(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "ccc_watch":
+        return None
+    # The package itself (`from ccc_watch import __version__`) is everyone's.
+    return parts[1] if len(parts) > 1 and not parts[1].startswith("__") else "__init__"
+
+
+def _type_checking_only(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def imports(path: Path) -> set[str]:
+    """The ccc_watch rooms a file imports at run time."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+            and _type_checking_only(node) for n in ast.walk(node)}  # fmt: skip
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            if node.module == "ccc_watch":  # from ccc_watch import config, _redb
+                names = [f"ccc_watch.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            room = _room(name)
+            if room is not None and room != "__init__":
+                found.add(room)
+    return found
+
+
+def room_of(path: Path) -> str:
+    rel = path.relative_to(PACKAGE)
+    return rel.parts[0].removesuffix(".py")
+
+
+def test_every_room_is_known() -> None:
+    """A new subpackage or top-level module gets a line in ALLOWED."""
+    rooms = {room_of(p) for p in PACKAGE.rglob("*.py")} - {"__init__"}
+    assert rooms <= set(ALLOWED), sorted(rooms - set(ALLOWED))
+
+
+def test_imports_run_downward_only() -> None:
+    """No room imports one it may not: the store never imports the daemon, the
+    indexer never imports the CLI."""
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        room = room_of(path)
+        if room == "__init__":
+            continue
+        for target in imports(path) - {room} - ALLOWED[room]:
+            wrong.append(f"{path.relative_to(PACKAGE.parent)} imports ccc_watch.{target}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_layer_table_has_no_cycle() -> None:
+    """ALLOWED itself is a layering: no two rooms may import each other, directly or
+    around a loop."""
+    seen: dict[str, int] = {}
+
+    def visit(room: str, trail: tuple[str, ...]) -> None:
+        assert room not in trail, " -> ".join((*trail, room))
+        if seen.get(room):
+            return
+        for target in ALLOWED.get(room, set()):
+            visit(target, (*trail, room))
+        seen[room] = 1
+
+    for room in ALLOWED:
+        visit(room, ())
