@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -298,9 +299,18 @@ def cmd_status(args: argparse.Namespace, cfg: config.Config) -> int:
 def cmd_log(args: argparse.Namespace, cfg: config.Config) -> int:
     """Show the daemon's log file (with --since, its rotated files from that time too,
     oldest first), or follow it with -f; --drift keeps only the DRIFT lines."""
-    from ccc_watch.log import sinks as logs
+    from ccc_watch.log import reader
 
-    return logs.show(cfg, follow=args.follow, drift=args.drift, since=args.since)
+    if args.follow:
+        lines = reader.follow(cfg, drift=args.drift, since=args.since)
+    else:
+        lines = reader.read(cfg, drift=args.drift, since=args.since)
+    try:
+        for line in lines:
+            print(line, flush=args.follow)
+    except KeyboardInterrupt:  # how one stops following
+        pass
+    return 0
 
 
 def cmd_service(args: argparse.Namespace, cfg: config.Config) -> int:
@@ -401,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help="folder to write <table>.parquet files into",
             )
         if name == "log":
-            from ccc_watch.log.sinks import since_arg
+            from ccc_watch.log.reader import since_arg
 
             p.add_argument("-f", "--follow", action="store_true", help="follow it, like tail -F")
             p.add_argument("--drift", action="store_true", help="only the DRIFT lines")
@@ -450,10 +460,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         logs.setup(cfg, command=args.command)  # stderr; for `run` also the log file
         handler: Handler = args.handler
-        return handler(args, cfg)
+        code = handler(args, cfg)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
     except CccWatchError as e:
         print(f"ccc-watch: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:  # `ccc-watch dump | head -1`: the reader has had enough
+        _drop_stdout()
+        return 0
+    except KeyboardInterrupt:
+        print("ccc-watch: interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports it
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of what is left in
+    its buffer finds no closed pipe to complain about."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (tests capture it)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 if __name__ == "__main__":
