@@ -18,8 +18,7 @@ from ccc_watch import __version__, config
 from ccc_watch.daemon import control
 from ccc_watch.errors import CccWatchError, StoreMissingError
 from ccc_watch.index.policy import IndexPolicy
-from ccc_watch.procs import running_pid
-from ccc_watch.store import Store, codec, open_store, store_file
+from ccc_watch.store import Store, codec, open_readonly, open_store, store_file
 from ccc_watch.vault.ignore import IgnoreRules
 
 if TYPE_CHECKING:  # DuckDB and Arrow load only for the commands that use the mirror
@@ -103,31 +102,9 @@ def cmd_rebuild(args: argparse.Namespace, cfg: config.Config) -> int:
     Exit code 0 when every file got a clean record, 1 when some could not be read
     (they still got a record with the reason, and the rest landed).
     """
-    from ccc_watch.changes.rebuild import RebuildReport, rebuild
+    from ccc_watch.changes.rebuild import rebuild_vault
 
-    vault = cfg.require_vault().resolve()
-    data_dir = cfg.resolved_data_dir()
-    pid = running_pid(data_dir)
-    if pid is not None and not args.dry_run:
-        # The daemon does it: it swaps the store it writes to, and loses no event.
-        print(f"asking the running daemon (pid {pid}) to rebuild...", file=sys.stderr)
-        answer = control.ask(data_dir, pid, {"command": "rebuild"})
-        if "error" in answer:
-            raise CccWatchError(f"the daemon could not rebuild: {answer['error']}")
-        report = RebuildReport(**answer["report"])
-    else:
-        report = rebuild(
-            vault,
-            data_dir,
-            backend=cfg.backend,
-            batch_size=cfg.batch_size,
-            policy=_policy(cfg),
-            rules=_rules(cfg, vault),
-            dry_run=args.dry_run,
-        )
-        if not report.dry_run:  # the new store's changelog starts again: so does the mirror
-            with _read_store(cfg) as store:
-                _mirror(cfg).rebuild(store)
+    report = rebuild_vault(cfg, dry_run=args.dry_run, ask_daemon=_ask_daemon)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -148,15 +125,13 @@ def cmd_rebuild(args: argparse.Namespace, cfg: config.Config) -> int:
     return 1 if report.failed else 0
 
 
+def _ask_daemon(data_dir: Path, pid: int, request: dict[str, Any]) -> dict[str, Any]:
+    print(f"asking the running daemon (pid {pid}) to rebuild...", file=sys.stderr)
+    return control.ask(data_dir, pid, request)
+
+
 def _read_store(cfg: config.Config) -> Store:
-    data_dir = cfg.resolved_data_dir()
-    try:
-        return open_store(data_dir, backend=cfg.backend, readonly=True)
-    except StoreMissingError:
-        raise StoreMissingError(
-            f"no store yet for {cfg.require_vault()} at {store_file(data_dir, cfg.backend)}; "
-            "run `ccc-watch rebuild` (or `ccc-watch init` for an empty store)"
-        ) from None
+    return open_readonly(cfg.resolved_data_dir(), backend=cfg.backend, vault=cfg.require_vault())
 
 
 def cmd_dump(args: argparse.Namespace, cfg: config.Config) -> int:
@@ -222,28 +197,15 @@ def _rules(cfg: config.Config, vault: Path) -> IgnoreRules:
 def cmd_scan(args: argparse.Namespace, cfg: config.Config) -> int:
     """Reconcile the store with the vault once (what the daemon does at start-up), then
     bring the mirror up to date. Prints one DRIFT line per difference found."""
-    from ccc_watch.changes.reconcile import reconcile
-    from ccc_watch.index.indexer import Indexer
+    from ccc_watch.changes.reconcile import scan
 
-    vault = cfg.require_vault().resolve()
-    with open_store(cfg.resolved_data_dir(), backend=cfg.backend, vault_root=vault) as store:
-        indexer = Indexer(vault, str(store.meta["vault_id"]), _policy(cfg))
-        result = reconcile(
-            vault,
-            store,
-            indexer,
-            _rules(cfg, vault),
-            offline=True,
-            previous_scan_ns=store.meta.get("last_scan_started_ns"),
-            batch_size=cfg.batch_size,
-        )
-        for drift in result.drift:
-            print(drift.line())
-        print(
-            f"scanned {result.seen} files ({result.hashed} read) in {result.seconds:.2f} s: "
-            f"{result.changes} changes"
-        )
-        _mirror(cfg).flush(store)
+    result = scan(cfg)
+    for drift in result.drift:
+        print(drift.line())
+    print(
+        f"scanned {result.seen} files ({result.hashed} read) in {result.seconds:.2f} s: "
+        f"{result.changes} changes"
+    )
     return 0
 
 
