@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -485,3 +486,59 @@ def test_vault_is_unchanged_by_every_command(ccc: Cli, backend: str) -> None:
     ccc.ok(*args, "info", "--json")
     ccc.ok(*args, "check")
     assert snapshot(ccc.vault) == before
+
+
+# --- closed pipes and interrupts ----------------------------------------------------
+
+
+def test_closed_stdout_pipe_ends_quietly(ccc: Cli) -> None:
+    """`ccc-watch dump | head -1`: when the reader closes the pipe, dump stops with exit
+    0 and no traceback (its output is far larger than the pipe's buffer)."""
+    for i in range(500):
+        (ccc.vault / f"many-{i:03d}.md").write_text(f"# note {i}\n\n" + "word " * 200)
+    assert ccc.run("--vault", ccc.vault, "rebuild").returncode == 0
+    proc = subprocess.Popen(
+        [*MODULE, "--vault", str(ccc.vault), "dump"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ccc.env, cwd=ccc.cwd,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    first = json.loads(proc.stdout.readline())
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert first["path"]
+    assert err == ""
+
+
+def test_ctrl_c_ends_log_follow_quietly(ccc: Cli) -> None:
+    """Ctrl-C is how `log -f` is stopped: exit 0, nothing on stderr."""
+    log = ccc.root / "daemon.log"
+    log.write_text("2026-11-27 14:03:07.412+0100 | INFO     | watching\n")
+    proc = subprocess.Popen(
+        [*MODULE, "--vault", str(ccc.vault), "--log-file", str(log), "log", "-f"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ccc.env, cwd=ccc.cwd, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline().endswith("| INFO     | watching\n")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert err == ""
+
+
+def test_interrupt_is_one_line_and_exit_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C in any other command: `ccc-watch: interrupted` and exit 130, no traceback."""
+    for name in [n for n in os.environ if n.startswith("CCC_WATCH_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+
+    def interrupted(args: Any, cfg: Any) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.COMMANDS["config"].module, "run", interrupted)
+    assert cli.main(["config"]) == 130
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[-1] == "ccc-watch: interrupted"
+    assert "Traceback" not in captured.err and captured.out == ""

@@ -1,5 +1,5 @@
-"""ccc_watch.log.sinks: the daemon's log file, its rotation, journald prefixes and
-`ccc-watch log`, with real processes and real files.
+"""ccc_watch.log.sinks and ccc_watch.log.reader: the daemon's log file, its rotation,
+journald prefixes and `ccc-watch log`, with real processes and real files.
 
 Every child runs with XDG_STATE_HOME (platformdirs' user log dir on Linux) and
 XDG_CONFIG_HOME inside tmp_path and without JOURNAL_STREAM, unless a test sets it.
@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from ccc_watch import config
+from ccc_watch.log import reader
 from ccc_watch.log import sinks as logs
 from tests.daemon_harness import Daemon, wait_until
 
@@ -153,13 +154,13 @@ def test_rotated_files_are_this_logs_only_oldest_first(tmp_path: Path) -> None:
         made.append(tmp_path / name)
         made[-1].write_text("")
         os.utime(made[-1], (1000 + i, 1000 + i))
-    assert logs.rotated_files(tmp_path / "v.log") == [made[0], made[1], made[3]]
-    assert logs.rotated_files(tmp_path / "missing" / "v.log") == []
+    assert reader.rotated_files(tmp_path / "v.log") == [made[0], made[1], made[3]]
+    assert reader.rotated_files(tmp_path / "missing" / "v.log") == []
 
 
 def test_documented_drift_regex_is_the_one_in_the_readme() -> None:
     assert DOCUMENTED_DRIFT in README.read_text(encoding="utf-8")
-    assert logs.DRIFT_ENTRY.pattern == DOCUMENTED_DRIFT
+    assert reader.DRIFT_ENTRY.pattern == DOCUMENTED_DRIFT
 
 
 # --- a real daemon ------------------------------------------------------------------
@@ -259,7 +260,7 @@ def test_rotation_retention_and_since(tmp_path: Path, vault: Path, env: dict[str
     burst = child(tmp_path, env, vault, BURST, "run", "log_max_bytes=1000", "log_retention=3")
     boundary = burst.stdout.strip()
     path = log_file(tmp_path)
-    rotated = logs.rotated_files(path)
+    rotated = reader.rotated_files(path)
     assert len(rotated) == 3, rotated  # ~12 rotations happened: 3 are kept
     assert all(p.name.endswith(".log.gz") for p in rotated)
     assert set(path.parent.iterdir()) == {path, *rotated}
@@ -296,17 +297,17 @@ def test_rotation_retention_and_since(tmp_path: Path, vault: Path, env: dict[str
 def test_parse_since() -> None:
     now = datetime.now().astimezone()
     for text, ago in (("10m", 600), ("2h", 7200), ("1d", 86400), ("30s", 30), ("1w", 604800)):
-        assert abs((now - logs.parse_since(text)).total_seconds() - ago) < 5, text
-    assert logs.parse_since("2026-11-27") == datetime(2026, 11, 27).astimezone()
-    assert logs.parse_since("2026-11-27T14:30+01:00").isoformat() == (
+        assert abs((now - reader.parse_since(text)).total_seconds() - ago) < 5, text
+    assert reader.parse_since("2026-11-27") == datetime(2026, 11, 27).astimezone()
+    assert reader.parse_since("2026-11-27T14:30+01:00").isoformat() == (
         datetime.fromisoformat("2026-11-27T14:30+01:00").astimezone().isoformat()
     )
-    assert logs.parse_since("2026-11-27 14:30:05.250").microsecond == 250000
-    today = logs.parse_since("14:30")
+    assert reader.parse_since("2026-11-27 14:30:05.250").microsecond == 250000
+    today = reader.parse_since("14:30")
     assert (today.date(), today.hour, today.minute) == (now.date(), 14, 30)
     for bad in ("", "yesterday", "10 parsecs", "2026-13-01"):
         with pytest.raises(ValueError, match="not a time"):
-            logs.parse_since(bad)
+            reader.parse_since(bad)
 
 
 def test_bad_since_is_a_usage_error(tmp_path: Path, vault: Path, env: dict[str, str]) -> None:
@@ -369,7 +370,7 @@ def test_follow_prints_appended_lines_across_rotations(
     shown = messages(take_until(follower, "before-2"))
     assert shown == ["before-0", "before-1", "before-2"]
     child(tmp_path, env, vault, FOLLOWED, "run", "log_max_bytes=1000")
-    assert len(logs.rotated_files(log_file(tmp_path))) >= 2
+    assert len(reader.rotated_files(log_file(tmp_path))) >= 2
     got = [m.split(" ")[0] for m in messages(take_until(follower, "after-29"))]
     assert got[0] == "after-00" and got[-1] == "after-29"
     assert got == sorted(set(got)), got  # in order, none twice (a rotation may skip some)

@@ -17,20 +17,26 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import blake3
 from loguru import logger
 
-from ccc_watch.errors import StoreError, StoreLockedError, StoreMissingError
+from ccc_watch.errors import CccWatchError, StoreError, StoreLockedError, StoreMissingError
 from ccc_watch.index.indexer import IndexResult
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.index.pool import chunks, indexing
 from ccc_watch.procs import owner_pid, pid_alive, running_pid
-from ccc_watch.store import Record, Upsert, codec, open_store, store_file
+from ccc_watch.store import Record, Upsert, codec, open_readonly, open_store, store_file
 from ccc_watch.store.store import VOLATILE_FIELDS
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.walk import walk
+
+if TYPE_CHECKING:
+    from ccc_watch.config import Config
+
+# Sends a request to the daemon with a pid and returns its answer: daemon.control.ask.
+AskDaemon = Callable[[Path, int, dict[str, Any]], dict[str, Any]]
 
 
 @dataclass
@@ -172,6 +178,45 @@ def rebuild(
                 new_store.close()
             shutil.rmtree(work_dir, ignore_errors=True)
     report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def rebuild_vault(
+    cfg: Config, *, dry_run: bool = False, ask_daemon: AskDaemon | None = None
+) -> RebuildReport:
+    """`ccc-watch rebuild`: a new store from the vault's files, then a new mirror.
+
+    When a daemon runs for the vault, it does the work (it swaps the store it writes
+    to, and loses no event): ask_daemon sends it the request and returns its answer.
+    It is passed in because this layer sits below the daemon's; without it, a running
+    daemon is a StoreLockedError. Otherwise the store is rebuilt here, and the mirror
+    recreated from it, since the new store's changelog starts again. A dry run only
+    reports, and never needs the daemon.
+    """
+    vault = cfg.require_vault().resolve()
+    data_dir = cfg.resolved_data_dir()
+    pid = running_pid(data_dir)
+    if pid is not None and not dry_run and ask_daemon is not None:
+        answer = ask_daemon(data_dir, pid, {"command": "rebuild"})
+        if "error" in answer:
+            raise CccWatchError(f"the daemon could not rebuild: {answer['error']}")
+        return RebuildReport(**answer["report"])
+    policy = IndexPolicy.from_settings(cfg)
+    report = rebuild(
+        vault,
+        data_dir,
+        backend=cfg.backend,
+        batch_size=cfg.batch_size,
+        policy=policy,
+        rules=IgnoreRules.from_settings(vault, cfg),
+        dry_run=dry_run,
+    )
+    if not report.dry_run:
+        # Imported here: the daemon imports this module and must not load DuckDB.
+        from ccc_watch.mirror.mirror import Mirror
+
+        with open_readonly(data_dir, backend=cfg.backend, vault=cfg.require_vault()) as store:
+            Mirror(data_dir, policy).rebuild(store)
     return report
 
 

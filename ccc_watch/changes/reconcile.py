@@ -15,15 +15,20 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from ccc_watch.index.indexer import Indexer
+from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.index.pool import chunks, indexing
 from ccc_watch.log.drift import Drift, DriftKind, conflict_original
-from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert
+from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.walk import FileStat, VaultFile, VaultUnreadableError, icloud_evicted, walk
+
+if TYPE_CHECKING:
+    from ccc_watch.config import Config
 
 _KEPT = ("id", "blake3", *FileStat._fields)
 
@@ -166,6 +171,29 @@ def reconcile(
         logger.log("DEBUG" if expected else "WARNING", d.line())
     result.drift = [] if expected else drift
     result.seconds = time.perf_counter() - started
+    return result
+
+
+def scan(cfg: Config) -> ReconcileResult:
+    """`ccc-watch scan`: reconcile the store with the vault once, as the daemon does at
+    start-up (offline drift kinds), then bring the mirror up to date with the store."""
+    vault = cfg.require_vault().resolve()
+    data_dir = cfg.resolved_data_dir()
+    policy = IndexPolicy.from_settings(cfg)
+    with open_store(data_dir, backend=cfg.backend, vault_root=vault) as store:
+        result = reconcile(
+            vault,
+            store,
+            Indexer(vault, str(store.meta["vault_id"]), policy),
+            IgnoreRules.from_settings(vault, cfg),
+            offline=True,
+            previous_scan_ns=store.meta.get("last_scan_started_ns"),
+            batch_size=cfg.batch_size,
+        )
+        # Imported here: the daemon imports this module and must not load DuckDB.
+        from ccc_watch.mirror.mirror import Mirror
+
+        Mirror(data_dir, policy).flush(store)
     return result
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from ccc_watch.errors import ConfigError
+from ccc_watch.errors import ConfigError, StoreMissingError
 from ccc_watch.store.backend import Backend, secure_dir
 from ccc_watch.store.redb_backend import RedbBackend
 from ccc_watch.store.sqlite_backend import SqliteBackend
@@ -40,6 +40,7 @@ __all__ = [
     "Record",
     "Store",
     "Upsert",
+    "open_readonly",
     "open_store",
     "store_file",
 ]
@@ -73,3 +74,15 @@ def open_store(
         secure_dir(data_dir)
     impl: Backend = BACKENDS[backend][0](path, readonly=readonly)
     return Store(impl, vault_root=vault_root, vault_id=vault_id)
+
+
+def open_readonly(data_dir: Path, *, backend: str, vault: Path) -> Store:
+    """open_store read-only, for the commands that only read; when there is no store
+    yet, a StoreMissingError that names the vault, the file and how to make one."""
+    try:
+        return open_store(data_dir, backend=backend, readonly=True)
+    except StoreMissingError:
+        raise StoreMissingError(
+            f"no store yet for {vault} at {store_file(data_dir, backend)}; "
+            "run `ccc-watch rebuild` (or `ccc-watch init` for an empty store)"
+        ) from None

@@ -1,0 +1,34 @@
+"""Whether a daemon runs for this vault, what it is doing, what the store and the
+mirror hold, and a verdict: exit 0 Healthy, 1 Degraded, 2 Unhealthy or not running."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ccc_watch.cli._common import add_json, print_fields
+from ccc_watch.config import Config
+
+HELP = "is a daemon running for this vault, and in what state"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """--json."""
+    add_json(parser)
+
+
+def run(args: argparse.Namespace, cfg: Config) -> int:
+    """Print the status report; the exit code of its verdict."""
+    from ccc_watch.daemon import status
+
+    report = status.report(cfg)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        flat = {k: v for k, v in report.items() if not isinstance(v, dict)}
+        for part in ("store", "mirror"):
+            flat |= {f"{part} {k}": v for k, v in report[part].items()}
+        types = report["records_by_type"] or {}
+        flat["records"] = ", ".join(f"{t} {n}" for t, n in types.items()) or None
+        print_fields(flat, as_json=False)
+    return status.EXIT[report["health"]]

@@ -1,0 +1,40 @@
+"""Compare every file (hashed in full) with the store, and the store with the mirror.
+Exit 0 when all agree, 1 when not. Read-only: works while the daemon runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ccc_watch.cli._common import add_json, mirror_of
+from ccc_watch.config import Config
+from ccc_watch.vault.ignore import IgnoreRules
+
+HELP = "compare files, store and mirror in full; exit 1 on a difference"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """--json."""
+    add_json(parser)
+
+
+def run(args: argparse.Namespace, cfg: Config) -> int:
+    """Print each difference and a verdict; exit 1 when there is any."""
+    from ccc_watch.changes.verify import verify
+
+    vault = cfg.require_vault().resolve()
+    mirror = mirror_of(cfg)
+    diffs = verify(
+        vault,
+        cfg.resolved_data_dir(),
+        IgnoreRules.from_settings(vault, cfg),
+        backend=cfg.backend,
+        mirror=mirror if mirror.path.exists() else None,
+    )
+    if args.json:
+        print(json.dumps([d.as_dict() for d in diffs], indent=2, ensure_ascii=False))
+    else:
+        for d in diffs:
+            print(d.line())
+        print("verify: clean" if not diffs else f"verify: {len(diffs)} differences")
+    return 1 if diffs else 0
