@@ -15,11 +15,10 @@ writer, and a store swapped by `rebuild` is picked up at the next flush.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
-import pickle
 import random
+import re
 import select
 import subprocess
 import sys
@@ -27,12 +26,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from loguru import logger
 
-from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.index.policy import CLASSIFICATIONS, IndexPolicy, TypeRule
 from ccc_watch.log.drift import Drift
 from ccc_watch.store import MIRROR_FILE
 
@@ -186,7 +186,6 @@ class MirrorFlusher:
     def _spawn(self) -> subprocess.Popen[bytes]:
         if self._child is not None and self._child.poll() is None:
             return self._child
-        policy = base64.b64encode(pickle.dumps(self.policy)).decode()
         self._child = subprocess.Popen(
             [
                 sys.executable,
@@ -194,7 +193,7 @@ class MirrorFlusher:
                 "ccc_watch.mirror.flusher",
                 str(self.data_dir),
                 self.backend,
-                policy,
+                policy_json(self.policy),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -223,6 +222,91 @@ def _readline(stream: IO[bytes], timeout: float | None) -> bytes:
         if not ready:
             raise TimeoutError(f"no answer within {timeout:.0f} s")
     return stream.readline()
+
+
+# --- the policy, as the child gets it -------------------------------------------
+
+# Every field, so that a field added to either class cannot be lost on the way.
+_POLICY_KEYS = frozenset(f.name for f in fields(IndexPolicy))
+_RULE_KEYS = frozenset(f.name for f in fields(TypeRule))
+_T = TypeVar("_T")
+
+
+def policy_json(policy: IndexPolicy) -> str:
+    """The policy as a JSON document of plain values, for the child's command line."""
+    return json.dumps({
+        "max_note_bytes": policy.max_note_bytes,
+        "default_classification": policy.default_classification,
+        "private_classifications": sorted(policy.private_classifications),
+        "type_rules": [
+            {"record_type": r.record_type, "path_pattern": r.path_pattern, "marker": r.marker,
+             "extensions": sorted(r.extensions)}
+            for r in policy.type_rules
+        ],
+        "fallback_type": policy.fallback_type,
+    })  # fmt: skip
+
+
+def policy_from_json(text: str) -> IndexPolicy:
+    """The IndexPolicy a `policy_json` document describes; anything else is refused with
+    a ValueError that says what is wrong."""
+    try:
+        doc = _object(json.loads(text), _POLICY_KEYS, "the policy")
+    except json.JSONDecodeError as e:
+        raise ValueError(f"the policy is not JSON: {e}") from None
+    size = _typed(doc["max_note_bytes"], int, "max_note_bytes")
+    if size <= 0:
+        raise ValueError(f"max_note_bytes must be positive, not {size}")
+    private = _typed(doc["private_classifications"], list, "private_classifications")
+    rules = _typed(doc["type_rules"], list, "type_rules")
+    return IndexPolicy(
+        max_note_bytes=size,
+        default_classification=_level(doc["default_classification"], "default_classification"),
+        private_classifications=frozenset(_level(v, "private_classifications") for v in private),
+        type_rules=tuple(_type_rule(rule, f"type_rules[{i}]") for i, rule in enumerate(rules)),
+        fallback_type=_typed(doc["fallback_type"], str, "fallback_type"),
+    )
+
+
+def _type_rule(value: object, where: str) -> TypeRule:
+    doc = _object(value, _RULE_KEYS, where)
+    pattern, marker = doc["path_pattern"], doc["marker"]
+    if pattern is not None:
+        try:
+            re.compile(_typed(pattern, str, f"{where}.path_pattern"))
+        except re.error as e:
+            raise ValueError(f"{where}.path_pattern is not a regular expression: {e}") from None
+    extensions = _typed(doc["extensions"], list, f"{where}.extensions")
+    return TypeRule(
+        record_type=_typed(doc["record_type"], str, f"{where}.record_type"),
+        path_pattern=pattern,
+        marker=None if marker is None else _typed(marker, str, f"{where}.marker"),
+        extensions=frozenset(_typed(e, str, f"{where}.extensions") for e in extensions),
+    )
+
+
+def _object(value: object, keys: frozenset[str], where: str) -> dict[str, Any]:
+    doc = _typed(value, dict, where)
+    if doc.keys() != keys:
+        wrong = {"missing": keys - doc.keys(), "unknown": doc.keys() - keys}
+        what = ", ".join(f"{kind} keys {sorted(k)}" for kind, k in wrong.items() if k)
+        raise ValueError(f"{where}: {what}")
+    return doc
+
+
+def _level(value: object, where: str) -> str:
+    if value not in CLASSIFICATIONS:
+        raise ValueError(f"{where} must be one of {', '.join(CLASSIFICATIONS)}, not {value!r:.60}")
+    return str(value)
+
+
+def _typed(value: object, kind: type[_T], where: str) -> _T:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise ValueError(f"{where} must be a JSON {_JSON_NAMES[kind]}, not {value!r:.60}")
+    return value
+
+
+_JSON_NAMES: dict[type, str] = {int: "integer", str: "string", list: "array", dict: "object"}
 
 
 # --- the child's side ----------------------------------------------------------
@@ -255,13 +339,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("backend")
-    parser.add_argument("policy", help="the IndexPolicy, pickled and base64-encoded")
+    parser.add_argument("policy", help="the IndexPolicy as a JSON document (policy_json)")
     args = parser.parse_args(argv)
+    try:
+        policy = policy_from_json(args.policy)
+    except ValueError as e:
+        parser.error(f"malformed policy: {e}")
     from ccc_watch.log import sinks as logs
 
     logs.child_setup()
-    # The policy comes from the daemon that started this process, never from a user.
-    policy = pickle.loads(base64.b64decode(args.policy))
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
         if line.strip() != b"flush":
