@@ -1,9 +1,11 @@
 """The daemon's mirror flusher and its child process, on a real store and mirror: the
-policy the child gets as a JSON document."""
+policy the child gets as a JSON document, and stopping in a hurry."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ import pytest
 from records import make_record
 
 from ccc_watch.index.policy import IndexPolicy, TypeRule
-from ccc_watch.mirror.flusher import MirrorFlusher, policy_from_json, policy_json
+from ccc_watch.mirror.flusher import TERM_GRACE, MirrorFlusher, policy_from_json, policy_json
 from ccc_watch.mirror.mirror import Mirror, mirror_rows
 from ccc_watch.store import Store, Upsert, open_store
 
@@ -116,3 +118,53 @@ def test_the_childs_flushes_follow_the_daemons_policy(store: Store, tmp_path: Pa
     with Mirror(tmp_path / "data").connect() as con:
         bodies = {r["classification"]: r["body"] for r in mirror_rows(con, "notes")}
     assert bodies == {"PUBLIC": "note 1", "INTERNAL": None}
+
+
+def started(data_dir: Path) -> tuple[MirrorFlusher, subprocess.Popen[bytes]]:
+    """A flusher that has built the mirror, and its child, still running (idle)."""
+    flusher = MirrorFlusher(data_dir, "redb", IndexPolicy(), interval=0.05)
+    flusher.start()
+    wait_until(lambda: flusher.last_flush is not None)
+    child = flusher._child
+    assert child is not None and child.poll() is None
+    return flusher, child
+
+
+def stopped_in_a_hurry(flusher: MirrorFlusher) -> float:
+    """Seconds stop(hurry=True) took; the thread is gone when it returns."""
+    began = time.monotonic()
+    flusher.stop(hurry=True)
+    assert not flusher._thread.is_alive()
+    return time.monotonic() - began
+
+
+def test_stop_in_a_hurry_flushes_nothing_more_and_terminates_the_child(
+    store: Store, tmp_path: Path
+) -> None:
+    """A change nobody poked about is what an ordinary stop flushes last; in a hurry it
+    stays for the next run, and the idle child ends on SIGTERM at once."""
+    data_dir = tmp_path / "data"
+    flusher, child = started(data_dir)
+    store.apply([Upsert(make_record(3))])
+    assert stopped_in_a_hurry(flusher) < TERM_GRACE
+    assert child.returncode == -signal.SIGTERM
+    assert Mirror(data_dir).watermark() == 2 < store.head()
+
+    flusher, _ = started(data_dir)  # the next run catches up; an ordinary stop flushes
+    store.apply([Upsert(make_record(4))])
+    flusher.stop()
+    assert Mirror(data_dir).watermark() == store.head() == 4
+
+
+def test_stop_in_a_hurry_kills_a_child_stuck_in_a_flush(store: Store, tmp_path: Path) -> None:
+    """A child that does not answer (SIGSTOPped mid-flush, so SIGTERM cannot end it)
+    is killed after TERM_GRACE, and the flush it was in is abandoned."""
+    data_dir = tmp_path / "data"
+    flusher, child = started(data_dir)
+    os.kill(child.pid, signal.SIGSTOP)
+    store.apply([Upsert(make_record(3))])
+    flusher.poke()
+    wait_until(flusher._busy.locked)  # the thread waits for the frozen child's answer
+    assert TERM_GRACE <= stopped_in_a_hurry(flusher) < TERM_GRACE + 3
+    assert child.returncode == -signal.SIGKILL
+    assert Mirror(data_dir).watermark() == 2 < store.head()

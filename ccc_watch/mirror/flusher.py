@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 from loguru import logger
 
@@ -40,6 +40,7 @@ IDLE_EXIT = 30.0  # seconds without a flush before the child is let go
 BUSY_CAP = 5.0  # a reader lets go soon: retry within seconds
 FAILED_CAP = 60.0  # anything else (disk full, damage) backs off up to a minute
 DEGRADED_AFTER = 3  # consecutive failed flushes before status says degraded
+TERM_GRACE = 2.0  # seconds a terminated child gets to go before it is killed
 
 
 class MirrorFlusher:
@@ -59,6 +60,8 @@ class MirrorFlusher:
         self._stopping = threading.Event()
         self._busy = threading.Lock()  # held while a flush runs
         self._child: subprocess.Popen[bytes] | None = None
+        self._child_lock = threading.Lock()  # spawning and ending the child
+        self._hurry = threading.Event()  # stopping in a hurry: start no child
         self._child_used = 0.0
         self._thread = threading.Thread(target=self._loop, name="mirror-flusher", daemon=True)
 
@@ -93,16 +96,24 @@ class MirrorFlusher:
         finally:
             self._busy.release()
 
-    def stop(self, grace: float = 5.0) -> None:
-        """Stop the thread, flush what is left (within grace seconds), end the child."""
+    def stop(self, grace: float = 5.0, hurry: bool = False) -> None:
+        """Stop the thread, flush what is left (within grace seconds), end the child.
+
+        In a hurry (a second SIGTERM) nothing more is flushed: the child is terminated
+        at once (killed when it lingers), cutting a flush short, which is safe: the
+        next flush catches up from the changelog.
+        """
         self._stopping.set()
         self._poked.set()
+        if hurry:
+            self._hurry.set()
+            self._end_child(how="terminate")
         self._thread.join(timeout=grace)
         if self._thread.is_alive():  # a long flush (a mirror rebuild): it is safe to cut
             logger.warning("mirror flush still running after {:.0f} s: stopping it", grace)
-            self._end_child(kill=True)
+            self._end_child(how="kill")
             self._thread.join(timeout=1)
-        else:
+        elif not hurry:
             self.flush_now(timeout=grace)
         self._end_child()
 
@@ -147,7 +158,7 @@ class MirrorFlusher:
         try:
             reply = self._ask(timeout)
         except (OSError, TimeoutError, ValueError) as e:
-            self._end_child(kill=True)
+            self._end_child(how="kill")
             reply = {"outcome": "failed", "error": f"mirror process: {e}"}
         outcome = str(reply.get("outcome"))
         if outcome == "ok":
@@ -184,33 +195,41 @@ class MirrorFlusher:
         return reply
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        if self._child is not None and self._child.poll() is None:
+        with self._child_lock:
+            if self._hurry.is_set():
+                raise OSError("stopping: no new mirror process")
+            if self._child is not None and self._child.poll() is None:
+                return self._child
+            self._child = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "ccc_watch.mirror.flusher",
+                    str(self.data_dir),
+                    self.backend,
+                    policy_json(self.policy),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            self._child_used = time.monotonic()
             return self._child
-        self._child = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ccc_watch.mirror.flusher",
-                str(self.data_dir),
-                self.backend,
-                policy_json(self.policy),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        self._child_used = time.monotonic()
-        return self._child
 
-    def _end_child(self, kill: bool = False) -> None:
-        child, self._child = self._child, None
+    def _end_child(self, how: Literal["close", "terminate", "kill"] = "close") -> None:
+        """End the child: close its input (it finishes its flush and leaves), terminate
+        it, or kill it; one that lingers is killed."""
+        with self._child_lock:
+            child, self._child = self._child, None
         if child is None:
             return
-        if kill:
+        if how == "kill":
             child.kill()
+        elif how == "terminate":
+            child.terminate()
         elif child.stdin is not None:
             child.stdin.close()  # end of input: the child leaves
         try:
-            child.wait(timeout=5)
+            child.wait(timeout=TERM_GRACE if how == "terminate" else 5)
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
