@@ -4,12 +4,13 @@ store's writers and the mirror."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
-from ccc_watch.config import Settings, parse_level
+from ccc_watch.config import CLASSIFICATIONS, Settings, parse_level
 
 PRIVATE = frozenset({"CONFIDENTIAL", "SECRET"})  # their text never reaches a database
 RECORD_TYPES = ("Log", "Template", "AgentPrompt", "StructuredData", "Metadata", "Index")
@@ -76,3 +77,87 @@ class IndexPolicy:
             if rule.matches(key, extension, frontmatter):
                 return rule.record_type
         return self.fallback_type
+
+
+# --- as JSON, for a child process (the mirror's flusher) ---------------------------
+
+_POLICY_KEYS = frozenset(f.name for f in fields(IndexPolicy))
+_RULE_KEYS = frozenset(f.name for f in fields(TypeRule))
+_T = TypeVar("_T")
+
+
+def policy_json(policy: IndexPolicy) -> str:
+    """The policy as a JSON document of plain values, for the child's command line."""
+    return json.dumps({
+        "max_note_bytes": policy.max_note_bytes,
+        "default_classification": policy.default_classification,
+        "private_classifications": sorted(policy.private_classifications),
+        "type_rules": [
+            {"record_type": r.record_type, "path_pattern": r.path_pattern, "marker": r.marker,
+             "extensions": sorted(r.extensions)}
+            for r in policy.type_rules
+        ],
+        "fallback_type": policy.fallback_type,
+    })  # fmt: skip
+
+
+def policy_from_json(text: str) -> IndexPolicy:
+    """The IndexPolicy a `policy_json` document describes; anything else is refused with
+    a ValueError that says what is wrong."""
+    try:
+        doc = _object(json.loads(text), _POLICY_KEYS, "the policy")
+    except json.JSONDecodeError as e:
+        raise ValueError(f"the policy is not JSON: {e}") from None
+    size = _typed(doc["max_note_bytes"], int, "max_note_bytes")
+    if size <= 0:
+        raise ValueError(f"max_note_bytes must be positive, not {size}")
+    private = _typed(doc["private_classifications"], list, "private_classifications")
+    rules = _typed(doc["type_rules"], list, "type_rules")
+    return IndexPolicy(
+        max_note_bytes=size,
+        default_classification=_level(doc["default_classification"], "default_classification"),
+        private_classifications=frozenset(_level(v, "private_classifications") for v in private),
+        type_rules=tuple(_type_rule(rule, f"type_rules[{i}]") for i, rule in enumerate(rules)),
+        fallback_type=_typed(doc["fallback_type"], str, "fallback_type"),
+    )
+
+
+def _type_rule(value: object, where: str) -> TypeRule:
+    doc = _object(value, _RULE_KEYS, where)
+    pattern, marker = doc["path_pattern"], doc["marker"]
+    if pattern is not None:
+        try:
+            re.compile(_typed(pattern, str, f"{where}.path_pattern"))
+        except re.error as e:
+            raise ValueError(f"{where}.path_pattern is not a regular expression: {e}") from None
+    extensions = _typed(doc["extensions"], list, f"{where}.extensions")
+    return TypeRule(
+        record_type=_typed(doc["record_type"], str, f"{where}.record_type"),
+        path_pattern=pattern,
+        marker=None if marker is None else _typed(marker, str, f"{where}.marker"),
+        extensions=frozenset(_typed(e, str, f"{where}.extensions") for e in extensions),
+    )
+
+
+def _object(value: object, keys: frozenset[str], where: str) -> dict[str, Any]:
+    doc = _typed(value, dict, where)
+    if doc.keys() != keys:
+        wrong = {"missing": keys - doc.keys(), "unknown": doc.keys() - keys}
+        what = ", ".join(f"{kind} keys {sorted(k)}" for kind, k in wrong.items() if k)
+        raise ValueError(f"{where}: {what}")
+    return doc
+
+
+def _level(value: object, where: str) -> str:
+    if value not in CLASSIFICATIONS:
+        raise ValueError(f"{where} must be one of {', '.join(CLASSIFICATIONS)}, not {value!r:.60}")
+    return str(value)
+
+
+def _typed(value: object, kind: type[_T], where: str) -> _T:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise ValueError(f"{where} must be a JSON {_JSON_NAMES[kind]}, not {value!r:.60}")
+    return value
+
+
+_JSON_NAMES: dict[type, str] = {int: "integer", str: "string", list: "array", dict: "object"}

@@ -15,10 +15,8 @@ writer, and a store swapped by `rebuild` is picked up at the next flush.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
-import pickle
 import random
 import select
 import subprocess
@@ -28,11 +26,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from loguru import logger
 
-from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.index.policy import IndexPolicy, policy_from_json, policy_json
 from ccc_watch.log.drift import Drift
 from ccc_watch.store import MIRROR_FILE
 
@@ -40,6 +38,7 @@ IDLE_EXIT = 30.0  # seconds without a flush before the child is let go
 BUSY_CAP = 5.0  # a reader lets go soon: retry within seconds
 FAILED_CAP = 60.0  # anything else (disk full, damage) backs off up to a minute
 DEGRADED_AFTER = 3  # consecutive failed flushes before status says degraded
+TERM_GRACE = 2.0  # seconds a terminated child gets to go before it is killed
 
 
 class MirrorFlusher:
@@ -59,6 +58,8 @@ class MirrorFlusher:
         self._stopping = threading.Event()
         self._busy = threading.Lock()  # held while a flush runs
         self._child: subprocess.Popen[bytes] | None = None
+        self._child_lock = threading.Lock()  # spawning and ending the child
+        self._hurry = threading.Event()  # stopping in a hurry: start no child
         self._child_used = 0.0
         self._thread = threading.Thread(target=self._loop, name="mirror-flusher", daemon=True)
 
@@ -94,16 +95,23 @@ class MirrorFlusher:
             self._busy.release()
 
     def stop(self, grace: float = 5.0, hurry: bool = False) -> None:
-        """Stop the thread, flush what is left (within grace seconds), end the child;
-        in a hurry, flush nothing and end the child at once."""
+        """Stop the thread, flush what is left (within grace seconds), end the child.
+
+        In a hurry (a second SIGTERM) nothing more is flushed: the child is terminated
+        at once (killed when it lingers), cutting a flush short, which is safe: the
+        next flush catches up from the changelog.
+        """
         self._stopping.set()
         self._poked.set()
-        self._thread.join(timeout=0 if hurry else grace)
-        if hurry or self._thread.is_alive():  # a long flush (a mirror rebuild): it is safe to cut
+        if hurry:
+            self._hurry.set()
+            self._end_child(how="terminate")
+        self._thread.join(timeout=grace)
+        if self._thread.is_alive():  # a long flush (a mirror rebuild): it is safe to cut
             logger.warning("mirror flush still running after {:.0f} s: stopping it", grace)
-            self._end_child(kill=True)
+            self._end_child(how="kill")
             self._thread.join(timeout=1)
-        else:
+        elif not hurry:
             self.flush_now(timeout=grace)
         self._end_child()
 
@@ -148,7 +156,7 @@ class MirrorFlusher:
         try:
             reply = self._ask(timeout)
         except (OSError, TimeoutError, ValueError) as e:
-            self._end_child(kill=True)
+            self._end_child(how="kill")
             reply = {"outcome": "failed", "error": f"mirror process: {e}"}
         outcome = str(reply.get("outcome"))
         if outcome == "ok":
@@ -185,34 +193,41 @@ class MirrorFlusher:
         return reply
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        if self._child is not None and self._child.poll() is None:
+        with self._child_lock:
+            if self._hurry.is_set():
+                raise OSError("stopping: no new mirror process")
+            if self._child is not None and self._child.poll() is None:
+                return self._child
+            self._child = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "ccc_watch.mirror.flusher",
+                    str(self.data_dir),
+                    self.backend,
+                    policy_json(self.policy),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            self._child_used = time.monotonic()
             return self._child
-        policy = base64.b64encode(pickle.dumps(self.policy)).decode()
-        self._child = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ccc_watch.mirror.flusher",
-                str(self.data_dir),
-                self.backend,
-                policy,
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        self._child_used = time.monotonic()
-        return self._child
 
-    def _end_child(self, kill: bool = False) -> None:
-        child, self._child = self._child, None
+    def _end_child(self, how: Literal["close", "terminate", "kill"] = "close") -> None:
+        """End the child: close its input (it finishes its flush and leaves), terminate
+        it, or kill it; one that lingers is killed."""
+        with self._child_lock:
+            child, self._child = self._child, None
         if child is None:
             return
-        if kill:
+        if how == "kill":
             child.kill()
+        elif how == "terminate":
+            child.terminate()
         elif child.stdin is not None:
             child.stdin.close()  # end of input: the child leaves
         try:
-            child.wait(timeout=5)
+            child.wait(timeout=TERM_GRACE if how == "terminate" else 5)
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
@@ -226,6 +241,9 @@ def _readline(stream: IO[bytes], timeout: float | None) -> bytes:
     return stream.readline()
 
 
+# --- the policy, as the child gets it -------------------------------------------
+
+# Every field, so that a field added to either class cannot be lost on the way.
 # --- the child's side ----------------------------------------------------------
 
 
@@ -256,13 +274,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("backend")
-    parser.add_argument("policy", help="the IndexPolicy, pickled and base64-encoded")
+    parser.add_argument("policy", help="the IndexPolicy as a JSON document (policy_json)")
     args = parser.parse_args(argv)
+    try:
+        policy = policy_from_json(args.policy)
+    except ValueError as e:
+        parser.error(f"malformed policy: {e}")
     from ccc_watch.log import sinks as logs
 
     logs.child_setup()
-    # The policy comes from the daemon that started this process, never from a user.
-    policy = pickle.loads(base64.b64decode(args.policy))
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
         if line.strip() != b"flush":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +28,21 @@ import pyarrow as pa
 
 from ccc_watch.errors import CccWatchError
 from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.mirror.schema import (
+    EVENTS,
+    LINKS,
+    MIRROR_SCHEMA_VERSION,
+    NOTES,
+    PER_NOTE,
+    PROPERTIES,
+    TABLES,
+    TAGS,
+    TASKS,
+    VIEWS,
+)
 from ccc_watch.procs import owner_pid, pid_alive
 from ccc_watch.store import MIRROR_FILE, Change, Record, Store
 
-MIRROR_SCHEMA_VERSION = 1
 # DuckDB 2.0 writes a format 1.4 cannot read unless told otherwise; 1.4 is the LTS
 # many notebooks and DBeaver still run.
 STORAGE_VERSION = "v1.4.0"
@@ -45,81 +56,6 @@ class MirrorError(CccWatchError):
 class MirrorBusyError(MirrorError):
     """Another process holds the DuckDB file (a reader, or another writer)."""
 
-
-_TABLES: dict[str, str] = {
-    "notes": """
-        path VARCHAR, id VARCHAR, name VARCHAR, folder VARCHAR, extension VARCHAR,
-        kind VARCHAR, mime VARCHAR, record_type VARCHAR, size BIGINT, mtime TIMESTAMP,
-        mtime_ns BIGINT, blake3 VARCHAR, frontmatter JSON, frontmatter_status VARCHAR,
-        frontmatter_error VARCHAR, classification VARCHAR, title VARCHAR,
-        aliases VARCHAR[], tags VARCHAR[], word_count BIGINT, body VARCHAR,
-        error VARCHAR, indexed_at TIMESTAMP""",
-    "links": """
-        source VARCHAR, link_no INTEGER, target VARCHAR, kind VARCHAR, alias VARCHAR,
-        heading VARCHAR, block VARCHAR, line INTEGER""",
-    "tags": "path VARCHAR, tag VARCHAR, explicit BOOLEAN",
-    "properties": "path VARCHAR, key VARCHAR, value JSON, text VARCHAR, type VARCHAR",
-    "tasks": "path VARCHAR, line INTEGER, done BOOLEAN, text VARCHAR",
-    "events": """
-        seq BIGINT, time TIMESTAMP, op VARCHAR, path VARCHAR, prev_path VARCHAR,
-        id VARCHAR, blake3_before VARCHAR, blake3_after VARCHAR, cause VARCHAR""",
-    "mirror_state": """
-        watermark BIGINT, store_id VARCHAR, vault_id VARCHAR, schema_version INTEGER,
-        updated_at TIMESTAMP""",
-}
-# The column each per-path table is keyed by.
-_PATH_COLUMN = {
-    "notes": "path",
-    "links": "source",
-    "tags": "path",
-    "properties": "path",
-    "tasks": "path",
-}
-
-_VIEWS: dict[str, str] = {
-    # Every way a note can be named in a link: each path suffix at a '/' boundary
-    # (so 'b/c.md' and 'c.md' for 'a/b/c.md'), and for notes the same without '.md'.
-    "link_keys": """
-        WITH parts AS (
-            SELECT path, string_split(lower(path), '/') AS p FROM notes
-        ), suffixes AS (
-            SELECT path, array_to_string(p[i:], '/') AS key
-            FROM parts, range(1, len(p) + 1) AS r(i)
-        )
-        SELECT path, key FROM suffixes
-        UNION
-        SELECT path, key[:-4] FROM suffixes WHERE key LIKE '%.md'""",
-    # Obsidian's resolution: a path-qualified target matches a path suffix, a bare
-    # name a file name (case-insensitive, extension optional for notes), an empty
-    # target ([[#Heading]]) the note itself; ties go to the shortest path.
-    "resolved_links": """
-        WITH wanted AS (
-            SELECT *, lower(regexp_replace(target, '^(\\./|/)+', '')) AS key FROM links
-        ), matched AS (
-            SELECT w.source, w.link_no,
-                   min_by(k.path, lpad(length(k.path)::VARCHAR, 6, '0') || k.path)
-                       AS resolved_path
-            FROM wanted w JOIN link_keys k ON k.key = w.key
-            WHERE w.key <> ''
-            GROUP BY w.source, w.link_no
-        )
-        SELECT w.source, w.link_no, w.target, w.kind, w.alias, w.heading, w.block, w.line,
-               CASE WHEN w.key = '' THEN w.source ELSE m.resolved_path END AS resolved_path
-        FROM wanted w LEFT JOIN matched m USING (source, link_no)""",
-    "broken_links": "SELECT * FROM resolved_links WHERE resolved_path IS NULL",
-    "backlinks": """
-        SELECT resolved_path AS path, source AS linked_from, kind, alias, heading, block,
-               line
-        FROM resolved_links WHERE resolved_path IS NOT NULL AND resolved_path <> source""",
-    "orphans": """
-        SELECT n.path FROM notes n
-        WHERE n.kind = 'note'
-          AND NOT EXISTS (SELECT 1 FROM links l WHERE l.source = n.path)
-          AND NOT EXISTS (SELECT 1 FROM backlinks b WHERE b.path = n.path)""",
-    "tag_counts": """
-        SELECT tag, count(DISTINCT path) AS notes, bool_or(explicit) AS used_directly
-        FROM tags GROUP BY tag ORDER BY notes DESC, tag""",
-}
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
@@ -166,99 +102,99 @@ def _micros(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1_000_000)
 
 
+def _tag_rows(tags: list[str]) -> list[tuple[str, bool]]:
+    """(tag, explicit): the note's own tags, then the parents they imply."""
+    explicit = set(tags)
+    implied = {p for t in explicit for p in _tag_parents(t)} - explicit
+    return [(t, True) for t in sorted(explicit)] + [(t, False) for t in sorted(implied)]
+
+
+def _copied(items: Sequence[Mapping[str, Any]], *names: str) -> dict[str, list[Any]]:
+    """Columns whose values are the same-named field of each item."""
+    return {name: [item.get(name) for item in items] for name in names}
+
+
+def _spread(paths: list[str], groups: list[Any]) -> tuple[list[str], list[Any]]:
+    """The items of each note's group, and beside each the path of its note."""
+    spread = [p for p, group in zip(paths, groups, strict=True) for _ in group]
+    return spread, [item for group in groups for item in group]
+
+
 @dataclass
 class Rows:
-    """Rows of the per-path tables for a set of records, as tuples in column order
-    (tuples and a column-wise Arrow build are several times faster than dicts)."""
+    """The rows of the per-note tables for a set of records, as Arrow tables built column
+    by column (columns and a column-wise Arrow build are several times faster than
+    dicts per row); each column is named, the schema gives the order."""
 
-    notes: list[tuple[Any, ...]]
-    links: list[tuple[Any, ...]]
-    tags: list[tuple[Any, ...]]
-    properties: list[tuple[Any, ...]]
-    tasks: list[tuple[Any, ...]]
+    notes: pa.Table
+    links: pa.Table
+    tags: pa.Table
+    properties: pa.Table
+    tasks: pa.Table
 
     @classmethod
     def of(cls, records: Iterable[Record], policy: IndexPolicy) -> Rows:
         """Flatten records into table rows, applying the body policy once more."""
-        rows = cls([], [], [], [], [])
-        for rec in records:
-            get = rec.get
-            path = rec["path"]
-            body = get("body") if policy.keeps_body(get("classification") or "") else None
-            mtime_ns = get("mtime_ns")
-            frontmatter = get("frontmatter") or {}
-            rows.notes.append((
-                path, get("id"), get("name"), path.rpartition("/")[0], get("extension"),
-                get("kind"), get("mime"), get("record_type"), get("size"),
-                None if mtime_ns is None else mtime_ns // 1000, mtime_ns, get("blake3"),
-                orjson.dumps(frontmatter).decode(), get("frontmatter_status"),
-                get("frontmatter_error"), get("classification"), get("title"),
-                get("aliases") or [], get("tags") or [], get("word_count"), body,
-                get("error"), _micros(get("indexed_at")),
-            ))  # fmt: skip
-            rows.links += [
-                (path, no, link.get("target"), link.get("kind"), link.get("alias"),
-                 link.get("heading"), link.get("block"), link.get("line"))
-                for no, link in enumerate(get("links") or [])
-            ]  # fmt: skip
-            explicit = set(get("tags") or [])
-            implied = {p for t in explicit for p in _tag_parents(t)} - explicit
-            rows.tags += [(path, t, True) for t in sorted(explicit)]
-            rows.tags += [(path, t, False) for t in sorted(implied)]
-            rows.properties += [
-                (path, key, orjson.dumps(value).decode(), _property_text(value),
-                 _property_type(value))
-                for key, value in frontmatter.items()
-            ]  # fmt: skip
-            rows.tasks += [
-                (path, task.get("line"), task.get("done"), task.get("text"))
-                for task in get("tasks") or []
-            ]
-        return rows
+        notes = list(records)
+        paths = [n["path"] for n in notes]
+        frontmatters = [n.get("frontmatter") or {} for n in notes]
+        mtime_ns = [n.get("mtime_ns") for n in notes]
+        link_lists = [n.get("links") or [] for n in notes]
+        link_paths, links = _spread(paths, link_lists)
+        tag_paths, tags = _spread(paths, [_tag_rows(n.get("tags") or []) for n in notes])
+        property_paths, properties = _spread(paths, [list(fm.items()) for fm in frontmatters])
+        values = [v for _, v in properties]
+        task_paths, tasks = _spread(paths, [n.get("tasks") or [] for n in notes])
+        return cls(
+            notes=NOTES.arrow_table(
+                path=paths,
+                folder=[p.rpartition("/")[0] for p in paths],
+                mtime=[None if ns is None else ns // 1000 for ns in mtime_ns],
+                mtime_ns=mtime_ns,
+                frontmatter=[orjson.dumps(fm).decode() for fm in frontmatters],
+                aliases=[n.get("aliases") or [] for n in notes],
+                tags=[n.get("tags") or [] for n in notes],
+                body=[
+                    n.get("body") if policy.keeps_body(n.get("classification") or "") else None
+                    for n in notes
+                ],
+                indexed_at=[_micros(n.get("indexed_at")) for n in notes],
+                **_copied(
+                    notes, "id", "name", "extension", "kind", "mime", "record_type", "size",
+                    "blake3", "frontmatter_status", "frontmatter_error", "classification",
+                    "title", "word_count", "error",
+                ),
+            ),
+            links=LINKS.arrow_table(
+                source=link_paths,
+                link_no=[no for group in link_lists for no in range(len(group))],
+                **_copied(links, "target", "kind", "alias", "heading", "block", "line"),
+            ),
+            tags=TAGS.arrow_table(
+                path=tag_paths, tag=[t for t, _ in tags], explicit=[e for _, e in tags]
+            ),
+            properties=PROPERTIES.arrow_table(
+                path=property_paths,
+                key=[k for k, _ in properties],
+                value=[orjson.dumps(v).decode() for v in values],
+                text=[_property_text(v) for v in values],
+                type=[_property_type(v) for v in values],
+            ),
+            tasks=TASKS.arrow_table(path=task_paths, **_copied(tasks, "line", "done", "text")),
+        )  # fmt: skip
 
-    def tables(self) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
-        """(table name, rows) for each per-path table."""
+    def tables(self) -> Iterator[tuple[str, pa.Table]]:
+        """(table name, rows) for each per-note table."""
         yield from vars(self).items()
 
 
-_ARROW: dict[str, pa.Schema] = {
-    "notes": pa.schema([
-        ("path", pa.string()), ("id", pa.string()), ("name", pa.string()),
-        ("folder", pa.string()), ("extension", pa.string()), ("kind", pa.string()),
-        ("mime", pa.string()), ("record_type", pa.string()), ("size", pa.int64()),
-        ("mtime", pa.timestamp("us")), ("mtime_ns", pa.int64()), ("blake3", pa.string()),
-        ("frontmatter", pa.string()), ("frontmatter_status", pa.string()),
-        ("frontmatter_error", pa.string()), ("classification", pa.string()),
-        ("title", pa.string()), ("aliases", pa.list_(pa.string())),
-        ("tags", pa.list_(pa.string())), ("word_count", pa.int64()), ("body", pa.string()),
-        ("error", pa.string()), ("indexed_at", pa.timestamp("us")),
-    ]),
-    "links": pa.schema([
-        ("source", pa.string()), ("link_no", pa.int32()), ("target", pa.string()),
-        ("kind", pa.string()), ("alias", pa.string()), ("heading", pa.string()),
-        ("block", pa.string()), ("line", pa.int32()),
-    ]),
-    "tags": pa.schema([("path", pa.string()), ("tag", pa.string()),
-                       ("explicit", pa.bool_())]),
-    "properties": pa.schema([("path", pa.string()), ("key", pa.string()),
-                             ("value", pa.string()), ("text", pa.string()),
-                             ("type", pa.string())]),
-    "tasks": pa.schema([("path", pa.string()), ("line", pa.int32()), ("done", pa.bool_()),
-                        ("text", pa.string())]),
-    "events": pa.schema([
-        ("seq", pa.int64()), ("time", pa.timestamp("us")), ("op", pa.string()),
-        ("path", pa.string()), ("prev_path", pa.string()), ("id", pa.string()),
-        ("blake3_before", pa.string()), ("blake3_after", pa.string()), ("cause", pa.string()),
-    ]),
-}  # fmt: skip
-
-
-def _event_rows(changes: Iterable[Change]) -> list[tuple[Any, ...]]:
-    return [
-        (c.seq, _micros(c.ts), c.op, c.path, c.prev_path, c.id, c.blake3_before,
-         c.blake3_after, c.cause)
-        for c in changes
-    ]  # fmt: skip
+def _events(changes: list[Change]) -> pa.Table:
+    """The `events` rows of changelog entries."""
+    copied = ("seq", "op", "path", "prev_path", "id", "blake3_before", "blake3_after", "cause")
+    return EVENTS.arrow_table(
+        time=[_micros(c.ts) for c in changes],
+        **{name: [getattr(c, name) for c in changes] for name in copied},
+    )
 
 
 @dataclass
@@ -364,11 +300,13 @@ class Mirror:
             if state is None or state[0] != expected:
                 raise MirrorError(f"mirror watermark moved underneath this flush: {self.path}")
             con.register("touched", pa.table({"path": sorted(touched)}))
-            for table, column in _PATH_COLUMN.items():
-                con.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT path FROM touched)")
-            for table, table_rows in rows.tables():
-                _insert(con, table, table_rows)
-            _insert(con, "events", _event_rows(changes))
+            for table in PER_NOTE:
+                con.execute(
+                    f"DELETE FROM {table.name} WHERE {table.key} IN (SELECT path FROM touched)"
+                )
+            for name, arrow in rows.tables():
+                _insert(con, name, arrow)
+            _insert(con, EVENTS.name, _events(changes))
             con.execute(
                 "UPDATE mirror_state SET watermark = ?, updated_at = now()",
                 [changes[-1].seq],
@@ -390,24 +328,25 @@ class Mirror:
         tmp = self.path.with_name(f".{MIRROR_FILE}.{os.getpid()}.tmp")
         _remove_db(tmp)
         with store.snapshot() as snap, self._attached(tmp) as con:
-            for table, columns in _TABLES.items():
-                con.execute(f"CREATE TABLE {table} ({columns})")
+            for table in TABLES:
+                con.execute(table.ddl())
             head = snap.head()
             batch: list[Record] = []
             for rec in snap.records():
                 batch.append(rec)
                 if len(batch) >= 5000:
-                    for table, table_rows in Rows.of(batch, self.policy).tables():
-                        _insert(con, table, table_rows)
+                    for name, arrow in Rows.of(batch, self.policy).tables():
+                        _insert(con, name, arrow)
                     batch = []
-            for table, table_rows in Rows.of(batch, self.policy).tables():
-                _insert(con, table, table_rows)
+            for name, arrow in Rows.of(batch, self.policy).tables():
+                _insert(con, name, arrow)
             after = 0
             while events := snap.changes_after(after, 50_000):
-                _insert(con, "events", _event_rows(events))
+                _insert(con, EVENTS.name, _events(events))
                 after = events[-1].seq
             con.execute(
-                "INSERT INTO mirror_state VALUES (?, ?, ?, ?, now())",
+                "INSERT INTO mirror_state (watermark, store_id, vault_id, schema_version,"
+                " updated_at) VALUES (?, ?, ?, ?, now())",
                 [
                     head,
                     store.meta.get("store_id"),
@@ -415,7 +354,7 @@ class Mirror:
                     MIRROR_SCHEMA_VERSION,
                 ],
             )
-            for name, sql in _VIEWS.items():
+            for name, sql in VIEWS.items():
                 con.execute(f"CREATE VIEW {name} AS {sql}")
             con.execute(f"CHECKPOINT {ALIAS}")
         os.chmod(tmp, 0o600)
@@ -453,16 +392,10 @@ class Mirror:
         return int(rows[0][0]) if rows else None
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple[Any, ...]]) -> None:
-    if not rows:
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+    if not rows.num_rows:
         return
-    schema = _ARROW[table]
-    columns = zip(*rows, strict=True)
-    arrow = pa.Table.from_arrays(
-        [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)],
-        schema=schema,
-    )
-    con.register("incoming", arrow)
+    con.register("incoming", rows)
     try:
         con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
     finally:

@@ -13,8 +13,7 @@ from typing import Any
 import duckdb
 
 from ccc_watch.mirror.mirror import Mirror, MirrorError
-
-EXPORTED_TABLES = ("notes", "links", "tags", "properties", "tasks", "events", "mirror_state")
+from ccc_watch.mirror.schema import TABLES
 
 
 def _plain(value: Any) -> Any:
@@ -85,9 +84,9 @@ def export_parquet(mirror: Mirror, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     with mirror.connect() as con:
-        for table in EXPORTED_TABLES:
-            target = folder / f"{table}.parquet"
+        for table in TABLES:
+            target = folder / f"{table.name}.parquet"
             escaped = str(target).replace("'", "''")
-            con.execute(f"COPY (SELECT * FROM {table}) TO '{escaped}' (FORMAT parquet)")
+            con.execute(f"COPY (SELECT * FROM {table.name}) TO '{escaped}' (FORMAT parquet)")
             written.append(target)
     return written
