@@ -311,13 +311,16 @@ def cmd_service(args: argparse.Namespace, cfg: config.Config) -> int:
     write and where."""
     from ccc_watch import service
 
-    return service.run(
+    outcome = service.run(
         args.action,
         cfg,
         platform=args.platform,
         name=args.name,
         explicit_config=getattr(args, "config", None),
+        report=lambda line: print(line, file=sys.stderr, flush=True),
     )
+    sys.stdout.write(outcome.output)
+    return outcome.exit_code
 
 
 COMMANDS: dict[str, tuple[Handler, str]] = {
