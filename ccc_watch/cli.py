@@ -423,8 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
                 nargs="?",
                 choices=service.ACTIONS,
                 default="print",
-                help="install (and start), uninstall, status, or print (default): the "
-                "rendered file and where it would go",
+                help="install (and start), uninstall, status, print (default): the "
+                "rendered file and where it would go, or hardening: the optional systemd "
+                "sandbox drop-in",
             )
             p.add_argument(
                 "--platform",

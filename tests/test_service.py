@@ -282,7 +282,7 @@ def test_systemd_units_pass_systemd_analyze_verify(env: Env) -> None:
         proc = systemd_verify(env, units / unit)
         assert (proc.returncode, proc.stderr, proc.stdout) == (0, "", ""), unit
 
-    hardening = service.load_template("hardening")[1]
+    hardening = env.ok("service", "hardening", "--platform", "systemd")
     for name in ("ccc-watch.service.d", "ccc-watch@.service.d"):
         (units / name).mkdir()
         (units / name / "hardening.conf").write_text(hardening)
@@ -773,6 +773,24 @@ def test_print_is_the_default_and_writes_nothing(env: Env) -> None:
     assert "would be created" in proc.stderr
     assert not env.default_config.exists() and not env.unit_dir.exists()
     assert env.calls() == []
+
+
+def test_hardening_prints_the_drop_in(env: Env) -> None:
+    """`service hardening` prints the shipped drop-in on stdout and where it goes on
+    stderr (the template unit's folder with --name); it needs no vault, writes nothing,
+    runs nothing, and is refused for launchd and Windows."""
+    proc = env.run("service", "hardening", "--platform", "systemd")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == service.load_template("hardening")[1]
+    assert "ProtectSystem=strict" in proc.stdout
+    assert str(env.unit_dir / "ccc-watch.service.d" / "hardening.conf") in proc.stderr
+    said = env.said("service", "hardening", "--platform", "systemd", "--name", "work")
+    assert str(env.unit_dir / "ccc-watch@.service.d" / "hardening.conf") in said
+    assert "restart ccc-watch@work.service" in said
+    for platform in ("launchd", "windows"):
+        proc = env.run("service", "hardening", "--platform", platform)
+        assert proc.returncode == 1 and "systemd only" in proc.stderr
+    assert not env.unit_dir.exists() and env.calls() == []
 
 
 def test_library_reports_and_never_prints(

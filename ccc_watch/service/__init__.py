@@ -100,7 +100,7 @@ __all__ = [
     "write_config",
 ]
 
-ACTIONS = ("install", "uninstall", "status", "print")
+ACTIONS = ("install", "uninstall", "status", "print", "hardening")
 
 
 @dataclass(frozen=True)
@@ -124,9 +124,10 @@ def run(
     explicit_config: Path | None = None,
     report: Report = _ignore,
 ) -> Outcome:
-    """`ccc-watch service ACTION`: install, uninstall, status or print. Each step and
-    note goes to `report` as it happens; the rendered file (print) or the service
-    manager's status text is the Outcome's output."""
+    """`ccc-watch service ACTION`: install, uninstall, status, print, or hardening (the
+    optional systemd sandbox drop-in). Each step and note goes to `report` as it
+    happens; the rendered file (print, hardening) or the service manager's status text
+    is the Outcome's output."""
     if action not in ACTIONS:
         raise ServiceError(f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
     platform = platform or default_platform()
@@ -147,7 +148,19 @@ def run(
         for line in describe(p):
             report(line)
         return Outcome(p.text)
+    if action == "hardening":
+        return Outcome(_hardening(p, report))
     for note in unseen_settings(cfg, p):
         report(f"note: {note}")
     install(p, report)
     return Outcome()
+
+
+def _hardening(p: Plan, report: Report) -> str:
+    if p.platform != "systemd":
+        raise ServiceError(f"the hardening drop-in is for systemd only, not {p.platform}")
+    _, text = load_template("hardening")
+    dropin = p.target.parent / f"{p.target.name}.d" / "hardening.conf"
+    report(f"a drop-in for {p.target.name}: save it as {dropin}")
+    report(f"then: systemctl --user daemon-reload && systemctl --user restart {p.unit}")
+    return text
