@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from service_stubs import STUB, home_dirs, install_stubs, read_calls
 
 import ccc_watch
 from ccc_watch import config, service
@@ -38,17 +39,6 @@ from ccc_watch.errors import EXIT_CONFIG
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = [sys.executable, "-m", "ccc_watch.cli"]
 TASK_NS = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}
-STUB = """#!/bin/sh
-# Records its argv (tab-separated) and exits $STUB_RC, or 1 when an argument equals
-# $STUB_FAIL.
-line=$(basename "$0")
-for a in "$@"; do line="$line	$a"; done
-printf '%s\\n' "$line" >> "$STUB_LOG"
-if [ -n "${STUB_FAIL:-}" ]; then
-    for a in "$@"; do [ "$a" = "$STUB_FAIL" ] && exit 1; done
-fi
-exit "${STUB_RC:-0}"
-"""
 
 
 @dataclass
@@ -90,11 +80,7 @@ class Env:
 
     def calls(self) -> list[list[str]]:
         """Every stub call so far, then forget them."""
-        if not self.stub_log.exists():
-            return []
-        lines = self.stub_log.read_text().splitlines()
-        self.stub_log.unlink()
-        return [line.split("\t") for line in lines]
+        return read_calls(self.stub_log)
 
     @property
     def default_config(self) -> Path:
@@ -115,21 +101,9 @@ class Env:
 def env(tmp_path: Path) -> Env:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CCC_WATCH_")}
     environ.pop("USERDOMAIN", None)
-    dirs = {
-        "HOME": tmp_path / "home",
-        "XDG_CONFIG_HOME": tmp_path / "home" / ".config",
-        "XDG_DATA_HOME": tmp_path / "home" / ".local" / "share",
-        "XDG_STATE_HOME": tmp_path / "home" / ".local" / "state",
-        "XDG_CACHE_HOME": tmp_path / "home" / ".cache",
-    }
-    for name, path in dirs.items():
-        path.mkdir(parents=True)
-        environ[name] = str(path)
-    stubs = tmp_path / "stubs"
-    stubs.mkdir()
-    for tool in ("systemctl", "launchctl", "schtasks"):
-        (stubs / tool).write_text(STUB)
-        (stubs / tool).chmod(0o755)
+    dirs = home_dirs(tmp_path)
+    environ |= {name: str(path) for name, path in dirs.items()}
+    stubs = install_stubs(tmp_path / "stubs")
     environ["PATH"] = f"{stubs}{os.pathsep}{environ.get('PATH', '')}"
     environ["STUB_LOG"] = str(tmp_path / "calls.log")
     environ["USERNAME"] = "tester"
