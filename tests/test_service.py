@@ -1,5 +1,5 @@
 """`ccc-watch service`: the systemd units, the launchd plist and the Windows task that
-the repository ships, rendered for this machine, installed and removed.
+the package ships, rendered for this machine, installed and removed.
 
 The units are checked by `systemd-analyze --user verify` (with the real installed
 ccc-watch as ExecStart, since verify checks that it is executable); the plist is
@@ -11,6 +11,7 @@ argv to a file: the tests assert the exact command sequence and the files writte
 
 from __future__ import annotations
 
+import ast
 import configparser
 import contextlib
 import os
@@ -29,24 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from service_stubs import STUB, home_dirs, install_stubs, read_calls
 
+import ccc_watch
 from ccc_watch import config, service
 from ccc_watch.errors import EXIT_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = [sys.executable, "-m", "ccc_watch.cli"]
 TASK_NS = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}
-STUB = """#!/bin/sh
-# Records its argv (tab-separated) and exits $STUB_RC, or 1 when an argument equals
-# $STUB_FAIL.
-line=$(basename "$0")
-for a in "$@"; do line="$line	$a"; done
-printf '%s\\n' "$line" >> "$STUB_LOG"
-if [ -n "${STUB_FAIL:-}" ]; then
-    for a in "$@"; do [ "$a" = "$STUB_FAIL" ] && exit 1; done
-fi
-exit "${STUB_RC:-0}"
-"""
 
 
 @dataclass
@@ -75,17 +67,20 @@ class Env:
         )
 
     def ok(self, *args: str | os.PathLike[str], **kw: dict[str, str]) -> str:
+        """stdout of a command that succeeds."""
         proc = self.run(*args, **kw)
         assert proc.returncode == 0, (proc.args, proc.returncode, proc.stdout, proc.stderr)
         return proc.stdout
 
+    def said(self, *args: str | os.PathLike[str]) -> str:
+        """stderr of a command that succeeds: the steps it reported."""
+        proc = self.run(*args)
+        assert proc.returncode == 0, (proc.args, proc.returncode, proc.stdout, proc.stderr)
+        return proc.stderr
+
     def calls(self) -> list[list[str]]:
         """Every stub call so far, then forget them."""
-        if not self.stub_log.exists():
-            return []
-        lines = self.stub_log.read_text().splitlines()
-        self.stub_log.unlink()
-        return [line.split("\t") for line in lines]
+        return read_calls(self.stub_log)
 
     @property
     def default_config(self) -> Path:
@@ -106,21 +101,9 @@ class Env:
 def env(tmp_path: Path) -> Env:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CCC_WATCH_")}
     environ.pop("USERDOMAIN", None)
-    dirs = {
-        "HOME": tmp_path / "home",
-        "XDG_CONFIG_HOME": tmp_path / "home" / ".config",
-        "XDG_DATA_HOME": tmp_path / "home" / ".local" / "share",
-        "XDG_STATE_HOME": tmp_path / "home" / ".local" / "state",
-        "XDG_CACHE_HOME": tmp_path / "home" / ".cache",
-    }
-    for name, path in dirs.items():
-        path.mkdir(parents=True)
-        environ[name] = str(path)
-    stubs = tmp_path / "stubs"
-    stubs.mkdir()
-    for tool in ("systemctl", "launchctl", "schtasks"):
-        (stubs / tool).write_text(STUB)
-        (stubs / tool).chmod(0o755)
+    dirs = home_dirs(tmp_path)
+    environ |= {name: str(path) for name, path in dirs.items()}
+    stubs = install_stubs(tmp_path / "stubs")
     environ["PATH"] = f"{stubs}{os.pathsep}{environ.get('PATH', '')}"
     environ["STUB_LOG"] = str(tmp_path / "calls.log")
     environ["USERNAME"] = "tester"
@@ -167,8 +150,8 @@ def exe() -> str:
 
 
 def expected(template: str, **values: str) -> str:
-    """A repository template with its placeholders replaced, independently of the
-    module's renderer (plain paths only: no escaping needed)."""
+    """A template, as the repository shows it, with its placeholders replaced,
+    independently of the module's renderer (plain paths only: no escaping needed)."""
     text = (ROOT / template).read_text()
     for key, value in values.items():
         text = text.replace(f"@{key}@", value)
@@ -186,23 +169,39 @@ def unit_sections(text: str, strict: bool = True) -> configparser.ConfigParser:
 # --- the templates ---------------------------------------------------------------------
 
 
-def test_templates_are_the_repository_files() -> None:
-    """Every template the command renders is a file at the top of the repository, next
-    to the package, and uses only the placeholders the renderer fills."""
+def test_templates_are_package_data() -> None:
+    """The templates are read from inside the package (importlib.resources), and each
+    uses only the placeholders the renderer fills; the hardening drop-in has none."""
     known = {"EXECUTABLE", "CONFIG", "CONFIG_DIR", "VAULT", "LABEL", "LOG", "TASK", "USER"}
-    assert service.templates_root() == ROOT
-    for kind in service.TEMPLATES:
+    package = Path(ccc_watch.__file__).parent / "service" / "templates"
+    assert Path(str(service.templates_root())) == package
+    for kind, (folder, filename) in service.TEMPLATES.items():
         path, text = service.load_template(kind)
-        assert path.parent.parent == ROOT, path
+        assert Path(str(path)) == package / folder / filename
         assert set(service.PLACEHOLDER.findall(text)) <= known, kind
-        assert "@EXECUTABLE@" in text and ("@CONFIG@" in text or "@CONFIG_DIR@" in text)
-    hardening = (ROOT / "systemd" / "hardening.conf").read_text()
-    assert not service.PLACEHOLDER.findall(hardening)
+        if kind == "hardening":
+            assert not service.PLACEHOLDER.findall(text)
+        else:
+            assert "@EXECUTABLE@" in text and ("@CONFIG@" in text or "@CONFIG_DIR@" in text)
+
+
+def test_repository_folders_link_to_the_templates() -> None:
+    """The top-level systemd/, launchd/ and service/ folders that reviewers read are
+    links to the package's template folders, so each file exists once; every template
+    is in one of them, and nothing else is."""
+    links = {"systemd": "systemd", "launchd": "launchd", "service": "windows"}
+    package = ROOT / "ccc_watch" / "service" / "templates"
+    for top, folder in links.items():
+        assert (ROOT / top).is_symlink(), top
+        assert (ROOT / top).resolve() == (package / folder).resolve(), top
+    shown = {f"{links[p.parent.name]}/{p.name}" for top in links for p in (ROOT / top).iterdir()}
+    assert shown == {f"{folder}/{name}" for folder, name in service.TEMPLATES.values()}
+    assert sorted(p.name for p in package.iterdir()) == sorted(links.values())
 
 
 def test_missing_template_is_a_clear_error(tmp_path: Path) -> None:
-    """Without the repository's files next to the package, rendering fails naming the
-    missing template and where it was looked for."""
+    """A package whose templates are missing fails rendering, naming the missing
+    template and where it was looked for."""
     with pytest.raises(service.ServiceError) as e:
         service.load_template("systemd", root=tmp_path)
     assert "systemd/ccc-watch.service" in str(e.value)
@@ -257,9 +256,10 @@ def test_systemd_units_pass_systemd_analyze_verify(env: Env) -> None:
         proc = systemd_verify(env, units / unit)
         assert (proc.returncode, proc.stderr, proc.stdout) == (0, "", ""), unit
 
+    hardening = env.ok("service", "hardening", "--platform", "systemd")
     for name in ("ccc-watch.service.d", "ccc-watch@.service.d"):
         (units / name).mkdir()
-        shutil.copy(ROOT / "systemd" / "hardening.conf", units / name / "hardening.conf")
+        (units / name / "hardening.conf").write_text(hardening)
     for unit in ("ccc-watch.service", "ccc-watch@work.service"):
         proc = systemd_verify(env, units / unit)
         assert (proc.returncode, proc.stderr, proc.stdout) == (0, "", ""), unit
@@ -292,7 +292,7 @@ def test_systemd_unit_settings(env: Env) -> None:
     assert s["Slice"] == "background.slice"
     assert shlex.split(s["ExecStart"]) == [exe(), "--config", str(env.default_config), "run"]
     assert unit["Install"]["WantedBy"] == "default.target"
-    hardening = unit_sections((ROOT / "systemd" / "hardening.conf").read_text(), strict=False)
+    hardening = unit_sections(service.load_template("hardening")[1], strict=False)
     for key in hardening["Service"]:
         assert key not in s, f"{key} belongs in the optional drop-in only"
 
@@ -459,8 +459,8 @@ def test_systemd_install_and_uninstall(env: Env) -> None:
     ]
     assert not unit.exists()
     assert env.default_config.exists()
-    out = env.ok("service", "uninstall", "--platform", "systemd")
-    assert "not installed" in out
+    said = env.said("service", "uninstall", "--platform", "systemd")
+    assert "not installed" in said
     assert env.calls() == []
     assert snapshot(env.vault) == before
 
@@ -494,9 +494,9 @@ def test_systemd_several_vaults(env: Env) -> None:
     for name in ("work", "home"):
         (wants / f"ccc-watch@{name}.service").symlink_to(template)
 
-    out = env.ok("service", "uninstall", "--platform", "systemd", "--name", "work")
+    said = env.said("service", "uninstall", "--platform", "systemd", "--name", "work")
     assert env.calls() == [["systemctl", "--user", "disable", "--now", "ccc-watch@work.service"]]
-    assert template.exists() and "ccc-watch@home.service" in out
+    assert template.exists() and "ccc-watch@home.service" in said
     (wants / "ccc-watch@work.service").unlink()
 
     env.ok("service", "uninstall", "--platform", "systemd", "--name", "home")
@@ -747,6 +747,88 @@ def test_print_is_the_default_and_writes_nothing(env: Env) -> None:
     assert "would be created" in proc.stderr
     assert not env.default_config.exists() and not env.unit_dir.exists()
     assert env.calls() == []
+
+
+def test_hardening_prints_the_drop_in(env: Env) -> None:
+    """`service hardening` prints the shipped drop-in on stdout and where it goes on
+    stderr (the template unit's folder with --name); it needs no vault, writes nothing,
+    runs nothing, and is refused for launchd and Windows."""
+    proc = env.run("service", "hardening", "--platform", "systemd")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == service.load_template("hardening")[1]
+    assert "ProtectSystem=strict" in proc.stdout
+    assert str(env.unit_dir / "ccc-watch.service.d" / "hardening.conf") in proc.stderr
+    said = env.said("service", "hardening", "--platform", "systemd", "--name", "work")
+    assert str(env.unit_dir / "ccc-watch@.service.d" / "hardening.conf") in said
+    assert "restart ccc-watch@work.service" in said
+    for platform in ("launchd", "windows"):
+        proc = env.run("service", "hardening", "--platform", platform)
+        assert proc.returncode == 1 and "systemd only" in proc.stderr
+    assert not env.unit_dir.exists() and env.calls() == []
+
+
+def test_library_reports_and_never_prints(
+    in_env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """service.run writes nothing to stdout or stderr: each step goes to the caller's
+    report (the service manager's own output included) and the product comes back as
+    the Outcome; a failing step raises ServiceError after the earlier steps were
+    reported."""
+    for key in ("PATH", "STUB_LOG"):
+        monkeypatch.setenv(key, in_env.env[key])
+    cfg = config.load({"vault": str(in_env.vault)}, environ={})
+    lines: list[str] = []
+
+    shown = service.run("print", cfg, platform="systemd", report=lines.append)
+    assert shown.exit_code == 0 and shown.output.startswith("# ccc-watch")
+    assert lines[0] == f"target: {in_env.unit_dir / 'ccc-watch.service'}"
+
+    lines.clear()
+    assert service.run("install", cfg, platform="systemd", report=lines.append) == service.Outcome()
+    assert lines[0] == f"wrote {in_env.default_config}: vault = {in_env.vault}"
+    assert "$ systemctl --user enable --now ccc-watch.service" in lines
+    assert lines[-1].startswith("installed and started ccc-watch.service")
+
+    monkeypatch.setenv("STUB_RC", "3")
+    ran = service.run("status", cfg, platform="systemd", report=lines.append)
+    assert ran == service.Outcome("", 3)
+
+    monkeypatch.setenv("STUB_RC", "0")
+    monkeypatch.setenv("STUB_FAIL", "disable")
+    lines.clear()
+    with pytest.raises(
+        service.ServiceError, match=re.escape("disable --now ccc-watch.service` failed")
+    ):
+        service.run("uninstall", cfg, platform="systemd", report=lines.append)
+    assert lines == ["$ systemctl --user disable --now ccc-watch.service"]
+    assert capsys.readouterr() == ("", "")
+
+
+def test_service_package_has_no_print() -> None:
+    """No module of ccc_watch.service calls print() or names sys.stdout / sys.stderr:
+    the CLI decides what the user sees."""
+    package = Path(service.__file__).parent
+    for module in sorted(package.glob("*.py")):
+        tree = ast.parse(module.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id != "print", f"{module.name}:{node.lineno}"
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                name = f"{node.value.id}.{node.attr}"
+                assert name not in ("sys.stdout", "sys.stderr"), f"{module.name}:{node.lineno}"
+
+
+def test_status_shows_the_tool_output_on_stdout(env: Env) -> None:
+    """What the service manager's status command prints is the command's stdout."""
+    stubs = Path(env.env["PATH"].split(os.pathsep)[0])
+    final = 'exit "${STUB_RC:-0}"'
+    (stubs / "systemctl").write_text(
+        STUB.replace(final, f"echo 'Active: active (running)'\n{final}")
+    )
+    proc = env.run("service", "status", "--platform", "systemd")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Active: active (running)\n"
+    assert "$ systemctl --user status ccc-watch.service" in proc.stderr
 
 
 def test_installed_unit_starts_the_daemon_like_systemd_would(env: Env) -> None:

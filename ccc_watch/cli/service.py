@@ -6,6 +6,7 @@ write and where."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ccc_watch import service
 from ccc_watch.config import Config
@@ -20,8 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         choices=service.ACTIONS,
         default="print",
-        help="install (and start), uninstall, status, or print (default): the "
-        "rendered file and where it would go",
+        help="install (and start), uninstall, status, print (default): the "
+        "rendered file and where it would go, or hardening: the optional systemd "
+        "sandbox drop-in",
     )
     parser.add_argument(
         "--platform",
@@ -36,11 +38,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
-    """Do the action; its exit code."""
-    return service.run(
+    """Do the action: progress lines on stderr as they happen, the rendered file or
+    the service manager's answer on stdout; its exit code."""
+    outcome = service.run(
         args.action,
         cfg,
         platform=args.platform,
         name=args.name,
         explicit_config=getattr(args, "config", None),
+        report=lambda line: print(line, file=sys.stderr, flush=True),
     )
+    sys.stdout.write(outcome.output)
+    return outcome.exit_code
