@@ -111,3 +111,18 @@ def test_the_layer_table_has_no_cycle() -> None:
 
     for room in ALLOWED:
         visit(room, ())
+
+
+def test_the_readme_tree_matches_the_package() -> None:
+    """README's "Layout" tree names every subpackage and top-level module, and nothing
+    that is not there."""
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Layout", 1)[1]
+    tree = section.split("```", 2)[1]
+    named = {
+        line.split()[0].rstrip("/").removesuffix(".py")
+        for line in tree.splitlines()[2:]  # after the language line and "ccc_watch/"
+        if line.strip()
+    }
+    rooms = {room_of(p) for p in PACKAGE.rglob("*.py")} - {"__init__"}
+    assert named == rooms | {"_redb"}
