@@ -5,15 +5,29 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from ccc_watch.errors import CccWatchError
 
 PID_FILE = "daemon.pid"  # in the data dir, locked by the running daemon
+
+try:  # POSIX file locks; on Windows the commands that need none still work
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+def _posix_locks() -> Any:
+    if fcntl is None:  # pragma: no cover - Windows
+        raise CccWatchError(
+            "this needs POSIX file locks, which Windows lacks: the daemon and the stores' "
+            "writer locks run on Linux and macOS only for now"
+        )
+    return fcntl
 
 
 def replace_json(path: Path, data: object) -> None:
@@ -53,7 +67,8 @@ def try_lock(path: Path) -> tuple[int, str | None]:
     """
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        locks = _posix_locks()
+        locks.flock(fd, locks.LOCK_EX | locks.LOCK_NB)
     except BlockingIOError:
         holder = os.read(fd, 64).decode(errors="replace").strip()
         os.close(fd)
@@ -72,6 +87,8 @@ def owner_pid(name: str) -> int | None:
 def running_pid(data_dir: Path) -> int | None:
     """The pid of the daemon holding data_dir's lock, or None."""
     path = data_dir / PID_FILE
+    if fcntl is None:  # pragma: no cover - Windows: no daemon runs there
+        return None
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:

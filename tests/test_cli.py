@@ -542,3 +542,30 @@ def test_interrupt_is_one_line_and_exit_130(
     captured = capsys.readouterr()
     assert captured.err.splitlines()[-1] == "ccc-watch: interrupted"
     assert "Traceback" not in captured.err and captured.out == ""
+
+
+# Windows has neither fcntl nor SIGUSR1/SIGHUP: the commands that need no daemon (here
+# rendering the scheduled task) must still import and work.
+WITHOUT_POSIX = """
+import signal, sys
+sys.modules["fcntl"] = None
+for name in ("SIGUSR1", "SIGHUP"):
+    delattr(signal, name)
+from ccc_watch.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_the_cli_works_without_posix_locks_and_signals(tmp_path: Path) -> None:
+    """As on Windows: `service print` renders the task, and `status` says no daemon runs."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    common = ["--vault", str(SAMPLE_VAULT), "--data-dir", str(tmp_path / "data")]
+    task = subprocess.run(
+        [sys.executable, "-c", WITHOUT_POSIX, *common, "service", "print", "--platform",
+         "windows"], capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert task.returncode == 0, task.stderr
+    assert "<Arguments>-m ccc_watch.cli --config" in task.stdout
+    status = subprocess.run(
+        [sys.executable, "-c", WITHOUT_POSIX, *common, "status"],
+        capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert status.returncode == 2 and "Traceback" not in status.stderr, status.stderr

@@ -1,5 +1,6 @@
 """Watch the vault and keep the store and the mirror equal to it, until SIGTERM or
-SIGINT (a second one exits at once). SIGHUP reloads the configuration."""
+SIGINT (a second one cuts short what it waits for, still closing the store, and exits
+1). SIGHUP reloads the configuration."""
 
 from __future__ import annotations
 

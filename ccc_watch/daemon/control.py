@@ -22,7 +22,8 @@ from ccc_watch.errors import CccWatchError
 from ccc_watch.procs import pid_alive, replace_json, running_pid
 
 REQUESTS = "requests"
-SIGNAL = signal.SIGUSR1
+# POSIX only: on Windows no daemon runs (running_pid finds none), so none is asked.
+SIGNAL: int = getattr(signal, "SIGUSR1", 0)
 
 
 class DaemonGoneError(CccWatchError):
