@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccc_watch import __version__, codec, config, control
-from ccc_watch.errors import CccWatchError, StoreMissingError
+from ccc_watch.errors import CccWatchError, StoreMissingError, os_exit_code
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import IndexPolicy
 from ccc_watch.procs import running_pid
@@ -455,6 +455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CccWatchError as e:
         print(f"ccc-watch: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # a file no library call wrapped (full disk, permission): one line
+        print(f"ccc-watch: {e}", file=sys.stderr)
+        return os_exit_code(e)
 
 
 if __name__ == "__main__":

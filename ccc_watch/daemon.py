@@ -28,7 +28,7 @@ from loguru import logger
 
 from ccc_watch import __version__, config, control, logs, status
 from ccc_watch.drift import Drift, conflict_original
-from ccc_watch.errors import CccWatchError
+from ccc_watch.errors import CccWatchError, store_os_error
 from ccc_watch.flusher import MirrorFlusher
 from ccc_watch.ignore import IgnoreRules
 from ccc_watch.indexer import Indexer, IndexPolicy
@@ -53,14 +53,21 @@ class _PidLock:
 
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / PID_FILE
-        self.fd, other = try_lock(self.path)
+        try:
+            self.fd, other = try_lock(self.path)
+        except OSError as e:
+            raise store_os_error(self.path, e, what="daemon's pid file") from e
         if self.fd < 0:
             raise AlreadyRunningError(
                 f"ccc-watch is already running for this vault (pid {other or '?'}); "
                 f"stop it first: {self.path}"
             )
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(self.fd, 0)
+            os.write(self.fd, f"{os.getpid()}\n".encode())
+        except OSError as e:  # a full disk: one line naming the file, not a traceback
+            os.close(self.fd)
+            raise store_os_error(self.path, e, what="daemon's pid file") from e
 
     def release(self) -> None:
         os.close(self.fd)
