@@ -2,7 +2,10 @@
 
 Every database is opened in redb's SingleWriter mode: one process may hold it
 writable while any number of processes open it read-only and follow its commits.
-Every call releases the GIL while redb works.
+Every call releases the GIL while redb works. Waits that can last (begin_write behind
+another write transaction of this process, a repair on a writable open, compact) run
+Python's signal handlers every 50 ms, so an exception a handler raises (KeyboardInterrupt)
+leaves the call.
 """
 
 from os import PathLike
@@ -24,7 +27,12 @@ class RepairNeededError(RedbError):
     """The database was not closed cleanly; a writable open repairs it."""
 
 class CorruptionError(RedbError):
-    """The database file is damaged."""
+    """redb found the database file damaged."""
+
+class InternalError(RedbError):
+    """A panic inside ccc_watch._redb or redb: a bug. The message names the file and where
+    the panic happened. redb also panics on some pages damaged outside it (a read-only open
+    trusts the file); check_integrity() on a writable open tells which."""
 
 class TableTypeError(RedbError):
     """A table was opened with another key or value type than it was created with."""
@@ -50,7 +58,8 @@ class Database:
     @property
     def closed(self) -> bool: ...
     def begin_write(self) -> WriteTransaction:
-        """Start a write transaction; waits while another one in this process is open."""
+        """Start a write transaction; waits while another one in this process is open
+        (interruptible: a signal handler's exception leaves the wait)."""
     def begin_read(self) -> ReadTransaction:
         """Start a read transaction on one consistent snapshot of the last commit."""
     def check_integrity(self) -> bool:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-# sysexits.h EX_CONFIG: systemd units use it in RestartPreventExitStatus.
-EXIT_CONFIG = 78
+import errno
+
 EXIT_FAILURE = 1
+# sysexits.h codes, so that scripts and service managers can tell the causes apart.
+EXIT_DATAERR = 65  # the store file is damaged: `ccc-watch rebuild`
+EXIT_SOFTWARE = 70  # an internal error: a bug (see StoreInternalError)
+EXIT_IOERR = 74  # disk full, or another I/O error on the store file
+EXIT_TEMPFAIL = 75  # the store is open for writing in another process: try again later
+EXIT_NOPERM = 77  # permission denied on the store file or its folder
+EXIT_CONFIG = 78  # a bad setting: systemd units use it in RestartPreventExitStatus
 
 
 class CccWatchError(Exception):
@@ -31,10 +38,110 @@ class StoreError(CccWatchError):
 class StoreLockedError(StoreError):
     """Another process holds the store open for writing."""
 
+    exit_code = EXIT_TEMPFAIL
+
     def __init__(self, path: object) -> None:
         super().__init__(
             f"store is open for writing in another process (is `ccc-watch run` running?): {path}"
         )
+
+
+class StoreNeedsRepairError(StoreError):
+    """The store was not closed cleanly; only a writable open repairs it."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(
+            f"store was not closed cleanly and is repaired the next time the daemon or a "
+            f"writing command opens it: {path}"
+        )
+
+
+class StoreCorruptError(StoreError):
+    """The store file is damaged: its engine found bad pages, a bad header or a short file."""
+
+    exit_code = EXIT_DATAERR
+
+    def __init__(self, path: object, detail: str) -> None:
+        super().__init__(
+            f"store file is damaged: {path}: {detail}; "
+            "run `ccc-watch rebuild` to recreate it from the vault"
+        )
+
+
+class StoreFullError(StoreError):
+    """The disk (or quota) of the store file is full."""
+
+    exit_code = EXIT_IOERR
+
+    def __init__(self, path: object, detail: str, *, what: str = "store file") -> None:
+        super().__init__(
+            f"no space left for the {what}: {path}: {detail}; free space on that disk "
+            "(or choose another --data-dir) and try again: the last commit is intact"
+        )
+
+
+class StorePermissionError(StoreError):
+    """The store file or its folder cannot be opened, read or written by this user."""
+
+    exit_code = EXIT_NOPERM
+
+    def __init__(self, path: object, detail: str, *, what: str = "store file") -> None:
+        super().__init__(
+            f"permission denied on the {what}: {path}: {detail}; the data dir and its "
+            "files must be writable by the user running ccc-watch"
+        )
+
+
+class StoreIOError(StoreError):
+    """Another I/O error on the store file (a failing disk, a vanished mount)."""
+
+    exit_code = EXIT_IOERR
+
+    def __init__(self, path: object, detail: str, *, what: str = "store file") -> None:
+        super().__init__(
+            f"cannot read or write the {what}: {path}: {detail}; check the disk, then try again"
+        )
+
+
+class StoreInternalError(StoreError):
+    """The store engine failed in a way it should not (a panic, a misuse): a bug.
+
+    A redb reader cannot tell such a failure from a page damaged outside redb (it
+    trusts the file), so for a read-only open the message names both and says how to
+    tell them apart; a writer checks the file itself and raises StoreCorruptError.
+    """
+
+    exit_code = EXIT_SOFTWARE
+
+    def __init__(self, path: object, detail: str, *, maybe_damaged: bool = False) -> None:
+        if maybe_damaged:
+            advice = (
+                "the file may be damaged (`ccc-watch check`, with the daemon stopped, tells; "
+                "`ccc-watch rebuild` recreates it from the vault), or this is a bug in ccc-watch"
+            )
+        else:
+            advice = "this is a bug in ccc-watch: please report it"
+        super().__init__(f"internal error in the store engine: {path}: {detail}; {advice}")
+
+
+def store_os_error(path: object, err: OSError, *, what: str = "store file") -> StoreError:
+    """The StoreError for an OSError met while opening, reading or writing the store
+    (or `what` else in the data dir)."""
+    detail = err.strerror or str(err)
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return StoreFullError(path, detail, what=what)
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorePermissionError(path, detail, what=what)
+    return StoreIOError(path, detail, what=what)
+
+
+def os_exit_code(err: OSError) -> int:
+    """The exit code for an OSError that reached the command line unwrapped."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+        return EXIT_IOERR
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return EXIT_NOPERM
+    return EXIT_FAILURE
 
 
 class StoreMissingError(StoreError):

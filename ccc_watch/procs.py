@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ccc_watch.errors import CccWatchError
+from ccc_watch.errors import CccWatchError, store_os_error
 
 PID_FILE = "daemon.pid"  # in the data dir, locked by the running daemon
 
@@ -114,16 +114,23 @@ class PidLock:
     daemon per vault, and `running_pid` finds it."""
 
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = data_dir / PID_FILE
-        self.fd, other = try_lock(self.path)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.fd, other = try_lock(self.path)
+        except OSError as e:
+            raise store_os_error(self.path, e, what="daemon's pid file") from e
         if self.fd < 0:
             raise AlreadyRunningError(
                 f"ccc-watch is already running for this vault (pid {other or '?'}); "
                 f"stop it first: {self.path}"
             )
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(self.fd, 0)
+            os.write(self.fd, f"{os.getpid()}\n".encode())
+        except OSError as e:  # a full disk: one line naming the file, not a traceback
+            os.close(self.fd)
+            raise store_os_error(self.path, e, what="daemon's pid file") from e
 
     def release(self) -> None:
         """Let go of the lock."""

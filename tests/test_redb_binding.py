@@ -159,6 +159,7 @@ def test_module_constants_and_exception_hierarchy() -> None:
         redb.DatabaseLockedError,
         redb.RepairNeededError,
         redb.CorruptionError,
+        redb.InternalError,
         redb.TableTypeError,
         redb.TransactionClosedError,
     ):
@@ -1090,6 +1091,77 @@ def test_maintenance_by_writer_with_waiting_thread_does_not_hang(db_path: Path, 
 
 
 # --------------------------------------------------------------------------------------------
+# signals: a wait in Rust lets Ctrl-C and SIGTERM through
+# --------------------------------------------------------------------------------------------
+
+INTERRUPTED_WAIT_CHILD = """
+import signal, sys, threading, time
+from ccc_watch import _redb as r
+
+db = r.Database(sys.argv[1])
+if sys.argv[2] == "SIGTERM":
+    def stop(signum, frame):
+        raise SystemExit("stopped by SIGTERM")
+    signal.signal(signal.SIGTERM, stop)
+held, release = threading.Event(), threading.Event()
+
+def holder():                     # another thread of this process holds the write slot
+    with db.begin_write() as w:
+        w.str_table("t").put("held", b"1")
+        held.set()
+        release.wait(60)
+
+threading.Thread(target=holder, daemon=True).start()
+held.wait(10)
+print("waiting", flush=True)
+t0 = time.monotonic()
+try:
+    db.begin_write()              # parks in Rust until the holder commits, or a signal
+    print("got the write slot", flush=True)
+except (KeyboardInterrupt, SystemExit) as e:
+    print(f"interrupted {type(e).__name__} {time.monotonic() - t0:.3f}", flush=True)
+release.set()                     # the holder commits; the abandoned wait gives the slot back
+deadline = time.monotonic() + 10
+while True:
+    try:
+        with db.begin_write() as w:
+            w.str_table("t").put("after", b"2")
+        break
+    except r.RedbError:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.05)
+with db.begin_read() as t:
+    print("rows", sorted(k for k, _ in t.str_table("t").range()), flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("sig", "raised"),
+    [(signal.SIGINT, "KeyboardInterrupt"), (signal.SIGTERM, "SystemExit")],
+)
+def test_signal_interrupts_begin_write_waiting_for_another_thread(
+    db_path: Path, sig: signal.Signals, raised: str
+) -> None:
+    """A thread of the process holds the write transaction; the main thread waits in
+    begin_write(). A real SIGINT (or SIGTERM with a handler that raises) sent by this process
+    reaches the Python handler within a bounded time, and its exception leaves begin_write();
+    once the holder commits, the next begin_write() works (the abandoned wait released the
+    slot) and both commits are there."""
+    with Child(INTERRUPTED_WAIT_CHILD, db_path, sig.name) as child:
+        assert child.readline() == "waiting"
+        time.sleep(0.5)  # the child is parked in begin_write by now
+        sent = time.monotonic()
+        child.proc.send_signal(sig)
+        line = child.readline(timeout=10)
+        latency = time.monotonic() - sent
+        assert line.startswith(f"interrupted {raised} "), line
+        assert latency < 2.0, latency
+        assert child.readline() == "rows ['after', 'held']"
+        assert child.finish() == 0
+
+
+# --------------------------------------------------------------------------------------------
 # multiple processes
 # --------------------------------------------------------------------------------------------
 
@@ -1319,17 +1391,20 @@ def probe(path: Path) -> dict[str, str]:
     return out
 
 
-def test_corrupted_data_page_raises_corruption_error_not_crash(tmp_path: Path) -> None:
-    """Garbage over a b-tree leaf in the middle of a closed file: reading it and
-    check_integrity both raise CorruptionError (a RedbError) in a subprocess that exits
-    normally, i.e. no segfault, abort or escaping PanicException."""
+def test_corrupted_data_page_raises_redb_error_not_crash(tmp_path: Path) -> None:
+    """Garbage over a b-tree leaf in the middle of a closed file, in a subprocess that exits
+    normally (no segfault, abort or escaping PanicException): a read-only open trusts the file,
+    and redb panics reading the page, which is an InternalError naming the file and where redb
+    panicked; check_integrity verifies the checksums and raises CorruptionError."""
     path = tmp_path / "corrupt.redb"
     make_corruptible_db(path)
     size = path.stat().st_size
     pages = smash_page_holding(path, CORRUPTION_ROWS // 2)
     assert all(PAGE <= p < size for p in pages)
     out = probe(path)
-    assert out["read"].startswith("CorruptionError"), out
+    assert out["read"].startswith("InternalError"), out
+    assert "a bug in ccc_watch._redb" in out["read"]
+    assert "panicked at redb-4.6.0/src/" in out["read"]
     assert str(path) in out["read"]
     assert out["check"].startswith("CorruptionError"), out
     assert str(path) in out["check"]
@@ -1372,15 +1447,15 @@ else:
 """
 
 
-def test_corruption_error_escapes_read_transaction_with_block(tmp_path: Path) -> None:
-    """The CorruptionError from reading a damaged page propagates out of `with begin_read()`
-    (closing the transaction must not replace it with another error)."""
+def test_redb_error_escapes_read_transaction_with_block(tmp_path: Path) -> None:
+    """The error from reading a damaged page (an InternalError: redb panics) propagates out of
+    `with begin_read()` (closing the transaction must not replace it with another error)."""
     path = tmp_path / "corrupt.redb"
     make_corruptible_db(path)
     smash_page_holding(path, CORRUPTION_ROWS // 2)
     result = run_child(READ_AFTER_PANIC_CHILD, path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "CorruptionError"
+    assert result.stdout.strip() == "InternalError"
 
 
 WRITE_AFTER_PANIC_CHILD = """
@@ -1396,8 +1471,8 @@ db = r.Database(sys.argv[1])
 w = db.begin_write()
 try:
     w.str_table("t").range()
-except r.CorruptionError:
-    print("corruption", flush=True)
+except r.InternalError:           # redb panics on the damaged page
+    print("panicked", flush=True)
 try:
     w.abort()                      # must release the writer slot
     print("aborted", flush=True)
@@ -1409,12 +1484,12 @@ print("next writer ok", flush=True)
 """
 
 
-def test_write_transaction_released_after_corruption_error(tmp_path: Path) -> None:
-    """After a CorruptionError inside a write transaction, abort() succeeds and releases the
-    writer slot, so the next begin_write() does not hang."""
+def test_write_transaction_released_after_a_panic(tmp_path: Path) -> None:
+    """After an InternalError (redb panicked on a damaged page) inside a write transaction,
+    abort() succeeds and releases the writer slot, so the next begin_write() does not hang."""
     path = tmp_path / "corrupt.redb"
     make_corruptible_db(path)
     smash_page_holding(path, CORRUPTION_ROWS // 2)
     result = run_child(WRITE_AFTER_PANIC_CHILD, path, timeout=30)
     assert result.returncode == 0, (result.stdout, result.stderr[-2000:])
-    assert result.stdout.splitlines() == ["corruption", "aborted", "next writer ok"]
+    assert result.stdout.splitlines() == ["panicked", "aborted", "next writer ok"]

@@ -9,6 +9,7 @@ rebuild of an unchanged vault reproduces every record apart from `indexed_at`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -22,12 +23,19 @@ from typing import TYPE_CHECKING, Any
 import blake3
 from loguru import logger
 
-from ccc_watch.errors import CccWatchError, StoreError, StoreLockedError, StoreMissingError
+from ccc_watch.errors import (
+    CccWatchError,
+    StoreCorruptError,
+    StoreInternalError,
+    StoreLockedError,
+    StoreMissingError,
+    StoreNeedsRepairError,
+)
 from ccc_watch.index.indexer import IndexResult
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.index.pool import chunks, indexing
 from ccc_watch.procs import owner_pid, pid_alive, running_pid
-from ccc_watch.store import Record, Upsert, codec, open_readonly, open_store, store_file
+from ccc_watch.store import BACKENDS, Record, Upsert, codec, open_readonly, open_store, store_file
 from ccc_watch.store.store import VOLATILE_FIELDS
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.walk import walk
@@ -69,18 +77,39 @@ def _fingerprint(record: Record) -> bytes:
 
 
 def _previous(data_dir: Path, backend: str) -> tuple[str | None, dict[str, tuple[str, bytes]]]:
-    """The old store's vault id and, per path, (id, fingerprint); empty when none."""
+    """The old store's vault id and, per path, (id, fingerprint); empty when none, or
+    when the old store is damaged (recreating it is what rebuild is for)."""
     try:
-        store = open_store(data_dir, backend=backend, readonly=True)
-    except StoreMissingError:
+        try:
+            store = open_store(data_dir, backend=backend, readonly=True)
+        except StoreMissingError:
+            return None, {}
+        except StoreNeedsRepairError:
+            # Not closed cleanly (a killed writer): a writable open repairs it first.
+            open_store(data_dir, backend=backend).close()
+            store = open_store(data_dir, backend=backend, readonly=True)
+        with store:
+            known = {r["path"]: (r["id"], _fingerprint(r)) for r in store.records()}
+            return str(store.meta["vault_id"]), known
+    except (StoreCorruptError, StoreInternalError) as e:
+        logger.warning(
+            "the old store cannot be read, so record ids start afresh: {}: {}",
+            store_file(data_dir, backend),
+            e.__cause__ or e,
+        )
         return None, {}
-    except StoreError:
-        # Not closed cleanly (a killed writer): a writable open repairs it first.
-        open_store(data_dir, backend=backend).close()
-        store = open_store(data_dir, backend=backend, readonly=True)
-    with store:
-        known = {r["path"]: (r["id"], _fingerprint(r)) for r in store.records()}
-        return str(store.meta["vault_id"]), known
+
+
+def _refuse_other_writer(data_dir: Path, backend: str) -> None:
+    """StoreLockedError when another process has the old store open for writing: the
+    swap would leave it writing to a file nobody reads any more. Only a probe (open for
+    writing, close): a rebuild killed while holding the old store would leave it needing
+    a repair, which readers refuse. A store too damaged to open has no writer to fear."""
+    path = store_file(data_dir, backend)
+    if not path.exists():
+        return  # nothing to swap out, and a probe must not create the file
+    with contextlib.suppress(StoreCorruptError, StoreInternalError):
+        BACKENDS[backend][0](path).close()
 
 
 class _Progress:
@@ -129,6 +158,8 @@ def rebuild(
             f"{store_file(data_dir, backend)} (a daemon runs for this vault, pid {pid}: "
             "ask it with `ccc-watch rebuild`, or stop it first)"
         )
+    if not dry_run:
+        _refuse_other_writer(data_dir, backend)  # before the work, not only at the swap
     vault = vault.resolve()
     target = store_file(data_dir, backend)
     report = RebuildReport(str(vault), str(target), dry_run)
@@ -171,6 +202,7 @@ def rebuild(
             if new_store is not None:
                 new_store.close()
                 new_store = None
+                _refuse_other_writer(data_dir, backend)  # one may have started meanwhile
                 _swap(work_dir, data_dir, backend)
         finally:
             progress.close()

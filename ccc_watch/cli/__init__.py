@@ -37,7 +37,7 @@ from ccc_watch.cli import (
 )
 from ccc_watch.cli import config as config_command
 from ccc_watch.config import SETTINGS, Config, load
-from ccc_watch.errors import CccWatchError
+from ccc_watch.errors import CccWatchError, os_exit_code
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
@@ -143,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `ccc-watch dump | head -1`: the reader has had enough
         _drop_stdout()
         return 0
+    except OSError as e:  # a file no library call wrapped (full disk, permission): one line
+        print(f"ccc-watch: {e}", file=sys.stderr)
+        return os_exit_code(e)
     except KeyboardInterrupt:
         print("ccc-watch: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

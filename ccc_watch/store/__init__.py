@@ -68,12 +68,18 @@ def open_store(
     at a time. Read-only: any number of processes, beside the writer; raises
     StoreMissingError when there is no store yet. vault_id is used only when the
     store is created (rebuild keeps the old store's, so record ids stay the same).
+    Every failure of the engine or of the file is a StoreError subclass (locked,
+    damaged, disk full, permission denied, internal error).
     """
     path = store_file(data_dir, backend)
     if not readonly:
         secure_dir(data_dir)
     impl: Backend = BACKENDS[backend][0](path, readonly=readonly)
-    return Store(impl, vault_root=vault_root, vault_id=vault_id)
+    try:
+        return Store(impl, vault_root=vault_root, vault_id=vault_id)
+    except BaseException:
+        impl.close()  # a store that cannot be used must not keep its file locked
+        raise
 
 
 def open_readonly(data_dir: Path, *, backend: str, vault: Path) -> Store:

@@ -7,10 +7,13 @@ bytes under the same keys and one contract test suite covers both.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from types import TracebackType
 from typing import Literal, Protocol
+
+from ccc_watch.errors import StoreError
 
 Key = str | int
 KeyKind = Literal["str", "u64"]
@@ -72,7 +75,8 @@ class Backend(Protocol):
         """A read transaction on one snapshot."""
 
     def check_integrity(self) -> bool:
-        """Verify the file; True when intact."""
+        """Verify the file: True when intact, False when damage was found and repaired;
+        StoreCorruptError when it is damaged beyond repair."""
 
     def close(self) -> None:
         """Release the file and its locks. Idempotent."""
@@ -115,3 +119,33 @@ def iter_scan(reader: Reader, table: str, page: int = 1000) -> Iterator[tuple[Ke
         if len(rows) < page:
             return
         start, skip_first = rows[-1][0], True
+
+
+class Translating:
+    """A `with` block that turns the engine's exceptions into the project's StoreErrors.
+
+    `translate` gets each exception leaving the block and returns the StoreError to raise
+    in its place, or None to let it through (exceptions that are not the engine's, e.g.
+    a KeyboardInterrupt, or an OSError of the caller's own code around a transaction,
+    are never wrapped: only the backend's own calls run inside such a block).
+    """
+
+    __slots__ = ("translate",)
+
+    def __init__(self, translate: Callable[[BaseException], StoreError | None]) -> None:
+        self.translate = translate
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or isinstance(exc, StoreError):
+            return
+        err = self.translate(exc)
+        if err is not None:
+            raise err from exc

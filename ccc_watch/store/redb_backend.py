@@ -1,22 +1,41 @@
-"""The Store's default backend: a redb file through ccc_watch._redb."""
+"""The Store's default backend: a redb file through ccc_watch._redb.
+
+Every exception of the binding, and every OSError on the file, raised by a call of
+this module becomes one of the project's StoreErrors naming the file and what to do
+(see `_translate`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from ccc_watch import _redb
-from ccc_watch.errors import StoreError, StoreLockedError, StoreMissingError
-from ccc_watch.store.backend import TABLES, Key, secure_file
+from ccc_watch.errors import (
+    StoreCorruptError,
+    StoreError,
+    StoreInternalError,
+    StoreLockedError,
+    StoreMissingError,
+    StoreNeedsRepairError,
+    store_os_error,
+)
+from ccc_watch.store.backend import TABLES, Key, Translating, secure_file
 
 
 class _Tables:
     """Reader/Writer over one redb transaction; tables are opened once per transaction."""
 
-    def __init__(self, txn: _redb.WriteTransaction | _redb.ReadTransaction) -> None:
+    def __init__(
+        self, txn: _redb.WriteTransaction | _redb.ReadTransaction, faults: Translating
+    ) -> None:
         self._txn = txn
+        self._faults = faults
         self._open: dict[str, _redb.Table[Any]] = {}
 
     def _table(self, name: str) -> _redb.Table[Any]:
@@ -28,7 +47,8 @@ class _Tables:
         return table
 
     def get(self, table: str, key: Key) -> bytes | None:
-        return self._table(table).get(key)
+        with self._faults:
+            return self._table(table).get(key)
 
     def scan(
         self,
@@ -39,19 +59,40 @@ class _Tables:
         limit: int | None = None,
         reverse: bool = False,
     ) -> list[tuple[Key, bytes]]:
-        return self._table(table).range(start, None, prefix=prefix, limit=limit, reverse=reverse)
+        with self._faults:
+            return self._table(table).range(
+                start, None, prefix=prefix, limit=limit, reverse=reverse
+            )
 
     def count(self, table: str) -> int:
-        return len(self._table(table))
+        with self._faults:
+            return len(self._table(table))
 
     def put(self, table: str, key: Key, value: bytes) -> None:
-        self._table(table).put(key, value)
+        with self._faults:
+            self._table(table).put(key, value)
 
     def put_many(self, table: str, items: list[tuple[Key, bytes]]) -> None:
-        self._table(table).put_many(items)
+        with self._faults:
+            self._table(table).put_many(items)
 
     def delete(self, table: str, key: Key) -> bool:
-        return self._table(table).delete(key)
+        with self._faults:
+            return self._table(table).delete(key)
+
+
+def _detail(err: BaseException, path: Path) -> str:
+    """What went wrong, without the file name (the StoreError puts it first)."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    text = str(err)
+    if isinstance(err, _redb.InternalError):
+        # "internal error, a bug in ccc_watch._redb: panicked at F:L: M: PATH (advice)":
+        # keep where and why it panicked; StoreInternalError says the rest.
+        text = text.split(" (redb also panics", 1)[0]
+        text = text.split("a bug in ccc_watch._redb: ", 1)[-1]
+    text = text.replace(f": {path}", "").replace(str(path), "the file").strip()
+    return text or type(err).__name__
 
 
 class RedbBackend:
@@ -62,38 +103,103 @@ class RedbBackend:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self.readonly = readonly
-        if not readonly:
-            secure_file(path)
+        self._faults = Translating(self._translate)
+        with self._faults:
+            if not readonly:
+                secure_file(path)
+            try:
+                self._db = _redb.Database(path, readonly=readonly)
+            except FileNotFoundError as e:
+                raise StoreMissingError(f"no store at {path}") from e
+
+    def _translate(self, err: BaseException) -> StoreError | None:
+        """The StoreError for an exception of the binding or of the file system."""
+        path = self.path
+        if isinstance(err, _redb.DatabaseLockedError):
+            return StoreLockedError(path)
+        if isinstance(err, _redb.RepairNeededError):
+            return StoreNeedsRepairError(path)
+        if isinstance(err, _redb.CorruptionError):
+            return StoreCorruptError(path, _detail(err, path))
+        if isinstance(err, _redb.InternalError):
+            # A reader trusts the file, so a page damaged outside redb can make it panic.
+            return StoreInternalError(path, _detail(err, path), maybe_damaged=self.readonly)
+        if isinstance(err, _redb.TransactionClosedError):
+            return StoreInternalError(path, _detail(err, path))
+        if isinstance(err, _redb.RedbError):
+            return StoreError(f"store error: {path}: {_detail(err, path)}")
+        if isinstance(err, OSError):
+            return store_os_error(path, err)
+        return None
+
+    def _diagnosed(self, err: StoreInternalError) -> StoreError:
+        """After a panic in a writer: check the file, and call it damaged when it is."""
+        if self.readonly:
+            return err
         try:
-            self._db = _redb.Database(path, readonly=readonly)
-        except _redb.DatabaseLockedError as e:
-            raise StoreLockedError(path) from e
-        except _redb.RepairNeededError as e:
-            raise StoreError(
-                f"store was not closed cleanly and is repaired the next time the daemon or a "
-                f"writing command opens it: {path}"
-            ) from e
-        except FileNotFoundError as e:
-            raise StoreMissingError(f"no store at {path}") from e
-        except _redb.RedbError as e:
-            raise StoreError(str(e)) from e
+            intact = self._db.check_integrity()
+        except _redb.CorruptionError as e:
+            return StoreCorruptError(self.path, _detail(e, self.path))
+        except (_redb.RedbError, OSError):
+            return err  # e.g. another thread's transaction is open: cannot tell
+        if not intact:
+            return StoreCorruptError(
+                self.path, f"{err.args[0]} (redb then found damage and repaired what it could)"
+            )
+        return err
+
+    @contextmanager
+    def _checked(self) -> Iterator[None]:
+        try:
+            yield
+        except StoreInternalError as e:
+            diagnosed = self._diagnosed(e)
+            if diagnosed is e:
+                raise
+            raise diagnosed from e
 
     @contextmanager
     def writing(self) -> Iterator[_Tables]:
-        with self._db.begin_write() as txn:
-            yield _Tables(txn)
+        with self._checked():
+            with self._faults:
+                txn = self._db.begin_write()
+            try:
+                yield _Tables(txn, self._faults)
+            except BaseException:
+                # The exception that left the block is the one to see.
+                with contextlib.suppress(_redb.RedbError, OSError):
+                    txn.abort()
+                raise
+            with self._faults:
+                txn.commit()
 
     @contextmanager
     def reading(self) -> Iterator[_Tables]:
-        with self._db.begin_read() as txn:
-            yield _Tables(txn)
+        with self._checked():
+            with self._faults:
+                txn = self._db.begin_read()
+            try:
+                yield _Tables(txn, self._faults)
+            finally:
+                txn.close()
 
     def check_integrity(self) -> bool:
-        return self._db.check_integrity()
+        """Verify every page checksum; True when intact, False when redb repaired damage.
+        StoreCorruptError when the file is damaged beyond repair."""
+        with self._faults:
+            return self._db.check_integrity()
 
     def compact(self) -> bool:
         """Give free pages back to the file system."""
-        return self._db.compact()
+        with self._faults:
+            return self._db.compact()
 
     def close(self) -> None:
-        self._db.close()
+        """Close the file. A failure here loses no commit (the next writer repairs the
+        file), so it is logged (trace level) rather than raised over the error that the caller
+        may be handling (after a failed commit, closing fails too)."""
+        try:
+            with self._faults:
+                self._db.close()
+        except StoreError as e:
+            logger.trace("could not close the store cleanly: {}", e)

@@ -8,6 +8,7 @@ exclusive lock on '<file>.lock' for as long as it is open.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -16,19 +17,40 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from ccc_watch.errors import StoreError, StoreLockedError, StoreMissingError
+from loguru import logger
+
+from ccc_watch.errors import (
+    StoreCorruptError,
+    StoreError,
+    StoreFullError,
+    StoreInternalError,
+    StoreIOError,
+    StoreLockedError,
+    StoreMissingError,
+    StorePermissionError,
+    store_os_error,
+)
 from ccc_watch.procs import try_lock
-from ccc_watch.store.backend import TABLES, Key, prefix_end, secure_file
+from ccc_watch.store.backend import TABLES, Key, Translating, prefix_end, secure_file
+
+# SQLite's primary result codes (the low byte of an extended code), by what they mean here.
+_CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+_FULL = {13}  # SQLITE_FULL (the VFS reports ENOSPC so)
+_DENIED = {3, 8, 23}  # SQLITE_PERM, SQLITE_READONLY, SQLITE_AUTH
+_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
+_IOERR, _CANTOPEN, _MISUSE = 10, 14, 21
 
 
 class _Tables:
     """Reader/Writer over one SQLite transaction."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, faults: Translating) -> None:
         self._conn = conn
+        self._faults = faults
 
     def get(self, table: str, key: Key) -> bytes | None:
-        row = self._conn.execute(f"SELECT value FROM {table} WHERE key = ?", (key,)).fetchone()
+        with self._faults:
+            row = self._conn.execute(f"SELECT value FROM {table} WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
     def scan(
@@ -59,27 +81,36 @@ class _Tables:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return [(k, bytes(v)) for k, v in self._conn.execute(sql, args)]
+        with self._faults:
+            return [(k, bytes(v)) for k, v in self._conn.execute(sql, args)]
 
     def count(self, table: str) -> int:
-        return int(self._conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        with self._faults:
+            return int(self._conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
     def put(self, table: str, key: Key, value: bytes) -> None:
         self.put_many(table, [(key, value)])
 
     def put_many(self, table: str, items: list[tuple[Key, bytes]]) -> None:
-        self._conn.executemany(
-            f"INSERT INTO {table}(key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            items,
-        )
+        with self._faults:
+            self._conn.executemany(
+                f"INSERT INTO {table}(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                items,
+            )
 
     def delete(self, table: str, key: Key) -> bool:
-        return self._conn.execute(f"DELETE FROM {table} WHERE key = ?", (key,)).rowcount > 0
+        with self._faults:
+            cur = self._conn.execute(f"DELETE FROM {table} WHERE key = ?", (key,))
+        return cur.rowcount > 0
 
 
 class SqliteBackend:
-    """An SQLite database file in WAL mode, writable (one process) or read-only."""
+    """An SQLite database file in WAL mode, writable (one process) or read-only.
+
+    Every sqlite3.Error and OSError raised by a call of this class becomes one of the
+    project's StoreErrors naming the file and what to do (see `_translate`).
+    """
 
     name = "sqlite"
 
@@ -87,29 +118,75 @@ class SqliteBackend:
         self.path = path
         self.readonly = readonly
         self._lock_fd: int | None = None
+        self._conn: sqlite3.Connection | None = None
         # One connection, shared by the daemon's threads one transaction at a time.
         self._mutex = threading.RLock()
-        if readonly:
+        self._faults = Translating(self._translate)
+        try:
+            with self._faults:
+                self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        path = self.path
+        if self.readonly:
             if not path.exists():
                 raise StoreMissingError(f"no store at {path}")
             uri = f"{path.resolve().as_uri()}?mode=ro"
-            self._conn = sqlite3.connect(
+            conn = self._conn = sqlite3.connect(
                 uri, uri=True, isolation_level=None, check_same_thread=False
             )
         else:
             self._lock_fd = self._take_writer_lock(path)
             secure_file(path)
-            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            conn = self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit survives power loss, as a redb commit does.
-            self._conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA synchronous=FULL")
             for table, kind in TABLES.items():
                 key_type = "TEXT" if kind == "str" else "INTEGER"
-                self._conn.execute(
+                conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {table} "
                     f"(key {key_type} PRIMARY KEY, value BLOB NOT NULL)"
                 )
-        self._conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA busy_timeout=5000")
+
+    def _translate(self, err: BaseException) -> StoreError | None:
+        """The StoreError for an exception of sqlite3 or of the file system."""
+        path = self.path
+        if isinstance(err, OSError):
+            return store_os_error(path, err)
+        if not isinstance(err, sqlite3.Error):
+            return None
+        code = getattr(err, "sqlite_errorcode", None)
+        primary = None if code is None else code & 0xFF
+        detail = str(err) or type(err).__name__
+        if primary in _CORRUPT:
+            return StoreCorruptError(path, detail)
+        if primary in _FULL:
+            return StoreFullError(path, detail)
+        if primary in _DENIED:
+            return StorePermissionError(path, detail)
+        if primary in _BUSY:
+            return StoreLockedError(path)
+        if primary == _CANTOPEN:
+            folder = path.parent
+            if not os.access(folder, os.W_OK | os.X_OK) or (
+                path.exists() and not os.access(path, os.R_OK)
+            ):
+                return StorePermissionError(path, detail)
+            return StoreIOError(path, detail)
+        if primary == _IOERR:
+            # SQLite hides the errno: a disk with no block left is the likely cause.
+            with contextlib.suppress(OSError):
+                if os.statvfs(path.parent).f_bavail == 0:
+                    return StoreFullError(path, f"{detail} (the disk is full)")
+            return StoreIOError(path, detail)
+        if primary == _MISUSE or isinstance(err, sqlite3.ProgrammingError | sqlite3.InterfaceError):
+            return StoreInternalError(path, detail)
+        return StoreError(f"store error: {path}: {detail}")
 
     @staticmethod
     def _take_writer_lock(path: Path) -> int:
@@ -118,19 +195,29 @@ class SqliteBackend:
             raise StoreLockedError(path)
         return fd
 
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreInternalError(self.path, "the connection is closed")
+        return self._conn
+
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[_Tables]:
         with self._mutex:
+            conn = self._db
+            with self._faults:
+                conn.execute(begin)
             try:
-                self._conn.execute(begin)
-            except sqlite3.Error as e:
-                raise StoreError(f"{e}: {self.path}") from e
-            try:
-                yield _Tables(self._conn)
+                yield _Tables(conn, self._faults)
+                with self._faults:
+                    conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk does): the
+                # exception that got here is the one to see.
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     def writing(self) -> AbstractContextManager[_Tables]:
         return self._transaction("BEGIN IMMEDIATE")
@@ -139,19 +226,33 @@ class SqliteBackend:
         return self._transaction("BEGIN")
 
     def check_integrity(self) -> bool:
-        with self._mutex:
-            rows = self._conn.execute("PRAGMA integrity_check").fetchall()
-        return rows == [("ok",)]
+        """True when intact. SQLite repairs nothing, so damage is a StoreCorruptError."""
+        with self._mutex, self._faults:
+            rows = self._db.execute("PRAGMA integrity_check").fetchall()
+        if rows != [("ok",)]:
+            more = f" (and {len(rows) - 1} more problems)" if len(rows) > 1 else ""
+            raise StoreCorruptError(self.path, f"integrity_check: {rows[0][0]}{more}")
+        return True
 
     def compact(self) -> bool:
         """Give free pages back to the file system."""
-        with self._mutex:
-            self._conn.execute("VACUUM")
+        with self._mutex, self._faults:
+            self._db.execute("VACUUM")
         return True
 
     def close(self) -> None:
+        """Close the connection and release the writer lock. Idempotent. A failure to
+        close loses no commit: it is logged (trace level), not raised over the error that the
+        caller may be handling."""
         with self._mutex:
-            self._conn.close()
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            try:
+                if self._conn is not None:
+                    with self._faults:
+                        self._conn.close()
+            except StoreError as e:
+                logger.trace("could not close the store cleanly: {}", e)
+            finally:
+                self._conn = None
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)
+                    self._lock_fd = None

@@ -5,16 +5,24 @@
 //! transactions, and tables keyed by `str` or by `u64` whose values are bytes.
 //! Every redb call runs with the GIL released and inside `catch_unwind`, and every
 //! redb error is translated here into a Python exception naming the database path.
+//! A panic is a bug (ours, or redb's on a file damaged outside it) and surfaces as
+//! `InternalError`; waits that can last (for the write slot, a repair on open, a
+//! compaction) check for signals, so Ctrl-C and SIGTERM get through.
 
+use std::cell::RefCell;
 use std::ops::Bound as Edge;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
+use std::time::{Duration, Instant};
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyType};
-use redb::{ConcurrencyMode, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use redb::{
+    ConcurrencyMode, ReadableDatabase, ReadableTable, TableDefinition, TableError, TransactionError,
+};
 
 create_exception!(
     ccc_watch._redb,
@@ -38,7 +46,14 @@ create_exception!(
     ccc_watch._redb,
     CorruptionError,
     RedbError,
-    "The database file is damaged."
+    "redb found the database file damaged."
+);
+create_exception!(
+    ccc_watch._redb,
+    InternalError,
+    RedbError,
+    "A panic inside ccc_watch._redb or redb: a bug (redb also panics on some files damaged \
+     outside it; check_integrity() on a writable open tells which)."
 );
 create_exception!(
     ccc_watch._redb,
@@ -55,6 +70,9 @@ create_exception!(
 
 /// Default page cache: redb's own default is 1 GiB, far more than an index of notes needs.
 const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How long a wait in Rust runs between two checks for a Python signal handler to run.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
 
 /// Translate any redb error into a Python exception that names the database file.
 fn to_py(err: impl Into<redb::Error>, path: &str) -> PyErr {
@@ -81,6 +99,9 @@ fn to_py(err: impl Into<redb::Error>, path: &str) -> PyErr {
             // (e.g. "Not a redb database: magic number mismatch").
             None => CorruptionError::new_err(format!("not a valid redb database: {path}: {io}")),
         },
+        redb::Error::PreviousIo => RedbError::new_err(format!(
+            "an earlier I/O error (disk full?) left the database unusable until it is reopened: {path}"
+        )),
         redb::Error::ValueTooLarge(n) => {
             PyValueError::new_err(format!("value of {n} bytes is too large for redb: {path}"))
         }
@@ -97,20 +118,72 @@ fn to_py(err: impl Into<redb::Error>, path: &str) -> PyErr {
     }
 }
 
-/// Run `f` without the GIL, turning a panic inside redb into a `CorruptionError`
-/// (redb documents that a damaged file may panic rather than return an error).
+thread_local! {
+    /// Where and why the last panic on this thread happened, set by the panic hook.
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Record each panic's location and message for `guarded` instead of printing it: the
+/// InternalError carries them, and one clear line beats a Rust report on a terminal.
+/// The hook belongs to this extension's own copy of std, so no other module sees it.
+/// With RUST_BACKTRACE set (and not 0) the usual report is printed too.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = payload_text(info.payload());
+            let what = match info.location() {
+                Some(at) => {
+                    // redb's sources sit deep in the cargo registry: from the crate on is enough.
+                    let file = at.file();
+                    let file = file.rfind("/redb-").map_or(file, |i| &file[i + 1..]);
+                    format!("panicked at {file}:{}: {message}", at.line())
+                }
+                None => format!("panicked: {message}"),
+            };
+            LAST_PANIC.with(|last| *last.borrow_mut() = Some(what));
+            if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+                report(info);
+            }
+        }));
+    });
+}
+
+fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+/// Run `f`, turning a panic into Err with where and why it happened.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        LAST_PANIC
+            .with(|last| last.borrow_mut().take())
+            .unwrap_or_else(|| format!("panicked: {}", payload_text(&*payload)))
+    })
+}
+
+fn internal(what: &str, path: &str) -> PyErr {
+    InternalError::new_err(format!(
+        "internal error, a bug in ccc_watch._redb: {what}: {path} (redb also panics on some \
+         files damaged outside it; check_integrity() on a writable open tells which)"
+    ))
+}
+
+/// Run `f` without the GIL, turning a panic into an `InternalError`.
 fn unlocked<T: Send>(
     py: Python<'_>,
     path: &str,
     f: impl FnOnce() -> PyResult<T> + Send,
 ) -> PyResult<T> {
-    let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(f)).map_err(|_| ()));
-    match outcome {
-        Ok(result) => result,
-        Err(()) => Err(CorruptionError::new_err(format!(
-            "redb failed unexpectedly (damaged file?): {path}"
-        ))),
-    }
+    py.detach(|| guarded(f))
+        .unwrap_or_else(|what| Err(internal(&what, path)))
 }
 
 /// Lock a mutex even if a panic (caught by `unlocked`) poisoned it: the state it
@@ -130,6 +203,34 @@ fn closed(what: &str, path: &str) -> PyErr {
 enum Handle {
     Writable(redb::Database),
     ReadOnly(redb::ReadOnlyDatabase),
+}
+
+impl Handle {
+    fn writable(&self, path: &str) -> PyResult<&redb::Database> {
+        match self {
+            Handle::Writable(db) => Ok(db),
+            Handle::ReadOnly(_) => Err(read_only(path)),
+        }
+    }
+}
+
+/// A repair callback for a writable open: it runs Python's signal handlers every
+/// SIGNAL_POLL, and aborts the repair (keeping the handler's exception) when one raises.
+fn interruptible_repair(
+    pending: Arc<Mutex<Option<PyErr>>>,
+) -> impl Fn(&mut redb::RepairSession) + 'static {
+    let last = Mutex::new(None::<Instant>);
+    move |session| {
+        let mut last = lock(&last);
+        if last.is_some_and(|t| t.elapsed() < SIGNAL_POLL) {
+            return;
+        }
+        *last = Some(Instant::now());
+        if let Err(e) = Python::attach(|py| py.check_signals()) {
+            *lock(&pending) = Some(e);
+            session.abort();
+        }
+    }
 }
 
 /// A redb database file opened in `SingleWriter` mode.
@@ -154,11 +255,13 @@ impl Database {
         cache_size: usize,
     ) -> PyResult<Self> {
         let shown = path.display().to_string();
+        let interrupted = Arc::new(Mutex::new(None));
         let handle = unlocked(py, &shown, || {
             let mut builder = redb::Builder::new();
             builder
                 .set_concurrency_mode(ConcurrencyMode::SingleWriter)
-                .set_cache_size(cache_size);
+                .set_cache_size(cache_size)
+                .set_repair_callback(interruptible_repair(interrupted.clone()));
             let opened = if readonly {
                 builder.open_read_only(&path).map(Handle::ReadOnly)
             } else if create {
@@ -166,7 +269,12 @@ impl Database {
             } else {
                 builder.open(&path).map(Handle::Writable)
             };
-            opened.map_err(|e| to_py(e, &shown))
+            // A repair aborted by a signal handler's exception raises that exception.
+            opened.map_err(|e| {
+                lock(&interrupted)
+                    .take()
+                    .unwrap_or_else(|| to_py(e, &shown))
+            })
         })?;
         Ok(Self {
             path: Arc::from(shown.as_str()),
@@ -193,14 +301,22 @@ impl Database {
         py.detach(|| lock(&self.handle).is_none())
     }
 
-    /// Start a write transaction (waits while another one in this process is open).
+    /// Start a write transaction. While another one in this process is open it waits,
+    /// running Python's signal handlers every SIGNAL_POLL so that Ctrl-C gets through.
     fn begin_write(&self, py: Python<'_>) -> PyResult<WriteTransaction> {
         let path = self.path.clone();
         let handle = self.handle(py)?;
-        let txn = unlocked(py, &path, || match handle.as_ref() {
-            Handle::Writable(db) => db.begin_write().map_err(|e| to_py(e, &path)),
-            Handle::ReadOnly(_) => Err(read_only(&path)),
+        let free = unlocked(py, &path, || {
+            match handle.writable(&path)?.try_begin_write() {
+                Ok(txn) => Ok(Some(txn)),
+                Err(TransactionError::WouldBlock) => Ok(None),
+                Err(e) => Err(to_py(e, &path)),
+            }
         })?;
+        let txn = match free {
+            Some(txn) => txn,
+            None => wait_for_write_slot(py, handle, &path)?,
+        };
         Ok(WriteTransaction {
             path,
             txn: Mutex::new(Some(txn)),
@@ -227,6 +343,9 @@ impl Database {
     /// Verify every page checksum (and repair the allocator state). Needs a writable
     /// database with no transaction open. Returns True when the file was intact.
     fn check_integrity(&self, py: Python<'_>) -> PyResult<bool> {
+        // It waits for nobody (an open transaction makes it fail instead), and its work
+        // is one pass over the file, which redb gives no way to interrupt.
+        py.check_signals()?;
         self.with_writable_mut(py, |db, path| {
             db.check_integrity().map_err(|e| to_py(e, path))
         })
@@ -235,13 +354,18 @@ impl Database {
     /// Compact the file. Needs a writable database with no transaction open.
     /// Returns True when anything was compacted.
     fn compact(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with_writable_mut(py, |db, path| {
-            let mut any = false;
-            while db.compact().map_err(|e| to_py(e, path))? {
-                any = true;
+        let mut any = false;
+        // One step at a time: the file is consistent after each, so a signal handler's
+        // exception can stop the compaction between two steps.
+        loop {
+            py.check_signals()?;
+            let moved =
+                self.with_writable_mut(py, |db, path| db.compact().map_err(|e| to_py(e, path)))?;
+            if !moved {
+                return Ok(any);
             }
-            Ok(any)
-        })
+            any = true;
+        }
     }
 
     /// Close the file and release its locks. Idempotent.
@@ -283,6 +407,59 @@ impl Database {
             "writable"
         };
         format!("<Database {} ({mode})>", self.path)
+    }
+}
+
+/// Wait for redb's write slot, taken by another write transaction of this process.
+///
+/// redb's own begin_write() queues fairly but cannot be interrupted, so a thread waits
+/// in it while the caller waits for that thread in slices of SIGNAL_POLL, running the
+/// signal handlers between them. When a handler raises, the caller returns its
+/// exception at once; the thread still gets the slot in turn and then drops (aborts)
+/// the transaction nobody wants any more.
+fn wait_for_write_slot(
+    py: Python<'_>,
+    handle: Arc<Handle>,
+    path: &Arc<str>,
+) -> PyResult<redb::WriteTransaction> {
+    let (answer, answered) = mpsc::sync_channel(1);
+    let shown = path.clone();
+    std::thread::Builder::new()
+        .name("ccc_watch._redb begin_write".into())
+        .spawn(move || {
+            let got = guarded(|| {
+                handle
+                    .writable(&shown)?
+                    .begin_write()
+                    .map_err(|e| to_py(e, &shown))
+            });
+            // Err: the caller left (a signal); dropping the transaction aborts it.
+            let _ = answer.send(got);
+        })
+        .map_err(|e| {
+            PyOSError::new_err(format!(
+                "cannot start a thread to wait for the write slot: {e}: {path}"
+            ))
+        })?;
+    let mut answered = answered;
+    loop {
+        // The receiver moves into the GIL-free closure and back (it is Send, not Sync).
+        let (back, got) = py.detach(move || {
+            let got = answered.recv_timeout(SIGNAL_POLL);
+            (answered, got)
+        });
+        answered = back;
+        match got {
+            Ok(Ok(result)) => return result,
+            Ok(Err(what)) => return Err(internal(&what, path)),
+            Err(RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(internal(
+                    "the thread waiting for the write slot ended without an answer",
+                    path,
+                ))
+            }
+        }
     }
 }
 
@@ -329,7 +506,7 @@ impl WriteTransaction {
     fn str_table(slf: Py<Self>, name: String) -> Table {
         Table {
             name,
-            kind: KeyKind::Str,
+            keys: KeyKind::Str,
             txn: Txn::Write(slf),
         }
     }
@@ -338,7 +515,7 @@ impl WriteTransaction {
     fn u64_table(slf: Py<Self>, name: String) -> Table {
         Table {
             name,
-            kind: KeyKind::U64,
+            keys: KeyKind::U64,
             txn: Txn::Write(slf),
         }
     }
@@ -346,7 +523,7 @@ impl WriteTransaction {
     /// Make every change durable. The transaction cannot be used afterwards.
     fn commit(&self, py: Python<'_>) -> PyResult<()> {
         let path = self.path.clone();
-        unlocked(py, &path, || match self.take()? {
+        unlocked(py, &path, || match self.take() {
             Some(txn) => txn.commit().map_err(|e| to_py(e, &path)),
             None => Err(closed("write transaction", &path)),
         })
@@ -355,7 +532,7 @@ impl WriteTransaction {
     /// Discard every change. Idempotent.
     fn abort(&self, py: Python<'_>) -> PyResult<()> {
         let path = self.path.clone();
-        unlocked(py, &path, || match self.take()? {
+        unlocked(py, &path, || match self.take() {
             Some(txn) => txn.abort().map_err(|e| to_py(e, &path)),
             None => Ok(()),
         })
@@ -390,8 +567,8 @@ impl WriteTransaction {
 }
 
 impl WriteTransaction {
-    fn take(&self) -> PyResult<Option<redb::WriteTransaction>> {
-        Ok(lock(&self.txn).take())
+    fn take(&self) -> Option<redb::WriteTransaction> {
+        lock(&self.txn).take()
     }
 }
 
@@ -408,7 +585,7 @@ impl ReadTransaction {
     fn str_table(slf: Py<Self>, name: String) -> Table {
         Table {
             name,
-            kind: KeyKind::Str,
+            keys: KeyKind::Str,
             txn: Txn::Read(slf),
         }
     }
@@ -417,16 +594,15 @@ impl ReadTransaction {
     fn u64_table(slf: Py<Self>, name: String) -> Table {
         Table {
             name,
-            kind: KeyKind::U64,
+            keys: KeyKind::U64,
             txn: Txn::Read(slf),
         }
     }
 
     /// Release the snapshot. Idempotent.
-    fn close(&self) -> PyResult<()> {
+    fn close(&self) {
         let taken = lock(&self.txn).take();
         drop(taken);
-        Ok(())
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -434,16 +610,34 @@ impl ReadTransaction {
     }
 
     #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.close()?;
-        Ok(false)
+    fn __exit__(&self, _exc: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.close();
+        false
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Which of the two redb key types a table has; every call dispatches on it once
+/// (`by_key_type!`) and is typed from then on.
+#[derive(Clone, Copy)]
 enum KeyKind {
     Str,
     U64,
+}
+
+/// Run `$body` with `$K` bound to the table's redb key type.
+macro_rules! by_key_type {
+    ($kind:expr, $K:ident => $body:expr) => {
+        match $kind {
+            KeyKind::Str => {
+                type $K = &'static str;
+                $body
+            }
+            KeyKind::U64 => {
+                type $K = u64;
+                $body
+            }
+        }
+    };
 }
 
 enum Txn {
@@ -451,53 +645,67 @@ enum Txn {
     Read(Py<ReadTransaction>),
 }
 
-/// A key as Python passed it, checked against the table's key kind.
-enum Key {
-    Str(String),
-    U64(u64),
+/// A redb key type of a table, with the owned form a key has between Python and redb.
+trait KeyType: redb::Key + 'static {
+    type Owned: Send;
+    const NAME: &'static str;
+    fn borrow(k: &Self::Owned) -> Self::SelfType<'_>;
+    fn own(v: Self::SelfType<'_>) -> Self::Owned;
+    fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Self::Owned>;
+    fn to_py(k: Self::Owned, py: Python<'_>) -> PyResult<Py<PyAny>>;
+    /// The bounds [start, end) of the keys that start with `prefix`.
+    fn prefix_bounds(prefix: String) -> PyResult<(Self::Owned, Option<Self::Owned>)>;
 }
 
-impl Key {
-    fn extract(obj: &Bound<'_, PyAny>, kind: KeyKind) -> PyResult<Self> {
-        match kind {
-            KeyKind::Str => Ok(Key::Str(obj.extract().map_err(|_| {
-                if obj.is_instance_of::<PyString>() {
-                    PyTypeError::new_err("str table key is not valid Unicode (a lone surrogate?)")
-                } else {
-                    PyTypeError::new_err(format!(
-                        "str table key must be str, not {}",
-                        type_name(obj)
-                    ))
-                }
-            })?)),
-            KeyKind::U64 => Ok(Key::U64(obj.extract().map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "u64 table key must be an int from 0 to 2**64-1, not {}",
-                    type_name(obj)
-                ))
-            })?)),
-        }
+impl KeyType for &'static str {
+    type Owned = String;
+    const NAME: &'static str = "str";
+    fn borrow(k: &String) -> &str {
+        k
     }
-
-    fn as_str(&self) -> &str {
-        match self {
-            Key::Str(s) => s,
-            Key::U64(_) => unreachable!("checked by Key::extract"),
-        }
+    fn own(v: &str) -> String {
+        v.to_owned()
     }
-
-    fn as_u64(&self) -> u64 {
-        match self {
-            Key::U64(n) => *n,
-            Key::Str(_) => unreachable!("checked by Key::extract"),
-        }
-    }
-
-    fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(match self {
-            Key::Str(s) => s.into_pyobject(py)?.into_any().unbind(),
-            Key::U64(n) => n.into_pyobject(py)?.into_any().unbind(),
+    fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+        obj.extract().map_err(|_| {
+            if obj.is_instance_of::<PyString>() {
+                PyTypeError::new_err("str table key is not valid Unicode (a lone surrogate?)")
+            } else {
+                PyTypeError::new_err(format!("str table key must be str, not {}", type_name(obj)))
+            }
         })
+    }
+    fn to_py(k: String, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(k.into_pyobject(py)?.into_any().unbind())
+    }
+    fn prefix_bounds(prefix: String) -> PyResult<(String, Option<String>)> {
+        let end = prefix_end(&prefix);
+        Ok((prefix, end))
+    }
+}
+
+impl KeyType for u64 {
+    type Owned = u64;
+    const NAME: &'static str = "u64";
+    fn borrow(k: &u64) -> u64 {
+        *k
+    }
+    fn own(v: u64) -> u64 {
+        v
+    }
+    fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
+        obj.extract().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "u64 table key must be an int from 0 to 2**64-1, not {}",
+                type_name(obj)
+            ))
+        })
+    }
+    fn to_py(k: u64, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(k.into_pyobject(py)?.into_any().unbind())
+    }
+    fn prefix_bounds(_: String) -> PyResult<(u64, Option<u64>)> {
+        Err(PyTypeError::new_err("prefix scans need a str table"))
     }
 }
 
@@ -524,122 +732,104 @@ fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
+fn definition<K: KeyType>(name: &str) -> TableDefinition<'_, K, &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+/// A read of one table, decided while holding the GIL and run without it. Each kind of
+/// read has its own output type, so no answer has to be matched back at run time.
+trait ReadJob<K: KeyType>: Send {
+    type Out: Send;
+    fn run<T: ReadableTable<K, &'static [u8]>>(self, t: &T) -> Result<Self::Out, redb::Error>;
+    /// The answer for a table never created, which reads as empty.
+    fn empty(self) -> Self::Out;
+}
+
+/// A change to one table; only a write transaction can run it.
+trait WriteJob<K: KeyType>: Send {
+    type Out: Send;
+    fn run(self, t: &mut redb::Table<'_, K, &'static [u8]>) -> Result<Self::Out, redb::Error>;
+}
+
+struct Get<K: KeyType>(K::Owned);
+
+impl<K: KeyType> ReadJob<K> for Get<K> {
+    type Out = Option<Vec<u8>>;
+    fn run<T: ReadableTable<K, &'static [u8]>>(self, t: &T) -> Result<Self::Out, redb::Error> {
+        Ok(t.get(K::borrow(&self.0))?.map(|v| v.value().to_vec()))
+    }
+    fn empty(self) -> Self::Out {
+        None
+    }
+}
+
+struct Count;
+
+impl<K: KeyType> ReadJob<K> for Count {
+    type Out = u64;
+    fn run<T: ReadableTable<K, &'static [u8]>>(self, t: &T) -> Result<u64, redb::Error> {
+        Ok(t.len()?)
+    }
+    fn empty(self) -> u64 {
+        0
+    }
+}
+
 /// Bounds and options of one range scan.
-struct Scan {
-    start: Option<Key>,
-    end: Option<Key>,
+struct Scan<K: KeyType> {
+    start: Option<K::Owned>,
+    end: Option<K::Owned>,
     limit: Option<usize>,
     reverse: bool,
 }
 
-type Rows = Vec<(Key, Vec<u8>)>;
-
-/// What a table operation does, decided while holding the GIL and run without it.
-enum Op {
-    Get(Key),
-    Put(Vec<(Key, Vec<u8>)>),
-    Delete(Key),
-    Len,
-    Scan(Scan),
-}
-
-enum Out {
-    Value(Option<Vec<u8>>),
-    Count(u64),
-    Deleted(bool),
-    Rows(Rows),
-}
-
-/// The two redb key types a table can have, converted to and from `Key`.
-trait KeyType: redb::Key + 'static {
-    fn of(k: &Key) -> Self::SelfType<'_>;
-    fn back(v: Self::SelfType<'_>) -> Key;
-}
-
-impl KeyType for &'static str {
-    fn of(k: &Key) -> &str {
-        k.as_str()
-    }
-    fn back(v: &str) -> Key {
-        Key::Str(v.to_owned())
-    }
-}
-
-impl KeyType for u64 {
-    fn of(k: &Key) -> u64 {
-        k.as_u64()
-    }
-    fn back(v: u64) -> Key {
-        Key::U64(v)
-    }
-}
-
-fn read_op<K: KeyType, T: ReadableTable<K, &'static [u8]>>(
-    t: &T,
-    op: Op,
-) -> Result<Out, redb::Error> {
-    Ok(match op {
-        Op::Get(k) => Out::Value(t.get(K::of(&k))?.map(|v| v.value().to_vec())),
-        Op::Len => Out::Count(t.len()?),
-        Op::Scan(s) => {
-            let lo = s
-                .start
-                .as_ref()
-                .map_or(Edge::Unbounded, |k| Edge::Included(K::of(k)));
-            let hi = s
-                .end
-                .as_ref()
-                .map_or(Edge::Unbounded, |k| Edge::Excluded(K::of(k)));
-            let iter = t.range((lo, hi))?;
-            let iter: Box<dyn Iterator<Item = _>> = if s.reverse {
-                Box::new(iter.rev())
-            } else {
-                Box::new(iter)
-            };
-            let mut rows = Vec::new();
-            for item in iter.take(s.limit.unwrap_or(usize::MAX)) {
-                let (k, v) = item?;
-                rows.push((K::back(k.value()), v.value().to_vec()));
-            }
-            Out::Rows(rows)
+impl<K: KeyType> ReadJob<K> for Scan<K> {
+    type Out = Vec<(K::Owned, Vec<u8>)>;
+    fn run<T: ReadableTable<K, &'static [u8]>>(self, t: &T) -> Result<Self::Out, redb::Error> {
+        let lo = self
+            .start
+            .as_ref()
+            .map_or(Edge::Unbounded, |k| Edge::Included(K::borrow(k)));
+        let hi = self
+            .end
+            .as_ref()
+            .map_or(Edge::Unbounded, |k| Edge::Excluded(K::borrow(k)));
+        let iter = t.range((lo, hi))?;
+        let iter: Box<dyn Iterator<Item = _>> = if self.reverse {
+            Box::new(iter.rev())
+        } else {
+            Box::new(iter)
+        };
+        let mut rows = Vec::new();
+        for item in iter.take(self.limit.unwrap_or(usize::MAX)) {
+            let (k, v) = item?;
+            rows.push((K::own(k.value()), v.value().to_vec()));
         }
-        Op::Put(_) | Op::Delete(_) => unreachable!("writes are refused before this"),
-    })
+        Ok(rows)
+    }
+    fn empty(self) -> Self::Out {
+        Vec::new()
+    }
 }
 
-fn write_op<K: KeyType>(
-    txn: &redb::WriteTransaction,
-    name: &str,
-    op: Op,
-) -> Result<Out, redb::Error> {
-    let mut t = txn.open_table(TableDefinition::<K, &'static [u8]>::new(name))?;
-    Ok(match op {
-        Op::Put(pairs) => {
-            for (k, v) in &pairs {
-                t.insert(K::of(k), v.as_slice())?;
-            }
-            Out::Count(pairs.len() as u64)
+struct Put<K: KeyType>(Vec<(K::Owned, Vec<u8>)>);
+
+impl<K: KeyType> WriteJob<K> for Put<K> {
+    type Out = ();
+    fn run(self, t: &mut redb::Table<'_, K, &'static [u8]>) -> Result<(), redb::Error> {
+        for (k, v) in &self.0 {
+            t.insert(K::borrow(k), v.as_slice())?;
         }
-        Op::Delete(k) => Out::Deleted(t.remove(K::of(&k))?.is_some()),
-        op => return read_op::<K, _>(&t, op),
-    })
+        Ok(())
+    }
 }
 
-fn snapshot_op<K: KeyType>(
-    txn: &redb::ReadTransaction,
-    name: &str,
-    op: Op,
-) -> Result<Out, redb::Error> {
-    match txn.open_table(TableDefinition::<K, &'static [u8]>::new(name)) {
-        Ok(t) => read_op::<K, _>(&t, op),
-        // A table never created reads as empty.
-        Err(TableError::TableDoesNotExist(_)) => Ok(match op {
-            Op::Get(_) => Out::Value(None),
-            Op::Len => Out::Count(0),
-            Op::Scan(_) => Out::Rows(Vec::new()),
-            Op::Put(_) | Op::Delete(_) => unreachable!("writes are refused before this"),
-        }),
-        Err(e) => Err(e.into()),
+struct Remove<K: KeyType>(K::Owned);
+
+impl<K: KeyType> WriteJob<K> for Remove<K> {
+    type Out = bool;
+    fn run(self, t: &mut redb::Table<'_, K, &'static [u8]>) -> Result<bool, redb::Error> {
+        Ok(t.remove(K::borrow(&self.0))?.is_some())
     }
 }
 
@@ -648,7 +838,7 @@ fn snapshot_op<K: KeyType>(
 #[pyclass(frozen, module = "ccc_watch._redb")]
 struct Table {
     name: String,
-    kind: KeyKind,
+    keys: KeyKind,
     txn: Txn,
 }
 
@@ -662,10 +852,8 @@ impl Table {
 
     /// The value stored under `key`, or None.
     fn get(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyBytes>>> {
-        match self.run(py, Op::Get(Key::extract(key, self.kind)?))? {
-            Out::Value(v) => Ok(v.map(|v| PyBytes::new(py, &v).unbind())),
-            _ => unreachable!(),
-        }
+        let value = by_key_type!(self.keys, K => self.read(py, Get::<K>(K::from_py(key)?))?);
+        Ok(value.map(|v| PyBytes::new(py, &v).unbind()))
     }
 
     /// Store `value` under `key`, replacing what was there.
@@ -675,31 +863,33 @@ impl Table {
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyBytes>,
     ) -> PyResult<()> {
-        let k = Key::extract(key, self.kind)?;
-        self.run(py, Op::Put(vec![(k, value.as_bytes().to_vec())]))
-            .map(|_| ())
+        by_key_type!(self.keys, K => {
+            let pair = (K::from_py(key)?, value.as_bytes().to_vec());
+            self.write(py, Put::<K>(vec![pair]))
+        })
     }
 
     /// Store many (key, value) pairs; returns how many were written.
     fn put_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<u64> {
-        let mut pairs = Vec::new();
-        for item in items.try_iter()? {
-            let item = item?;
-            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyBytes>) = item.extract().map_err(|_| {
-                PyTypeError::new_err("put_many takes an iterable of (key, bytes) pairs")
-            })?;
-            pairs.push((Key::extract(&k, self.kind)?, v.as_bytes().to_vec()));
-        }
-        let n = pairs.len() as u64;
-        self.run(py, Op::Put(pairs)).map(|_| n)
+        by_key_type!(self.keys, K => {
+            // Every pair is checked before anything is written: all or nothing.
+            let mut pairs = Vec::new();
+            for item in items.try_iter()? {
+                let item = item?;
+                let (k, v): (Bound<'_, PyAny>, Bound<'_, PyBytes>) =
+                    item.extract().map_err(|_| {
+                        PyTypeError::new_err("put_many takes an iterable of (key, bytes) pairs")
+                    })?;
+                pairs.push((K::from_py(&k)?, v.as_bytes().to_vec()));
+            }
+            let n = pairs.len() as u64;
+            self.write(py, Put::<K>(pairs)).map(|()| n)
+        })
     }
 
     /// Remove `key`; returns True when it was present.
     fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        match self.run(py, Op::Delete(Key::extract(key, self.kind)?))? {
-            Out::Deleted(b) => Ok(b),
-            _ => unreachable!(),
-        }
+        by_key_type!(self.keys, K => self.write(py, Remove::<K>(K::from_py(key)?)))
     }
 
     /// (key, value) pairs in key order from `start` (inclusive) to `end` (exclusive),
@@ -715,52 +905,44 @@ impl Table {
         limit: Option<usize>,
         reverse: bool,
     ) -> PyResult<Vec<(Py<PyAny>, Py<PyBytes>)>> {
-        let mut scan = Scan {
-            start: start.map(|k| Key::extract(k, self.kind)).transpose()?,
-            end: end.map(|k| Key::extract(k, self.kind)).transpose()?,
-            limit,
-            reverse,
-        };
-        if let Some(p) = prefix {
-            if self.kind != KeyKind::Str {
-                return Err(PyTypeError::new_err("prefix scans need a str table"));
+        by_key_type!(self.keys, K => {
+            let mut scan = Scan::<K> {
+                start: start.map(K::from_py).transpose()?,
+                end: end.map(K::from_py).transpose()?,
+                limit,
+                reverse,
+            };
+            if let Some(p) = prefix {
+                let (lo, hi) = K::prefix_bounds(p)?;
+                if scan.start.is_some() || scan.end.is_some() {
+                    return Err(PyValueError::new_err(
+                        "give either prefix or start/end, not both",
+                    ));
+                }
+                scan.start = Some(lo);
+                scan.end = hi;
             }
-            if scan.start.is_some() || scan.end.is_some() {
-                return Err(PyValueError::new_err(
-                    "give either prefix or start/end, not both",
-                ));
-            }
-            scan.end = prefix_end(&p).map(Key::Str);
-            scan.start = Some(Key::Str(p));
-        }
-        match self.run(py, Op::Scan(scan))? {
-            Out::Rows(rows) => rows
+            self.read(py, scan)?
                 .into_iter()
-                .map(|(k, v)| Ok((k.into_py(py)?, PyBytes::new(py, &v).unbind())))
-                .collect(),
-            _ => unreachable!(),
-        }
+                .map(|(k, v)| Ok((K::to_py(k, py)?, PyBytes::new(py, &v).unbind())))
+                .collect()
+        })
     }
 
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        match self.run(py, Op::Len)? {
-            Out::Count(n) => Ok(n as usize),
-            _ => unreachable!(),
-        }
+        let n = by_key_type!(self.keys, K => self.read::<K, _>(py, Count)?);
+        Ok(n as usize)
     }
 
     fn __repr__(&self) -> String {
-        let kind = if self.kind == KeyKind::Str {
-            "str"
-        } else {
-            "u64"
-        };
+        let kind = by_key_type!(self.keys, K => <K as KeyType>::NAME);
         format!("<Table {} ({kind} keys)>", self.name)
     }
 }
 
 impl Table {
-    fn run(&self, py: Python<'_>, op: Op) -> PyResult<Out> {
+    /// Run a read in this table's transaction, without the GIL.
+    fn read<K: KeyType, J: ReadJob<K>>(&self, py: Python<'_>, job: J) -> PyResult<J::Out> {
         match &self.txn {
             Txn::Write(w) => {
                 let w = w.get();
@@ -770,32 +952,52 @@ impl Table {
                     let txn = guard
                         .as_ref()
                         .ok_or_else(|| closed("write transaction", &path))?;
-                    match self.kind {
-                        KeyKind::Str => write_op::<&str>(txn, &self.name, op),
-                        KeyKind::U64 => write_op::<u64>(txn, &self.name, op),
-                    }
-                    .map_err(|e| to_py(e, &path))
+                    let t = txn
+                        .open_table(definition::<K>(&self.name))
+                        .map_err(|e| to_py(e, &path))?;
+                    job.run(&t).map_err(|e| to_py(e, &path))
                 })
             }
             Txn::Read(r) => {
                 let r = r.get();
                 let path = r.path.clone();
-                if matches!(op, Op::Put(_) | Op::Delete(_)) {
-                    return Err(RedbError::new_err(format!(
-                        "table {} is read-only in a read transaction: {path}",
-                        self.name
-                    )));
-                }
                 unlocked(py, &path, || {
                     let guard = lock(&r.txn);
                     let txn = guard
                         .as_ref()
                         .ok_or_else(|| closed("read transaction", &path))?;
-                    match self.kind {
-                        KeyKind::Str => snapshot_op::<&str>(txn, &self.name, op),
-                        KeyKind::U64 => snapshot_op::<u64>(txn, &self.name, op),
+                    match txn.open_table(definition::<K>(&self.name)) {
+                        Ok(t) => job.run(&t),
+                        // A table never created reads as empty.
+                        Err(TableError::TableDoesNotExist(_)) => Ok(job.empty()),
+                        Err(e) => Err(e.into()),
                     }
                     .map_err(|e| to_py(e, &path))
+                })
+            }
+        }
+    }
+
+    /// Run a change in this table's transaction, without the GIL; refused in a read one.
+    fn write<K: KeyType, J: WriteJob<K>>(&self, py: Python<'_>, job: J) -> PyResult<J::Out> {
+        match &self.txn {
+            Txn::Read(r) => Err(RedbError::new_err(format!(
+                "table {} is read-only in a read transaction: {}",
+                self.name,
+                r.get().path
+            ))),
+            Txn::Write(w) => {
+                let w = w.get();
+                let path = w.path.clone();
+                unlocked(py, &path, || {
+                    let guard = lock(&w.txn);
+                    let txn = guard
+                        .as_ref()
+                        .ok_or_else(|| closed("write transaction", &path))?;
+                    let mut t = txn
+                        .open_table(definition::<K>(&self.name))
+                        .map_err(|e| to_py(e, &path))?;
+                    job.run(&mut t).map_err(|e| to_py(e, &path))
                 })
             }
         }
@@ -805,6 +1007,7 @@ impl Table {
 #[pymodule]
 fn _redb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    install_panic_hook();
     m.add_class::<Database>()?;
     m.add_class::<WriteTransaction>()?;
     m.add_class::<ReadTransaction>()?;
@@ -813,6 +1016,7 @@ fn _redb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DatabaseLockedError", py.get_type::<DatabaseLockedError>())?;
     m.add("RepairNeededError", py.get_type::<RepairNeededError>())?;
     m.add("CorruptionError", py.get_type::<CorruptionError>())?;
+    m.add("InternalError", py.get_type::<InternalError>())?;
     m.add("TableTypeError", py.get_type::<TableTypeError>())?;
     m.add(
         "TransactionClosedError",

@@ -1,0 +1,355 @@
+"""Store faults end to end: every command that touches the store, run as a real `ccc-watch`
+subprocess on both backends, against a store file damaged on disk, a full disk (a real tmpfs
+mounted on the data dir) and a store that another real process holds open for writing.
+
+Each failure must be one line naming the store file and the cause, with the exit code the
+README documents (65 damaged, 70 internal error, 74 disk full, 75 locked), and never a
+traceback. Nothing is mocked: real files under tmp_path, real engines, real processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ccc_watch.errors import EXIT_DATAERR, EXIT_IOERR, EXIT_SOFTWARE, EXIT_TEMPFAIL
+
+SAMPLE_VAULT = Path(__file__).parent.parent / "sample-vault"
+STORE_FILES = {"redb": "index.redb", "sqlite": "index.sqlite"}
+BACKENDS = list(STORE_FILES)
+# The console script beside this interpreter: the real entry point.
+SCRIPT = Path(sys.executable).with_name("ccc-watch")
+PROGRAM = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "ccc_watch.cli"]
+MARK = "zqxmarker"  # text of the extra notes, found again in the store's pages
+STATUS_NOT_RUNNING = 2  # `status` exits 2 when no daemon runs, whatever the store says
+
+READERS = (["info"], ["dump"], ["get", "n100.md"], ["verify"], ["mirror"])
+WRITERS = (["init"], ["check"], ["scan"], ["run"])
+# `rebuild` comes last in every scenario: on a damaged store it is the remedy.
+
+
+@dataclass
+class Site:
+    """A vault, its data dir and the environment the commands run in."""
+
+    root: Path
+    vault: Path
+    data: Path
+    backend: str
+    env: dict[str, str]
+
+    @property
+    def store(self) -> Path:
+        return self.data / STORE_FILES[self.backend]
+
+    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        argv = [*PROGRAM, *args]
+        argv += ["--vault", str(self.vault), "--data-dir", str(self.data)]
+        argv += ["--backend", self.backend]
+        return subprocess.run(
+            argv,
+            env=self.env,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+def make_site(root: Path, backend: str, data: Path | None = None) -> Site:
+    """The sample vault plus 200 notes, indexed by a real `ccc-watch rebuild`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCC_WATCH_")}
+    for name in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+        (root / name.lower()).mkdir()
+        env[name] = str(root / name.lower())
+    vault = root / "vault"
+    shutil.copytree(SAMPLE_VAULT, vault, symlinks=True)
+    for i in range(200):
+        (vault / f"n{i:03d}.md").write_text(f"# note {i}\n\n" + f"{MARK}{i:03d} " * 40 + "\n")
+    site = Site(root, vault, data or root / "data", backend, env)
+    built = site.run("rebuild")
+    assert built.returncode == 0, built.stderr
+    return site
+
+
+def assert_one_line(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
+    """proc failed with `code` and said why in one `ccc-watch:` line (its last), naming every
+    needle; no traceback."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == code, (proc.args, proc.returncode, proc.stderr)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ccc-watch: ")]
+    assert len(errors) == 1, proc.stderr
+    assert proc.stderr.rstrip("\n").endswith(errors[0]), proc.stderr
+    for needle in needles:
+        assert needle in errors[0], (needle, errors[0])
+    return errors[0]
+
+
+def assert_ok(proc: subprocess.CompletedProcess[str], code: int = 0) -> None:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == code, (proc.args, proc.returncode, proc.stderr)
+    assert "ccc-watch: " not in proc.stderr, proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# (a) a store file damaged on disk
+# --------------------------------------------------------------------------------------------
+
+PAGE = 4096
+
+
+def damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    with path.open("r+b") as f:
+        if how == "middle":
+            # Garbage over every page holding note n100's record: live data in mid-file.
+            needle = f"{MARK}100".encode()
+            pages = {at // PAGE * PAGE for at in _find_all(data, needle)}
+            assert pages, "the record's text is not in the store file"
+            assert all(0 < p < len(data) - PAGE for p in pages), (pages, len(data))
+            for page in sorted(pages):
+                f.seek(page)
+                f.write(b"\xa5" * PAGE)
+        elif how == "truncated":
+            f.truncate(len(data) // 2)
+        elif how == "header":
+            f.write(b"\xa5" * 100)  # the magic number / "SQLite format 3" and what follows
+
+
+def _find_all(data: bytes, needle: bytes) -> Iterator[int]:
+    at = data.find(needle)
+    while at != -1:
+        yield at
+        at = data.find(needle, at + 1)
+
+
+DAMAGED = "store file is damaged: {store}: "
+# What each command does with each kind of damage. A header or a short file is caught when
+# the store opens. Garbage in mid-file is met only by the commands that read the page: SQLite
+# and a redb writer (which verifies the file after redb fails) call it damage; a redb reader
+# trusts the file, redb panics, and that is an internal error whose message says the file
+# may be damaged and how to tell.
+EXPECTED = {
+    "header": dict.fromkeys(
+        ["info", "dump", "get", "verify", "mirror", "init", "check", "scan", "run"], EXIT_DATAERR
+    ),
+    "truncated": dict.fromkeys(
+        ["info", "dump", "get", "verify", "mirror", "init", "check", "scan", "run"], EXIT_DATAERR
+    ),
+    "middle": {
+        "info": 0,  # meta and counts only: not the damaged page
+        "dump": EXIT_DATAERR,
+        "get": EXIT_DATAERR,
+        "verify": EXIT_DATAERR,
+        "mirror": 0,  # nothing to apply after the watermark: the page is not read
+        "init": 0,
+        "check": EXIT_DATAERR,
+        "scan": EXIT_DATAERR,
+        "run": EXIT_DATAERR,
+    },
+}
+
+
+def expected(how: str, backend: str, command: str) -> int:
+    if how == "middle" and backend == "redb" and command in ("dump", "get", "verify"):
+        return EXIT_SOFTWARE
+    return EXPECTED[how][command]
+
+
+@pytest.mark.parametrize("how", ["middle", "truncated", "header"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_damaged_store_every_command(tmp_path: Path, backend: str, how: str) -> None:
+    """Each command against the same damaged file (restored before each): the documented
+    exit code and one line naming the file and the damage; `status` reports it and exits 2
+    (no daemon); `rebuild` recreates the store from the vault, after which it reads fine."""
+    site = make_site(tmp_path, backend)
+    damage(site.store, how)
+    damaged = site.store.read_bytes()
+    store = str(site.store)
+
+    def restore() -> None:
+        site.store.write_bytes(damaged)  # `check` may have repaired it, a writer touched it
+        for suffix in ("-wal", "-shm"):
+            site.store.with_name(site.store.name + suffix).unlink(missing_ok=True)
+
+    for argv in (*READERS, *WRITERS):
+        restore()
+        proc = site.run(*argv)
+        code = expected(how, backend, argv[0])
+        if code == 0:
+            assert_ok(proc)
+        elif code == EXIT_SOFTWARE:
+            line = assert_one_line(proc, code, "internal error in the store engine", store)
+            assert "may be damaged" in line and "ccc-watch check" in line, line
+            assert "ccc-watch rebuild" in line, line
+        else:
+            line = assert_one_line(proc, code, DAMAGED.format(store=store), "ccc-watch rebuild")
+            assert line.endswith("run `ccc-watch rebuild` to recreate it from the vault"), line
+
+    restore()
+    status = site.run("status")
+    assert_ok(status, STATUS_NOT_RUNNING)
+    if how != "middle":
+        assert DAMAGED.format(store=store) in status.stdout, status.stdout
+
+    restore()
+    rebuilt = site.run("rebuild")
+    assert_ok(rebuilt)
+    assert "old store cannot be read" in rebuilt.stderr, rebuilt.stderr
+    assert_ok(site.run("check"))
+    got = site.run("get", "n100.md")
+    assert_ok(got)
+    assert f"{MARK}100" in got.stdout
+    assert_ok(site.run("verify"))
+
+
+# --------------------------------------------------------------------------------------------
+# (b) a full disk
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MiB tmpfs mounted on tmp_path/data (needs root and mount rights)."""
+    mount = tmp_path / "data"
+    mount.mkdir(mode=0o700)
+    try:
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mount)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except OSError as e:
+        pytest.skip(f"cannot run mount: {e}")
+    if proc.returncode != 0:
+        pytest.skip(f"mounting a tmpfs was refused: {proc.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30, check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Write a file until the disk has not one block left; return it."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        for size in (1 << 20, 1 << 12, 1):
+            try:
+                while os.write(fd, b"\0" * size):
+                    pass
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    assert os.statvfs(folder).f_bavail == 0
+    return filler
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_full_disk_every_command(tmp_path: Path, small_disk: Path, backend: str) -> None:
+    """With the data dir on a full tmpfs: the readers work; the writers that have nothing to
+    write work; those that must write (scan and rebuild with new notes, run) exit 74 naming the
+    file and the full disk; the mirror's own failure is one line too. Once space is freed (and
+    a writable open repaired what the failed writer could not close) the store holds exactly
+    what it held: the last commit is intact."""
+    site = make_site(tmp_path, backend, data=small_disk)
+    before = site.run("dump")
+    assert_ok(before)
+    (small_disk / "mirror.duckdb").unlink()  # so that `mirror` has to write a new one
+    filler = fill(small_disk)
+    store = str(site.store)
+
+    for argv in (["info"], ["dump"], ["get", "n100.md"]):
+        assert_ok(site.run(*argv))
+    assert_ok(site.run("status"), STATUS_NOT_RUNNING)
+    line = assert_one_line(site.run("mirror"), 1, "cannot open the mirror", "No space left")
+    assert str(small_disk) in line, line
+
+    for i in range(300):  # work for the writers: about 1 MB of new records
+        (site.vault / f"new{i:03d}.md").write_text(f"# new {i}\n\n" + "words " * 300)
+    assert_ok(site.run("init"))
+    assert_ok(site.run("check"))
+    for argv in (["scan"], ["rebuild"]):
+        line = assert_one_line(site.run(*argv), EXIT_IOERR, "no space left for the store file")
+        assert str(small_disk) in line and "free space on that disk" in line, line
+    line = assert_one_line(site.run("run"), EXIT_IOERR, "no space left for the ")
+    assert str(small_disk) in line, line
+    assert store in line or "daemon.pid" in line, line
+
+    filler.unlink()
+    # A writer that failed mid-commit could not close cleanly: the next writable open (here
+    # `check`) repairs the file, and then it holds exactly what it held before.
+    assert_ok(site.run("check"))
+    after = site.run("dump")
+    assert_ok(after)
+    assert after.stdout == before.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# (c) a store that another process holds open for writing
+# --------------------------------------------------------------------------------------------
+
+HOLDER = """
+import select, sys
+from pathlib import Path
+from ccc_watch.store import open_store
+
+store = open_store(Path(sys.argv[1]), backend=sys.argv[2], vault_root=Path(sys.argv[3]))
+print("ready", flush=True)
+tick = 0
+while not select.select([sys.stdin], [], [], 0.02)[0]:   # commit until stdin closes
+    store.set_meta("holder_tick", tick)
+    tick += 1
+store.close()
+print("ticks", tick, flush=True)
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_store_held_by_another_writer(tmp_path: Path, backend: str) -> None:
+    """While another process holds the store open and commits to it every 20 ms, every
+    read-only command works (readers never fail because of the writer), and every command
+    that writes exits 75 with one line naming the file; the holder is undisturbed."""
+    site = make_site(tmp_path, backend)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(HOLDER), site.data, backend, site.vault.resolve()],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=site.env,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "ready"
+        for argv in READERS:
+            assert_ok(site.run(*argv))
+        assert_ok(site.run("status"), STATUS_NOT_RUNNING)
+        for argv in (*WRITERS, ["rebuild"]):
+            assert_one_line(
+                site.run(*argv),
+                EXIT_TEMPFAIL,
+                f"store is open for writing in another process (is `ccc-watch run` running?): "
+                f"{site.store}",
+            )
+        holder.stdin.close()
+        assert holder.wait(timeout=30) == 0, holder.stderr.read() if holder.stderr else ""
+        ticks = holder.stdout.readline().split()
+        assert ticks[0] == "ticks" and int(ticks[1]) > 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=10)
+    assert_ok(site.run("check"))
