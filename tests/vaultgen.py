@@ -28,7 +28,8 @@ The truth maps each vault-relative path (POSIX separators, Unicode NFC) to:
                     or block), never from code, comments or external URLs
     resolved        sorted [target, the path Obsidian opens, or None when broken]
     tasks_open, tasks_done
-    problem         why a bad file is special: binary | huge | not_utf8 | unreadable
+    problem         why a Bad/ file is special: binary | huge | not_utf8 | unreadable,
+                    or None when it is only awkward (its record carries no error)
     disk            the name on disk when it is not the key (a name written in NFD)
     symlink         folder | outside | dangling for a symlink entry; for a file
                     symlink to a note of the vault, the key of that note
@@ -601,6 +602,7 @@ def _bad_files(rng: random.Random, v: _Vault) -> None:
 
     def bad(key: str, text: str | bytes, **facts: Any) -> None:
         data = text.encode() if isinstance(text, str) else text
+        facts.setdefault("problem", None)
         if "frontmatter" in facts:
             _hand_note(v, key, data.decode("utf-8", "replace"), kind="bad", **{**plain, **facts})
             v.truth[key].update(size=len(data), blake3=_blake3(data))
