@@ -386,7 +386,7 @@ def test_cccignore_in_the_walk(tmp_path: Path) -> None:
 
 
 def test_atomic_save_temp_names(tmp_path: Path) -> None:
-    """A3/F1 and make_vault's churn: the dot temp names are never seen; `n.md.tmp-12`
+    """A3/F1 and the churns' saves: the dot temp names are never seen; `n.md.tmp-12`
     is a file while it exists, and once renamed onto n.md a walk sees only n.md, so a
     scan after the rename can never index the temporary name."""
     write(tmp_path / "n.md", "old\n")
