@@ -1,4 +1,10 @@
-"""Shared fixtures: the synthetic-vault generator and the real hub corpus from ../shared."""
+"""Shared fixtures: synthetic vaults with their ground truth, and logs.
+
+Two generators build vaults. The project's own, tests/vaultgen.py, runs everywhere.
+../shared's make_vault.py, written independently of the project, and ../shared's real
+hub corpus are extra comparisons: the tests that use them skip, saying so, when
+../shared is absent (a fresh clone on any machine but the project's own).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import vaultgen
 from loguru import logger
+
+# Where a test's vault comes from: "own" (tests/vaultgen.py, always) or "shared"
+# (../shared/tools/make_vault.py, a comparison that skips when ../shared is absent).
+SOURCES = ("own", "shared")
+VAULTGEN = Path(__file__).with_name("vaultgen.py")
 
 
 def shared_dir() -> Path | None:
@@ -23,12 +35,26 @@ def shared_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
-def make_vault(dest: Path, notes: int, seed: int, bad: bool = True) -> dict[str, Any]:
-    """Build a synthetic vault with shared/tools/make_vault.py; return its ground truth."""
+def own_vault(dest: Path, notes: int, seed: int, bad: bool = True) -> dict[str, Any]:
+    """Build a synthetic vault with the project's tests/vaultgen.py; return its truth."""
+    return vaultgen.build(dest, notes, seed, bad=bad)
+
+
+def shared_tool() -> Path:
+    """../shared's make_vault.py; skip the test (a comparison with it) when absent."""
     shared = shared_dir()
     tool = None if shared is None else shared / "tools" / "make_vault.py"
     if tool is None or not tool.exists():
-        pytest.skip("make_vault.py not found: set CCC_WATCH_SHARED to the shared/ folder")
+        pytest.skip(
+            "comparison with ../shared's independent vault generator: make_vault.py not "
+            "found (set CCC_WATCH_SHARED to the shared/ folder)"
+        )
+    return tool
+
+
+def make_vault(dest: Path, notes: int, seed: int, bad: bool = True) -> dict[str, Any]:
+    """Build a synthetic vault with ../shared's make_vault.py; return its ground truth."""
+    tool = shared_tool()
     args = [
         sys.executable,
         str(tool),
@@ -44,12 +70,23 @@ def make_vault(dest: Path, notes: int, seed: int, bad: bool = True) -> dict[str,
     return truth
 
 
+def build_vault(source: str, dest: Path, notes: int, seed: int, bad: bool = True) -> dict[str, Any]:
+    """A vault from one of SOURCES, and its ground truth."""
+    if source == "own":
+        return own_vault(dest, notes, seed, bad)
+    assert source == "shared", source
+    return make_vault(dest, notes, seed, bad)
+
+
 def hub_corpus(dest: Path) -> Path:
     """Unpack the real obsidian-hub vault into dest; skip when the corpus is absent."""
     shared = shared_dir()
     archive = None if shared is None else shared / "corpus" / "obsidian-hub.tar.gz"
     if archive is None or not archive.exists():
-        pytest.skip("obsidian-hub.tar.gz not found: set CCC_WATCH_SHARED to the shared/ folder")
+        pytest.skip(
+            "comparison with ../shared's real-vault corpus: obsidian-hub.tar.gz not found "
+            "(set CCC_WATCH_SHARED to the shared/ folder)"
+        )
     with tarfile.open(archive) as tar:
         tar.extractall(dest, filter="data")
     return dest

@@ -196,25 +196,18 @@ def test_rebuild_while_running_is_done_by_the_daemon(daemon: Daemon) -> None:
     assert "after.md" in daemon.records()
 
 
-def _make_vault_tool() -> Path:
-    from conftest import shared_dir
-
-    shared = shared_dir()
-    tool = None if shared is None else shared / "tools" / "make_vault.py"
-    if tool is None or not tool.exists():
-        pytest.skip("make_vault.py not found: set CCC_WATCH_SHARED to the shared/ folder")
-    return tool
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 def test_churn_against_a_running_daemon(daemon: Daemon, seed: int) -> None:
-    """2,000 random creates, edits, appends, deletes, renames, atomic saves and folder
-    moves (make_vault.py churn) while the daemon runs: verify ends clean."""
-    tool = _make_vault_tool()
+    """2,000 random creates, edits, appends, in-place and atomic saves (hidden and
+    visible temp names, vim's backup dance), touches, deletes, renames (case-only too),
+    moves, nested creates and folder moves (tests/vaultgen.py churn, in its own process)
+    while the daemon runs: verify ends clean."""
+    from conftest import VAULTGEN
+
     subprocess.run(
         [
             sys.executable,
-            str(tool),
+            str(VAULTGEN),
             "churn",
             str(daemon.vault),
             "--ops",

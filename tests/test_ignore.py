@@ -176,10 +176,11 @@ def test_litter_regexes_agree_with_gitignore() -> None:
 
 
 def test_atomic_save_temp_names(tmp_path: Path) -> None:
-    """A3/A5/F1: the usual temporary names are ignored; `n.md.tmp-12` (make_vault's
-    churn) and `*.tmp` are not. Such a name is content while it exists: the rename onto
-    n.md reaches the watcher as a move, so it is forgotten then, and a scan after the
-    rename never sees it (tests/test_vault.py shows that on real files)."""
+    """A3/A5/F1: the usual temporary names are ignored; `n.md.tmp-12` (a visible temp
+    name, as tests/vaultgen.py's churn writes) and `*.tmp` are not. Such a name is
+    content while it exists: the rename onto n.md reaches the watcher as a move, so it
+    is forgotten then, and a scan after the rename never sees it (tests/test_vault.py
+    shows that on real files)."""
     rules = IgnoreRules.load(tmp_path)
     assert_ignored(rules, ".n.md.tmp", "Notes/.n.md.tmp", ".syncthing.n.md.tmp", "4913")
     assert_ignored(rules, "n.md~", "n.md___jb_tmp___", "n.md___jb_old___")

@@ -1,5 +1,6 @@
-"""`rebuild`, `dump` and `get` against synthetic vaults with ground truth and the real
-obsidian-hub corpus: real files, the real redb and SQLite engines."""
+"""`rebuild`, `dump` and `get` against synthetic vaults with ground truth (the project's
+own tests/vaultgen.py, and ../shared's independent make_vault.py when present) and the
+real obsidian-hub corpus from ../shared: real files, the real redb and SQLite engines."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import hub_corpus, make_vault, tree_digest
+from conftest import SOURCES, build_vault, hub_corpus, own_vault, tree_digest
 
 from ccc_watch.changes.rebuild import rebuild
 from ccc_watch.store import Upsert, open_store
@@ -37,19 +38,25 @@ def dumped(vault: Path, data_dir: Path) -> dict[str, dict[str, Any]]:
     return {r["path"]: r for r in map(json.loads, proc.stdout.splitlines())}
 
 
+def shown(key: str) -> str:
+    """A key as reports show it: a name's bytes that are not UTF-8 as \\xNN."""
+    return os.fsencode(key).decode("utf-8", "backslashreplace")
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_rebuild_matches_the_ground_truth(tmp_path: Path, seed: int) -> None:
+@pytest.mark.parametrize("source", SOURCES)
+def test_rebuild_matches_the_ground_truth(tmp_path: Path, source: str, seed: int) -> None:
     """Every field the truth gives matches; every Bad/ file has a record or a reason."""
     vault = tmp_path / "vault"
-    truth = make_vault(vault, notes=300, seed=seed)
+    truth = build_vault(source, vault, notes=300, seed=seed)
     before = tree_digest(vault)
     report = rebuild(vault, tmp_path / "data")
     records = dumped(vault, tmp_path / "data")
     skipped = {item["path"] for item in report.skipped}
     for key, t in truth.items():
-        if t["kind"] == "symlink":
+        if t["kind"] in ("symlink", "skipped"):  # skipped: a name that is not UTF-8
             assert key not in records, f"{key}: a symlink that leaves or loops was followed"
-            assert any(key in s for s in skipped), f"{key}: symlink not reported"
+            assert any(shown(key) in s for s in skipped), f"{key}: not reported"
             continue
         assert key in records, f"{key} has no record"
         rec = records[key]
@@ -57,6 +64,12 @@ def test_rebuild_matches_the_ground_truth(tmp_path: Path, seed: int) -> None:
             assert rec["kind"] == KINDS[t["kind"]], key
         if t.get("size") is not None:
             assert rec["size"] == t["size"], key
+        if t.get("blake3") is not None:
+            assert rec["blake3"] == t["blake3"], key
+        if "problem" in t:  # the own truth: why a file is special, or None
+            assert bool(rec["error"]) == bool(t["problem"]), (key, rec["error"])
+        elif t["kind"] == "note":
+            assert rec["error"] is None, (key, rec["error"])
         if "record_type" in t:
             assert rec["record_type"] == t["record_type"], key
         if "frontmatter" in t:
@@ -79,24 +92,32 @@ def test_rebuild_matches_the_ground_truth(tmp_path: Path, seed: int) -> None:
 
 
 def test_bad_files_get_reasons(tmp_path: Path) -> None:
-    """Binary, huge and non-UTF-8 notes get records that say why they are special."""
+    """Binary, huge, non-UTF-8 (and, for a user other than root, unreadable) notes get
+    records that say why they are special."""
     vault = tmp_path / "vault"
-    make_vault(vault, notes=20, seed=3)
+    truth = own_vault(vault, notes=20, seed=3)
     rebuild(vault, tmp_path / "data")
     records = records_by_path(tmp_path / "data")
-    assert "binary" in records["Bad/binary-junk.md"]["error"]
-    assert records["Bad/binary-junk.md"]["kind"] == "attachment"
-    assert "limit" in records["Bad/huge.md"]["error"]
-    assert records["Bad/huge.md"]["blake3"] is not None
-    assert "UTF-8" in records["Bad/not-utf8.md"]["error"]
-    assert "\ufffd" in records["Bad/not-utf8.md"]["body"]
-    assert records["Bad/empty.md"]["size"] == 0
+    problems = {key: t["problem"] for key, t in truth.items() if t.get("problem")}
+    assert set(problems.values()) >= {"binary", "huge", "not_utf8"}
+    says = {"binary": "binary", "huge": "limit", "not_utf8": "UTF-8", "unreadable": "cannot read"}
+    for key, problem in problems.items():
+        rec = records[key]
+        assert says[problem] in rec["error"], (key, rec["error"])
+        if problem == "binary":
+            assert rec["kind"] == "attachment"
+        if problem == "huge":
+            assert rec["blake3"] == truth[key]["blake3"]
+        if problem == "not_utf8":
+            assert "\ufffd" in rec["body"]
+    empty = [key for key, t in truth.items() if t.get("size") == 0 and t["kind"] == "bad"]
+    assert empty and all(records[key]["size"] == 0 for key in empty)
 
 
 def test_rebuild_twice_gives_identical_records(tmp_path: Path) -> None:
     """I4: a second rebuild of an unchanged vault reproduces every record (ids included)."""
     vault = tmp_path / "vault"
-    make_vault(vault, notes=100, seed=4)
+    own_vault(vault, notes=100, seed=4)
     first = rebuild(vault, tmp_path / "data")
     one = records_by_path(tmp_path / "data")
     second = rebuild(vault, tmp_path / "data")
@@ -134,7 +155,7 @@ def test_frontmatter_id_wins(tmp_path: Path) -> None:
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     """--dry-run reports what would change and leaves the store as it was."""
     vault = tmp_path / "vault"
-    make_vault(vault, notes=30, seed=5, bad=False)
+    own_vault(vault, notes=30, seed=5, bad=False)
     report = rebuild(vault, tmp_path / "data", dry_run=True)
     assert report.dry_run and report.added == report.seen > 0
     assert not (tmp_path / "data" / "index.redb").exists()
@@ -163,7 +184,7 @@ def test_removed_files_leave_the_index(tmp_path: Path) -> None:
 def test_cli_rebuild_dump_get(tmp_path: Path, backend: str) -> None:
     """The commands: rebuild --json reports, dump prints one JSON record per line, get one."""
     vault = tmp_path / "vault"
-    truth = make_vault(vault, notes=40, seed=6, bad=False)
+    truth = own_vault(vault, notes=40, seed=6, bad=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCC_WATCH_")}
     env |= {"XDG_DATA_HOME": str(tmp_path / "xdg"), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
     base = [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--backend", backend]
@@ -207,7 +228,7 @@ def alive(pid: int) -> bool:
 def test_kill_mid_rebuild_keeps_the_previous_index(tmp_path: Path) -> None:
     """SIGKILL during a rebuild leaves the old store whole; the next rebuild cleans up."""
     vault = tmp_path / "vault"
-    make_vault(vault, notes=3000, seed=7, bad=False)
+    own_vault(vault, notes=3000, seed=7, bad=False)
     data = tmp_path / "data"
     rebuild(vault, data, batch_size=100)
     before = records_by_path(data)
@@ -259,6 +280,25 @@ def test_rebuild_of_the_hub_corpus(tmp_path: Path) -> None:
         assert broken in invalid, broken
         assert records[broken]["frontmatter_error"]
     assert 10 <= len(invalid) <= 40
+    assert tree_digest(vault) == before
+
+
+def test_rebuild_of_an_own_vault_flags_each_broken_frontmatter(tmp_path: Path) -> None:
+    """The hub corpus's checks on an own vault, whose truth names every broken block:
+    counts, each invalid frontmatter flagged with its error, the vault untouched."""
+    vault = tmp_path / "vault"
+    truth = own_vault(vault, notes=500, seed=8)
+    before = tree_digest(vault)
+    report = rebuild(vault, tmp_path / "data", rules=IgnoreRules.load(vault))
+    records = records_by_path(tmp_path / "data")
+    content = [k for k, t in truth.items() if t["kind"] not in ("symlink", "skipped")]
+    assert report.seen == len(records) == len(content)
+    invalid = {k for k, r in records.items() if r["frontmatter_status"] == "invalid"}
+    broken = {k for k, t in truth.items() if t.get("frontmatter") == "invalid"}
+    assert len(broken) >= 10 and broken <= invalid
+    # Beyond those, only blocks the truth leaves open (a YAML bomb, absurd nesting).
+    assert invalid - broken <= {k for k, t in truth.items() if "frontmatter" not in t}
+    assert all(records[k]["frontmatter_error"] for k in invalid)
     assert tree_digest(vault) == before
 
 

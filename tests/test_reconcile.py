@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import make_vault, tree_digest
+from conftest import own_vault, tree_digest
 
 from ccc_watch.changes.rebuild import rebuild
 from ccc_watch.changes.reconcile import ReconcileResult, reconcile
@@ -49,7 +49,7 @@ def ids(data: Path) -> dict[str, str]:
 @pytest.fixture
 def indexed(tmp_path: Path) -> tuple[Path, Path]:
     vault = tmp_path / "vault"
-    make_vault(vault, notes=150, seed=21, bad=False)
+    own_vault(vault, notes=150, seed=21, bad=False)
     data = tmp_path / "data"
     rebuild(vault, data)
     with open_store(data, readonly=True) as store:

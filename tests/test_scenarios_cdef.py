@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from conftest import make_vault, shared_dir
+from conftest import VAULTGEN, own_vault
 from daemon_harness import MODES, Daemon, wait_until
 
 from ccc_watch.changes.verify import verify
@@ -336,26 +336,17 @@ def test_c8_a_note_renamed_twice_in_one_settle_window_keeps_its_id(
 # --- D3 / I6: kill -9 during churn --------------------------------------------------------
 
 
-def _churn_tool() -> Path:
-    shared = shared_dir()
-    tool = None if shared is None else shared / "tools" / "make_vault.py"
-    if tool is None or not tool.exists():
-        pytest.skip("make_vault.py not found: set CCC_WATCH_SHARED to the shared/ folder")
-    return tool
-
-
 def test_d3_kill9_at_random_moments_during_churn(tmp_path: Path, daemons: list[Daemon]) -> None:
-    """D3/I6: kill -9 the daemon five times at random moments while make_vault's churn
-    runs (creates, edits, deletes, renames, atomic saves, folder moves), restart it each
-    time: clean at the end, and the mirror applied every changelog entry of the store
-    exactly once."""
-    tool = _churn_tool()
+    """D3/I6: kill -9 the daemon five times at random moments while tests/vaultgen.py's
+    churn runs (creates, edits, deletes, renames, atomic saves, folder moves), restart it
+    each time: clean at the end, and the mirror applied every changelog entry of the
+    store exactly once."""
     vault = tmp_path / "vault"
-    make_vault(vault, notes=300, seed=3, bad=False)
+    own_vault(vault, notes=300, seed=3, bad=False)
     d = launch(tmp_path, vault, daemons, timeout=60)
     rng = random.Random(20260413)
     churn = subprocess.Popen(
-        [sys.executable, str(tool), "churn", str(vault), "--ops", "1000000", "--seed", "5",
+        [sys.executable, str(VAULTGEN), "churn", str(vault), "--ops", "1000000", "--seed", "5",
          "--sleep", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     try:

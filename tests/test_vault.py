@@ -1,5 +1,7 @@
-"""ccc_watch.vault.walk.walk on real folders: make_vault's vault (with its bad inputs), and
-small hand-built vaults for each policy (symlinks, unreadable folders, odd names)."""
+"""ccc_watch.vault.walk on real folders: generated vaults with their bad inputs (the
+project's tests/vaultgen.py, and ../shared's independent make_vault.py when present),
+small hand-built vaults for each policy (symlinks, unreadable folders, odd names), and
+../shared's real hub corpus when present."""
 
 from __future__ import annotations
 
@@ -12,17 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import hub_corpus, make_vault
+import vaultgen
+from conftest import SOURCES, build_vault, hub_corpus, own_vault
 
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.paths import vault_key
 from ccc_watch.vault.walk import FOLDER_SYMLINK, NOT_UTF8, VaultUnreadableError, WalkReport, walk
 
 
-@pytest.fixture(scope="module")
-def bad_vault(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+@pytest.fixture(scope="module", params=SOURCES)
+def bad_vault(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any]]:
     root = tmp_path_factory.mktemp("mv") / "vault"
-    return root, make_vault(root, notes=200, seed=1)
+    return root, build_vault(request.param, root, notes=200, seed=1)
 
 
 def write(path: Path, text: str = "x\n") -> Path:
@@ -39,39 +44,63 @@ def keys(report: WalkReport) -> list[str]:
     return [f.key for f in report.files]
 
 
-# --- make_vault ------------------------------------------------------------------------
+# --- generated vaults --------------------------------------------------------------------
+
+NOT_WALKED = ("symlink", "skipped")  # truth kinds the walk reports instead of listing
 
 
-def test_make_vault_keys_equal_the_truth(bad_vault: tuple[Path, dict[str, Any]]) -> None:
-    """Walked keys = the truth's keys minus its symlinks; the truth lists content only,
-    so .trash/, .obsidian/ and Archive/Excluded/ (userIgnoreFilters) are absent too."""
+def shown(key: str) -> str:
+    """A key as reports show it: a name's bytes that are not UTF-8 as \\xNN."""
+    return os.fsencode(key).decode("utf-8", "backslashreplace")
+
+
+def symlink_kind(t: dict[str, Any]) -> str:
+    """folder, outside or dangling: the own truth says so; make_vault's says it in words."""
+    return str(t.get("symlink") or ("folder" if t["note"].startswith("loop") else "outside"))
+
+
+def test_walk_keys_equal_the_truth(bad_vault: tuple[Path, dict[str, Any]]) -> None:
+    """Walked keys = the truth's keys minus its symlinks (and names that are not UTF-8);
+    the truth lists content only, so .trash/, .obsidian/ and Archive/Excluded/
+    (userIgnoreFilters) are absent too."""
     root, truth = bad_vault
     report = walk_default(root)
-    expected = {k for k, t in truth.items() if t["kind"] != "symlink"}
+    expected = {k for k, t in truth.items() if t["kind"] not in NOT_WALKED}
     assert set(keys(report)) == expected
     assert len(keys(report)) == len(expected)  # no duplicates
     assert keys(report) == sorted(keys(report))
-    assert not [k for k in keys(report) if k.startswith((".trash/", ".obsidian/", "Archive/"))]
+    assert not [
+        k for k in keys(report) if k.startswith((".trash/", ".obsidian/", "Archive/Excluded/"))
+    ]
     assert report.ignored >= 3  # .obsidian, .trash, Archive/Excluded
     assert report.unreadable == []
 
 
-def test_make_vault_symlinks_are_skipped(bad_vault: tuple[Path, dict[str, Any]]) -> None:
-    """Bad/loop (-> ../Bad) and Bad/outside.md (-> /etc/hostname) are reported, not
-    walked; the loop does not make the walk run forever or duplicate Bad/."""
+def test_walk_reports_symlinks_and_skips_them(bad_vault: tuple[Path, dict[str, Any]]) -> None:
+    """A folder symlink (a loop to .., or into the vault) is reported, not walked; so is a
+    file symlink that leaves the vault or dangles; the loop does not make the walk run
+    forever or duplicate Bad/. A name that is not UTF-8 is reported too."""
     root, truth = bad_vault
     report = walk_default(root)
-    symlinks = {k for k, t in truth.items() if t["kind"] == "symlink"}
-    assert symlinks == {"Bad/loop", "Bad/outside.md"}
+    symlinks = {k: symlink_kind(t) for k, t in truth.items() if t["kind"] == "symlink"}
+    unnamed = {shown(k) for k, t in truth.items() if t["kind"] == "skipped"}
+    assert "folder" in symlinks.values() and "outside" in symlinks.values()
     skipped = dict(report.skipped)
-    assert skipped["Bad/loop"] == FOLDER_SYMLINK
-    assert skipped["Bad/outside.md"].startswith("file symlink leaves the vault")
-    assert set(skipped) == symlinks
-    assert not [k for k in keys(report) if k.startswith("Bad/loop/")]
+    assert set(skipped) == set(symlinks) | unnamed
+    for key, kind in symlinks.items():
+        if kind == "folder":
+            assert skipped[key] == FOLDER_SYMLINK, key
+            assert not [k for k in keys(report) if k.startswith(key + "/")]
+        elif kind == "outside":
+            assert skipped[key].startswith("file symlink leaves the vault"), key
+        else:
+            assert skipped[key].startswith("dangling symlink"), key
+    assert all(skipped[name] == NOT_UTF8 for name in unnamed)
 
 
-def test_make_vault_stats_and_paths(bad_vault: tuple[Path, dict[str, Any]]) -> None:
-    """Sizes match the truth; each key is vault_key of the real path, which exists."""
+def test_walk_stats_and_paths(bad_vault: tuple[Path, dict[str, Any]]) -> None:
+    """Sizes match the truth; each key is vault_key of the real path, which exists; only
+    a file symlink into the vault is a symlink, with its target's stat."""
     root, truth = bad_vault
     for f in walk_default(root).files:
         assert f.path.exists() or f.path.is_symlink()
@@ -84,25 +113,32 @@ def test_make_vault_stats_and_paths(bad_vault: tuple[Path, dict[str, Any]]) -> N
             st.st_ctime_ns,
             st.st_ino,
         )
-        assert not f.is_symlink
+        assert f.is_symlink == ("symlink" in truth[f.key]), f.key
 
 
-def test_make_vault_nfd_name_gets_an_nfc_key(bad_vault: tuple[Path, dict[str, Any]]) -> None:
-    root, _ = bad_vault
-    nfc = "Bad/Caf\u00e9 r\u00e9sum\u00e9 (NFD).md"
-    (f,) = [f for f in walk_default(root).files if f.key == nfc]
-    assert f.path.name == unicodedata.normalize("NFD", "Caf\u00e9 r\u00e9sum\u00e9 (NFD).md")
-    assert f.path.name != nfc.split("/")[1]
-    assert f.path.is_file()
+def test_walk_gives_nfd_names_an_nfc_key(bad_vault: tuple[Path, dict[str, Any]]) -> None:
+    """Names written in NFD on disk (the own truth's `disk`; make_vault's "(NFD)" name)
+    are read by their real name under an NFC key."""
+    root, truth = bad_vault
+    nfd = {k for k, t in truth.items() if "disk" in t or "(NFD)" in k}
+    assert nfd
+    files = {f.key: f for f in walk_default(root).files}
+    for key in nfd:
+        name = key.rsplit("/", 1)[1]
+        assert files[key].path.name == unicodedata.normalize("NFD", name) != name
+        assert files[key].path.is_file()
 
 
-def test_make_vault_newline_in_a_name(bad_vault: tuple[Path, dict[str, Any]]) -> None:
-    root, _ = bad_vault
-    (f,) = [f for f in walk_default(root).files if f.key == "Bad/newline\nin name.md"]
-    assert f.path.read_bytes() == b"# newline in file name\n"
+def test_walk_newline_in_a_name(bad_vault: tuple[Path, dict[str, Any]]) -> None:
+    root, truth = bad_vault
+    odd = [k for k in truth if "\n" in k]
+    assert odd
+    files = {f.key: f for f in walk_default(root).files}
+    for key in odd:
+        assert len(files[key].path.read_bytes()) == truth[key]["size"]
 
 
-def test_make_vault_unreadable_file_is_listed(bad_vault: tuple[Path, dict[str, Any]]) -> None:
+def test_walk_lists_the_unreadable_file(bad_vault: tuple[Path, dict[str, Any]]) -> None:
     """A file without read permission is still content: the walk only stats it, and the
     indexer reports why it cannot read it."""
     root, _ = bad_vault
@@ -350,7 +386,7 @@ def test_cccignore_in_the_walk(tmp_path: Path) -> None:
 
 
 def test_atomic_save_temp_names(tmp_path: Path) -> None:
-    """A3/F1 and make_vault's churn: the dot temp names are never seen; `n.md.tmp-12`
+    """A3/F1 and the churns' saves: the dot temp names are never seen; `n.md.tmp-12`
     is a file while it exists, and once renamed onto n.md a walk sees only n.md, so a
     scan after the rename can never index the temporary name."""
     write(tmp_path / "n.md", "old\n")
@@ -420,9 +456,9 @@ def test_skips_are_logged_once_per_process(tmp_path: Path, logs: list[str]) -> N
 
 
 def test_walk_timing(tmp_path: Path) -> None:
-    """A 2,000-note make_vault vault; the figure is printed, the bound is loose."""
+    """A 2,000-note generated vault; the figure is printed, the bound is loose."""
     root = tmp_path / "v"
-    truth = make_vault(root, notes=2000, seed=2, bad=False)
+    truth = own_vault(root, notes=2000, seed=2, bad=False)
     rules = IgnoreRules.load(root)
     start = time.perf_counter()
     report = walk(root, rules)
@@ -443,5 +479,23 @@ def test_real_obsidian_vault(tmp_path: Path) -> None:
         expected |= {vault_key(rel / name) for name in files if not name.startswith(".")}
     report = walk_default(tmp_path)
     assert len(expected) > 6000
+    assert set(keys(report)) == expected
+    assert report.skipped == []
+
+
+def test_own_vault_walk_equals_an_independent_os_walk(tmp_path: Path) -> None:
+    """The hub corpus's check on an own vault (names with emoji, '&', accents in NFC and
+    NFD, nested folders): the walk finds exactly the files an independent os.walk finds,
+    less the ignored files the generator wrote (dot-names, litter, userIgnoreFilters,
+    .cccignore)."""
+    own_vault(tmp_path, notes=600, seed=3, bad=False)
+    expected = set()
+    for folder, _dirs, files in os.walk(tmp_path):
+        rel = Path(folder).relative_to(tmp_path)
+        expected |= {vault_key(rel / name) for name in files}
+    expected -= set(vaultgen.IGNORED)
+    report = walk_default(tmp_path)
+    assert len(expected) > 600
+    assert any(not k.isascii() for k in expected) and any("&" in k for k in expected)
     assert set(keys(report)) == expected
     assert report.skipped == []

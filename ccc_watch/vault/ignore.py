@@ -34,7 +34,7 @@ source is called, so ignoring the source would buy nothing, while a real file th
 happens to end in `.tmp` would silently vanish from the index. The common temporary
 names are covered anyway: `.n.md.tmp` and `.syncthing.n.md.tmp` are dot-files, vim's
 `4913` and `n.md~`, and JetBrains' `___jb_tmp___`/`___jb_old___` names are litter.
-A name such as `n.md.tmp-12` (make_vault's churn) is content while it exists: the
+A name such as `n.md.tmp-12` (a sync tool's temp name) is content while it exists: the
 watcher may index it for the moment it exists, and the rename onto `n.md` then arrives
 as a move that forgets the temporary name; a scan after the rename never sees it. It
 stays in the index only if the editor crashes and leaves it on disk, which is then the
