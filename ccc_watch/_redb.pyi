@@ -129,3 +129,7 @@ class Table(Generic[K]):
     ) -> list[tuple[K, bytes]]:
         """Pairs from start (inclusive) to end (exclusive), or by str prefix."""
     def __len__(self) -> int: ...
+
+def prefix_end(prefix: str) -> str | None:
+    """The smallest string greater than every string that starts with prefix (None when
+    there is none): the exclusive end of a prefix scan, for every backend."""

@@ -652,6 +652,23 @@ ALPHABET = "ab/\x00\x7f\x80é\u07ff\u0800\ud7ff\ue000\uffff\U00010000😀\U0010f
 small_text = st.text(alphabet=ALPHABET, max_size=4)
 
 
+@given(prefix=small_text, key=small_text)
+@settings(max_examples=300, deadline=None)
+def test_prefix_end_bounds_exactly_the_keys_with_the_prefix(prefix: str, key: str) -> None:
+    """prefix_end (the one definition both backends' prefix scans use): every key with
+    the prefix sorts below it, and every key above the prefix without it sorts at or
+    above it; None only when no string is greater (a prefix of U+10FFFF alone)."""
+    end = redb.prefix_end(prefix)
+    if end is None:
+        assert set(prefix) <= {"\U0010ffff"}
+        return
+    assert prefix < end and not end.startswith(prefix)
+    with_prefix = prefix + key
+    assert with_prefix < end
+    if key >= prefix and not key.startswith(prefix):
+        assert key >= end
+
+
 def str_model(
     keys_: list[str],
     *,

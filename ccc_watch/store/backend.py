@@ -82,18 +82,6 @@ class Backend(Protocol):
         """Release the file and its locks. Idempotent."""
 
 
-def prefix_end(prefix: str) -> str | None:
-    """The smallest string greater than every string that starts with prefix."""
-    chars = list(prefix)
-    while chars:
-        code = ord(chars.pop()) + 1
-        if 0xD800 <= code <= 0xDFFF:
-            code = 0xE000
-        if code <= 0x10FFFF:
-            return "".join(chars) + chr(code)
-    return None
-
-
 def secure_dir(path: Path) -> None:
     """Create path (and parents) private to this user: 0700."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)

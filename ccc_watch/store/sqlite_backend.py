@@ -19,6 +19,7 @@ from typing import Any
 
 from loguru import logger
 
+from ccc_watch._redb import prefix_end
 from ccc_watch.errors import (
     StoreCorruptError,
     StoreError,
@@ -31,7 +32,7 @@ from ccc_watch.errors import (
     store_os_error,
 )
 from ccc_watch.procs import try_lock
-from ccc_watch.store.backend import TABLES, Key, Translating, prefix_end, secure_file
+from ccc_watch.store.backend import TABLES, Key, Translating, secure_file
 
 # SQLite's primary result codes (the low byte of an extended code), by what they mean here.
 _CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB

@@ -716,6 +716,15 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// The smallest string greater than every string starting with `prefix`, if any: the
+/// exclusive end of a prefix scan. Exported, so that the SQLite backend's prefix scans
+/// use this one definition too.
+#[pyfunction]
+#[pyo3(name = "prefix_end")]
+fn py_prefix_end(prefix: &str) -> Option<String> {
+    prefix_end(prefix)
+}
+
 /// The smallest string greater than every string starting with `prefix`, if any.
 fn prefix_end(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
@@ -1012,6 +1021,7 @@ fn _redb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<WriteTransaction>()?;
     m.add_class::<ReadTransaction>()?;
     m.add_class::<Table>()?;
+    m.add_function(wrap_pyfunction!(py_prefix_end, m)?)?;
     m.add("RedbError", py.get_type::<RedbError>())?;
     m.add("DatabaseLockedError", py.get_type::<DatabaseLockedError>())?;
     m.add("RepairNeededError", py.get_type::<RepairNeededError>())?;
