@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from conftest import VAULTGEN, own_vault
 from daemon_harness import MODES, Daemon, wait_until
+from privileges import blocked_prefix
 
 from ccc_watch.changes.verify import verify
 from ccc_watch.mirror.mirror import Mirror
@@ -474,30 +475,6 @@ def test_d7_new_device_number_at_start(tmp_path: Path, daemons: list[Daemon]) ->
 
 # --- E1: an unreadable folder -----------------------------------------------------------
 
-# Root reads a chmod 000 folder anyway: run the daemon as root without the two
-# capabilities that bypass file permissions, so the mode bits bind it like any user.
-NO_DAC = (
-    "setpriv",
-    "--inh-caps=-dac_override,-dac_read_search",
-    "--bounding-set=-dac_override,-dac_read_search",
-)
-
-
-def _blocked_prefix(locked: Path) -> tuple[str, ...]:
-    """A command prefix under which `locked` (mode 000) cannot be listed; skip if none."""
-    if os.geteuid() != 0:
-        return ()
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv: chmod 000 cannot stop the daemon")
-    probe = subprocess.run(
-        [*NO_DAC, sys.executable, "-c", "import os, sys; os.listdir(sys.argv[1])", str(locked)],
-        capture_output=True,
-        text=True,
-    )
-    if "PermissionError" not in probe.stderr:
-        pytest.skip(f"cannot drop CAP_DAC_OVERRIDE here: {probe.stderr.strip()[-200:]}")
-    return NO_DAC
-
 
 def _locked_vault(root: Path) -> tuple[Path, tuple[str, ...]]:
     """A small vault with Locked/ (three notes), and the prefix that binds the daemon
@@ -508,7 +485,7 @@ def _locked_vault(root: Path) -> tuple[Path, tuple[str, ...]]:
     locked = vault / "Locked"
     locked.chmod(0)
     try:
-        prefix = _blocked_prefix(locked)
+        prefix = blocked_prefix(locked)
     finally:
         locked.chmod(0o755)
     return vault, prefix

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 import vaultgen
 from conftest import SOURCES, build_vault, hub_corpus, own_vault
+from privileges import blocked_prefix
 
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.paths import vault_key
@@ -221,23 +224,41 @@ def test_vault_root_may_be_a_symlink(tmp_path: Path) -> None:
 # --- unreadable, odd and duplicate names ---------------------------------------------------
 
 
-@pytest.mark.skipif(
-    hasattr(os, "geteuid") and os.geteuid() == 0,
-    reason="running as root: chmod 000 does not stop root from reading a folder",
-)
+# The walk, in a child process that the folder's mode bits bind (root without the
+# capabilities that bypass them): prints the report's keys, skipped and unreadable.
+WALK_CHILD = """
+import json, sys
+from pathlib import Path
+from ccc_watch.vault.ignore import IgnoreRules
+from ccc_watch.vault.walk import walk
+root = Path(sys.argv[1])
+report = walk(root, IgnoreRules.load(root))
+print(json.dumps([sorted(f.key for f in report.files), report.skipped, report.unreadable]))
+"""
+
+
 def test_unreadable_folder_is_reported_and_the_walk_goes_on(tmp_path: Path) -> None:
-    """E1: reported with the reason, listed in unreadable (so a scan keeps its rows)."""
+    """E1: reported with the reason, listed in unreadable (so a scan keeps its rows); a
+    real chmod 000, also when the tests run as root."""
     write(tmp_path / "a.md")
     write(tmp_path / "Locked" / "secret.md")
     write(tmp_path / "z" / "z.md")
     (tmp_path / "Locked").chmod(0)
     try:
-        report = walk_default(tmp_path)
+        prefix = blocked_prefix(tmp_path / "Locked")
+        child = subprocess.run(
+            [*prefix, sys.executable, "-c", WALK_CHILD, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         (tmp_path / "Locked").chmod(0o755)
-    assert keys(report) == ["a.md", "z/z.md"]
-    assert report.skipped == [("Locked", "cannot read folder: Permission denied")]
-    assert report.unreadable == ["Locked"]
+    assert child.returncode == 0, child.stderr
+    files, skipped, unreadable = json.loads(child.stdout)
+    assert files == ["a.md", "z/z.md"]
+    assert skipped == [["Locked", "cannot read folder: Permission denied"]]
+    assert unreadable == ["Locked"]
 
 
 def test_unreadable_folder_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
