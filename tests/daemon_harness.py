@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from ccc_watch.changes.verify import verify
-from ccc_watch.mirror.mirror import Mirror
+from ccc_watch.changes.verify import Difference, verify
+from ccc_watch.errors import StoreMissingError, StoreNeedsRepairError
+from ccc_watch.mirror.mirror import Mirror, MirrorBusyError
 from ccc_watch.store import open_store
 from ccc_watch.vault.ignore import IgnoreRules
 
@@ -70,23 +71,43 @@ class Daemon:
         with open_store(self.data, readonly=True) as store:
             return {r["path"]: r for r in store.records()}
 
+    def rules(self) -> IgnoreRules:
+        """The rules the daemon should be applying."""
+        return IgnoreRules.load(self.vault)
+
+    def differences(self) -> list[Difference]:
+        """What `verify --deep` finds: every field, id, walk entry and mirror row."""
+        return verify(
+            self.vault.resolve(), self.data, self.rules(), mirror=Mirror(self.data), deep=True
+        )
+
     def is_clean(self) -> bool:
-        rules = IgnoreRules.load(self.vault)
-        return not verify(self.vault.resolve(), self.data, rules, mirror=Mirror(self.data))
+        return not self.differences()
 
     def settle(self, timeout: float = 15) -> None:
-        """Wait until verify is clean (the watcher has caught up), or fail."""
+        """Wait until `verify --deep` is clean; fail at once, with the log, if the daemon
+        died."""
+        died: list[int] = []
+
+        def done() -> bool:
+            code = None if self.proc is None else self.proc.poll()
+            if code is not None:
+                died.append(code)
+                return True
+            return self.is_clean()
+
         try:
-            wait_until(self.is_clean, "verify clean", timeout)
+            wait_until(done, "verify --deep clean", timeout)
+            if not died:
+                return
         except AssertionError:
-            rules = IgnoreRules.load(self.vault)
-            diffs = verify(self.vault.resolve(), self.data, rules, mirror=Mirror(self.data))
-            pytest.fail(
-                "not clean:\n"
-                + "\n".join(d.line() for d in diffs)
-                + "\n--- log ---\n"
-                + self.log.read_text()[-3000:]
-            )
+            pass
+        pytest.fail(
+            (f"the daemon exited with code {died[0]}:\n" if died else "not clean:\n")
+            + "\n".join(d.line() for d in self.differences()[:40])
+            + "\n--- log ---\n"
+            + self.log.read_text(errors="replace")[-4000:]
+        )
 
     def events(self) -> list[tuple[Any, ...]]:
         with Mirror(self.data).connect() as con:
@@ -137,13 +158,29 @@ def start_daemon(tmp_path: Path, vault: Path, *run_args: str) -> Daemon:
     return d
 
 
+# What a check may meet while the daemon moves between states: the mirror held by a
+# flush, a store left open by a killed writer until the next one repairs it, a store or
+# status file not written yet. Anything else is a real failure and is raised at once.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    MirrorBusyError,
+    StoreNeedsRepairError,
+    StoreMissingError,
+    json.JSONDecodeError,
+)
+
+
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 15) -> None:
+    """Poll check until it is true; a transient error means "not yet", any other error
+    is raised as it is; after timeout, fail naming the last transient error seen."""
     deadline = time.monotonic() + timeout
+    last: BaseException | None = None
     while time.monotonic() < deadline:
         try:
             if check():
                 return
-        except Exception:  # the store or mirror may be between states: look again
-            pass
+        except TRANSIENT as e:
+            last = e
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(
+        f"timed out waiting for {what}" + (f" (last: {last!r})" if last is not None else "")
+    )

@@ -37,7 +37,9 @@ def scan(vault: Path, data: Path) -> ReconcileResult:
 
 
 def clean(vault: Path, data: Path) -> None:
-    diffs = verify(vault.resolve(), data, IgnoreRules.load(vault), mirror=Mirror(data))
+    """`verify --deep` finds nothing."""
+    rules, mirror = IgnoreRules.load(vault), Mirror(data)
+    diffs = verify(vault.resolve(), data, rules, mirror=mirror, deep=True)
     assert diffs == [], "\n".join(d.line() for d in diffs)
 
 

@@ -27,7 +27,6 @@ from conftest import VAULTGEN, own_vault
 from daemon_harness import MODES, Daemon, wait_until
 from privileges import blocked_prefix
 
-from ccc_watch.changes.verify import verify
 from ccc_watch.mirror.mirror import Mirror
 from ccc_watch.store import open_store
 from ccc_watch.vault.ignore import IgnoreRules
@@ -55,34 +54,6 @@ class ScenarioDaemon(Daemon):
     def rules(self) -> IgnoreRules:
         """The rules the daemon should be applying."""
         return IgnoreRules.load(self.vault, config_dir=self.config_dir, patterns=self.patterns)
-
-    def is_clean(self) -> bool:
-        return not verify(self.vault.resolve(), self.data, self.rules(), mirror=Mirror(self.data))
-
-    def settle(self, timeout: float = 15) -> None:
-        """Wait until verify is clean; fail at once, with the log, if the daemon died."""
-        died: list[int] = []
-
-        def done() -> bool:
-            code = None if self.proc is None else self.proc.poll()
-            if code is not None:
-                died.append(code)
-                return True
-            return self.is_clean()
-
-        try:
-            wait_until(done, "verify clean", timeout)
-            if not died:
-                return
-        except AssertionError:
-            pass
-        diffs = verify(self.vault.resolve(), self.data, self.rules(), mirror=Mirror(self.data))
-        pytest.fail(
-            (f"the daemon exited with code {died[0]}:\n" if died else "not clean:\n")
-            + "\n".join(d.line() for d in diffs[:40])
-            + "\n--- log ---\n"
-            + self.log.read_text(errors="replace")[-4000:]
-        )
 
 
 @pytest.fixture

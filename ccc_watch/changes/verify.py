@@ -3,10 +3,21 @@
 Every file is read and hashed (no stat shortcut), so this is the independent check the
 tests and users rely on. It only reads: the store and the mirror are opened read-only,
 so it works while the daemon runs.
+
+`deep` checks invariants I1 and I2 whole: each record equals what a fresh indexer makes
+of the file now (every parsed field; the id it keeps across renames excepted), ids are
+unique, a frontmatter id wins, and each record's id is the one its last changelog
+entry gave; the walk's file list equals an independent os.walk under the same rules;
+and every row of every per-note mirror table equals what the store's records give,
+nothing missing, stale or doubled.
 """
 
 from __future__ import annotations
 
+import os
+import stat
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -14,10 +25,16 @@ from typing import Any
 import blake3
 
 from ccc_watch.errors import StoreMissingError
+from ccc_watch.index.indexer import Indexer
+from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.mirror.mirror import Mirror, MirrorError
-from ccc_watch.store import open_store
+from ccc_watch.store import Record, open_store
+from ccc_watch.store.store import VOLATILE_FIELDS
 from ccc_watch.vault.ignore import IgnoreRules
-from ccc_watch.vault.walk import icloud_evicted, walk
+from ccc_watch.vault.paths import nfc
+from ccc_watch.vault.walk import VaultFile, icloud_evicted, is_utf8, walk
+
+_SHOWN = 3  # differing rows named per mirror table
 
 
 @dataclass(frozen=True)
@@ -53,8 +70,12 @@ def verify(
     *,
     backend: str = "redb",
     mirror: Mirror | None = None,
+    deep: bool = False,
+    policy: IndexPolicy | None = None,
 ) -> list[Difference]:
-    """Every difference between the files, the store and (when given) the mirror."""
+    """Every difference between the files, the store and (when given) the mirror; with
+    deep, also every parsed field, the ids, the walk and every mirror row (policy: the
+    one the records were made under, from the settings)."""
     diffs: list[Difference] = []
     report = walk(vault, rules)
     files = {f.key: f for f in report.files}
@@ -65,6 +86,8 @@ def verify(
     with store, store.snapshot() as snap:
         records = {r["path"]: r for r in snap.records()}
         head = snap.head()
+        vault_id = str(store.meta.get("vault_id", ""))
+        last_ids = _last_ids(snap.changes_after(0)) if deep else {}
     unreadable = [u.rstrip("/") + "/" for u in report.unreadable]
     for key, f in sorted(files.items()):
         rec = records.get(key)
@@ -86,6 +109,158 @@ def verify(
             diffs.append(Difference("store", "orphan-record", path, "record has no file"))
     if mirror is not None:
         diffs += _verify_mirror(mirror, records, head)
+    if deep:
+        policy = policy or IndexPolicy()
+        diffs += _walk_differences(vault, rules, files)
+        diffs += _record_differences(Indexer(vault, vault_id, policy), files, records, last_ids)
+        if mirror is not None and not any(d.where == "mirror" for d in diffs):
+            diffs += _mirror_row_differences(mirror, records, policy)
+    return diffs
+
+
+def _last_ids(changes: Iterable[Any]) -> dict[str, str]:
+    """Each path's id as its last changelog entry left it."""
+    ids: dict[str, str] = {}
+    for change in changes:
+        if change.op == "delete":
+            ids.pop(change.path, None)
+        else:
+            if change.op == "move" and change.prev_path is not None:
+                ids.pop(change.prev_path, None)
+            ids[change.path] = change.id
+    return ids
+
+
+def _record_differences(
+    indexer: Indexer,
+    files: Mapping[str, VaultFile],
+    records: Mapping[str, Record],
+    last_ids: Mapping[str, str],
+) -> list[Difference]:
+    """I1 in full: each record is what the indexer makes of its file now."""
+    diffs: list[Difference] = []
+    for key, f in sorted(files.items()):
+        rec = records.get(key)
+        if rec is None:
+            continue  # reported as missing-record already
+        fresh = indexer.index(key, f.path, rec.get("id")).record
+        if fresh is None:
+            continue  # gone meanwhile: the next verify sees it
+        changed = sorted(
+            k for k in (fresh.keys() | rec.keys()) - VOLATILE_FIELDS if fresh.get(k) != rec.get(k)
+        )
+        if changed:
+            shown = ", ".join(f"{k}: {rec.get(k)!r:.40} != {fresh.get(k)!r:.40}" for k in changed)
+            diffs.append(Difference("store", "stale-record", key, f"stored != file: {shown}"))
+        if key in last_ids and rec.get("id") != last_ids[key]:
+            diffs.append(
+                Difference(
+                    "store", "id-mismatch", key, f"id {rec.get('id')} != changelog {last_ids[key]}"
+                )
+            )
+    seen: dict[object, str] = {}
+    for key, rec in sorted(records.items()):
+        other = seen.setdefault(rec.get("id"), key)
+        if other != key:
+            diffs.append(Difference("store", "duplicate-id", key, f"same id as {other}"))
+    return diffs
+
+
+def _independent_keys(vault: Path, rules: IgnoreRules) -> set[str]:
+    """The files the README says are indexed, found by os.walk (which never follows a
+    folder symlink), not by the daemon's own walk: a second opinion on the walk."""
+    keys: set[str] = set()
+    doubled: set[str] = set()
+    real_vault = os.path.realpath(vault)
+    for parent, dirs, names in os.walk(vault):
+        rel = os.path.relpath(parent, vault)
+        prefix = "" if rel == "." else nfc(rel).replace(os.sep, "/") + "/"
+        dirs[:] = [
+            d
+            for d in dirs
+            if is_utf8(d)
+            and not os.path.islink(os.path.join(parent, d))
+            and not rules.is_ignored(prefix + nfc(d), is_dir=True)
+        ]
+        for name in names:
+            key = prefix + nfc(name)
+            if not is_utf8(name) or "\\" in name or rules.is_ignored(key):
+                continue
+            path = os.path.join(parent, name)
+            if os.path.islink(path):
+                target = os.path.realpath(path)
+                inside = target.startswith(real_vault + os.sep)
+                rel_target = nfc(os.path.relpath(target, real_vault)).replace(os.sep, "/")
+                if not inside or not os.path.isfile(target) or rules.is_ignored(rel_target):
+                    continue
+            else:
+                try:
+                    if not stat.S_ISREG(os.lstat(path).st_mode):
+                        continue
+                except OSError:
+                    continue
+            (doubled if key in keys else keys).add(key)
+    return keys - doubled
+
+
+def _walk_differences(
+    vault: Path, rules: IgnoreRules, files: Mapping[str, VaultFile]
+) -> list[Difference]:
+    expected = _independent_keys(vault, rules)
+    diffs = [
+        Difference("store", "walk-missed", k, "os.walk finds this file, the walk does not")
+        for k in sorted(expected - files.keys())
+    ]
+    diffs += [
+        Difference("store", "walk-extra", k, "the walk lists a file os.walk does not")
+        for k in sorted(files.keys() - expected)
+    ]
+    return diffs
+
+
+def _comparable(value: Any) -> Any:
+    """A row value in a hashable form that compares the same way."""
+    if isinstance(value, list | tuple):
+        return tuple(_comparable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _comparable(v)) for k, v in value.items()))
+    return value
+
+
+def _mirror_row_differences(
+    mirror: Mirror, records: Mapping[str, Record], policy: IndexPolicy
+) -> list[Difference]:
+    """I2 in full: each per-note table holds exactly the rows the records give."""
+    from ccc_watch.mirror.mirror import Rows
+    from ccc_watch.mirror.schema import PER_NOTE
+
+    expected = Rows.of(records.values(), policy)
+    diffs: list[Difference] = []
+    try:
+        with mirror.connect() as con:
+            for table in PER_NOTE:
+                want = getattr(expected, table.name).to_pylist()
+                got = con.sql(f"SELECT * FROM {table.name}").to_arrow_table().to_pylist()
+                want_rows = Counter(_comparable(r) for r in want)
+                got_rows = Counter(_comparable(r) for r in got)
+                key = table.key
+                assert key is not None
+                for kind, rows in (("stale-row", got_rows - want_rows),
+                                   ("missing-row", want_rows - got_rows)):  # fmt: skip
+                    paths = sorted({dict(r)[key] for r in rows.elements()})
+                    for path in paths[:_SHOWN]:
+                        diffs.append(Difference("mirror", kind, path, f"{table.name}: rows differ"))
+                    if len(paths) > _SHOWN:
+                        diffs.append(
+                            Difference(
+                                "mirror",
+                                kind,
+                                table.name,
+                                f"{len(paths) - _SHOWN} more paths with differing rows",
+                            )
+                        )
+    except MirrorError as e:
+        return [Difference("mirror", "unavailable", str(mirror.path), str(e))]
     return diffs
 
 

@@ -1,5 +1,7 @@
 """Compare every file (hashed in full) with the store, and the store with the mirror.
-Exit 0 when all agree, 1 when not. Read-only: works while the daemon runs."""
+With --deep, also every parsed field against a fresh index of each file, the ids, the
+walk against an independent os.walk, and every mirror row against the store. Exit 0
+when all agree, 1 when not. Read-only: works while the daemon runs."""
 
 from __future__ import annotations
 
@@ -8,14 +10,20 @@ import json
 
 from ccc_watch.cli._common import add_json, mirror_of
 from ccc_watch.config import Config
+from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.vault.ignore import IgnoreRules
 
 HELP = "compare files, store and mirror in full; exit 1 on a difference"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """--json."""
+    """--json and --deep."""
     add_json(parser)
+    parser.add_argument(
+        "--deep",
+        action="store_true",
+        help="also re-index every file and compare every field, id and mirror row",
+    )
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
@@ -30,6 +38,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         IgnoreRules.from_settings(vault, cfg),
         backend=cfg.backend,
         mirror=mirror if mirror.path.exists() else None,
+        deep=args.deep,
+        policy=IndexPolicy.from_settings(cfg),
     )
     if args.json:
         print(json.dumps([d.as_dict() for d in diffs], indent=2, ensure_ascii=False))
