@@ -121,3 +121,19 @@ def logs() -> Iterator[list[str]]:
     )
     yield out
     logger.remove(sink)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """--long-campaigns: the crash and fault campaigns at full length (README
+    "Reliability"); by default they run scaled for CI."""
+    parser.addoption(
+        "--long-campaigns",
+        action="store_true",
+        help="run tests/test_campaigns.py at full length (200 kill points, 20,000 operations)",
+    )
+
+
+@pytest.fixture
+def long_campaigns(request: pytest.FixtureRequest) -> bool:
+    """Whether --long-campaigns was given."""
+    return bool(request.config.getoption("--long-campaigns"))
