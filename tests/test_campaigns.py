@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -23,6 +25,9 @@ from pathlib import Path
 import pytest
 from conftest import VAULTGEN, own_vault
 from daemon_harness import Daemon, wait_until
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
 from ccc_watch.mirror.mirror import Mirror
 from ccc_watch.store import open_store
@@ -202,3 +207,142 @@ def test_kill9_during_rebuild_and_mirror_rebuild(tmp_path: Path, long_campaigns:
     figures.report()
     assert figures.kill_points >= rounds  # most kills landed mid-way, not after the end
     assert figures.records_lost == 0
+
+
+# --- a state machine against a real daemon ------------------------------------------------
+
+LINES = st.sampled_from(
+    ["plain words here", "#tag", "#nested/tag", "[[Other]]", "[[Folder/Note|alias]]",
+     "![[image.png]]", "[md](Some%20Note.md)", "- [ ] open task", "- [x] done task",
+     "# A heading", "`#not-a-tag` and `[[not a link]]`", "```\n#in-code\n```", "", "émoji 😀"]
+)  # fmt: skip
+LEVELS = st.sampled_from([None, "PUBLIC", "INTERNAL", "CONFIDENTIAL", "SECRET", "secret"])
+FOLDERS = ("", "A/", "B/", "A/Deep/")
+
+
+def note_text(lines: list[str], level: str | None) -> str:
+    head = "" if level is None else f"---\nclassification: {level}\n---\n"
+    return head + "\n".join(lines) + "\n"
+
+
+class VaultMachine(RuleBasedStateMachine):
+    """Random file operations on a real vault under a real `ccc-watch run`; the model
+    is the set of note paths there should be, and at random points the machine waits
+    for quiescence and lets `verify --deep` judge."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = Path(tempfile.mkdtemp(prefix="ccc-machine-"))
+        vault = self.tmp / "vault"
+        (vault / ".obsidian").mkdir(parents=True)
+        (self.tmp / "outside").mkdir()
+        self.d = Daemon(vault, self.tmp / "data", self.tmp / "daemon.log")
+        self.d.start()
+        self.notes: set[str] = set()
+        self.counter = 0
+        self.checks = 0
+
+    def _new_key(self, folder: str) -> str:
+        self.counter += 1
+        return f"{folder}n{self.counter} é.md"
+
+    def _write(self, key: str, text: str) -> None:
+        path = self.d.vault / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+    @rule(folder=st.sampled_from(FOLDERS), lines=st.lists(LINES, max_size=6), level=LEVELS)
+    def create(self, folder: str, lines: list[str], level: str | None) -> None:
+        key = self._new_key(folder)
+        self._write(key, note_text(lines, level))
+        self.notes.add(key)
+
+    @precondition(lambda self: self.notes)
+    @rule(data=st.data(), lines=st.lists(LINES, max_size=6), level=LEVELS)
+    def edit(self, data: st.DataObject, lines: list[str], level: str | None) -> None:
+        key = data.draw(st.sampled_from(sorted(self.notes)))
+        self._write(key, note_text(lines, level))
+
+    @precondition(lambda self: self.notes)
+    @rule(data=st.data(), line=LINES)
+    def append(self, data: st.DataObject, line: str) -> None:
+        key = data.draw(st.sampled_from(sorted(self.notes)))
+        with (self.d.vault / key).open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    @precondition(lambda self: self.notes)
+    @rule(data=st.data(), lines=st.lists(LINES, max_size=6), level=LEVELS)
+    def atomic_save(self, data: st.DataObject, lines: list[str], level: str | None) -> None:
+        """As editors save: a hidden temp file renamed over the note."""
+        key = data.draw(st.sampled_from(sorted(self.notes)))
+        path = self.d.vault / key
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(note_text(lines, level), encoding="utf-8")
+        os.replace(tmp, path)
+
+    @precondition(lambda self: self.notes)
+    @rule(data=st.data())
+    def delete(self, data: st.DataObject) -> None:
+        key = data.draw(st.sampled_from(sorted(self.notes)))
+        (self.d.vault / key).unlink()
+        self.notes.discard(key)
+
+    @precondition(lambda self: self.notes)
+    @rule(data=st.data(), folder=st.sampled_from(FOLDERS))
+    def rename(self, data: st.DataObject, folder: str) -> None:
+        key = data.draw(st.sampled_from(sorted(self.notes)))
+        new = self._new_key(folder)
+        (self.d.vault / new).parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.d.vault / key, self.d.vault / new)
+        self.notes.discard(key)
+        self.notes.add(new)
+
+    @precondition(lambda self: any(k.startswith("A/") for k in self.notes))
+    @rule()
+    def move_folder_out(self) -> None:
+        """A folder leaves the vault (one event for the whole subtree)."""
+        self.counter += 1
+        os.rename(self.d.vault / "A", self.tmp / "outside" / f"A{self.counter}")
+        self.notes = {k for k in self.notes if not k.startswith("A/")}
+
+    @precondition(lambda self: any((self.tmp / "outside").iterdir()))
+    @rule(data=st.data())
+    def move_folder_in(self, data: st.DataObject) -> None:
+        """A folder arrives from outside, under a name of its own."""
+        src = data.draw(st.sampled_from(sorted((self.tmp / "outside").iterdir())))
+        self.counter += 1
+        dest = f"In{self.counter}"
+        os.rename(src, self.d.vault / dest)
+        for path in (self.d.vault / dest).rglob("*.md"):
+            self.notes.add(path.relative_to(self.d.vault).as_posix())
+
+    @rule()
+    def check(self) -> None:
+        """Quiescence, then the strict judge and the model."""
+        self.d.settle(timeout=60)
+        with open_store(self.d.data, readonly=True) as store:
+            assert {r["path"] for r in store.records()} == self.notes
+        self.checks += 1
+
+    def teardown(self) -> None:
+        try:
+            self.check()
+        finally:
+            if self.d.proc is not None:
+                assert self.d.stop() == 0
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def test_a_state_machine_against_a_real_daemon(long_campaigns: bool) -> None:
+    """Hypothesis picks the operations and their order; every run ends checked."""
+    examples, steps = (20, 60) if long_campaigns else (3, 25)
+    run_state_machine_as_test(
+        VaultMachine,
+        settings=settings(
+            max_examples=examples,
+            stateful_step_count=steps,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        ),
+    )
