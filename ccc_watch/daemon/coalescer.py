@@ -106,18 +106,25 @@ class Coalescer:
         with self._lock:
             pending = self._pending
             now = time.monotonic()
-            ready = [
+            settled = [
                 (k, p)
                 for k, (t, p) in pending.dirty.items()
                 if t <= cutoff and (force or pending.writing.get(k, 0.0) <= now)
             ]
+            # Moves go with the paths they touch, all of them once nothing is unsettled:
+            # a move's destination read before its move is applied would be stored as a
+            # new note, and the move applied later would then put the old record (old
+            # name, old ctime) back over it with nothing left to read it again.
+            moves: list[tuple[str, str]] = []
+            if force or len(settled) == len(pending.dirty):
+                moves, pending.moves = pending.moves, []
+                ready = settled
+            else:
+                touched = {key for move in pending.moves for key in move}
+                ready = [(k, p) for k, p in settled if k not in touched]
             times = {k: pending.dirty.pop(k)[0] for k, _ in ready}
             for k in times:
                 pending.writing.pop(k, None)
-            # Moves go with the paths they touch: all of them once nothing is unsettled.
-            moves: list[tuple[str, str]] = []
-            if force or not pending.dirty:
-                moves, pending.moves = pending.moves, []
             batch = Batch(
                 moves, ready, pending.rescan, pending.expected, pending.rules_changed, times
             )
