@@ -14,6 +14,7 @@ from typing import Any
 import blake3
 
 from ccc_watch.errors import StoreMissingError
+from ccc_watch.log.safe import shown
 from ccc_watch.mirror.mirror import Mirror, MirrorError
 from ccc_watch.store import open_store
 from ccc_watch.vault.ignore import IgnoreRules
@@ -30,8 +31,8 @@ class Difference:
     detail: str
 
     def line(self) -> str:
-        """One human-readable line."""
-        return f"{self.where}: {self.kind}: {self.path}: {self.detail}"
+        """One human-readable line (of printable text, whatever the path holds)."""
+        return f"{self.where}: {self.kind}: {shown(self.path)}: {shown(self.detail)}"
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, for --json."""

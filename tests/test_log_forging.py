@@ -1,0 +1,288 @@
+"""Hostile file names against every place that logs or prints a value from the vault.
+
+A name can hold a newline followed by a complete log line (which `ccc-watch log
+--drift` would then show as drift), a carriage return, ANSI and OSC escapes (which
+recolour or retitle the terminal of whoever reads the log), line separators that
+journald and str.splitlines() split on, C1 controls, bidirectional overrides, and
+bytes that are not UTF-8. Whatever the name, each log message is one line of
+printable text (the call sites escape, checked with a raw sink that adds nothing), and
+so is each line a command prints about files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from conftest import cli
+from privileges import blocked_prefix
+from watchdog.events import DirMovedEvent, FileModifiedEvent
+
+from ccc_watch.changes.events import EventTranslator
+from ccc_watch.changes.reconcile import reconcile
+from ccc_watch.daemon.coalescer import Coalescer
+from ccc_watch.daemon.watcher import Watcher
+from ccc_watch.index.indexer import Indexer
+from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.store import open_store
+from ccc_watch.vault.ignore import IgnoreRules
+from ccc_watch.vault.walk import walk
+
+STAMP = "2026-11-27 14:03:07.412+0100"
+FORGED = f"{STAMP} | WARNING  | DRIFT kind=deleted-offline path=forged.md detail=forged"
+# Names a file can have on Linux (no '/', no NUL): each is a way to break a log line.
+HOSTILE = {
+    "newline": f"nl\n{FORGED}\nrest",
+    "cr": f"cr\r{FORGED}",
+    "ansi": "ansi \x1b[31mred\x1b[0m",
+    "osc": "osc \x1b]0;pwned\x07",
+    "separators": "ls\u2028ps\u2029nel\x85",
+    "c1": "csi \x9b31m",
+    "bidi": "bidi \u202etxt",
+    "suffix": f"sfx | WARNING  | {FORGED[len(STAMP) + 14 :]}",
+}
+# Not UTF-8: only bytes can name it.
+BAD_BYTES = b"bytes \xff\xfe\n\x1b[31m"
+CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+DOCUMENTED_DRIFT = re.compile(
+    r"^(?P<time>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{4}) \| (?P<level>[A-Z]+) *\| "
+    r'DRIFT kind=(?P<kind>[a-z-]+) path=(?P<path>"(?:[^"\\]|\\.)*"|\S+) '
+    r'detail=(?P<detail>"(?:[^"\\]|\\.)*"|\S+)$'
+)
+ENTRY = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{4} \| [A-Z]+ *\| ")
+STDERR_ENTRY = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} \| [A-Z]+ +\| ")
+
+
+def one_safe_line(text: str) -> bool:
+    """Printable through and through: no line break, no control, no bidi override."""
+    return not CONTROLS.search(text) and "\t" not in text
+
+
+def unsafe(messages: list[str]) -> list[str]:
+    return [m for m in messages if not one_safe_line(m)]
+
+
+def make(folder: Path, name: str | bytes, content: bytes) -> None:
+    path = os.fsencode(folder) + b"/" + (name if isinstance(name, bytes) else os.fsencode(name))
+    with open(path, "wb") as f:
+        f.write(content)
+
+
+# --- call sites, in this process, with a raw sink -------------------------------------
+
+
+def test_walk_skips(vault: Path, logs: list[str]) -> None:
+    """skip lines: a name with a backslash, one not UTF-8, symlinks that dangle, loop
+    or leave the vault, and the targets they name."""
+    for label, name in HOSTILE.items():
+        make(vault, f"{name}\\{label}.md", b"x")
+        os.symlink(f"../{name}", vault / f"{label} gone")
+        os.symlink(f"{name} loop {label}", vault / f"{name} loop {label}")
+    make(vault, BAD_BYTES + b".md", b"x")
+    report = walk(vault, IgnoreRules.load(vault))
+    assert len(report.skipped) == 3 * len(HOSTILE) + 1
+    assert unsafe([p for p, _ in report.skipped] + [r for _, r in report.skipped]) == []
+    assert len(logs) == len(report.skipped)
+    assert unsafe(logs) == []
+
+
+def test_indexer_warnings(vault: Path, logs: list[str]) -> None:
+    """index lines: binary content, over the size limit, not UTF-8, cannot read."""
+    indexer = Indexer(vault, "0b1c6bde-9d55-4cf2-a5a6-5f3d1b0a9e21", IndexPolicy(max_note_bytes=64))
+    for label, name in HOSTILE.items():
+        for kind, content in (("bin", b"\x00\x01"), ("big", b"x" * 100), ("enc", b"\xff\xfe")):
+            key = f"{name} {kind}.md"
+            make(vault, key, content)
+            assert indexer.index(key).warnings
+        folder = vault / f"{name} {label} dir.md"
+        folder.mkdir()
+        assert indexer.index(folder.name).error
+    assert len(logs) == 4 * len(HOSTILE)
+    assert unsafe(logs) == []
+
+
+def test_reconcile_drift_and_icloud(vault: Path, tmp_path: Path, logs: list[str]) -> None:
+    """DRIFT lines for notes created, changed and deleted while stopped, conflict copies,
+    and the iCloud-eviction note."""
+    data = tmp_path / "data"
+
+    def scan() -> list[str]:
+        with open_store(data, vault_root=vault) as store:
+            indexer = Indexer(vault, str(store.meta["vault_id"]))
+            result = reconcile(
+                vault, store, indexer, IgnoreRules.load(vault), offline=True,
+                previous_scan_ns=store.meta.get("last_scan_started_ns"))  # fmt: skip
+        return [d.line() for d in result.drift]
+
+    for label, name in HOSTILE.items():
+        make(vault, f"{name}.md", b"v1")
+        make(vault, f"{name} gone.md", b"gone")
+        make(vault, f"{name} cloud.md", b"cloud")
+        make(vault, f"{label} edit.md", b"v1")
+    scan()
+    logs.clear()
+    for label, name in HOSTILE.items():
+        make(vault, f"{label} edit.md", f"{name}".encode())  # a changed body: no log
+        make(vault, f"{name} (Conflicted copy Mac 202411281430).md", b"c")
+        os.unlink(os.fsencode(vault) + b"/" + os.fsencode(f"{name} gone.md"))
+        os.unlink(os.fsencode(vault) + b"/" + os.fsencode(f"{name} cloud.md"))
+        make(vault, f".{name} cloud.md.icloud", b"")
+    drift = scan()
+    assert len(drift) == 4 * len(HOSTILE)  # modified, created, sync-conflict, deleted
+    assert unsafe(drift) == []
+    assert all(DOCUMENTED_DRIFT.match(f"{STAMP} | WARNING  | {line}") for line in drift)
+    assert sum(" is evicted to iCloud" in m for m in logs) == len(HOSTILE)
+    assert unsafe(logs) == []
+    found = [DOCUMENTED_DRIFT.match(f"{STAMP} | WARNING  | {line}") for line in drift]
+    paths = {json.loads(m["path"]) for m in found if m and m["path"].startswith('"')}
+    assert f"{HOSTILE['newline']} gone.md" in paths  # JSON gives the name back exactly
+
+
+def test_reconcile_unreadable_folder(vault: Path, tmp_path: Path) -> None:
+    """The folder a scan cannot read is named in two lines (walk and reconcile); run in
+    a child without the capabilities that let root read anything."""
+    data = tmp_path / "data"
+    with open_store(data, vault_root=vault):
+        pass
+    locked = vault / HOSTILE["newline"]
+    locked.mkdir()
+    (locked / "in.md").write_text("x")
+    locked.chmod(0)
+    try:
+        prefix = blocked_prefix(locked)
+        script = textwrap.dedent("""
+            import json, sys
+            from pathlib import Path
+            from loguru import logger
+            from ccc_watch.changes.reconcile import reconcile
+            from ccc_watch.index.indexer import Indexer
+            from ccc_watch.store import open_store
+            from ccc_watch.vault.ignore import IgnoreRules
+            logger.remove()
+            logger.add(lambda m: print(json.dumps(m.record["message"])), level="DEBUG")
+            vault, data = Path(sys.argv[1]), Path(sys.argv[2])
+            with open_store(data, vault_root=vault) as store:
+                reconcile(vault, store, Indexer(vault, str(store.meta["vault_id"])),
+                          IgnoreRules.load(vault), offline=True)
+        """)
+        proc = subprocess.run(
+            [*prefix, sys.executable, "-c", script, str(vault), str(data)],
+            capture_output=True, text=True, timeout=60)  # fmt: skip
+    finally:
+        locked.chmod(0o755)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    messages = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert any("unreadable" in m for m in messages), messages
+    assert sum("cannot read folder" in m for m in messages) == 1, messages
+    assert unsafe(messages) == []
+
+
+def test_event_lines_and_rescan_reasons(vault: Path, tmp_path: Path, logs: list[str]) -> None:
+    """What the daemon logs about events: a path read too soon or emptied, a path that
+    cannot be indexed, conflict copies found by events, and the reasons of the rescans
+    that a folder move or a rule file's edit asks for."""
+    data = tmp_path / "data"
+    with open_store(data, vault_root=vault) as store:
+        indexer = Indexer(vault, str(store.meta["vault_id"]))
+        events = EventTranslator(vault, indexer, IgnoreRules.load(vault), settle=60)
+        ready = []
+        for name in HOSTILE.values():
+            make(vault, f"{name}.md", b"x")
+            conflict = f"{name}.sync-conflict-20260413-091523-K3X2R2T.md"
+            make(vault, conflict, b"y")
+            ready += [(f"{name}.md", str(vault / f"{name}.md")), (conflict, str(vault / conflict))]
+        dirty = {k for k, _ in ready[::4]}
+        found = events.operations(store, [], ready, dirty.__contains__)  # too soon: deferred
+        assert len(found.deferred) == len(ready)
+        events.settle = 0
+        found = events.operations(store, [], ready, lambda _: False)
+        assert len(found.drift) == len(HOSTILE)
+        store.apply(found.ops)
+        for name in HOSTILE.values():
+            make(vault, f"{name}.md", b"")  # turned empty: read again to confirm
+        found = events.operations(store, [], ready[::2], lambda _: False)
+        assert len(found.deferred) == len(HOSTILE)
+        for name in HOSTILE.values():  # a path the file system refuses: the bug path
+            events.operations(store, [], [(f"{name} nul.md", f"{vault}/{name}\0.md")], bool)
+    assert sum("cannot index" in m for m in logs) == len(HOSTILE)
+    assert unsafe(logs) == []
+    assert unsafe([d.line() for d in found.drift]) == []
+
+    coalescer = Coalescer(0.1)
+    watcher = Watcher(vault, IgnoreRules.load(vault), coalescer)
+    reasons = []
+    for name in HOSTILE.values():
+        watcher.handler.on_any_event(DirMovedEvent(f"{vault}/{name}", f"{vault}/{name} 2"))
+        reasons.append(coalescer.take(force=True).rescan)
+    watcher.handler.on_any_event(
+        FileModifiedEvent(os.fsdecode(os.fsencode(f"{vault}/") + BAD_BYTES))
+    )
+    watcher.stop()
+    assert all(reasons) and unsafe([str(r) for r in reasons]) == []
+    assert unsafe(logs) == []
+
+
+def test_ignore_rule_warnings(vault: Path, logs: list[str]) -> None:
+    """Bad lines of .cccignore and bad userIgnoreFilters entries are named safely."""
+    (vault / ".obsidian").mkdir()
+    bad = [f"/{name}[/" for name in HOSTILE.values()]
+    (vault / ".obsidian" / "app.json").write_text(
+        json.dumps({"userIgnoreFilters": [*bad, {"k": HOSTILE["osc"]}, 7, ""]})
+    )
+    (vault / ".cccignore").write_text("".join(f"{name}\\\n" for name in HOSTILE.values()))
+    IgnoreRules.load(vault)
+    assert len(logs) >= len(bad) + 3
+    assert unsafe(logs) == []
+    (vault / ".obsidian" / "app.json").write_text(json.dumps([HOSTILE["osc"]]))
+    (vault / ".cccignore").unlink()
+    (vault / ".cccignore").mkdir()  # cannot be read
+    logs.clear()
+    IgnoreRules.load(vault)
+    assert len(logs) == 2 and unsafe(logs) == []
+
+
+# --- the commands that print vault values ---------------------------------------------
+
+
+def plant(vault: Path, tag: str) -> None:
+    """Hostile names with content that draws a warning, a conflict copy each, and a
+    skipped name of bad bytes."""
+    for label, name in HOSTILE.items():
+        make(vault, f"{name} {tag}.md", b"\x00binary")
+        make(vault, f"{name} {tag} (Conflicted copy Mac 202411281430).md", b"c")
+        make(vault, f"{label} {tag}.md", b"\xff not utf-8")
+    make(vault, BAD_BYTES + tag.encode() + b".md", b"x")
+
+
+def test_rebuild_scan_and_verify_print_safe_lines(
+    tmp_path: Path, vault: Path, env: dict[str, str]
+) -> None:
+    """`rebuild` (its failed/note lines), `scan` and `verify` (their DRIFT lines)."""
+    data = tmp_path / "data"
+    plant(vault, "a")
+    done = cli(env, vault, data, "rebuild")
+    assert done.returncode == 0, done.stderr[-2000:]
+    notes = [line for line in done.stdout.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 2 * len(HOSTILE) + 1  # binary, not UTF-8, the bad-bytes name
+    assert unsafe(done.stdout.splitlines()) == []
+    assert all(STDERR_ENTRY.match(line) for line in done.stderr.splitlines()), done.stderr
+    assert unsafe(done.stderr.splitlines()) == []
+    plant(vault, "b")
+    checked = cli(env, vault, data, "verify")
+    assert checked.returncode == 1
+    missing = [line for line in checked.stdout.split("\n") if line.startswith("store: missing")]
+    assert len(missing) == 3 * len(HOSTILE)  # two hostile names and a plain one each
+    scanned = cli(env, vault, data, "scan")
+    assert scanned.returncode == 0, scanned.stderr[-2000:]
+    drift = [line for line in scanned.stdout.split("\n") if line.startswith("DRIFT ")]
+    assert len(drift) == 4 * len(HOSTILE)  # created-offline, and sync-conflict for copies
+    assert all(DOCUMENTED_DRIFT.match(f"{STAMP} | WARNING  | {d}") for d in drift)
+    for proc in (checked, scanned):
+        assert unsafe(proc.stdout.split("\n")) == []
+        assert all(STDERR_ENTRY.match(line) for line in proc.stderr.split("\n")[:-1])
+        assert unsafe(proc.stderr.split("\n")) == []
