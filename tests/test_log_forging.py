@@ -5,8 +5,9 @@ A name can hold a newline followed by a complete log line (which `ccc-watch log
 recolour or retitle the terminal of whoever reads the log), line separators that
 journald and str.splitlines() split on, C1 controls, bidirectional overrides, and
 bytes that are not UTF-8. Whatever the name, each log message is one line of
-printable text (the call sites escape, checked with a raw sink that adds nothing), and
-so is each line a command prints about files.
+printable text (the call sites escape, checked with a raw sink that adds nothing), so
+is each line a command prints about files, every line the sinks write (file, stderr,
+journald) is one entry, and `ccc-watch log --drift` shows real drift only.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
+import pytest
 from conftest import cli
+from daemon_harness import Daemon
 from privileges import blocked_prefix
 from watchdog.events import DirMovedEvent, FileModifiedEvent
 
@@ -286,3 +290,123 @@ def test_rebuild_scan_and_verify_print_safe_lines(
         assert unsafe(proc.stdout.split("\n")) == []
         assert all(STDERR_ENTRY.match(line) for line in proc.stderr.split("\n")[:-1])
         assert unsafe(proc.stderr.split("\n")) == []
+
+
+# --- the sinks: a net under the call sites -------------------------------------------
+
+# A process that logs raw hostile text (as a call site that forgot to escape would)
+# and an exception whose message quotes it, through the sinks `run` sets up.
+MISSED = textwrap.dedent("""
+    import sys
+    from loguru import logger
+    from ccc_watch import config
+    from ccc_watch.log import sinks
+    vault, data, text = sys.argv[1], sys.argv[2], sys.argv[3]
+    sinks.setup(config.load({"vault": vault, "data_dir": data}), command="run")
+    logger.warning("raw {}", text)
+    try:
+        try:
+            raise OSError(f"cannot open {text}")
+        except OSError as e:
+            raise ValueError(text) from e
+    except ValueError:
+        logger.exception("failed on {}", text)
+    logger.complete()
+""")
+
+
+@pytest.mark.parametrize("journal", [False, True], ids=["stderr", "journald"])
+def test_the_sinks_escape_what_a_call_site_missed(
+    tmp_path: Path, vault: Path, env: dict[str, str], journal: bool
+) -> None:
+    """Every line the file sink writes is an entry or a traceback line that cannot pass
+    for one; stderr, plain or journald, is as safe; the traceback keeps its shape."""
+    err = tmp_path / "stderr.txt"
+    err.touch()
+    if journal:
+        st = err.stat()
+        env = env | {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+    text = "".join(HOSTILE.values())
+    with err.open("ab") as out:
+        proc = subprocess.run(
+            [sys.executable, "-c", MISSED, str(vault), str(tmp_path / "data"), text],
+            stderr=out, env=env, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, err.read_text()[-2000:]
+    lines = (tmp_path / "state" / "ccc-watch" / "log" / "data.log").read_text().split("\n")
+    assert lines.pop() == ""
+    assert unsafe(lines) == []
+    assert [bool(ENTRY.match(line)) for line in lines].count(True) == 2, lines
+    assert not any(FORGED[len(STAMP) :] in line and ENTRY.match(line) for line in lines[2:])
+    assert lines[2] == "Traceback (most recent call last):"
+    assert lines[-1].startswith("ValueError: nl\\n2026-11-27 ")
+    assert any(line.startswith("OSError: cannot open nl\\n") for line in lines)
+    assert any("direct cause" in line for line in lines)
+    stderr = err.read_text().split("\n")
+    assert stderr.pop() == ""
+    assert unsafe(stderr) == []
+    if journal:
+        assert all(re.match(r"<[34]>", line) for line in stderr), stderr
+        assert stderr[0].startswith("<4>raw nl\\n")
+    else:
+        assert [bool(STDERR_ENTRY.match(line)) for line in stderr].count(True) == 2, stderr
+
+
+# --- a real daemon: file, stderr, journald, `ccc-watch log` -------------------------
+
+
+def test_the_daemon_writes_one_safe_line_per_entry(
+    tmp_path: Path, vault: Path, env: dict[str, str]
+) -> None:
+    """Hostile names met at start-up (drift), while watching (warnings, conflict copies,
+    folder moves, a bad .cccignore, a name of bad bytes) and in a rebuild it is asked
+    for; then once more at start-up with stderr as the journal. Every line of the log
+    file and of stderr is one entry of printable text, `ccc-watch log` shows the file
+    as it is, and `--drift` lists only real drift."""
+    d = Daemon(vault, tmp_path / "data", tmp_path / "daemon.log")
+    d.env = env
+    d.start()
+    assert d.stop() == 0
+    plant(vault, "offline")  # start-up: created-offline drift, indexer warnings
+    d.start()
+    plant(vault, "live")
+    for label, name in HOSTILE.items():
+        folder = vault / f"{name} folder"
+        folder.mkdir()
+        (folder / f"{label}.md").write_text("in a folder\n")
+    (vault / ".cccignore").write_text("".join(f"{name}\\\n" for name in HOSTILE.values()))
+    time.sleep(0.5)
+    for name in HOSTILE.values():
+        os.rename(vault / f"{name} folder", vault / f"{name} moved")
+    d.settle()
+    rebuilt = d.cli("rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+    assert unsafe(rebuilt.stdout.splitlines()) == []
+    assert d.stop() == 0
+    plain = d.log.read_text(encoding="utf-8", errors="replace")
+
+    plant(vault, "journal")
+    st = d.log.stat()
+    d.env = env | {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+    d.start()
+    d.settle()
+    assert d.stop() == 0
+    journal = d.log.read_text(encoding="utf-8", errors="replace")[len(plain) :]
+
+    assert all(STDERR_ENTRY.match(line) for line in plain.splitlines()), plain[-3000:]
+    assert all(re.match(r"<\d>", line) for line in journal.splitlines()), journal[-3000:]
+    path = tmp_path / "state" / "ccc-watch" / "log" / "data.log"
+    text = path.read_text(encoding="utf-8")
+    assert all(ENTRY.match(line) for line in text.split("\n")[:-1]), text[-3000:]
+    for shown in (plain, journal, text):
+        assert unsafe(shown.split("\n")) == []
+        assert "Traceback" not in shown
+    assert "rebuilding the store on request" in text
+    assert any(" folder moved: " in line for line in text.splitlines())  # rescans coalesce
+    assert sum("bad pattern" in line for line in text.splitlines()) >= len(HOSTILE)
+
+    shown = cli(d.env, vault, d.data, "log")
+    assert shown.stdout.split("\n")[:-1] == text.split("\n")[:-1]
+    drift = cli(d.env, vault, d.data, "log", "--drift").stdout.splitlines()
+    matched = [DOCUMENTED_DRIFT.match(line) for line in drift]
+    assert all(matched) and len(drift) >= 4 * len(HOSTILE)
+    assert not [m for m in matched if m and m["path"] == "forged.md"]

@@ -6,13 +6,18 @@ reads the log), line separators that journald and str.splitlines() split on, C1
 controls, bidirectional overrides, and bytes that are not UTF-8. `shown` escapes all
 of them the way Python writes them (`\\n`, `\\x1b`, `\\u2028`; an undecodable byte as
 `\\xNN`) and leaves printable text, in any script, as it is. Every value from the vault
-that reaches a log line or a terminal goes through it. Escaped text is printable, so
+that reaches a log line or a terminal goes through it: the call sites apply it to
+the values they log, and the log sinks apply it once more to every whole message and
+traceback, so a value a call site missed is caught too. Escaped text is printable, so
 `shown` changes it no further.
 """
 
 from __future__ import annotations
 
-__all__ = ["shown"]
+import traceback
+from types import TracebackType
+
+__all__ = ["shown", "traceback_lines"]
 
 # Zero-width (non-)joiners are format characters, but harmless and part of many emoji
 # and Indic names: kept.
@@ -34,3 +39,22 @@ def shown(value: object) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() or c in _KEPT else _escape(c) for c in text)
+
+
+def traceback_lines(
+    exc_type: type[BaseException] | None,
+    value: BaseException | None,
+    tb: TracebackType | None,
+) -> list[str]:
+    """A traceback as Python prints it (no variable values), each line safe: the
+    message of each exception, which may quote a file name, is one escaped line, so
+    no line of a traceback can pass for a log entry."""
+    if exc_type is None or value is None:
+        return [] if exc_type is None else [shown(exc_type.__name__)]
+    lines: list[str] = []
+    for chunk in traceback.TracebackException(exc_type, value, tb).format():
+        if chunk.startswith("  File "):  # a frame: our code's own lines
+            lines += (shown(line) for line in chunk.rstrip("\n").split("\n"))
+        elif chunk.strip():  # a heading, or an exception's "Type: message"
+            lines.append(shown(chunk.strip("\n")))
+    return lines
