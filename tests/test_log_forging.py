@@ -7,23 +7,26 @@ journald and str.splitlines() split on, C1 controls, bidirectional overrides, an
 bytes that are not UTF-8. Whatever the name, each log message is one line of
 printable text (the call sites escape, checked with a raw sink that adds nothing), so
 is each line a command prints about files, every line the sinks write (file, stderr,
-journald) is one entry, and `ccc-watch log --drift` shows real drift only.
+journald) is one entry, `ccc-watch log` passes no control character to the terminal,
+and `--drift` shows real drift only.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from conftest import cli
-from daemon_harness import Daemon
+from daemon_harness import Daemon, wait_until
 from privileges import blocked_prefix
 from watchdog.events import DirMovedEvent, FileModifiedEvent
 
@@ -410,3 +413,76 @@ def test_the_daemon_writes_one_safe_line_per_entry(
     matched = [DOCUMENTED_DRIFT.match(line) for line in drift]
     assert all(matched) and len(drift) >= 4 * len(HOSTILE)
     assert not [m for m in matched if m and m["path"] == "forged.md"]
+
+
+# --- `ccc-watch log` on a log that an older version wrote, or a hand forged -----------
+
+OLD_LOG = "".join(
+    f"{line}\n"
+    for line in (
+        f"{STAMP} | INFO     | watching /v (pid 1)",
+        f"{STAMP} | WARNING  | index \x1b]0;pwned\x07\x1b[2J{HOSTILE['cr']}: binary",
+        f'{STAMP} | WARNING  | DRIFT kind=created-offline path="real.md" detail="new file"',
+        f"{STAMP} | WARNING  | skip \u2028{FORGED}\x85\x9b31m",
+        f"{STAMP} | ERROR    | boom",
+        "Traceback (most recent call last):",
+        "ValueError: \x1b[31m",
+    )
+)
+
+
+@pytest.fixture
+def old_log(tmp_path: Path, vault: Path, env: dict[str, str]) -> Path:
+    path = tmp_path / "state" / "ccc-watch" / "log" / "data.log"
+    path.parent.mkdir(parents=True)
+    path.write_text(OLD_LOG, encoding="utf-8", newline="")
+    return path
+
+
+def test_log_shows_an_old_or_forged_log_safely(
+    tmp_path: Path, vault: Path, env: dict[str, str], old_log: Path
+) -> None:
+    """Control characters are shown escaped, a carriage return splits no line, and
+    `--drift` finds the one real drift line."""
+    shown = cli(env, vault, tmp_path / "data", "log")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.split("\n")[:-1]
+    assert len(lines) == OLD_LOG.count("\n")
+    assert unsafe(lines) == []
+    assert "\\x1b]0;pwned\\x07" in lines[1]
+    drift = cli(env, vault, tmp_path / "data", "log", "--drift").stdout.splitlines()
+    assert drift == [OLD_LOG.split("\n")[2]]
+
+
+def test_log_follow_shows_lines_safely(
+    tmp_path: Path, vault: Path, env: dict[str, str], old_log: Path
+) -> None:
+    """`log -f` escapes the lines it follows, the tail and what is appended."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--data-dir",
+         str(tmp_path / "data"), "log", "-f"],
+        stdout=subprocess.PIPE, env=env)  # fmt: skip
+    got: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:  # bytes split at b"\n" only: a raw CR would stay in sight
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            got.put(line.decode("utf-8", "replace"))
+
+    threading.Thread(target=pump, daemon=True).start()
+    lines: list[str] = []
+
+    def seen(needle: str) -> bool:
+        while not got.empty():
+            lines.append(got.get_nowait())
+        return any(needle in line for line in lines)
+
+    try:
+        wait_until(lambda: seen("DRIFT kind=created-offline"), "the tail")
+        with old_log.open("a", encoding="utf-8", newline="") as f:
+            f.write(f"{STAMP} | WARNING  | appended \x1b[31m\r{FORGED}\n")
+        wait_until(lambda: seen("appended"), "the appended line")
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert unsafe([line.removesuffix("\n") for line in lines]) == []
