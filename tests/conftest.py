@@ -113,6 +113,40 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture
+def vault(tmp_path: Path) -> Path:
+    """A small vault of one note, a.md."""
+    v = tmp_path / "vault"
+    v.mkdir()
+    (v / "a.md").write_text("# a\n")
+    return v
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """The environment for a child process: no CCC_WATCH_*, LOGURU_* or JOURNAL_STREAM
+    from the caller, and XDG_STATE_HOME (platformdirs' user log dir on Linux) and
+    XDG_CONFIG_HOME inside tmp_path."""
+    out = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CCC_WATCH_", "LOGURU_")) and k != "JOURNAL_STREAM"
+    }
+    out["XDG_STATE_HOME"] = str(tmp_path / "state")
+    out["XDG_CONFIG_HOME"] = str(tmp_path / "cfg")
+    return out
+
+
+def cli(
+    env: dict[str, str], vault: Path, data: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`ccc-watch --vault VAULT --data-dir DATA ARGS...` in a child with env."""
+    return subprocess.run(
+        [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--data-dir", str(data),
+         *args],
+        capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+
+
+@pytest.fixture
 def logs() -> Iterator[list[str]]:
     """Loguru messages as 'LEVEL message' lines, while the test runs."""
     out: list[str] = []

@@ -18,7 +18,7 @@ BASE = {"errors"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "procs": BASE,
-    "vault": BASE,
+    "vault": BASE | {"log"},  # log.safe: the one escaping of names for log lines
     "config": BASE,
     "index": BASE | {"config", "vault", "store", "log"},  # records are the store's type
     "store": BASE | {"vault", "procs", "_redb"},

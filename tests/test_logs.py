@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import cli
 
 from ccc_watch import config
 from ccc_watch.log import reader
@@ -53,37 +54,8 @@ logs.setup(cfg, command=sys.argv[3])
 """
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    out = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CCC_WATCH_", "LOGURU_")) and k != "JOURNAL_STREAM"
-    }
-    out["XDG_STATE_HOME"] = str(tmp_path / "state")
-    out["XDG_CONFIG_HOME"] = str(tmp_path / "cfg")
-    return out
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Path:
-    v = tmp_path / "vault"
-    v.mkdir()
-    (v / "a.md").write_text("# a\n")
-    return v
-
-
 def log_file(tmp_path: Path, data_name: str = "data") -> Path:
     return tmp_path / "state" / "ccc-watch" / "log" / f"{data_name}.log"
-
-
-def cli(
-    env: dict[str, str], vault: Path, data: Path, *args: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--data-dir", str(data),
-         *args],
-        capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
 
 
 def child(

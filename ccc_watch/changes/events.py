@@ -20,6 +20,7 @@ from loguru import logger
 from ccc_watch.changes.reconcile import pair_moves
 from ccc_watch.index.indexer import Indexer
 from ccc_watch.log.drift import Drift, conflict_original
+from ccc_watch.log.safe import shown
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.paths import vault_key
@@ -106,17 +107,19 @@ class EventTranslator:
         settle window later: a stat racing a truncation can see the new size with the
         old ctime, before the truncation's event is even queued."""
         if dirty(key):
-            logger.debug("{}: an event came during the read: read again once settled", key)
+            logger.debug("{}: an event came during the read: read again once settled", shown(key))
             return True
         ctime = record.get("ctime_ns")
         age = time.time_ns() - ctime if isinstance(ctime, int) else None
         if age is not None and 0 <= age < self.settle * 1e9:
-            logger.debug("{}: changed {:.0f} ms ago: read again once settled", key, age / 1e6)
+            logger.debug(
+                "{}: changed {:.0f} ms ago: read again once settled", shown(key), age / 1e6
+            )
             return True
         emptied = record.get("size") == 0 and previous is not None and previous.get("size")
         if emptied and key not in self.confirm_empty:
             self.confirm_empty.add(key)
-            logger.debug("{}: turned empty: read again once settled to confirm", key)
+            logger.debug("{}: turned empty: read again once settled to confirm", shown(key))
             return True
         self.confirm_empty.discard(key)
         return False
@@ -135,5 +138,5 @@ class EventTranslator:
             prev_id = None if previous is None else previous["id"]
             return self.indexer.index(key, Path(real), prev_id).record
         except Exception:  # a bug must not stop the daemon: keep what the store has
-            logger.opt(exception=True).error("cannot index {}: record kept as it was", key)
+            logger.opt(exception=True).error("cannot index {}: record kept as it was", shown(key))
             return previous

@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +68,47 @@ class RebuildReport:
     def as_dict(self) -> dict[str, Any]:
         """The report as plain data (for --json)."""
         return dict(vars(self))
+
+    @classmethod
+    def from_dict(cls, data: object) -> RebuildReport:
+        """The report in plain data (a daemon's answer), checked field by field:
+        ValueError naming the first field that is missing or of the wrong type. Keys it
+        does not know are left out (a newer daemon may report more)."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            value = data.get(f.name)
+            if not _REPORT_FIELDS[f.name](value):
+                raise ValueError(f"{f.name} is missing or of the wrong type")
+            values[f.name] = value
+        return cls(**values)
+
+
+def _count(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _items(value: object) -> bool:
+    """A list of {"path": str, "reason": str}."""
+    return isinstance(value, list) and all(
+        isinstance(item, dict)
+        and item.keys() == {"path", "reason"}
+        and all(isinstance(v, str) for v in item.values())
+        for item in value
+    )
+
+
+_REPORT_FIELDS: dict[str, Callable[[object], bool]] = {
+    "vault": lambda v: isinstance(v, str),
+    "store": lambda v: isinstance(v, str),
+    "dry_run": lambda v: isinstance(v, bool),
+    "seconds": lambda v: type(v) in (int, float),
+    "failed": _items,
+    "warnings": _items,
+    "skipped": _items,
+    **dict.fromkeys(("seen", "indexed", "added", "changed", "unchanged", "removed"), _count),
+}
 
 
 def _fingerprint(record: Record) -> bytes:
@@ -232,7 +273,10 @@ def rebuild_vault(
         answer = ask_daemon(data_dir, pid, {"command": "rebuild"})
         if "error" in answer:
             raise CccWatchError(f"the daemon could not rebuild: {answer['error']}")
-        return RebuildReport(**answer["report"])
+        try:
+            return RebuildReport.from_dict(answer.get("report"))
+        except ValueError as e:
+            raise CccWatchError(f"the daemon's answer is no rebuild report: {e}") from None
     policy = IndexPolicy.from_settings(cfg)
     report = rebuild(
         vault,

@@ -23,6 +23,7 @@ from ccc_watch.index.indexer import Indexer
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.index.pool import chunks, indexing
 from ccc_watch.log.drift import Drift, DriftKind, conflict_original
+from ccc_watch.log.safe import shown
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.walk import FileStat, VaultFile, VaultUnreadableError, icloud_evicted, walk
@@ -140,7 +141,7 @@ def reconcile(
     }
     for path in [p for p in gone if icloud_evicted(vault, p)]:
         del gone[path]
-        logger.debug("reconcile: {} is evicted to iCloud: its record is kept", path)
+        logger.debug("reconcile: {} is evicted to iCloud: its record is kept", shown(path))
     movable = {p: r for p, r in gone.items() if not rules.is_ignored(p)}
     for new, old in pair_moves(movable, new_records, ops, cause="reconcile"):
         gone.pop(old or "", None)
@@ -156,7 +157,7 @@ def reconcile(
         else:
             drift.append(Drift(kind("deleted-offline"), path, "file is gone"))
     for path in report.unreadable:
-        logger.warning("reconcile: folder {} is unreadable: its records are kept", path)
+        logger.warning("reconcile: folder {} is unreadable: its records are kept", shown(path))
 
     if still_the_vault is not None and not still_the_vault():
         raise VaultUnreadableError(f"the vault folder {vault} was replaced during a scan")

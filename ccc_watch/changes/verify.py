@@ -27,6 +27,7 @@ import blake3
 from ccc_watch.errors import StoreMissingError
 from ccc_watch.index.indexer import Indexer
 from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.log.safe import shown
 from ccc_watch.mirror.mirror import Mirror, MirrorError
 from ccc_watch.store import Record, open_store
 from ccc_watch.store.store import VOLATILE_FIELDS
@@ -47,8 +48,8 @@ class Difference:
     detail: str
 
     def line(self) -> str:
-        """One human-readable line."""
-        return f"{self.where}: {self.kind}: {self.path}: {self.detail}"
+        """One human-readable line (of printable text, whatever the path holds)."""
+        return f"{self.where}: {self.kind}: {shown(self.path)}: {shown(self.detail)}"
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, for --json."""
@@ -150,8 +151,8 @@ def _record_differences(
             k for k in (fresh.keys() | rec.keys()) - VOLATILE_FIELDS if fresh.get(k) != rec.get(k)
         )
         if changed:
-            shown = ", ".join(f"{k}: {rec.get(k)!r:.40} != {fresh.get(k)!r:.40}" for k in changed)
-            diffs.append(Difference("store", "stale-record", key, f"stored != file: {shown}"))
+            listed = ", ".join(f"{k}: {rec.get(k)!r:.40} != {fresh.get(k)!r:.40}" for k in changed)
+            diffs.append(Difference("store", "stale-record", key, f"stored != file: {listed}"))
         if key in last_ids and rec.get("id") != last_ids[key]:
             diffs.append(
                 Difference(

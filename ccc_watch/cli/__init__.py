@@ -38,6 +38,7 @@ from ccc_watch.cli import (
 from ccc_watch.cli import config as config_command
 from ccc_watch.config import SETTINGS, Config, load
 from ccc_watch.errors import CccWatchError, os_exit_code
+from ccc_watch.log.safe import shown
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
@@ -137,14 +138,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = handler(args, cfg)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
-    except CccWatchError as e:
-        print(f"ccc-watch: {e}", file=sys.stderr)
+    except CccWatchError as e:  # a message may quote a file name or a daemon's answer
+        print(f"ccc-watch: {shown(e)}", file=sys.stderr)
         return e.exit_code
     except BrokenPipeError:  # `ccc-watch dump | head -1`: the reader has had enough
         _drop_stdout()
         return 0
     except OSError as e:  # a file no library call wrapped (full disk, permission): one line
-        print(f"ccc-watch: {e}", file=sys.stderr)
+        print(f"ccc-watch: {shown(e)}", file=sys.stderr)
         return os_exit_code(e)
     except KeyboardInterrupt:
         print("ccc-watch: interrupted", file=sys.stderr)

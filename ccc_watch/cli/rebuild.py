@@ -15,6 +15,7 @@ from typing import Any
 from ccc_watch.cli._common import add_json
 from ccc_watch.config import Config
 from ccc_watch.daemon import control
+from ccc_watch.log.safe import shown
 from ccc_watch.store import MIRROR_FILE
 
 HELP = "index every file into a new store, swapped in atomically"
@@ -44,9 +45,9 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             f"{len(report.skipped)} skipped"
         )
         for item in report.failed:
-            print(f"failed: {item['path']}: {item['reason']}")
+            print(f"failed: {shown(item['path'])}: {shown(item['reason'])}")
         for item in report.warnings + report.skipped:
-            print(f"note: {item['path']}: {item['reason']}")
+            print(f"note: {shown(item['path'])}: {shown(item['reason'])}")
         if not report.dry_run:
             print(f"store: {report.store}")
             print(f"mirror: {cfg.resolved_data_dir() / MIRROR_FILE}")

@@ -19,6 +19,7 @@ from watchdog.observers.api import BaseObserver
 from ccc_watch.daemon.audit import inotify_watches
 from ccc_watch.daemon.coalescer import Coalescer
 from ccc_watch.errors import InvalidPathError
+from ccc_watch.log.safe import shown
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.paths import vault_key
 from ccc_watch.vault.walk import NOT_UTF8, is_utf8, log_skip
@@ -63,11 +64,13 @@ class _Handler(FileSystemEventHandler):
         dest = self.key(event.dest_path) if isinstance(event, FileSystemMovedEvent) else None
         for key in (src, dest):
             if key is not None and key in self.rules.rule_files:
-                self.coalescer.rescan(f"{key} changed", expected=True, rules_changed=True)
+                self.coalescer.rescan(f"{shown(key)} changed", expected=True, rules_changed=True)
                 return
         if event.is_directory:
             if event.event_type != "modified":  # created, deleted, moved: the subtree
-                self.coalescer.rescan(f"folder {event.event_type}: {src or dest}", expected=True)
+                self.coalescer.rescan(
+                    f"folder {event.event_type}: {shown(src or dest)}", expected=True
+                )
             return
         src_ok = src is not None and not self.rules.is_ignored(src)
         dest_ok = dest is not None and not self.rules.is_ignored(dest)

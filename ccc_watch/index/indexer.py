@@ -21,6 +21,7 @@ from loguru import logger
 
 from ccc_watch.index.note import parse_note
 from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.log.safe import shown
 from ccc_watch.store import Record
 from ccc_watch.vault.walk import FileStat
 
@@ -76,6 +77,10 @@ def _mime(extension: str) -> str | None:
     return mimetypes.guess_type("x" + extension)[0]
 
 
+def _warn(key: str, reason: str) -> None:
+    logger.warning("index {}: {}", shown(key), shown(reason))
+
+
 def _looks_binary(data: bytes) -> bool:
     return b"\x00" in data[:8192]
 
@@ -100,7 +105,7 @@ class Indexer:
             return IndexResult(None)
         except OSError as e:
             reason = f"cannot read: {e.strerror or e}"
-            logger.warning("index {}: {}", key, reason)
+            _warn(key, reason)
             return IndexResult(self._base(key, None, previous_id, error=reason), error=reason)
         return self.index_bytes(key, snap, previous_id)
 
@@ -146,14 +151,14 @@ class Indexer:
         if _looks_binary(snap.data):
             rec.update(kind="attachment", error="binary content in a note (.md) file")
             warnings.append(rec["error"])
-            logger.warning("index {}: {}", key, rec["error"])
+            _warn(key, rec["error"])
             return IndexResult(rec, warnings=warnings)
         if snap.stat.size > self.policy.max_note_bytes:
             rec["error"] = (
                 f"note is {snap.stat.size} bytes, over the {self.policy.max_note_bytes}"
                 "-byte limit: checksummed, not parsed"
             )
-            logger.warning("index {}: {}", key, rec["error"])
+            _warn(key, rec["error"])
             return IndexResult(rec, warnings=[rec["error"]])
         try:
             text = snap.data.decode("utf-8")
@@ -162,7 +167,7 @@ class Indexer:
             msg = f"not UTF-8 (byte {e.start}): decoded with replacement characters"
             rec["error"] = msg
             warnings.append(msg)
-            logger.warning("index {}: {}", key, msg)
+            _warn(key, msg)
         parsed = parse_note(text)
         fm = parsed.frontmatter
         classification = self.policy.classification(fm)

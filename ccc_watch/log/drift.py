@@ -2,8 +2,12 @@
 
     DRIFT kind=<kind> path=<path> detail=<detail>
 
-`path` and `detail` are JSON strings when they contain a space, a quote, '=' or a
-control character (so a line always splits the same way), bare otherwise.
+`path` and `detail` are JSON strings when they contain a space, a quote, '=', a
+backslash or a character that is not printable (so a line always splits the same
+way), bare otherwise. In a JSON string every character that is not printable is a
+\\uXXXX escape (C0 and C1 controls, line separators, bidirectional overrides; a byte
+that was not UTF-8 is its surrogate escape), so json.loads gives the value back and
+the line stays one line of printable text.
 """
 
 from __future__ import annotations
@@ -27,18 +31,30 @@ DriftKind = Literal[
 _BARE = re.compile(r"^[^\s\"=\\\x00-\x1f\x7f]+$")
 
 # Sync tools' conflict copies: (pattern on the file name, the name of the note it shadows).
+# DOTALL: a name may hold a newline.
 _CONFLICTS = (
     # Syncthing: n.sync-conflict-20260413-091523-K3X2R2T.md
-    re.compile(r"^(?P<stem>.*)\.sync-conflict-\d{8}-\d{6}-[A-Z0-9]{7}(?P<ext>\.[^.]*)?$"),
+    re.compile(
+        r"^(?P<stem>.*)\.sync-conflict-\d{8}-\d{6}-[A-Z0-9]{7}(?P<ext>\.[^.]*)?$", re.DOTALL
+    ),
     # Obsidian Sync: n (Conflicted copy MyMac 202411281430).md
-    re.compile(r"^(?P<stem>.*) \(Conflicted copy [^)]*\)(?P<ext>\.[^.]*)?$"),
+    re.compile(r"^(?P<stem>.*) \(Conflicted copy [^)]*\)(?P<ext>\.[^.]*)?$", re.DOTALL),
     # Dropbox: n (Jane's conflicted copy 2024-01-15).md
-    re.compile(r"^(?P<stem>.*) \([^)]*conflicted copy[^)]*\)(?P<ext>\.[^.]*)?$", re.IGNORECASE),
+    re.compile(
+        r"^(?P<stem>.*) \([^)]*conflicted copy[^)]*\)(?P<ext>\.[^.]*)?$",
+        re.IGNORECASE | re.DOTALL,
+    ),
 )
 
 
 def _field(value: str) -> str:
-    return value if _BARE.match(value) else json.dumps(value, ensure_ascii=False)
+    if _BARE.fullmatch(value) and value.isprintable():
+        return value
+    text = json.dumps(value, ensure_ascii=False)
+    if text.isprintable():
+        return text
+    # json.dumps of one character, ASCII only: its \uXXXX escape (a pair beyond the BMP).
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,12 @@
 from that time first, oldest first); `follow` does the same, then keeps returning each
 new line across rotations, like `tail -F`. Both are generators of lines without their
 newline: the caller prints them. The file's shape is sinks.FILE_FORMAT.
+
+A log file may hold what this version never writes: one written by an older version,
+or edited by hand. So lines are split at "\n" only (never at a carriage return), each
+line is given back escaped (log.safe.shown: no control character reaches the
+terminal), and a drift entry is a line of printable text in the documented shape,
+never a line that merely starts like one.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import IO
 
 from ccc_watch import config
 from ccc_watch.errors import CccWatchError
+from ccc_watch.log.safe import shown
 from ccc_watch.log.sinks import log_path
 
 TAIL_LINES = 10  # what `log -f` shows before following, like tail
@@ -113,7 +120,9 @@ class _Select:
         if m is None:
             return self.keep and not self.drift
         self.keep = self.since is None or _stamp(m["time"]) >= self.since
-        return self.keep and (not self.drift or m["message"].startswith("DRIFT kind="))
+        return self.keep and (
+            not self.drift or (line.isprintable() and DRIFT_ENTRY.match(line) is not None)
+        )
 
 
 # --- reading ------------------------------------------------------------------------
@@ -164,11 +173,11 @@ def _selected(
         for old in older:
             # A file last written before `since` holds nothing newer: skip reading it.
             if _mtime(old) >= select.cutoff:
-                yield from (line for line in _lines(old) if select(line))
+                yield from (shown(line) for line in _lines(old) if select(line))
         if follow:
-            yield from _follow(path, select, tail=select.since is None, poll=poll)
+            yield from map(shown, _follow(path, select, tail=select.since is None, poll=poll))
         else:
-            yield from (line for line in _lines(path) if select(line))
+            yield from (shown(line) for line in _lines(path) if select(line))
     except (OSError, EOFError, gzip.BadGzipFile) as e:  # unreadable, or a damaged .gz
         raise CccWatchError(f"cannot read the log: {e}") from None
 
@@ -176,12 +185,12 @@ def _selected(
 def _lines(path: Path) -> Iterator[str]:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        f = opener(path, "rt", encoding="utf-8", errors="replace")
+        f = opener(path, "rt", encoding="utf-8", errors="replace", newline="\n")
     except FileNotFoundError:  # rotated or deleted since it was listed
         return
     with f:
         for line in f:
-            yield line.rstrip("\n")
+            yield line.removesuffix("\n")
 
 
 def _mtime(path: Path) -> float:

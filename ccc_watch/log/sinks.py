@@ -7,7 +7,12 @@ usual level and format, or, when stderr is the systemd journal, lines prefixed w
 their syslog priority (`<3>` error, `<4>` warning, `<6>` info, `<7>` debug; see
 sd-daemon(3)). No sink prints variable values in a traceback (diagnose off).
 
-A line of the file (continuation lines, e.g. a traceback, follow their entry as is):
+Every sink writes each message as one line of printable text (log.safe.shown), and a
+traceback as Python prints it with each exception's message on one escaped line, so
+that nothing a message quotes (a file name, say) can start a line of its own, forge
+an entry or reach a terminal as a control sequence.
+
+A line of the file (a traceback's lines follow their entry; none looks like an entry):
 
     2026-11-27 14:03:07.412+0100 | WARNING  | DRIFT kind=created-offline path=a.md detail=""
 """
@@ -18,6 +23,7 @@ import contextlib
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,18 +31,23 @@ import platformdirs
 from loguru import logger
 
 from ccc_watch import config
+from ccc_watch.log.safe import shown, traceback_lines
 
 if TYPE_CHECKING:
-    from loguru import Message
+    from loguru import Message, Record
 
 FILE_LEVEL = "INFO"  # DEBUG lines are many: they go to stderr only
-FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSSZZ} | {level: <8} | {message}"
+# The message and the traceback, made safe by _formatter, are read from these fields.
+_LINE, _TRACEBACK = "{extra[ccc_line]}", "{extra[ccc_traceback]}"
+FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSSZZ} | {level: <8} | " + _LINE + "\n" + _TRACEBACK
 # loguru's own default, for stderr outside the journal (as before this module existed).
 STDERR_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | "
     "<level>{level: <8}</level> | "
-    "<cyan>{name}</cyan>:<cyan>{function}</cyan>:<cyan>{line}</cyan> - <level>{message}</level>"
+    "<cyan>{name}</cyan>:<cyan>{function}</cyan>:<cyan>{line}</cyan> - "
+    f"<level>{_LINE}</level>\n{_TRACEBACK}"
 )
+JOURNAL_FORMAT = _LINE + "\n" + _TRACEBACK
 
 _handlers: list[int] = []  # the sinks setup added (the daemon may add its own)
 _default_removed = False
@@ -56,6 +67,21 @@ def log_path(cfg: config.Config) -> Path:
 
 
 # --- setup ------------------------------------------------------------------------
+
+
+def _formatter(form: str) -> Callable[[Record], str]:
+    """A loguru format function: it puts the record's message and traceback, made safe,
+    where `form` reads them, and returns `form`."""
+
+    def format_record(record: Record) -> str:
+        extra = record["extra"]
+        extra["ccc_line"] = shown(record["message"])
+        exc = record["exception"]
+        lines = [] if exc is None else traceback_lines(exc.type, exc.value, exc.traceback)
+        extra["ccc_traceback"] = "".join(f"{line}\n" for line in lines)
+        return form
+
+    return format_record
 
 
 class _Stderr:
@@ -96,7 +122,8 @@ def priority(level_no: int) -> int:
 def _journal_sink(message: Message) -> None:
     # Every line, a traceback's too, gets the prefix: journald reads each as one entry.
     prefix = f"<{priority(message.record['level'].no)}>"
-    sys.stderr.write("".join(f"{prefix}{line}\n" for line in str(message).splitlines()))
+    lines = str(message).removesuffix("\n").split("\n")  # only the sink's own breaks
+    sys.stderr.write("".join(f"{prefix}{line}\n" for line in lines))
     sys.stderr.flush()
 
 
@@ -109,7 +136,13 @@ def child_setup() -> None:
     stderr only, which the daemon's service manager collects; no variable values."""
     logger.remove()
     level = os.environ.get("LOGURU_LEVEL", "INFO")
-    logger.add(sys.stderr, level=level, format=STDERR_FORMAT, backtrace=False, diagnose=False)
+    logger.add(
+        sys.stderr,
+        level=level,
+        format=_formatter(STDERR_FORMAT),
+        backtrace=False,
+        diagnose=False,
+    )
 
 
 def setup(cfg: config.Config, *, command: str) -> None:
@@ -127,13 +160,21 @@ def setup(cfg: config.Config, *, command: str) -> None:
     if journald_stderr():
         _handlers.append(
             logger.add(
-                _journal_sink, level=level, format="{message}", backtrace=False, diagnose=False
+                _journal_sink,
+                level=level,
+                format=_formatter(JOURNAL_FORMAT),
+                backtrace=False,
+                diagnose=False,
             )
         )
     else:
         _handlers.append(
             logger.add(
-                _Stderr(), level=level, format=STDERR_FORMAT, backtrace=False, diagnose=False
+                _Stderr(),
+                level=level,
+                format=_formatter(STDERR_FORMAT),
+                backtrace=False,
+                diagnose=False,
             )
         )
     if command != "run":
@@ -146,7 +187,7 @@ def setup(cfg: config.Config, *, command: str) -> None:
         logger.add(
             literal,
             level=FILE_LEVEL,
-            format=FILE_FORMAT,
+            format=_formatter(FILE_FORMAT),
             rotation=int(cfg.log_max_bytes),
             retention=int(cfg.log_retention),
             compression="gz",

@@ -58,6 +58,7 @@ import pathspec
 from loguru import logger
 
 from ccc_watch.errors import ConfigError
+from ccc_watch.log.safe import shown
 from ccc_watch.vault.paths import nfc
 
 if TYPE_CHECKING:
@@ -183,7 +184,9 @@ class IgnoreRules:
                 if _is_pattern(line):
                     self._patterns.append((f"{CCCIGNORE}:{n}", line))
             except ValueError as e:
-                logger.warning("{} line {}: bad pattern {!r} skipped: {}", CCCIGNORE, n, line, e)
+                logger.warning(
+                    "{} line {}: bad pattern {} skipped: {}", CCCIGNORE, n, shown(repr(line)), e
+                )
         self._spec = (
             pathspec.GitIgnoreSpec.from_lines([line for _, line in self._patterns])
             if self._patterns
@@ -195,7 +198,8 @@ class IgnoreRules:
         for entry in user_ignore_filters:
             if not isinstance(entry, str) or not entry:
                 logger.warning(
-                    "userIgnoreFilters: entry {!r} is not a path or /regex/: skipped", entry
+                    "userIgnoreFilters: entry {} is not a path or /regex/: skipped",
+                    shown(repr(entry)),
                 )
                 continue
             m = _OBSIDIAN_REGEX.fullmatch(entry)
@@ -203,7 +207,9 @@ class IgnoreRules:
                 try:
                     regexes.append((entry, _js_regex(m[1], m[2])))
                 except (ValueError, re.error) as e:
-                    logger.warning("userIgnoreFilters: bad regex {!r} skipped: {}", entry, e)
+                    logger.warning(
+                        "userIgnoreFilters: bad regex {} skipped: {}", shown(repr(entry)), e
+                    )
                 continue
             prefixes.append(nfc(entry))
         self._prefixes = tuple(prefixes)
@@ -235,7 +241,9 @@ class IgnoreRules:
         except FileNotFoundError:
             pass
         except (OSError, UnicodeDecodeError) as e:
-            logger.warning("cannot read {}: {}; its patterns are not applied", path, e)
+            logger.warning(
+                "cannot read {}: {}; its patterns are not applied", shown(path), shown(e)
+            )
 
         filters: list[object] = []
         path = vault / config_dir / "app.json"
@@ -244,16 +252,20 @@ class IgnoreRules:
         except FileNotFoundError:
             data = {}
         except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError
-            logger.warning("cannot read {}: {}; its userIgnoreFilters are not applied", path, e)
+            logger.warning(
+                "cannot read {}: {}; its userIgnoreFilters are not applied", shown(path), shown(e)
+            )
             data = {}
         if not isinstance(data, dict):
-            logger.warning("{}: not a JSON object; its userIgnoreFilters are not applied", path)
+            logger.warning(
+                "{}: not a JSON object; its userIgnoreFilters are not applied", shown(path)
+            )
             data = {}
         raw = data.get("userIgnoreFilters", [])
         if isinstance(raw, list):
             filters = raw
         else:
-            logger.warning("{}: userIgnoreFilters is not a list; not applied", path)
+            logger.warning("{}: userIgnoreFilters is not a list; not applied", shown(path))
         return cls(
             config_dir=config_dir,
             patterns=patterns,

@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 from loguru import logger
 
 from ccc_watch.errors import CccWatchError
+from ccc_watch.log.safe import shown
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.paths import nfc
 
@@ -110,14 +111,6 @@ def is_utf8(name: str) -> bool:
     except UnicodeEncodeError:  # os.fsdecode left surrogate escapes for bad bytes
         return False
     return True
-
-
-def shown(rel: str) -> str:
-    """A relative path as people should see it: bad bytes as \\xNN, controls escaped."""
-    text = os.fsencode(rel).decode("utf-8", "backslashreplace")
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def icloud_evicted(vault: Path, key: str) -> bool:
