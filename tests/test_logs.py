@@ -142,6 +142,23 @@ def test_log_path_default_and_setting(tmp_path: Path, monkeypatch: pytest.Monkey
     assert logs.log_path(own) == tmp_path / "x" / "mine.log"
 
 
+def test_run_refuses_a_log_file_in_the_vault(
+    tmp_path: Path, vault: Path, env: dict[str, str]
+) -> None:
+    """`run` and `log` with a log_file inside the vault (here through a symlinked folder)
+    exit 78 with one line naming the setting, before anything is written: the vault
+    stays as it was."""
+    (tmp_path / "logs").symlink_to(vault, target_is_directory=True)
+    before = sorted(p.relative_to(vault) for p in vault.rglob("*"))
+    for args in (["log"], ["run"]):  # `run`, were it to accept it, would not exit
+        proc = cli(env, vault, tmp_path / "data", "--log-file", str(tmp_path / "logs/d.log"),
+                   *args)  # fmt: skip
+        assert proc.returncode == 78, (args, proc.stderr)
+        assert proc.stderr.startswith("ccc-watch: config: log_file: ")
+        assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert sorted(p.relative_to(vault) for p in vault.rglob("*")) == before
+
+
 def test_rotated_files_are_this_logs_only_oldest_first(tmp_path: Path) -> None:
     """Another vault's files never count; a .gz still being written beside its source
     is left out."""
