@@ -47,6 +47,9 @@ from ccc_watch.store import MIRROR_FILE, Change, Record, Store
 # many notebooks and DBeaver still run.
 STORAGE_VERSION = "v1.4.0"
 ALIAS = "mirror"
+# The mirror needs no extension beyond those built in (json, parquet): a query must not
+# make DuckDB download or load one.
+_NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
 class MirrorError(CccWatchError):
@@ -224,10 +227,9 @@ class Mirror:
         """An in-memory connection with `path` attached read-write as the default."""
         con = duckdb.connect()
         try:
+            version = f"STORAGE_VERSION '{STORAGE_VERSION}'"
             try:
-                con.execute(
-                    f"ATTACH '{_sql_str(path)}' AS {ALIAS} (STORAGE_VERSION '{STORAGE_VERSION}')"
-                )
+                con.execute(f"ATTACH '{sql_str(path)}' AS {ALIAS} ({version})")
             except duckdb.IOException as e:
                 if "lock" in str(e).lower():
                     raise MirrorBusyError(
@@ -366,14 +368,41 @@ class Mirror:
 
     # --- reading ------------------------------------------------------------
 
-    def connect(self, retry_seconds: float = 5.0) -> duckdb.DuckDBPyConnection:
-        """A read-only connection, retrying while a flush holds the file."""
+    def connect(
+        self, retry_seconds: float = 5.0, allow_files: Sequence[Path] = ()
+    ) -> duckdb.DuckDBPyConnection:
+        """A read-only connection to the mirror that reaches nothing else, retrying
+        while a flush holds the file.
+
+        A fresh in-memory database attaches the mirror READ_ONLY; then DuckDB's own
+        settings close everything else: no file access (COPY, read_text, glob, ATTACH,
+        EXPORT) except, for reading and writing, inside the folders of allow_files; no
+        extension installed or loaded; no spilling to disk; and the configuration
+        locked, so no statement can SET any of it back. Each call gets its own DuckDB
+        instance, so one caller's folders never reach another's connection.
+        """
         if not self.path.exists():
             raise MirrorError(f"no mirror yet at {self.path}; run `ccc-watch mirror`")
+        con = duckdb.connect(config={**_NO_EXTENSIONS, "temp_directory": ""})
+        try:
+            self._attach_read_only(con, retry_seconds)
+            con.execute(f"USE {ALIAS}")
+            if allow_files:
+                folders = ", ".join(f"'{sql_str(Path(f))}/'" for f in allow_files)
+                con.execute(f"SET allowed_directories = [{folders}]")
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _attach_read_only(self, con: duckdb.DuckDBPyConnection, retry_seconds: float) -> None:
         deadline = time.monotonic() + retry_seconds
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=True)
+                con.execute(f"ATTACH '{sql_str(self.path)}' AS {ALIAS} (READ_ONLY)")
+                return
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower():
                     raise MirrorError(f"cannot open the mirror {self.path}: {e}") from e
@@ -402,7 +431,8 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
         con.unregister("incoming")
 
 
-def _sql_str(path: Path) -> str:
+def sql_str(path: Path) -> str:
+    """path as the inside of a single-quoted SQL string."""
     return str(path).replace("'", "''")
 
 
