@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import not_private
 
 from ccc_watch import config
 from ccc_watch.log import reader
@@ -157,6 +158,22 @@ def test_run_refuses_a_log_file_in_the_vault(
         assert proc.stderr.startswith("ccc-watch: config: log_file: ")
         assert len(proc.stderr.splitlines()) == 1, proc.stderr
     assert sorted(p.relative_to(vault) for p in vault.rglob("*")) == before
+
+
+def test_run_creates_everything_private(tmp_path: Path, vault: Path) -> None:
+    """`run` under umask 000 makes its data dir and log folder (with the parents they
+    lack) 0700 and every file in them 0600: the store, the mirror, status.json, the pid
+    file, the log, and the compressed files rotation leaves (loguru makes those)."""
+    (vault / "a.md").write_text("# a\n")
+    d = Daemon(vault, tmp_path / "new" / "data", tmp_path / "daemon.out")
+    d.prefix = ["sh", "-c", 'umask 000 && exec "$@"', "sh"]
+    log = tmp_path / "logs" / "sub" / "d.log"
+    d.run_args = ["--log-file", str(log), "--log-max-bytes", "200"]
+    d.start()
+    wait_until(lambda: (tmp_path / "new" / "data" / "mirror.duckdb").exists(), "the mirror")
+    assert d.stop() == 0
+    assert list(log.parent.glob("*.log.gz")), sorted(log.parent.iterdir())
+    assert not_private(tmp_path / "new", tmp_path / "logs") == {}
 
 
 def test_rotated_files_are_this_logs_only_oldest_first(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -40,7 +41,7 @@ from ccc_watch.mirror.schema import (
     TASKS,
     VIEWS,
 )
-from ccc_watch.procs import owner_pid, pid_alive
+from ccc_watch.procs import owner_pid, pid_alive, private_umask
 from ccc_watch.store import MIRROR_FILE, Change, Record, Store
 
 # DuckDB 2.0 writes a format 1.4 cannot read unless told otherwise; 1.4 is the LTS
@@ -224,24 +225,31 @@ class Mirror:
 
     @contextmanager
     def _attached(self, path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-        """An in-memory connection with `path` attached read-write as the default."""
-        con = duckdb.connect()
-        try:
-            version = f"STORAGE_VERSION '{STORAGE_VERSION}'"
+        """An in-memory connection with `path` attached read-write as the default.
+
+        The file, its WAL and any spill files are created private (DuckDB takes no
+        file mode), and DuckDB spills into the data dir, never into `./.tmp` of
+        whatever folder the process runs in (the vault, say).
+        """
+        spill = path.with_name(f".{MIRROR_FILE}.{os.getpid()}.tmp.spill")
+        with private_umask():
+            con = duckdb.connect(config={**_NO_EXTENSIONS, "temp_directory": str(spill)})
             try:
-                con.execute(f"ATTACH '{sql_str(path)}' AS {ALIAS} ({version})")
-            except duckdb.IOException as e:
-                if "lock" in str(e).lower():
-                    raise MirrorBusyError(
-                        f"the mirror is open in another process; retry when it lets go: {path}"
-                    ) from e
-                raise MirrorError(f"cannot open the mirror {path}: {e}") from e
-            con.execute(f"USE {ALIAS}")
-            yield con
-            con.execute("USE memory")
-            con.execute(f"DETACH {ALIAS}")
-        finally:
-            con.close()
+                version = f"STORAGE_VERSION '{STORAGE_VERSION}'"
+                try:
+                    con.execute(f"ATTACH '{sql_str(path)}' AS {ALIAS} ({version})")
+                except duckdb.IOException as e:
+                    if "lock" in str(e).lower():
+                        raise MirrorBusyError(
+                            f"the mirror is open in another process; retry when it lets go: {path}"
+                        ) from e
+                    raise MirrorError(f"cannot open the mirror {path}: {e}") from e
+                con.execute(f"USE {ALIAS}")
+                yield con
+                con.execute("USE memory")
+                con.execute(f"DETACH {ALIAS}")
+            finally:
+                con.close()
 
     def state(self, con: duckdb.DuckDBPyConnection) -> tuple[int, str | None] | None:
         """(watermark, store id) of an attached mirror, or None when it has no state."""
@@ -323,10 +331,13 @@ class Mirror:
     def rebuild(self, store: Store) -> FlushResult:
         """Write a complete new mirror from one store snapshot, then swap it in."""
         started = time.perf_counter()
-        for stale in self.path.parent.glob(f".{MIRROR_FILE}.*.tmp*"):  # and its .wal
+        for stale in self.path.parent.glob(f".{MIRROR_FILE}.*.tmp*"):  # .wal and .spill too
             pid = owner_pid(stale.name)
-            if pid is not None and not pid_alive(pid):  # left by a killed rebuild
-                _remove_file(stale)
+            if pid is not None and not pid_alive(pid):  # left by a killed writer
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    _remove_file(stale)
         tmp = self.path.with_name(f".{MIRROR_FILE}.{os.getpid()}.tmp")
         _remove_db(tmp)
         with store.snapshot() as snap, self._attached(tmp) as con:
@@ -359,7 +370,6 @@ class Mirror:
             for name, sql in VIEWS.items():
                 con.execute(f"CREATE VIEW {name} AS {sql}")
             con.execute(f"CHECKPOINT {ALIAS}")
-        os.chmod(tmp, 0o600)
         # A WAL left by a killed writer of the old file must not be replayed onto the
         # new one.
         _remove_file(self.path.with_name(self.path.name + ".wal"))

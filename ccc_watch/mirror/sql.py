@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -15,6 +18,7 @@ import duckdb
 
 from ccc_watch.mirror.mirror import Mirror, MirrorError, sql_str
 from ccc_watch.mirror.schema import TABLES
+from ccc_watch.procs import private_umask, secure_dir
 
 
 def _plain(value: Any) -> Any:
@@ -112,14 +116,32 @@ def _table(names: list[str], rows: list[tuple[Any, ...]], width: int = 60) -> st
 
 
 def export_parquet(mirror: Mirror, folder: Path) -> list[Path]:
-    """Write each mirror table to <folder>/<table>.parquet; returns the files written."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write each mirror table to <folder>/<table>.parquet; returns the files written.
+
+    A new folder is created 0700 and the files 0600 from the start. They are written
+    into a private folder of their own inside `folder`, then renamed into place: DuckDB
+    writes nowhere else, and a symlink planted under a table's name is replaced, never
+    followed.
+    """
+    if not folder.exists():
+        secure_dir(folder)
+    elif not folder.is_dir():
+        raise MirrorError(f"cannot export into {folder}: not a folder")
     written = []
-    with mirror.connect(allow_files=[folder]) as con:
-        for table in TABLES:
-            target = folder / f"{table.name}.parquet"
-            con.execute(
-                f"COPY (SELECT * FROM {table.name}) TO '{sql_str(target)}' (FORMAT parquet)"
-            )
-            written.append(target)
+    with private_umask():
+        staging = Path(tempfile.mkdtemp(prefix=".ccc-watch-export-", dir=folder))
+        try:
+            with mirror.connect(allow_files=[staging]) as con:
+                for table in TABLES:
+                    part = staging / f"{table.name}.parquet"
+                    rows = f"SELECT * FROM {table.name}"
+                    try:
+                        con.execute(f"COPY ({rows}) TO '{sql_str(part)}' (FORMAT parquet)")
+                    except duckdb.Error as e:  # a full disk, say
+                        raise MirrorError(f"cannot export to {folder}: {_first_line(e)}") from None
+                    target = folder / part.name
+                    os.replace(part, target)
+                    written.append(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return written
