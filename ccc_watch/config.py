@@ -259,13 +259,41 @@ class Config(Settings):
         if data_dir is None:
             data_dir = default_data_dir(vault)
         data_dir = Path(data_dir).resolve()
-        if data_dir == vault or vault in data_dir.parents:
-            raise ConfigError(
-                "data_dir",
-                f"{data_dir} is inside the vault {vault}; the databases must live outside it "
-                f"so that sync tools never copy a live database",
-            )
+        self._outside_vault(
+            "data_dir", data_dir, "the databases", "so that sync tools never copy a live database"
+        )
         return data_dir
+
+    def resolved_log_file(self) -> Path:
+        """log_file, or the default `<user log dir>/<data dir name>.log` (letters, digits,
+        `_` and `-` kept, anything else `_`, so no two vaults' rotated files share a
+        glob); never inside the vault, not even through a symlink."""
+        if self.log_file is None:
+            name = re.sub(r"[^A-Za-z0-9_-]+", "_", self.resolved_data_dir().name).strip("_")
+            path = platformdirs.user_log_path(APP) / f"{name or 'vault'}.log"
+        else:
+            path = Path(self.log_file)
+            if self.vault is None:  # `ccc-watch log --log-file F`: no vault to keep it out of
+                return path
+        self._outside_vault(
+            "log_file", path, "the log", "so that sync tools never copy it, nor the daemon index it"
+        )
+        return path
+
+    def _outside_vault(self, key: str, path: Path, what: str, why: str) -> None:
+        """ConfigError naming key when path, resolved, is the vault or inside it."""
+        vault = self.require_vault().resolve()
+        if within(path, vault):
+            raise ConfigError(
+                key, f"{path} is inside the vault {vault}; {what} must live outside it {why}"
+            )
+
+
+def within(path: Path, folder: Path) -> bool:
+    """Whether path is folder or lies below it, once both have their symlinks resolved
+    (a dangling one too, so a link planted for a file yet to be made counts)."""
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
 
 
 def default_config_file() -> Path:

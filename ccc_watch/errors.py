@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 
 EXIT_FAILURE = 1
+EXIT_USAGE = 2  # what argparse uses for a bad command line
 # sysexits.h codes, so that scripts and service managers can tell the causes apart.
 EXIT_DATAERR = 65  # the store file is damaged: `ccc-watch rebuild`
 EXIT_SOFTWARE = 70  # an internal error: a bug (see StoreInternalError)
@@ -18,6 +19,12 @@ class CccWatchError(Exception):
     """Base class of every error ccc-watch reports to a user."""
 
     exit_code = EXIT_FAILURE
+
+
+class UsageError(CccWatchError):
+    """A command-line argument names something the command must not use."""
+
+    exit_code = EXIT_USAGE
 
 
 class ConfigError(CccWatchError):

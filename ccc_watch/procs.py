@@ -1,5 +1,5 @@
-"""Small process helpers shared by rebuild, the mirror and the daemon: atomic JSON
-files, the daemon's pid lock, and giving memory back."""
+"""Small process helpers shared by rebuild, the mirror and the daemon: private files
+and folders, atomic JSON files, the daemon's pid lock, and giving memory back."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import ctypes
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,36 @@ def _posix_locks() -> Any:
             "writer locks run on Linux and macOS only for now"
         )
     return fcntl
+
+
+@contextlib.contextmanager
+def private_umask() -> Iterator[None]:
+    """Inside the block, every file and folder this process creates is private to its
+    user (0600, 0700) from the moment it exists, whoever creates it: DuckDB and loguru
+    take no file mode. The umask belongs to the whole process, so use it where one
+    thread creates files (a command, the mirror flusher), not around threads that race.
+    """
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def secure_dir(path: Path) -> None:
+    """Create path private to this user (0700), and the parents it lacks too (`mkdir -p`
+    would leave those to the umask, 0755 or worse); an existing path is made 0700, its
+    existing parents are left alone."""
+    missing = []
+    for folder in path.parents:
+        if os.path.lexists(folder):
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+            folder.mkdir(mode=0o700)
+    path.mkdir(mode=0o700, exist_ok=True)  # FileExistsError when path is a file
+    os.chmod(path, 0o700)
 
 
 def replace_json(path: Path, data: object) -> None:
@@ -116,7 +147,7 @@ class PidLock:
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / PID_FILE
         try:
-            data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            secure_dir(data_dir)
             self.fd, other = try_lock(self.path)
         except OSError as e:
             raise store_os_error(self.path, e, what="daemon's pid file") from e

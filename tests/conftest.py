@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
 import tarfile
@@ -110,6 +111,32 @@ def tree_digest(root: Path) -> dict[str, str]:
             else:
                 out[str(path)] = f"{st.st_mode:o}"
     return out
+
+
+def not_private(*roots: Path) -> dict[str, str]:
+    """Each root and every entry under it that is not private: a folder not 0700, a file
+    not 0600 (symlinks aside), with its mode."""
+    found = {}
+    for root in roots:
+        for path in [root, *root.rglob("*")]:
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            want = 0o700 if stat.S_ISDIR(st.st_mode) else 0o600
+            if stat.S_IMODE(st.st_mode) != want:
+                found[str(path)] = oct(stat.S_IMODE(st.st_mode))
+    return found
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """umask 000 in this process for the test: what the code creates is then exactly as
+    private as the code makes it, and no more."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import not_private
 
 import ccc_watch
 from ccc_watch import cli, config
@@ -468,6 +469,28 @@ def test_store_folder_and_file_are_private(ccc: Cli, backend: str) -> None:
     assert stat.S_IMODE(os.stat(store).st_mode) == 0o600
     for entry in store.parent.iterdir():
         assert stat.S_IMODE(entry.stat().st_mode) == 0o600, entry
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000], ids=["umask022", "umask000"])
+@pytest.mark.parametrize(
+    "commands", [["rebuild"], ["init"], ["init", "mirror"], ["rebuild", "export"]],
+    ids=["rebuild", "init", "mirror", "export"],
+)  # fmt: skip
+def test_first_commands_create_everything_private(
+    ccc: Cli, commands: list[str], umask: int
+) -> None:
+    """The first rebuild, init, mirror or export creates every folder it makes 0700 (from
+    the user data dir's ccc-watch/ down to the data dir, and the export folder) and every
+    file 0600, whatever the umask."""
+    exports = ccc.root / "exports" / "today"
+    for command in commands:
+        extra = ["--parquet", exports] if command == "export" else []
+        proc = ccc.run("--vault", ccc.vault, command, *extra, umask=umask)
+        assert proc.returncode == 0, (command, proc.stderr)
+    made = [ccc.data_home / "ccc-watch"]
+    if exports.parent.exists():
+        made.append(exports.parent)
+    assert not_private(*made) == {}
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))

@@ -653,27 +653,27 @@ def test_data_dir_beside_or_above_the_vault_is_allowed(env: Env) -> None:
     assert cfg.resolved_data_dir() == env.root.resolve()
 
 
-@pytest.mark.parametrize(
-    "inside",
-    [".", ".ccc-watch", "sub/deeper/db", "sub/../db"],
-)
+@pytest.mark.parametrize("inside", [".", ".ccc-watch", "sub/deeper/x", "sub/../x"])
 @pytest.mark.parametrize("source", ["flag", "env", "file"])
-def test_data_dir_inside_the_vault_is_refused(env: Env, source: str, inside: str) -> None:
-    """A data_dir equal to the vault or anywhere inside it is a ConfigError with key
-    'data_dir' (sync tools would copy a live database), whichever layer set it."""
+@pytest.mark.parametrize("key", ["data_dir", "log_file"])
+def test_a_path_inside_the_vault_is_refused(env: Env, key: str, source: str, inside: str) -> None:
+    """A data_dir or log_file equal to the vault or anywhere inside it is a ConfigError
+    with its key, whichever layer set it: a sync tool would copy a live database or the
+    log, and the daemon would index its own log lines."""
     vault = make_vault(env.root / "v")
-    data_dir = str(vault / inside)
+    path = str(vault / inside)
     flags: dict[str, Any] = {"vault": str(vault)}
     if source == "flag":
-        flags["data_dir"] = data_dir
+        flags[key] = path
     elif source == "env":
-        env.setenv("CCC_WATCH_DATA_DIR", data_dir)
+        env.setenv(config.BY_KEY[key].env, path)
     else:
-        env.write_default_config(f"data_dir = {toml_str(data_dir)}\n")
+        env.write_default_config(f"{key} = {toml_str(path)}\n")
     cfg = config.load(flags)
+    resolve = {"data_dir": cfg.resolved_data_dir, "log_file": cfg.resolved_log_file}[key]
     with pytest.raises(ConfigError) as info:
-        cfg.resolved_data_dir()
-    assert info.value.key == "data_dir"
+        resolve()
+    assert info.value.key == key
     assert "inside the vault" in str(info.value)
     assert info.value.exit_code == 78
 
@@ -699,6 +699,47 @@ def test_vault_reached_through_a_symlink_still_guards_its_inside(env: Env) -> No
     with pytest.raises(ConfigError) as info:
         cfg.resolved_data_dir()
     assert info.value.key == "data_dir"
+
+
+def test_log_file_inside_the_vault_through_symlinks_is_refused(env: Env) -> None:
+    """A log_file that reaches into the vault only through a symlink is refused: a linked
+    folder, a link at the file's own name (also one whose target does not exist yet),
+    and a vault given as a link."""
+    vault = make_vault(env.root / "v")
+    (vault / "inner").mkdir()
+    (env.root / "folder-link").symlink_to(vault / "inner", target_is_directory=True)
+    (env.root / "file-link.log").symlink_to(vault / "inner" / "not-yet.log")
+    (env.root / "vault-link").symlink_to(vault, target_is_directory=True)
+    for vault_arg, log_file in (
+        (vault, env.root / "folder-link" / "x.log"),
+        (vault, env.root / "file-link.log"),
+        (env.root / "vault-link", vault / "x.log"),
+        (vault, env.root / "vault-link" / "x.log"),
+    ):
+        cfg = config.load({"vault": str(vault_arg), "log_file": str(log_file)})
+        with pytest.raises(ConfigError) as info:
+            cfg.resolved_log_file()
+        assert info.value.key == "log_file", log_file
+
+
+def test_default_log_dir_inside_the_vault_is_refused(env: Env) -> None:
+    """The default log file counts too: a vault that holds the user log dir (a vault at
+    the home folder, say) is refused rather than logged into."""
+    vault = make_vault(env.root / "v")
+    env.setenv("XDG_STATE_HOME", str(vault / ".state"))
+    cfg = config.load({"vault": str(vault), "data_dir": str(env.root / "data")})
+    with pytest.raises(ConfigError) as info:
+        cfg.resolved_log_file()
+    assert info.value.key == "log_file"
+
+
+def test_log_file_beside_the_vault_is_used(env: Env) -> None:
+    """A log_file outside the vault is used as given; without a vault (`log --log-file`
+    alone) there is nothing to keep it out of."""
+    vault = make_vault(env.root / "v")
+    beside = env.root / "v.log"
+    assert config.load({"vault": str(vault), "log_file": str(beside)}).resolved_log_file() == beside
+    assert config.load({"log_file": str(beside)}).resolved_log_file() == beside
 
 
 def test_require_vault_unset(env: Env) -> None:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from conftest import cli, not_private
 
 from ccc_watch import config
 from ccc_watch.log import reader
@@ -112,6 +112,39 @@ def test_log_path_default_and_setting(tmp_path: Path, monkeypatch: pytest.Monkey
     assert re.fullmatch(r"v-[0-9a-f]{12}\.log", logs.log_path(default).name)
     own = config.load({"vault": str(vault), "log_file": str(tmp_path / "x" / "mine.log")})
     assert logs.log_path(own) == tmp_path / "x" / "mine.log"
+
+
+def test_run_refuses_a_log_file_in_the_vault(
+    tmp_path: Path, vault: Path, env: dict[str, str]
+) -> None:
+    """`run` and `log` with a log_file inside the vault (here through a symlinked folder)
+    exit 78 with one line naming the setting, before anything is written: the vault
+    stays as it was."""
+    (tmp_path / "logs").symlink_to(vault, target_is_directory=True)
+    before = sorted(p.relative_to(vault) for p in vault.rglob("*"))
+    for args in (["log"], ["run"]):  # `run`, were it to accept it, would not exit
+        proc = cli(env, vault, tmp_path / "data", "--log-file", str(tmp_path / "logs/d.log"),
+                   *args)  # fmt: skip
+        assert proc.returncode == 78, (args, proc.stderr)
+        assert proc.stderr.startswith("ccc-watch: config: log_file: ")
+        assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert sorted(p.relative_to(vault) for p in vault.rglob("*")) == before
+
+
+def test_run_creates_everything_private(tmp_path: Path, vault: Path) -> None:
+    """`run` under umask 000 makes its data dir and log folder (with the parents they
+    lack) 0700 and every file in them 0600: the store, the mirror, status.json, the pid
+    file, the log, and the compressed files rotation leaves (loguru makes those)."""
+    (vault / "a.md").write_text("# a\n")
+    d = Daemon(vault, tmp_path / "new" / "data", tmp_path / "daemon.out")
+    d.prefix = ["sh", "-c", 'umask 000 && exec "$@"', "sh"]
+    log = tmp_path / "logs" / "sub" / "d.log"
+    d.run_args = ["--log-file", str(log), "--log-max-bytes", "200"]
+    d.start()
+    wait_until(lambda: (tmp_path / "new" / "data" / "mirror.duckdb").exists(), "the mirror")
+    assert d.stop() == 0
+    assert list(log.parent.glob("*.log.gz")), sorted(log.parent.iterdir())
+    assert not_private(tmp_path / "new", tmp_path / "logs") == {}
 
 
 def test_rotated_files_are_this_logs_only_oldest_first(tmp_path: Path) -> None:

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
+import threading
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-from conftest import SOURCES, build_vault, hub_corpus, own_vault
+from conftest import SOURCES, build_vault, hub_corpus, not_private, own_vault
 
 from ccc_watch.changes.rebuild import rebuild
 from ccc_watch.mirror.mirror import Mirror, mirror_rows
+from ccc_watch.mirror.sql import export_parquet
 from ccc_watch.store import Delete, Move, Store, Upsert, open_store
 
 
@@ -355,6 +359,159 @@ def test_export_writes_parquet_per_table(tmp_path: Path) -> None:
     }
     assert counts == {"notes": 2, "links": 1, "tags": 1, "properties": 1, "tasks": 1,
                       "events": 2, "mirror_state": 1}  # fmt: skip
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_mirror_files_are_private_from_creation(tmp_path: Path) -> None:
+    """Under umask 000, every file a rebuild and a flush create beside the mirror (the
+    temp file, its WAL, the mirror's WAL) is 0600 at every moment a poller sees it:
+    created so, not made so after DuckDB wrote into it."""
+    vault = tmp_path / "v"
+    own_vault(vault, notes=300, seed=4, bad=False)
+    data = tmp_path / "d"
+    rebuild(vault, data)
+    seen: dict[str, set[int]] = {}
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            for entry in os.scandir(data):
+                if "duckdb" in entry.name:
+                    with suppress(FileNotFoundError):
+                        mode = stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode)
+                        seen.setdefault(entry.name, set()).add(mode)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        with open_store(data, vault_root=vault.resolve()) as store:
+            mirror = Mirror(data)
+            mirror.rebuild(store)
+            for round_ in range(3):
+                store.apply([Upsert(dict(r, title=f"t{round_}")) for r in store.records()])
+                mirror.flush(store)
+    finally:
+        stop.set()
+        poller.join()
+    assert any(name.endswith(".tmp") for name in seen), seen  # the poller saw the rebuild
+    assert {name: modes for name, modes in seen.items() if modes != {0o600}} == {}
+    assert not_private(data) == {}
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_a_flush_spills_into_the_data_dir_not_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush or rebuild short of memory spills to disk in the data dir, privately,
+    never into `./.tmp` of the folder the process runs in (DuckDB's default for an
+    in-memory database), which may be the vault."""
+    cwd = tmp_path / "vault"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    data = tmp_path / "d"
+    data.mkdir(mode=0o700)
+    mirror = Mirror(data)
+    with mirror._attached(mirror.path) as con:
+        con.execute("SET memory_limit = '20MB'")
+        con.execute("SET threads = 1")
+        con.execute("SET enable_progress_bar = false")
+        big = "SELECT md5(range::VARCHAR) AS s FROM range(600000) ORDER BY s"
+        assert con.execute(f"SELECT count(*) FROM ({big})").fetchall() == [(600000,)]
+        assert list(cwd.iterdir()) == []
+        assert [p for p in data.iterdir() if p.name.endswith(".spill")]  # it did spill
+        assert not_private(data) == {}
+
+
+def test_a_rebuild_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
+    """A temp file, its WAL and a spill folder named for a process that is gone are
+    removed by the next rebuild; those of a live process are left alone."""
+    vault = tmp_path / "v"
+    write(vault, {"a.md": "a"})
+    data = tmp_path / "d"
+    store, mirror = build(vault, data)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    left = [f".mirror.duckdb.{gone.pid}.tmp", f".mirror.duckdb.{gone.pid}.tmp.wal"]
+    for name in left:
+        (data / name).write_bytes(b"x")
+    spill = data / f".mirror.duckdb.{gone.pid}.tmp.spill"
+    spill.mkdir()
+    (spill / "duckdb_temp_storage-0.tmp").write_bytes(b"x")
+    alive = data / f".mirror.duckdb.{os.getppid()}.tmp.spill"
+    alive.mkdir()
+    with store:
+        mirror.rebuild(store)
+    assert sorted(p.name for p in data.iterdir() if "duckdb" in p.name) == [
+        alive.name, "mirror.duckdb",
+    ]  # fmt: skip
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_export_is_private_and_writes_only_its_files(tmp_path: Path) -> None:
+    """export creates a new folder (and the parents it lacks) 0700 and each file 0600,
+    even under umask 000; into an existing folder it writes its files 0600 and leaves
+    the folder's mode alone; a symlink planted under a table's name is replaced, its
+    target untouched; nothing else is left behind."""
+    vault = tmp_path / "v"
+    write(vault, {"a.md": "#x [[b]]", "b.md": "b"})
+    data = tmp_path / "d"
+    store, mirror = build(vault, data)
+    store.close()
+    fresh = tmp_path / "new" / "exports"
+    written = export_parquet(mirror, fresh)
+    assert sorted(p.name for p in fresh.iterdir()) == sorted(p.name for p in written)
+    assert len(written) == 7
+    assert not_private(tmp_path / "new") == {}
+
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    (shared / "notes.parquet").symlink_to(victim)
+    written = export_parquet(mirror, shared)
+    assert victim.read_text() == "keep me"
+    assert not (shared / "notes.parquet").is_symlink()
+    assert sorted(p.name for p in shared.iterdir()) == sorted(p.name for p in written)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in written} == {
+        p.name: 0o600 for p in written
+    }
+    rows = duckdb.execute(f"SELECT count(*) FROM '{shared / 'notes.parquet'}'").fetchall()
+    assert rows == [(2,)]
+
+
+def test_export_refuses_the_vault(tmp_path: Path) -> None:
+    """export into the vault, or a folder inside it (also through a symlink), exits 2
+    with one line and writes nothing there: ccc-watch never writes into the vault."""
+    vault = tmp_path / "v"
+    write(vault, {"a.md": "a", "sub/b.md": "b"})
+    data = tmp_path / "d"
+    assert run_cli(vault, data, "rebuild").returncode == 0
+    (tmp_path / "link").symlink_to(vault / "sub", target_is_directory=True)
+    before = sorted(map(str, vault.rglob("*")))
+    for folder in (vault, vault / "exports", tmp_path / "link"):
+        done = run_cli(vault, data, "export", "--parquet", str(folder))
+        assert done.returncode == 2, done
+        assert len(done.stderr.strip().splitlines()) == 1 and "vault" in done.stderr
+    assert sorted(map(str, vault.rglob("*"))) == before
+
+
+def test_export_that_cannot_write_ends_with_one_line(tmp_path: Path) -> None:
+    """An export DuckDB cannot finish (here the file size limit, as a full disk would)
+    exits 1 with one line and no traceback, and leaves no half-written folder."""
+    vault = tmp_path / "v"
+    write(vault, {f"n{i}.md": f"# {i}\n" + "word " * 2000 for i in range(20)})
+    data = tmp_path / "d"
+    assert run_cli(vault, data, "rebuild").returncode == 0
+    out = tmp_path / "out"
+    done = subprocess.run(
+        ["sh", "-c", 'ulimit -f 16 && exec "$@"', "sh", sys.executable, "-m", "ccc_watch.cli",
+         "--vault", str(vault), "--data-dir", str(data), "export", "--parquet", str(out)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done
+    assert len(done.stderr.strip().splitlines()) == 1 and "cannot export" in done.stderr
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
 
 
 def test_mirror_command_and_missing_mirror(tmp_path: Path) -> None:

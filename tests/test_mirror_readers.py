@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -418,8 +418,10 @@ class ShortRetryMirror(Mirror):
 
     window = 1.0
 
-    def connect(self, retry_seconds: float | None = None) -> duckdb.DuckDBPyConnection:
-        return super().connect(self.window if retry_seconds is None else retry_seconds)
+    def connect(
+        self, retry_seconds: float | None = None, allow_files: Sequence[Path] = ()
+    ) -> duckdb.DuckDBPyConnection:
+        return super().connect(self.window if retry_seconds is None else retry_seconds, allow_files)
 
 
 def test_cli_sql_waits_out_a_short_flush(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SOURCES, build_vault, hub_corpus, own_vault, tree_digest
+from conftest import SOURCES, build_vault, hub_corpus, not_private, own_vault, tree_digest
 
 from ccc_watch.changes.rebuild import rebuild
 from ccc_watch.store import Upsert, open_store
@@ -165,6 +165,24 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     report = rebuild(vault, tmp_path / "data", dry_run=True)
     assert report.added == 1 and report.unchanged == report.seen - 1
     assert (tmp_path / "data" / "index.redb").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.usefixtures("open_umask")
+@pytest.mark.parametrize("backend", ["redb", "sqlite"])
+def test_first_rebuild_creates_everything_private(tmp_path: Path, backend: str) -> None:
+    """A first rebuild into a data dir whose parents do not exist yet creates each of
+    them, the data dir and every file 0700/0600, even under umask 000 (`mkdir -p` left
+    the parents and the data dir 0777, and the data dir 0755 under umask 022); a
+    second rebuild into an existing 0755 data dir tightens it."""
+    vault = tmp_path / "vault"
+    own_vault(vault, notes=20, seed=9, bad=False)
+    top = tmp_path / "new"
+    data_dir = top / "deeper" / "data"
+    rebuild(vault, data_dir, backend=backend)
+    assert not_private(top) == {}
+    data_dir.chmod(0o755)
+    rebuild(vault, data_dir, backend=backend)
+    assert not_private(top) == {}
 
 
 def test_removed_files_leave_the_index(tmp_path: Path) -> None:

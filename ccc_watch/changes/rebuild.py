@@ -34,7 +34,7 @@ from ccc_watch.errors import (
 from ccc_watch.index.indexer import IndexResult
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.index.pool import chunks, indexing
-from ccc_watch.procs import owner_pid, pid_alive, running_pid
+from ccc_watch.procs import owner_pid, pid_alive, running_pid, secure_dir
 from ccc_watch.store import BACKENDS, Record, Upsert, codec, open_readonly, open_store, store_file
 from ccc_watch.store.store import VOLATILE_FIELDS
 from ccc_watch.vault.ignore import IgnoreRules
@@ -200,6 +200,8 @@ def rebuild(
             "ask it with `ccc-watch rebuild`, or stop it first)"
         )
     if not dry_run:
+        # Private from the start, and a data dir found wider made private, as `run` does.
+        secure_dir(data_dir)
         _refuse_other_writer(data_dir, backend)  # before the work, not only at the swap
     vault = vault.resolve()
     target = store_file(data_dir, backend)

@@ -39,6 +39,7 @@ from ccc_watch.cli import config as config_command
 from ccc_watch.config import SETTINGS, Config, load
 from ccc_watch.errors import CccWatchError, os_exit_code
 from ccc_watch.log.safe import shown
+from ccc_watch.procs import private_umask
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
@@ -124,6 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ccc-watch` console script: parse, load the settings, set up
     logging, run the command; every CccWatchError becomes one line and its exit code."""
     args = build_parser().parse_args(argv)
+    # Everything a command creates (data dir, databases, spill and log files, exports)
+    # is private from the moment it exists; children (workers, the flusher) inherit it.
+    with private_umask():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         flags = {s.key: getattr(args, s.key, None) for s in SETTINGS}
         cfg = load(

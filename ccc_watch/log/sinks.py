@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import platformdirs
 from loguru import logger
 
 from ccc_watch import config
@@ -58,12 +56,9 @@ _default_removed = False
 
 def log_path(cfg: config.Config) -> Path:
     """The daemon's log file: the `log_file` setting, else `<user log dir>/<name>.log`
-    where name is the data dir's folder name (other characters than letters, digits,
-    `_` and `-` become `_`, so no two vaults' rotated files share a glob)."""
-    if cfg.log_file is not None:
-        return Path(cfg.log_file)
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", cfg.resolved_data_dir().name).strip("_") or "vault"
-    return platformdirs.user_log_path(config.APP) / f"{name}.log"
+    where name is the data dir's folder name; ConfigError when it is inside the vault
+    (see Config.resolved_log_file)."""
+    return cfg.resolved_log_file()
 
 
 # --- setup ------------------------------------------------------------------------

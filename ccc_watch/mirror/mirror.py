@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -40,13 +41,16 @@ from ccc_watch.mirror.schema import (
     TASKS,
     VIEWS,
 )
-from ccc_watch.procs import owner_pid, pid_alive
+from ccc_watch.procs import owner_pid, pid_alive, private_umask
 from ccc_watch.store import MIRROR_FILE, Change, Record, Store
 
 # DuckDB 2.0 writes a format 1.4 cannot read unless told otherwise; 1.4 is the LTS
 # many notebooks and DBeaver still run.
 STORAGE_VERSION = "v1.4.0"
 ALIAS = "mirror"
+# The mirror needs no extension beyond those built in (json, parquet): a query must not
+# make DuckDB download or load one.
+_NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
 class MirrorError(CccWatchError):
@@ -221,25 +225,31 @@ class Mirror:
 
     @contextmanager
     def _attached(self, path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-        """An in-memory connection with `path` attached read-write as the default."""
-        con = duckdb.connect()
-        try:
+        """An in-memory connection with `path` attached read-write as the default.
+
+        The file, its WAL and any spill files are created private (DuckDB takes no
+        file mode), and DuckDB spills into the data dir, never into `./.tmp` of
+        whatever folder the process runs in (the vault, say).
+        """
+        spill = path.with_name(f".{MIRROR_FILE}.{os.getpid()}.tmp.spill")
+        with private_umask():
+            con = duckdb.connect(config={**_NO_EXTENSIONS, "temp_directory": str(spill)})
             try:
-                con.execute(
-                    f"ATTACH '{_sql_str(path)}' AS {ALIAS} (STORAGE_VERSION '{STORAGE_VERSION}')"
-                )
-            except duckdb.IOException as e:
-                if "lock" in str(e).lower():
-                    raise MirrorBusyError(
-                        f"the mirror is open in another process; retry when it lets go: {path}"
-                    ) from e
-                raise MirrorError(f"cannot open the mirror {path}: {e}") from e
-            con.execute(f"USE {ALIAS}")
-            yield con
-            con.execute("USE memory")
-            con.execute(f"DETACH {ALIAS}")
-        finally:
-            con.close()
+                version = f"STORAGE_VERSION '{STORAGE_VERSION}'"
+                try:
+                    con.execute(f"ATTACH '{sql_str(path)}' AS {ALIAS} ({version})")
+                except duckdb.IOException as e:
+                    if "lock" in str(e).lower():
+                        raise MirrorBusyError(
+                            f"the mirror is open in another process; retry when it lets go: {path}"
+                        ) from e
+                    raise MirrorError(f"cannot open the mirror {path}: {e}") from e
+                con.execute(f"USE {ALIAS}")
+                yield con
+                con.execute("USE memory")
+                con.execute(f"DETACH {ALIAS}")
+            finally:
+                con.close()
 
     def state(self, con: duckdb.DuckDBPyConnection) -> tuple[int, str | None] | None:
         """(watermark, store id) of an attached mirror, or None when it has no state."""
@@ -321,10 +331,13 @@ class Mirror:
     def rebuild(self, store: Store) -> FlushResult:
         """Write a complete new mirror from one store snapshot, then swap it in."""
         started = time.perf_counter()
-        for stale in self.path.parent.glob(f".{MIRROR_FILE}.*.tmp*"):  # and its .wal
+        for stale in self.path.parent.glob(f".{MIRROR_FILE}.*.tmp*"):  # .wal and .spill too
             pid = owner_pid(stale.name)
-            if pid is not None and not pid_alive(pid):  # left by a killed rebuild
-                _remove_file(stale)
+            if pid is not None and not pid_alive(pid):  # left by a killed writer
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    _remove_file(stale)
         tmp = self.path.with_name(f".{MIRROR_FILE}.{os.getpid()}.tmp")
         _remove_db(tmp)
         with store.snapshot() as snap, self._attached(tmp) as con:
@@ -357,7 +370,6 @@ class Mirror:
             for name, sql in VIEWS.items():
                 con.execute(f"CREATE VIEW {name} AS {sql}")
             con.execute(f"CHECKPOINT {ALIAS}")
-        os.chmod(tmp, 0o600)
         # A WAL left by a killed writer of the old file must not be replayed onto the
         # new one.
         _remove_file(self.path.with_name(self.path.name + ".wal"))
@@ -366,14 +378,41 @@ class Mirror:
 
     # --- reading ------------------------------------------------------------
 
-    def connect(self, retry_seconds: float = 5.0) -> duckdb.DuckDBPyConnection:
-        """A read-only connection, retrying while a flush holds the file."""
+    def connect(
+        self, retry_seconds: float = 5.0, allow_files: Sequence[Path] = ()
+    ) -> duckdb.DuckDBPyConnection:
+        """A read-only connection to the mirror that reaches nothing else, retrying
+        while a flush holds the file.
+
+        A fresh in-memory database attaches the mirror READ_ONLY; then DuckDB's own
+        settings close everything else: no file access (COPY, read_text, glob, ATTACH,
+        EXPORT) except, for reading and writing, inside the folders of allow_files; no
+        extension installed or loaded; no spilling to disk; and the configuration
+        locked, so no statement can SET any of it back. Each call gets its own DuckDB
+        instance, so one caller's folders never reach another's connection.
+        """
         if not self.path.exists():
             raise MirrorError(f"no mirror yet at {self.path}; run `ccc-watch mirror`")
+        con = duckdb.connect(config={**_NO_EXTENSIONS, "temp_directory": ""})
+        try:
+            self._attach_read_only(con, retry_seconds)
+            con.execute(f"USE {ALIAS}")
+            if allow_files:
+                folders = ", ".join(f"'{sql_str(Path(f))}/'" for f in allow_files)
+                con.execute(f"SET allowed_directories = [{folders}]")
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _attach_read_only(self, con: duckdb.DuckDBPyConnection, retry_seconds: float) -> None:
         deadline = time.monotonic() + retry_seconds
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=True)
+                con.execute(f"ATTACH '{sql_str(self.path)}' AS {ALIAS} (READ_ONLY)")
+                return
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower():
                     raise MirrorError(f"cannot open the mirror {self.path}: {e}") from e
@@ -402,7 +441,8 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
         con.unregister("incoming")
 
 
-def _sql_str(path: Path) -> str:
+def sql_str(path: Path) -> str:
+    """path as the inside of a single-quoted SQL string."""
     return str(path).replace("'", "''")
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -12,8 +16,9 @@ from typing import Any
 
 import duckdb
 
-from ccc_watch.mirror.mirror import Mirror, MirrorError
+from ccc_watch.mirror.mirror import Mirror, MirrorError, sql_str
 from ccc_watch.mirror.schema import TABLES
+from ccc_watch.procs import private_umask, secure_dir
 
 
 def _plain(value: Any) -> Any:
@@ -27,26 +32,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def run_query(mirror: Mirror, query: str, fmt: str = "table") -> str:
-    """Run one query on a read-only connection; return it formatted as table, json or csv.
+def run_query(
+    mirror: Mirror, query: str, fmt: str = "table", allow_files: Sequence[Path] = ()
+) -> str:
+    """Run one query on the mirror; return it formatted as table, json or csv.
 
-    A query that tries to write is refused with a clear message.
+    It reaches the mirror and nothing else (see Mirror.connect); allow_files names
+    folders whose files it may read as well. Only one SELECT runs (DESCRIBE, SHOW,
+    SUMMARIZE and FROM-first queries are SELECTs): anything else, or a second
+    statement, is refused before DuckDB runs any of it, so even those folders are
+    never written. A refusal or a failing query is a MirrorError of one line.
     """
-    with mirror.connect() as con:
+    statement = _one_select(query)
+    with mirror.connect(allow_files=allow_files) as con:
         try:
-            cur = con.execute(query)
+            # The parsed statement itself: what runs is exactly what was checked.
+            cur = con.execute(statement)
+            names = [d[0] for d in cur.description or ()]
+            rows = cur.fetchall() if names else []
+        except duckdb.PermissionException as e:
+            raise MirrorError(
+                f"sql reads the mirror only ({_first_line(e)}); to read the files of a "
+                "folder of your own, name it with --allow-files DIR"
+            ) from None
         except duckdb.Error as e:
-            text = str(e)
-            if "read-only" in text.lower() or "read only" in text.lower():
-                raise MirrorError(
-                    "ccc-watch sql is read-only: the mirror is a projection of the store, "
-                    f"rebuilt from it at will; change the notes instead ({text.splitlines()[0]})"
-                ) from None
-            raise MirrorError(f"query failed: {text.splitlines()[0]}") from None
-        if cur.description is None:
-            return ""
-        names = [d[0] for d in cur.description]
-        rows = cur.fetchall()
+            raise MirrorError(f"query failed: {_first_line(e)}") from None
+    if not names:
+        return ""
     if fmt == "json":
         return (
             json.dumps(
@@ -65,6 +77,30 @@ def run_query(mirror: Mirror, query: str, fmt: str = "table") -> str:
     return _table(names, rows)
 
 
+def _first_line(err: BaseException) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0]
+
+
+def _one_select(query: str) -> duckdb.Statement:
+    """The query's one statement when it is a SELECT; otherwise a MirrorError saying
+    why (writes, COPY, ATTACH, SET, PRAGMA, ... and several statements are refused)."""
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as e:
+        raise MirrorError(f"query failed: {_first_line(e)}") from None
+    if len(statements) != 1:
+        raise MirrorError(f"sql runs exactly one statement, and this is {len(statements)}")
+    (statement,) = statements
+    if statement.type != duckdb.StatementType.SELECT:
+        kind = str(statement.type).rpartition(".")[2]
+        raise MirrorError(
+            f"sql is read-only: it runs one SELECT (or DESCRIBE, SHOW, SUMMARIZE) "
+            f"on the mirror, not {kind}; the mirror is a projection of the store, rebuilt "
+            "from it at will: change the notes instead"
+        )
+    return statement
+
+
 def _table(names: list[str], rows: list[tuple[Any, ...]], width: int = 60) -> str:
     def cell(value: Any) -> str:
         text = "NULL" if value is None else str(_plain(value)).replace("\n", "\\n")
@@ -80,13 +116,32 @@ def _table(names: list[str], rows: list[tuple[Any, ...]], width: int = 60) -> st
 
 
 def export_parquet(mirror: Mirror, folder: Path) -> list[Path]:
-    """Write each mirror table to <folder>/<table>.parquet; returns the files written."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write each mirror table to <folder>/<table>.parquet; returns the files written.
+
+    A new folder is created 0700 and the files 0600 from the start. They are written
+    into a private folder of their own inside `folder`, then renamed into place: DuckDB
+    writes nowhere else, and a symlink planted under a table's name is replaced, never
+    followed.
+    """
+    if not folder.exists():
+        secure_dir(folder)
+    elif not folder.is_dir():
+        raise MirrorError(f"cannot export into {folder}: not a folder")
     written = []
-    with mirror.connect() as con:
-        for table in TABLES:
-            target = folder / f"{table.name}.parquet"
-            escaped = str(target).replace("'", "''")
-            con.execute(f"COPY (SELECT * FROM {table.name}) TO '{escaped}' (FORMAT parquet)")
-            written.append(target)
+    with private_umask():
+        staging = Path(tempfile.mkdtemp(prefix=".ccc-watch-export-", dir=folder))
+        try:
+            with mirror.connect(allow_files=[staging]) as con:
+                for table in TABLES:
+                    part = staging / f"{table.name}.parquet"
+                    rows = f"SELECT * FROM {table.name}"
+                    try:
+                        con.execute(f"COPY ({rows}) TO '{sql_str(part)}' (FORMAT parquet)")
+                    except duckdb.Error as e:  # a full disk, say
+                        raise MirrorError(f"cannot export to {folder}: {_first_line(e)}") from None
+                    target = folder / part.name
+                    os.replace(part, target)
+                    written.append(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return written

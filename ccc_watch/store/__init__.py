@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Literal
 
 from ccc_watch.errors import ConfigError, StoreMissingError
-from ccc_watch.store.backend import Backend, secure_dir
+from ccc_watch.procs import secure_dir
+from ccc_watch.store.backend import Backend
 from ccc_watch.store.redb_backend import RedbBackend
 from ccc_watch.store.sqlite_backend import SqliteBackend
 from ccc_watch.store.store import (

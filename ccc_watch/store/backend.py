@@ -82,12 +82,6 @@ class Backend(Protocol):
         """Release the file and its locks. Idempotent."""
 
 
-def secure_dir(path: Path) -> None:
-    """Create path (and parents) private to this user: 0700."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
-
-
 def secure_file(path: Path) -> None:
     """Create path empty if missing, and make it private to this user: 0600."""
     fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
