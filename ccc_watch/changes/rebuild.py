@@ -34,6 +34,7 @@ from ccc_watch.errors import (
 from ccc_watch.index.indexer import IndexResult
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.index.pool import chunks, indexing
+from ccc_watch.log.drift import Drift
 from ccc_watch.procs import owner_pid, pid_alive, running_pid
 from ccc_watch.store import BACKENDS, Record, Upsert, codec, open_readonly, open_store, store_file
 from ccc_watch.store.store import VOLATILE_FIELDS
@@ -176,8 +177,9 @@ def rebuild(
     _remove_stale_work_dirs(data_dir)
     tasks = [(f.key, str(f.path), known.get(f.key, (None, b""))[0]) for f in files]
     seen_keys: set[str] = set()
+    policy = policy or IndexPolicy()
     # The pool is forked before any database is open in this process.
-    with indexing(vault, vault_id, policy or IndexPolicy(), len(files), workers) as index_many:
+    with indexing(vault, vault_id, policy, len(files), workers) as index_many:
         new_store = None
         if not dry_run:
             new_store = open_store(work_dir, backend=backend, vault_root=vault, vault_id=vault_id)
@@ -261,6 +263,9 @@ def _account(
         report.failed.append({"path": key, "reason": res.error})
     for w in res.warnings:
         report.warnings.append({"path": key, "reason": w})
+    if res.unsure is not None:
+        report.warnings.append({"path": key, "reason": f"classification unsure: {res.unsure}"})
+        logger.warning(Drift("classification-unsure", key, res.unsure).line())
     old = known.get(key)
     if old is None:
         report.added += 1

@@ -5,7 +5,8 @@ Stat first (size, mtime_ns, ctime_ns, inode); a file is read and hashed only whe
 of them moved, or when its mtime is not older than the previous scan's start (git's
 "racy" rule: a write in the same clock tick as the last scan looks unchanged). A
 deleted record and a new file with the same blake3 are one move, so the note keeps
-its id. Everything found is also reported as drift.
+its id. Everything found is also reported as drift, and so is every note whose level
+is unsure.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def reconcile(
 
     ops: list[Operation] = []
     drift: list[Drift] = []
+    unsure: list[Drift] = []
     new_records: list[Record] = []
     todo: list[tuple[str, str, str | None]] = []
     for key, f in sorted(files.items()):
@@ -120,6 +122,8 @@ def reconcile(
                     known.pop(key, None)  # neither changed nor gone: left to the events
                     files.pop(key)
                     continue
+                if res.unsure is not None:  # a finding about the note, whatever the scan
+                    unsure.append(Drift("classification-unsure", key, res.unsure))
                 if rec is None:
                     new_records.append(res.record)
                     continue
@@ -169,7 +173,9 @@ def reconcile(
     store.set_meta("last_scan_started_ns", scan_started_ns)
     for d in drift:
         logger.log("DEBUG" if expected else "WARNING", d.line())
-    result.drift = [] if expected else drift
+    for d in unsure:
+        logger.warning(d.line())
+    result.drift = ([] if expected else drift) + unsure
     result.seconds = time.perf_counter() - started
     return result
 

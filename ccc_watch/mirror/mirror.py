@@ -134,8 +134,9 @@ class Rows:
 
     @classmethod
     def of(cls, records: Iterable[Record], policy: IndexPolicy) -> Rows:
-        """Flatten records into table rows, applying the body policy once more."""
-        notes = list(records)
+        """Flatten records into table rows, applying the privacy policy once more (a
+        record from an older indexer, or a bug, must not carry private text further)."""
+        notes = [policy.redact(r) for r in records]
         paths = [n["path"] for n in notes]
         frontmatters = [n.get("frontmatter") or {} for n in notes]
         mtime_ns = [n.get("mtime_ns") for n in notes]
@@ -154,10 +155,7 @@ class Rows:
                 frontmatter=[orjson.dumps(fm).decode() for fm in frontmatters],
                 aliases=[n.get("aliases") or [] for n in notes],
                 tags=[n.get("tags") or [] for n in notes],
-                body=[
-                    n.get("body") if policy.keeps_body(n.get("classification") or "") else None
-                    for n in notes
-                ],
+                body=[n.get("body") for n in notes],
                 indexed_at=[_micros(n.get("indexed_at")) for n in notes],
                 **_copied(
                     notes, "id", "name", "extension", "kind", "mime", "record_type", "size",
