@@ -18,7 +18,7 @@ from ccc_watch.changes.reconcile import reconcile
 from ccc_watch.index.indexer import Indexer
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.mirror.mirror import Mirror
-from ccc_watch.store import open_store
+from ccc_watch.store import Upsert, open_store
 from ccc_watch.vault.ignore import IgnoreRules
 
 VAULT_ID = str(uuid.uuid4())
@@ -269,3 +269,51 @@ def test_rebuild_writes_no_private_text_anywhere(tmp_path: Path, backend: str) -
         Mirror(data).rebuild(store)
     assert set(CHANNELS) <= {c for cs in (leaks_in(data, public) or {}).values() for c in cs}
     assert {name: leaks_in(data, m) for name, m in private.items()} == dict.fromkeys(private)
+
+
+@pytest.mark.parametrize("backend", ["redb", "sqlite"])
+def test_scrub_leaves_no_freed_page_with_old_text(tmp_path: Path, backend: str) -> None:
+    """Store.scrub(): after records are overwritten, no byte of their old values is left
+    in any file of the store, and every record, changelog entry and meta value is kept."""
+    data = tmp_path / "data"
+    m = markers("f")
+    store = open_store(data, backend=backend)
+    filler = [Upsert({"path": f"f{i}.md", "id": f"f{i}", "body": "filler " * 300})
+              for i in range(300)]  # fmt: skip
+    store.apply(filler[:150])
+    for version in range(5):  # an editor's autosaves, each a new record
+        store.apply([Upsert({"path": "n.md", "id": "n", "body": f"{m['body']} {version} " * 40})])
+    store.apply(filler[150:])
+    store.apply([Upsert({"path": "n.md", "id": "n", "body": None, "classification": "SECRET"})])
+    before = (list(store.records()), store.changes_after(0), dict(store.meta))
+    store.scrub()
+    assert leaks_in(data, m) is None
+    assert (list(store.records()), store.changes_after(0), dict(store.meta)) == before
+    store.apply([Upsert({"path": "after.md", "id": "a"})])  # still writable
+    store.close()
+    with open_store(data, backend=backend, readonly=True) as again:
+        assert len(again) == 302 and again.head() == len(before[1]) + 1
+    assert leaks_in(data, m) is None
+
+
+def test_a_policy_change_reindexes_and_scrubs(tmp_path: Path) -> None:
+    """default_classification raised from INTERNAL to CONFIDENTIAL: the next scan
+    re-reads notes whose files did not change, and their old text leaves the store."""
+    from ccc_watch.changes.reconcile import scan
+    from ccc_watch.config import load
+
+    vault, data = tmp_path / "vault", tmp_path / "data"
+    vault.mkdir()
+    m = markers("x")
+    (vault / "plain.md").write_text(note_text(m))
+    (vault / "public.md").write_text("---\nclassification: PUBLIC\n---\nshown\n")
+    flags = {"vault": str(vault), "data_dir": str(data)}
+    scan(load(flags, environ={}, config_file=tmp_path / "none.toml", must_exist=False))
+    assert leaks_in(data, m), "the INTERNAL note's text should be indexed at first"
+    flags["default_classification"] = "CONFIDENTIAL"
+    scan(load(flags, environ={}, config_file=tmp_path / "none.toml", must_exist=False))
+    with open_store(data, readonly=True) as store:
+        plain, public = store.get("plain.md"), store.get("public.md")
+    assert plain is not None and plain["classification"] == "CONFIDENTIAL"
+    assert public is not None and public["body"] == "shown\n"
+    assert leaks_in(data, m) is None

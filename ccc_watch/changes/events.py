@@ -5,7 +5,7 @@ policy (what a scan would leave out, an event leaves out too), notes reached thr
 file symlink change with their target, a delete and a create of the same content in
 one settle window are a move, and a file that may still be in mid-write is handed back
 to be read again once it has been quiet. A note whose level is unsure is a drift
-finding.
+finding; one that became private is named, so that its old text can be scrubbed.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class EventOps:
     ops: list[Operation] = field(default_factory=list)
     deferred: list[tuple[str, str]] = field(default_factory=list)  # (key, path) to read again
     drift: list[Drift] = field(default_factory=list)
+    privatized: list[str] = field(default_factory=list)  # notes whose old text must go
 
 
 class EventTranslator:
@@ -74,6 +75,8 @@ class EventTranslator:
             known = {k: view[k] if k in view else snap.get(k) for k, _ in ready}
         gone: dict[str, Record] = {}
         fresh: list[Record] = []
+        fresh_private: list[str] = []
+        policy = self.indexer.policy
         for key, real in ready:
             previous = known.get(key)
             result = self._index(key, real, previous)
@@ -90,6 +93,9 @@ class EventTranslator:
                 fresh.append(record)
             else:
                 out.ops.append(Upsert(record, cause="event"))
+                before = previous.get("classification")
+                if policy.became_private(before, record.get("classification")):
+                    out.privatized.append(key)
         # A delete and a create of the same content in one settle window is a move.
         for rec, source in pair_moves(gone, fresh, out.ops, cause="event"):
             gone.pop(source or "", None)
@@ -98,6 +104,10 @@ class EventTranslator:
                 out.drift.append(
                     Drift("sync-conflict", rec["path"], f"conflict copy of {shadowed}")
                 )
+            if source is None and rec.get("classification") in policy.private_classifications:
+                fresh_private.append(rec["path"])
+        if gone:  # perhaps one note, renamed and made private: a delete and a new file
+            out.privatized += fresh_private
         out.ops += [Delete(k, cause="event") for k in gone]
         return out
 

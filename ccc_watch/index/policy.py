@@ -4,6 +4,7 @@ is shared by the indexer, the store's writers and the mirror."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,6 +17,9 @@ from ccc_watch.config import CLASSIFICATIONS, Settings
 PRIVATE = frozenset({"CONFIDENTIAL", "SECRET"})  # their text never reaches a database
 # A private level whose records keep only the file's facts: not even the note's shape.
 FACTS_ONLY = "SECRET"
+# Raised whenever what a record keeps changes, so that stores indexed under the old
+# rules are indexed again (see IndexPolicy.fingerprint).
+REDACTION_VERSION = 2
 _ERROR_LINE = re.compile(r"line \d+")
 RECORD_TYPES = ("Log", "Template", "AgentPrompt", "StructuredData", "Metadata", "Index")
 
@@ -67,6 +71,12 @@ class IndexPolicy:
             default_classification=settings.default_classification,
         )
 
+    def became_private(self, before: str | None, after: str | None) -> bool:
+        """Whether a note whose record was at level `before` (None: no record) and is now
+        at `after` lost the right to keep its text: its old text must leave the files."""
+        private = self.private_classifications
+        return before is not None and before not in private and after in private
+
     def redact(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """What a record may keep at its level (README "Privacy"); idempotent.
 
@@ -97,6 +107,12 @@ class IndexPolicy:
             record_type = self.record_type(path, extension, {})
             kept.update(tasks=[], word_count=None, record_type=record_type)
         return kept
+
+    def fingerprint(self) -> str:
+        """A digest of everything that decides a record's fields: a store indexed under
+        another fingerprint is indexed again."""
+        text = f"{policy_json(self)}\0{REDACTION_VERSION}"
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
     def record_type(self, key: str, extension: str, frontmatter: Mapping[str, Any]) -> str:
         """The first type rule that matches, else the fallback type."""

@@ -40,7 +40,7 @@ from ccc_watch.mirror.schema import (
     TASKS,
     VIEWS,
 )
-from ccc_watch.procs import owner_pid, pid_alive
+from ccc_watch.procs import remove_stale
 from ccc_watch.store import MIRROR_FILE, Change, Record, Store
 
 # DuckDB 2.0 writes a format 1.4 cannot read unless told otherwise; 1.4 is the LTS
@@ -319,10 +319,7 @@ class Mirror:
     def rebuild(self, store: Store) -> FlushResult:
         """Write a complete new mirror from one store snapshot, then swap it in."""
         started = time.perf_counter()
-        for stale in self.path.parent.glob(f".{MIRROR_FILE}.*.tmp*"):  # and its .wal
-            pid = owner_pid(stale.name)
-            if pid is not None and not pid_alive(pid):  # left by a killed rebuild
-                _remove_file(stale)
+        remove_stale(self.path.parent, f".{MIRROR_FILE}.*.tmp*")  # and its .wal
         tmp = self.path.with_name(f".{MIRROR_FILE}.{os.getpid()}.tmp")
         _remove_db(tmp)
         with store.snapshot() as snap, self._attached(tmp) as con:

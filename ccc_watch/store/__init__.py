@@ -11,6 +11,7 @@ from ccc_watch.store.redb_backend import RedbBackend
 from ccc_watch.store.sqlite_backend import SqliteBackend
 from ccc_watch.store.store import (
     SCHEMA_VERSION,
+    SCRUB_DUE,
     Change,
     Delete,
     Move,
@@ -33,6 +34,7 @@ __all__ = [
     "BACKENDS",
     "MIRROR_FILE",
     "SCHEMA_VERSION",
+    "SCRUB_DUE",
     "Change",
     "Delete",
     "Move",
