@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,6 +114,30 @@ def owner_pid(name: str) -> int | None:
         if part.isdigit():
             return int(part)
     return None
+
+
+def remove_stale(folder: Path, pattern: str) -> None:
+    """Remove the files (and folders) in folder matching a glob pattern whose name holds
+    the pid of a process that no longer runs (temp files of a killed process)."""
+    for stale in folder.glob(pattern):
+        pid = owner_pid(stale.name)
+        if pid is not None and not pid_alive(pid):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
+
+
+def replace_durably(new: Path, old: Path) -> None:
+    """Rename new over old, then fsync the folder so that the rename itself survives a
+    crash: readers see one file or the other, whole."""
+    os.replace(new, old)
+    fd = os.open(old.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def running_pid(data_dir: Path) -> int | None:

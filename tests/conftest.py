@@ -79,6 +79,29 @@ def build_vault(source: str, dest: Path, notes: int, seed: int, bad: bool = True
     return make_vault(dest, notes, seed, bad)
 
 
+# README "Privacy": what a record of a private level keeps of what the file holds.
+PRIVATE = ("CONFIDENTIAL", "SECRET")
+
+
+def as_indexed(truth: dict[str, Any]) -> dict[str, Any]:
+    """A truth entry (what Obsidian reads in the file) as the index keeps it: a private
+    note keeps no tags and no links, and a SECRET note not even its tasks' count, nor a
+    record type that a frontmatter key gave."""
+    level = truth.get("classification")
+    if level not in PRIVATE:
+        return truth
+    kept = dict(truth)
+    for field, empty in (("tags", []), ("links", []), ("resolved", [])):
+        if field in kept:
+            kept[field] = empty
+    if level == "SECRET":
+        for field in ("tasks_open", "tasks_done"):
+            if field in kept:
+                kept[field] = 0
+        kept["record_type"] = kept.pop("path_type", kept.get("record_type"))
+    return kept
+
+
 def hub_corpus(dest: Path) -> Path:
     """Unpack the real obsidian-hub vault into dest; skip when the corpus is absent."""
     shared = shared_dir()

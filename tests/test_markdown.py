@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from conftest import SOURCES, build_vault
 
+from ccc_watch.index.classify import classify
 from ccc_watch.index.note import ParsedNote, parse_note, split_frontmatter
 
 
@@ -698,6 +699,12 @@ def vault_files(root: Path) -> dict[str, Path]:
     return found
 
 
+def level(note: ParsedNote) -> str:
+    """The indexer's reading of a note's level (the documented default: INTERNAL)."""
+    fm, status, raw = note.frontmatter, note.frontmatter_status, note.raw_frontmatter
+    return classify(fm, status, raw, "INTERNAL", unclosed=note.unclosed).level
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("source", SOURCES)
 def test_ground_truth(source: str, seed: int, tmp_path: Path) -> None:
@@ -727,8 +734,7 @@ def test_ground_truth(source: str, seed: int, tmp_path: Path) -> None:
             "tasks_open": sum(not task["done"] for task in note.tasks),
             "tasks_done": sum(task["done"] for task in note.tasks),
             "frontmatter": note.frontmatter_status,
-            # The indexer's documented default when the frontmatter names no level.
-            "classification": note.frontmatter.get("classification", "INTERNAL"),
+            "classification": level(note),
         }
         for field, value in got.items():
             if field in want and want[field] != value:

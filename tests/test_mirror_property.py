@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,21 @@ def _sorted(rows: Iterable[Row]) -> list[Row]:
     return sorted(rows, key=repr)
 
 
+def _path_type(path: str) -> str:
+    """README "What gets indexed": the record type a path alone gives, first match wins."""
+    lower = path.lower()
+    for record_type, pattern in (
+        ("Template", r"templates?"),
+        ("Log", r"(?<![a-z])logs?(?![a-z])"),
+        ("AgentPrompt", r"prompts?"),
+        ("StructuredData", r"\.(json|yaml|yml)$"),
+        ("Index", r"(^|/)(index|_index|moc)\.md$"),
+    ):
+        if re.search(pattern, lower):
+            return record_type
+    return "Metadata"
+
+
 def expected_tables(
     records: Mapping[str, Record], changes: Sequence[Change], watermark: int, store_id: str
 ) -> dict[str, list[Row]]:
@@ -72,11 +88,16 @@ def expected_tables(
     for path, rec in records.items():
         assert rec["path"] == path
         classification = rec.get("classification")
+        if classification in PRIVATE:  # README "Privacy": no text; SECRET not even shape
+            secret = classification == "SECRET"
+            rec = dict(rec, tags=[], links=[], frontmatter={}, body=None, tasks=[] if secret
+                       else [dict(t, text=None) for t in rec.get("tasks") or []])  # fmt: skip
+            if secret:
+                rec["record_type"] = _path_type(path)
         notes.append((
             path, rec["id"], path.rpartition("/")[0], rec.get("blake3"), rec.get("size"),
             classification, rec.get("record_type"), rec.get("mtime_ns"),
-            tuple(rec.get("tags") or []),
-            None if classification in PRIVATE else rec.get("body"),
+            tuple(rec.get("tags") or []), rec.get("body"),
         ))  # fmt: skip
         for no, link in enumerate(rec.get("links") or []):
             links.append((

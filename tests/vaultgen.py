@@ -21,8 +21,11 @@ The truth maps each vault-relative path (POSIX separators, Unicode NFC) to:
                     symlinks and skipped names
     frontmatter     valid | invalid (present but not a YAML mapping) | absent
     classification  the frontmatter's level, else INTERNAL (the documented default);
-                    left out when the frontmatter cannot be parsed
+                    for a block that does not parse, the most private of INTERNAL and
+                    the levels its text names (README "Privacy")
     record_type     by the README's rules, first match wins
+    path_type       the type the path alone gives, when a frontmatter key gave another
+                    (a SECRET note keeps only that one: README "Privacy")
     tags            sorted, without '#', frontmatter and body together
     links           sorted link targets as written (URL-decoded, without alias, heading
                     or block), never from code, comments or external URLs
@@ -44,6 +47,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import sys
 import time
@@ -424,11 +428,26 @@ def _note(rng: random.Random, v: _Vault, i: int, title: str, key: str, path_type
     elif encoding < 0.12:
         text = "\ufeff" + text
     if facts["frontmatter"] == "invalid":
-        facts.pop("classification", None)
+        facts["classification"] = broken_level("\n".join(fm_lines))
     disk = unicodedata.normalize("NFD", key) if key in v.nfd else None
     v.put(
         key, text.encode(), disk=disk, kind="note", record_type=record_type, **facts, **body.facts()
     )
+    if record_type != path_type:
+        v.truth[key]["path_type"] = path_type
+
+
+def broken_level(block: str) -> str:
+    """README "Privacy": the level of a note whose frontmatter block does not parse is the
+    most private of the default and every level its text names, on a classification
+    line or as a word that starts with secret or confidential."""
+    named = [DEFAULT_CLASSIFICATION]
+    for line in block.splitlines():
+        key, colon, value = line.partition(":")
+        if colon and key.strip().lower() == "classification":
+            named += [w.upper() for w in re.findall(r"(?i)\b(?:public|internal)", value)]
+    named += [w.upper() for w in re.findall(r"(?i)\b(?:secret|confidential)", block)]
+    return max(named, key=CLASSIFICATIONS.index)
 
 
 def _dedupe(lines: list[str]) -> list[str]:
@@ -469,8 +488,9 @@ def _hand_note(
         body.link(target, resolved)
     body.open, body.done = tasks
     facts = dict(body.facts(), frontmatter=frontmatter, tags=sorted(tags), **extra)
-    if frontmatter != "invalid":
-        facts["classification"] = classification
+    facts["classification"] = classification
+    if frontmatter == "invalid":
+        facts["classification"] = broken_level(text.split("\n---", 1)[0])
     v.put(key, text.encode(), kind=kind, record_type=record_type, **facts)
 
 
@@ -540,6 +560,7 @@ def _fixed_notes(v: _Vault) -> None:
         frontmatter="valid",
         classification="SECRET",
         tasks=(0, 1),
+        path_type="Metadata",
     )
     # Neither is under "Archive/Excluded/", the prefix Obsidian excludes.
     _hand_note(v, "Archive/kept.md", "# kept\n", "Metadata")

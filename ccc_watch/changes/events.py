@@ -4,7 +4,8 @@ The watcher hands over moves and settled paths; each path is indexed under the w
 policy (what a scan would leave out, an event leaves out too), notes reached through a
 file symlink change with their target, a delete and a create of the same content in
 one settle window are a move, and a file that may still be in mid-write is handed back
-to be read again once it has been quiet.
+to be read again once it has been quiet. A note whose level is unsure is a drift
+finding; one that became private is named, so that its old text can be scrubbed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from loguru import logger
 
 from ccc_watch.changes.reconcile import pair_moves
-from ccc_watch.index.indexer import Indexer
+from ccc_watch.index.indexer import Indexer, IndexResult
 from ccc_watch.log.drift import Drift, conflict_original
 from ccc_watch.log.safe import shown
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert
@@ -34,6 +35,7 @@ class EventOps:
     ops: list[Operation] = field(default_factory=list)
     deferred: list[tuple[str, str]] = field(default_factory=list)  # (key, path) to read again
     drift: list[Drift] = field(default_factory=list)
+    privatized: list[str] = field(default_factory=list)  # notes whose old text must go
 
 
 class EventTranslator:
@@ -74,12 +76,17 @@ class EventTranslator:
             known = {k: view[k] if k in view else snap.get(k) for k, _ in ready}
         gone: dict[str, Record] = {}
         fresh: list[Record] = []
+        fresh_private: list[str] = []
+        policy = self.indexer.policy
         for key, real in ready:
             previous = known.get(key)
-            record = self._index(key, real, previous)
+            result = self._index(key, real, previous)
+            record = result.record
             if record is not None and self._unsettled(key, record, previous, dirty):
                 out.deferred.append((key, real))  # again, once it has been quiet
                 continue
+            if result.unsure is not None:
+                out.drift.append(Drift("classification-unsure", key, result.unsure))
             if record is None:
                 if previous is not None and not icloud_evicted(self.vault, key):
                     gone[key] = previous
@@ -87,6 +94,9 @@ class EventTranslator:
                 fresh.append(record)
             else:
                 out.ops.append(Upsert(record, cause="event"))
+                before = previous.get("classification")
+                if policy.became_private(before, record.get("classification")):
+                    out.privatized.append(key)
         # A delete and a create of the same content in one settle window is a move.
         for rec, source in pair_moves(gone, fresh, out.ops, cause="event"):
             gone.pop(source or "", None)
@@ -95,6 +105,10 @@ class EventTranslator:
                 out.drift.append(
                     Drift("sync-conflict", rec["path"], f"conflict copy of {shadowed}")
                 )
+            if source is None and rec.get("classification") in policy.private_classifications:
+                fresh_private.append(rec["path"])
+        if gone:  # perhaps one note, renamed and made private: a delete and a new file
+            out.privatized += fresh_private
         out.ops += [Delete(k, cause="event") for k in gone]
         return out
 
@@ -124,19 +138,19 @@ class EventTranslator:
         self.confirm_empty.discard(key)
         return False
 
-    def _index(self, key: str, real: str, previous: Record | None) -> Record | None:
-        """The record for one event path under the walk's policy, or None when the
-        file is gone or left out (a folder symlink, a symlink leaving the vault, ...)."""
+    def _index(self, key: str, real: str, previous: Record | None) -> IndexResult:
+        """The record for one event path under the walk's policy; none when the file is
+        gone or left out (a folder symlink, a symlink leaving the vault, ...)."""
         try:
             reason = left_out(self.vault, self.rules, real)
             if reason is not None:
                 log_skip(os.fspath(self.vault), key, reason)
-                return None
+                return IndexResult(None)
             if os.path.islink(real):
                 target = os.path.relpath(os.path.realpath(real), os.path.realpath(self.vault))
                 self.symlinks.setdefault(vault_key(target), set()).add(key)
             prev_id = None if previous is None else previous["id"]
-            return self.indexer.index(key, Path(real), prev_id).record
+            return self.indexer.index(key, Path(real), prev_id)
         except Exception:  # a bug must not stop the daemon: keep what the store has
             logger.opt(exception=True).error("cannot index {}: record kept as it was", shown(key))
-            return previous
+            return IndexResult(previous)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import blake3
 from loguru import logger
 
+from ccc_watch.changes.reconcile import POLICY_META
 from ccc_watch.errors import (
     CccWatchError,
     StoreCorruptError,
@@ -34,7 +35,8 @@ from ccc_watch.errors import (
 from ccc_watch.index.indexer import IndexResult
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.index.pool import chunks, indexing
-from ccc_watch.procs import owner_pid, pid_alive, running_pid, secure_dir
+from ccc_watch.log.drift import Drift
+from ccc_watch.procs import owner_pid, pid_alive, replace_durably, running_pid, secure_dir
 from ccc_watch.store import BACKENDS, Record, Upsert, codec, open_readonly, open_store, store_file
 from ccc_watch.store.store import VOLATILE_FIELDS
 from ccc_watch.vault.ignore import IgnoreRules
@@ -219,11 +221,13 @@ def rebuild(
     _remove_stale_work_dirs(data_dir)
     tasks = [(f.key, str(f.path), known.get(f.key, (None, b""))[0]) for f in files]
     seen_keys: set[str] = set()
+    policy = policy or IndexPolicy()
     # The pool is forked before any database is open in this process.
-    with indexing(vault, vault_id, policy or IndexPolicy(), len(files), workers) as index_many:
+    with indexing(vault, vault_id, policy, len(files), workers) as index_many:
         new_store = None
         if not dry_run:
             new_store = open_store(work_dir, backend=backend, vault_root=vault, vault_id=vault_id)
+            new_store.set_meta(POLICY_META, policy.fingerprint())
         progress = _Progress(len(files))
         try:
             for chunk, results in zip(
@@ -307,6 +311,9 @@ def _account(
         report.failed.append({"path": key, "reason": res.error})
     for w in res.warnings:
         report.warnings.append({"path": key, "reason": w})
+    if res.unsure is not None:
+        report.warnings.append({"path": key, "reason": f"classification unsure: {res.unsure}"})
+        logger.warning(Drift("classification-unsure", key, res.unsure).line())
     old = known.get(key)
     if old is None:
         report.added += 1
@@ -319,16 +326,11 @@ def _account(
 def _swap(work_dir: Path, data_dir: Path, backend: str) -> None:
     """Rename the new store over the old one: readers see one or the other, whole."""
     new, old = store_file(work_dir, backend), store_file(data_dir, backend)
-    os.replace(new, old)
+    replace_durably(new, old)
     for suffix in ("-wal", "-shm"):  # SQLite leaves none after a clean close
         stale = old.with_name(old.name + suffix)
         if stale.exists() and not new.with_name(new.name + suffix).exists():
             stale.unlink()
-    fd = os.open(data_dir, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # make the rename itself durable
-    finally:
-        os.close(fd)
 
 
 def _remove_stale_work_dirs(data_dir: Path) -> None:

@@ -3,9 +3,12 @@ the same upserts, deletes and moves every other source of change uses.
 
 Stat first (size, mtime_ns, ctime_ns, inode); a file is read and hashed only when one
 of them moved, or when its mtime is not older than the previous scan's start (git's
-"racy" rule: a write in the same clock tick as the last scan looks unchanged). A
-deleted record and a new file with the same blake3 are one move, so the note keeps
-its id. Everything found is also reported as drift.
+"racy" rule: a write in the same clock tick as the last scan looks unchanged). Every
+file is read when the store was indexed under another policy (its fingerprint in the
+store's meta): a changed default level or a new release's privacy rules apply to
+notes whose files did not change. A deleted record and a new file with the same
+blake3 are one move, so the note keeps its id. Everything found is also reported as
+drift, and so is every note whose level is unsure.
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ from ccc_watch.index.pool import chunks, indexing
 from ccc_watch.log.drift import Drift, DriftKind, conflict_original
 from ccc_watch.log.safe import shown
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
+from ccc_watch.store.store import SCRUB_DUE
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.walk import FileStat, VaultFile, VaultUnreadableError, icloud_evicted, walk
 
 if TYPE_CHECKING:
     from ccc_watch.config import Config
 
-_KEPT = ("id", "blake3", *FileStat._fields)
+_KEPT = ("id", "blake3", "classification", *FileStat._fields)
+POLICY_META = "index_policy"  # the store's meta key for the fingerprint of its policy
 
 
 @dataclass
@@ -46,6 +51,9 @@ class ReconcileResult:
     symlinks: dict[str, set[str]] = field(default_factory=dict)  # target key -> links
     deferred: list[tuple[str, str]] = field(default_factory=list)  # (key, path) mid-write
     by_op: Counter[str] = field(default_factory=Counter)  # changes applied, by operation
+    # Notes whose old text may still be in the store's files: they became private (or
+    # were re-indexed under a new policy, or appeared private as others vanished).
+    privatized: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -89,20 +97,22 @@ def reconcile(
     with store.snapshot() as snap:
         # Only what the comparison needs: a vault's bodies would not fit a small daemon.
         known = {r["path"]: {k: r.get(k) for k in _KEPT} for r in snap.records()}
+    policy = indexer.policy
+    new_policy = store.meta.get(POLICY_META) != policy.fingerprint()
 
     def kind(offline_kind: DriftKind) -> DriftKind:
         return offline_kind if offline else "missed-event"
 
     ops: list[Operation] = []
     drift: list[Drift] = []
+    unsure: list[Drift] = []
     new_records: list[Record] = []
     todo: list[tuple[str, str, str | None]] = []
     for key, f in sorted(files.items()):
         rec = known.get(key)
         racy = previous_scan_ns is not None and f.stat.mtime_ns >= previous_scan_ns
-        if rec is not None and not _stat_moved(rec, f) and not racy and rec.get("blake3"):
-            continue
-        todo.append((key, str(f.path), None if rec is None else rec["id"]))
+        if racy or new_policy or rec is None or _stat_moved(rec, f) or not rec.get("blake3"):
+            todo.append((key, str(f.path), None if rec is None else rec["id"]))
     result.hashed = len(todo)
     # Many changed files (a branch switch) are parsed on every core, as rebuild does.
     with indexing(indexer.vault, indexer.vault_id, indexer.policy, len(todo), None) as many:
@@ -121,9 +131,16 @@ def reconcile(
                     known.pop(key, None)  # neither changed nor gone: left to the events
                     files.pop(key)
                     continue
+                if res.unsure is not None:  # a finding about the note, whatever the scan
+                    unsure.append(Drift("classification-unsure", key, res.unsure))
                 if rec is None:
                     new_records.append(res.record)
                     continue
+                level = res.record.get("classification")
+                if policy.became_private(rec.get("classification"), level) or (
+                    new_policy and level in policy.private_classifications
+                ):
+                    result.privatized.append(key)
                 if res.record.get("blake3") != rec.get("blake3"):
                     if _stat_moved(rec, files[key]):
                         drift.append(Drift(kind("modified-offline"), key, "content changed"))
@@ -143,13 +160,19 @@ def reconcile(
         del gone[path]
         logger.debug("reconcile: {} is evicted to iCloud: its record is kept", shown(path))
     movable = {p: r for p, r in gone.items() if not rules.is_ignored(p)}
-    for new, old in pair_moves(movable, new_records, ops, cause="reconcile"):
+    paired = pair_moves(movable, new_records, ops, cause="reconcile")
+    private = policy.private_classifications
+    for new, old in paired:
         gone.pop(old or "", None)
         detail = f"moved from {old}" if old else "new file"
         drift.append(Drift(kind("created-offline"), new["path"], detail))
         shadowed = conflict_original(new["path"])
         if shadowed is not None:
             drift.append(Drift("sync-conflict", new["path"], f"conflict copy of {shadowed}"))
+    if gone:  # a note renamed and made private while nobody watched: a delete and a new file
+        result.privatized += [
+            r["path"] for r, old in paired if old is None and r.get("classification") in private
+        ]
     for path in sorted(gone):
         ops.append(Delete(path, cause="reconcile"))
         if rules.is_ignored(path):
@@ -161,6 +184,8 @@ def reconcile(
 
     if still_the_vault is not None and not still_the_vault():
         raise VaultUnreadableError(f"the vault folder {vault} was replaced during a scan")
+    if result.privatized:  # first: a crash before the scrub must not forget it
+        store.set_meta(SCRUB_DUE, True)
     for chunk in chunks(ops, batch_size):
         if progress is not None:
             progress()
@@ -168,16 +193,21 @@ def reconcile(
             result.changes += 1
             result.by_op[change.op] += 1
     store.set_meta("last_scan_started_ns", scan_started_ns)
+    if new_policy:
+        store.set_meta(POLICY_META, policy.fingerprint())
     for d in drift:
         logger.log("DEBUG" if expected else "WARNING", d.line())
-    result.drift = [] if expected else drift
+    for d in unsure:
+        logger.warning(d.line())
+    result.drift = ([] if expected else drift) + unsure
     result.seconds = time.perf_counter() - started
     return result
 
 
 def scan(cfg: Config) -> ReconcileResult:
     """`ccc-watch scan`: reconcile the store with the vault once, as the daemon does at
-    start-up (offline drift kinds), then bring the mirror up to date with the store."""
+    start-up (offline drift kinds), then bring the mirror up to date with the store;
+    when a note became private, scrub the store and rebuild the mirror instead."""
     vault = cfg.require_vault().resolve()
     data_dir = cfg.resolved_data_dir()
     policy = IndexPolicy.from_settings(cfg)
@@ -194,7 +224,19 @@ def scan(cfg: Config) -> ReconcileResult:
         # Imported here: the daemon imports this module and must not load DuckDB.
         from ccc_watch.mirror.mirror import Mirror
 
-        Mirror(data_dir, policy).flush(store)
+        mirror = Mirror(data_dir, policy)
+        if not store.meta.get(SCRUB_DUE):
+            mirror.flush(store)
+        elif not store.scrub():
+            logger.warning(
+                "{} is being read by another process: the old text of notes made private "
+                "stays in its WAL until the next scan, or the daemon, scrubs it",
+                store.path,
+            )
+            mirror.flush(store)
+        else:  # old text of notes made private: out of both databases' files
+            mirror.rebuild(store)
+            store.set_meta(SCRUB_DUE, False)
     return result
 
 

@@ -39,12 +39,15 @@ from ccc_watch.log import sinks as logs
 from ccc_watch.log.drift import Drift
 from ccc_watch.mirror.flusher import MirrorFlusher
 from ccc_watch.procs import PidLock, release_memory
-from ccc_watch.store import Store, open_store
+from ccc_watch.store import SCRUB_DUE, Store, open_store
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.walk import VaultUnreadableError
 
 EXIT_ROOT_GONE = 2
 EXIT_INTERRUPTED = 1
+# Seconds from storing a change that made a note private to scrubbing its old text
+# from the store's and the mirror's files: a burst of such changes is one scrub.
+SCRUB_DELAY = 2.0
 
 
 class Daemon:
@@ -71,6 +74,8 @@ class Daemon:
         self.rules, self.policy = self._load()
         self.store: Store | None = None
         self.events: EventTranslator | None = None  # once the store is open
+        self.scrub_at: float | None = None  # when the store is next scrubbed (I8)
+        self.mirror_scrub: int | None = None  # the flusher's ticket for the mirror's
         self.flusher = MirrorFlusher(self.data_dir, cfg.backend, self.policy, cfg.flush_interval)
         self.watcher = Watcher(self.vault, self.rules, self.coalescer)
 
@@ -172,6 +177,7 @@ class Daemon:
             try:
                 self.flusher.stop(hurry=self.signals.hurry.is_set())
             finally:
+                self._scrub_when_due()  # clears the store's mark if the mirror is done
                 if self.store is not None:
                     self.store.close()
                     self.store = None
@@ -202,6 +208,7 @@ class Daemon:
         first = self.store.meta.get("last_scan_started_ns") is None and not len(self.store)
         self.notifier.ready(f"reconciling: {self.vault}")  # store open, watching begun
         self._reconcile(offline=True, expected=first)
+        self._scrub_later(bool(self.store.meta.get(SCRUB_DUE)))  # one a crash left undone
         self._audit_watches()
         self._serve_requests()
         next_reconcile = self._next_reconcile()
@@ -224,6 +231,7 @@ class Daemon:
                 self.signals.requests.clear()
                 self._serve_requests()
             self._drain()
+            self._scrub_when_due()
             if time.monotonic() >= next_reconcile:
                 self._periodic()
                 next_reconcile = self._next_reconcile()
@@ -235,6 +243,7 @@ class Daemon:
         self.notifier.stopping()
         self._write_status()
         self._drain(force=True)
+        self._scrub_when_due(now=True)  # the flusher's last flush rebuilds the mirror
         logger.info("stopped")
         return 0
 
@@ -341,6 +350,7 @@ class Daemon:
             release_memory()  # a big scan's records are garbage now: give the pages back
         if result.changes:
             self.flusher.poke()
+        self._scrub_later(bool(result.privatized))
         assert self.events is not None
         self.events.symlinks = result.symlinks
         self._count_drift(result.drift)
@@ -385,10 +395,47 @@ class Daemon:
         for drift in found.drift:
             logger.warning(drift.line())
         self._count_drift(found.drift)
+        if found.privatized:  # first: a crash before the scrub must not forget it
+            store.set_meta(SCRUB_DUE, True)
         changes = store.apply(found.ops)
         if changes:
             self.flusher.poke()
+        self._scrub_later(bool(found.privatized))
         self.ops.update((c.op, c.cause) for c in changes)
+
+    # --- scrubbing the old text of notes made private (I8) ----------------------
+
+    def _scrub_later(self, due: bool) -> None:
+        """A note became private: scrub the store and the mirror SCRUB_DELAY from now."""
+        if due and self.scrub_at is None:
+            self.scrub_at = time.monotonic() + SCRUB_DELAY
+
+    def _scrub_when_due(self, now: bool = False) -> None:
+        """Copy the store into a fresh file and have the flusher rebuild the mirror into
+        one, so no freed page keeps a private note's old text; once both are done,
+        clear the store's mark (a crash before that scrubs again at the next start)."""
+        store = self.store
+        if store is None:
+            return
+        if self.scrub_at is not None and (now or time.monotonic() >= self.scrub_at):
+            try:
+                done = store.scrub()
+            except (CccWatchError, OSError) as e:
+                logger.error("cannot scrub {} now, trying again in a minute: {}", store.path, e)
+                self.scrub_at = time.monotonic() + 60
+                return
+            if not done:  # a reader holds SQLite's WAL: it lets go soon
+                self.scrub_at = time.monotonic() + 1
+                return
+            self.scrub_at = None
+            self.mirror_scrub = self.flusher.rebuild_soon()
+        if self.mirror_scrub is not None and self.flusher.rebuilt >= self.mirror_scrub:
+            self.mirror_scrub = None
+            try:
+                store.set_meta(SCRUB_DUE, False)
+            except CccWatchError as e:  # left set: the next start scrubs once more
+                logger.warning("scrubbed, but could not say so in the store: {}", e)
+            logger.info("scrubbed the old text of notes made private from the store and mirror")
 
     def _count_drift(self, drift: list[Drift]) -> None:
         self.drift_count += len(drift)

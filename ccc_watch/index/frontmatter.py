@@ -219,6 +219,16 @@ def parse_yaml(
 _FM_CLOSE = re.compile(r"^(?:---|\.\.\.)\r?$", re.MULTILINE)
 
 
+def _opened(text: str) -> int | None:
+    """Where the line after an opening `---` first line starts, or None (BOM stripped)."""
+    if not text.startswith("---"):
+        return None
+    eol = text.find("\n")
+    if eol < 0 or text[3:eol] not in ("", "\r"):
+        return None
+    return eol + 1
+
+
 def split_frontmatter(text: str) -> tuple[str | None, str, int]:
     """Split a note into (YAML text or None, body, 1-based line where the body starts).
 
@@ -227,18 +237,24 @@ def split_frontmatter(text: str) -> tuple[str | None, str, int]:
     """
     if text.startswith("\ufeff"):
         text = text[1:]
-    if not text.startswith("---"):
+    start = _opened(text)
+    close = None if start is None else _FM_CLOSE.search(text, start)
+    if start is None or close is None:
         return None, text, 1
-    eol = text.find("\n")
-    if eol < 0 or text[3:eol] not in ("", "\r"):
-        return None, text, 1
-    close = _FM_CLOSE.search(text, eol + 1)
-    if close is None:
-        return None, text, 1
-    raw_yaml = text[eol + 1 : close.start()]
+    raw_yaml = text[start : close.start()]
     body_at = close.end() + 1  # past the '\n' of the closing line (or past the end)
     body_line = raw_yaml.count("\n") + 3
     return raw_yaml.replace("\r\n", "\n"), text[body_at:], body_line
+
+
+def unclosed_block(text: str) -> str | None:
+    """The text after an opening `---` line that no closing line follows (no frontmatter
+    to Obsidian, but what the user may have meant as one), or None."""
+    text = text.removeprefix("\ufeff")
+    start = _opened(text)
+    if start is None or _FM_CLOSE.search(text, start) is not None:
+        return None
+    return text[start:]
 
 
 _TAGS_KEY = re.compile(r"^tags?$", re.IGNORECASE)

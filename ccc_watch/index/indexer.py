@@ -19,7 +19,8 @@ from pathlib import Path
 import blake3
 from loguru import logger
 
-from ccc_watch.index.note import parse_note
+from ccc_watch.index.classify import Classified, classify
+from ccc_watch.index.note import ParsedNote, parse_note
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.log.safe import shown
 from ccc_watch.store import Record
@@ -45,6 +46,7 @@ class IndexResult:
     record: Record | None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    unsure: str | None = None  # why the note's level is not certain (a drift line)
 
 
 def read_stable(path: Path) -> Snapshot:
@@ -83,6 +85,10 @@ def _warn(key: str, reason: str) -> None:
 
 def _looks_binary(data: bytes) -> bool:
     return b"\x00" in data[:8192]
+
+
+# How much of a note too big to parse is read for its frontmatter (and so its level).
+_HEAD_BYTES = 256 * 1024
 
 
 class Indexer:
@@ -159,7 +165,12 @@ class Indexer:
                 "-byte limit: checksummed, not parsed"
             )
             _warn(key, rec["error"])
-            return IndexResult(rec, warnings=[rec["error"]])
+            # Not parsed, but its level still counts (a manifest says what leaves a device).
+            head = parse_note(snap.data[:_HEAD_BYTES].decode("utf-8", errors="replace"))
+            level = self._level(head)
+            rec["classification"] = level.level
+            redacted = self.policy.redact(rec)
+            return IndexResult(redacted, warnings=[rec["error"]], unsure=level.unsure)
         try:
             text = snap.data.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -170,7 +181,7 @@ class Indexer:
             _warn(key, msg)
         parsed = parse_note(text)
         fm = parsed.frontmatter
-        classification = self.policy.classification(fm)
+        level = self._level(parsed)
         own_id = fm.get("id") or fm.get("uuid")
         rec.update(
             id=str(own_id) if isinstance(own_id, str | int) and str(own_id) else rec["id"],
@@ -181,13 +192,22 @@ class Indexer:
             frontmatter=fm,
             frontmatter_status=parsed.frontmatter_status,
             frontmatter_error=parsed.frontmatter_error,
-            classification=classification,
+            classification=level.level,
             title=parsed.title,
             aliases=parsed.aliases,
             tags=parsed.tags,
             links=parsed.links,
             tasks=parsed.tasks,
             word_count=parsed.word_count,
-            body=parsed.body if self.policy.keeps_body(classification) else None,
+            body=parsed.body,
         )
-        return IndexResult(rec, warnings=warnings)
+        return IndexResult(self.policy.redact(rec), warnings=warnings, unsure=level.unsure)
+
+    def _level(self, parsed: ParsedNote) -> Classified:
+        return classify(
+            parsed.frontmatter,
+            parsed.frontmatter_status,
+            parsed.raw_frontmatter,
+            self.policy.default_classification,
+            unclosed=parsed.unclosed,
+        )

@@ -19,6 +19,7 @@ from ccc_watch.index.frontmatter import (
     frontmatter_tags,
     parse_yaml,
     split_frontmatter,
+    unclosed_block,
 )
 
 __all__ = ["ParsedNote", "parse_note", "split_frontmatter"]
@@ -38,11 +39,16 @@ class ParsedNote:
     tasks: list[dict[str, Any]]
     word_count: int
     body: str = ""  # the text after the frontmatter block
+    # The block's raw text, for the classification's fail-closed reading: the YAML, or
+    # for a block never closed (`unclosed`) the text after its opening line.
+    raw_frontmatter: str | None = None
+    unclosed: bool = False
 
 
 def parse_note(text: str) -> ParsedNote:
     """Parse the decoded text of a note into the fields of its index record."""
     yaml_text, body, body_line = split_frontmatter(text)
+    unclosed = None if yaml_text is not None else unclosed_block(text)
     frontmatter: dict[str, Any] = {}
     status: FrontmatterStatus = "absent"
     error: str | None = None
@@ -63,4 +69,6 @@ def parse_note(text: str) -> ParsedNote:
         tasks=scanned.tasks,
         word_count=scanned.words,
         body=body,
+        raw_frontmatter=yaml_text if unclosed is None else unclosed,
+        unclosed=unclosed is not None,
     )

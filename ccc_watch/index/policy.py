@@ -1,18 +1,26 @@
-"""What the indexer keeps: classification levels, which of them are private, record-type
-rules and the size limit for parsing. One IndexPolicy is shared by the indexer, the
-store's writers and the mirror."""
+"""What the indexer keeps: classification levels, which of them are private and what a
+private record keeps, record-type rules and the size limit for parsing. One IndexPolicy
+is shared by the indexer, the store's writers and the mirror."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-from ccc_watch.config import CLASSIFICATIONS, Settings, parse_level
+from ccc_watch.config import CLASSIFICATIONS, Settings
 
 PRIVATE = frozenset({"CONFIDENTIAL", "SECRET"})  # their text never reaches a database
+# A private level whose records keep only the file's facts: not even the note's shape.
+FACTS_ONLY = "SECRET"
+# Raised whenever what a record keeps changes, so that stores indexed under the old
+# rules are indexed again (see IndexPolicy.fingerprint).
+REDACTION_VERSION = 2
+_ERROR_LINE = re.compile(r"line \d+")
 RECORD_TYPES = ("Log", "Template", "AgentPrompt", "StructuredData", "Metadata", "Index")
 
 
@@ -63,13 +71,48 @@ class IndexPolicy:
             default_classification=settings.default_classification,
         )
 
-    def keeps_body(self, classification: str) -> bool:
-        """Whether a note's body may be written to any database."""
-        return classification not in self.private_classifications
+    def became_private(self, before: str | None, after: str | None) -> bool:
+        """Whether a note whose record was at level `before` (None: no record) and is now
+        at `after` lost the right to keep its text: its old text must leave the files."""
+        private = self.private_classifications
+        return before is not None and before not in private and after in private
 
-    def classification(self, frontmatter: Mapping[str, Any]) -> str:
-        """A note's level: its frontmatter's, else the default."""
-        return parse_level(frontmatter.get("classification")) or self.default_classification
+    def redact(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """What a record may keep at its level (README "Privacy"); idempotent.
+
+        PUBLIC, INTERNAL: everything. A private level keeps the file's facts (path and
+        what it gives, id, size, times, blake3, error), the level and the frontmatter's
+        status, and no text: no body, title, aliases, tags, links, frontmatter values
+        or keys, task text, nor the parser's message (it can quote the note). Other
+        than SECRET it keeps the note's shape: word count, each task's line and state,
+        a record type from a frontmatter key. SECRET keeps no shape.
+        """
+        level = record.get("classification")
+        if level not in self.private_classifications:
+            return dict(record)
+        error = record.get("frontmatter_error")
+        if error is not None:
+            where = _ERROR_LINE.match(error)
+            error = f"{where.group() + ': ' if where else ''}the frontmatter does not parse"
+            error += f" (the parser's message is withheld: the note is {level})"
+        kept = dict(
+            record, frontmatter={}, frontmatter_error=error, title=None, aliases=[], tags=[],
+            links=[], body=None,
+            tasks=[{"line": t.get("line"), "done": t.get("done"), "text": None}
+                   for t in record.get("tasks") or []],
+        )  # fmt: skip
+        if level == FACTS_ONLY:
+            path = str(record.get("path", ""))
+            extension = os.path.splitext(path)[1].lower()
+            record_type = self.record_type(path, extension, {})
+            kept.update(tasks=[], word_count=None, record_type=record_type)
+        return kept
+
+    def fingerprint(self) -> str:
+        """A digest of everything that decides a record's fields: a store indexed under
+        another fingerprint is indexed again."""
+        text = f"{policy_json(self)}\0{REDACTION_VERSION}"
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
     def record_type(self, key: str, extension: str, frontmatter: Mapping[str, Any]) -> str:
         """The first type rule that matches, else the fallback type."""

@@ -26,6 +26,7 @@ DriftKind = Literal[
     "checksum-mismatch",
     "mirror-lag",
     "sync-conflict",
+    "classification-unsure",
 ]
 
 _BARE = re.compile(r"^[^\s\"=\\\x00-\x1f\x7f]+$")

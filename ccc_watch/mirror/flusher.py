@@ -61,6 +61,8 @@ class MirrorFlusher:
         self._child_lock = threading.Lock()  # spawning and ending the child
         self._hurry = threading.Event()  # stopping in a hurry: start no child
         self._child_used = 0.0
+        self._rebuilds_wanted = 0  # rebuild requests made (see rebuild_soon)
+        self.rebuilt = 0  # the last request a finished rebuild fulfilled
         self._thread = threading.Thread(target=self._loop, name="mirror-flusher", daemon=True)
 
     # --- the daemon's side ----------------------------------------------------
@@ -73,6 +75,14 @@ class MirrorFlusher:
     def poke(self) -> None:
         """The store moved: flush within `interval`."""
         self._poked.set()
+
+    def rebuild_soon(self) -> int:
+        """Rebuild the mirror into a new file at the next flush (retried until one
+        succeeds), so that no page of the old file is kept (I8). Returns a ticket: the
+        rebuild is done once `rebuilt` reaches it."""
+        self._rebuilds_wanted += 1
+        self._poked.set()
+        return self._rebuilds_wanted
 
     @property
     def degraded(self) -> bool:
@@ -181,8 +191,17 @@ class MirrorFlusher:
     def _ask(self, timeout: float | None) -> dict[str, Any]:
         child = self._spawn()
         assert child.stdin is not None and child.stdout is not None
-        child.stdin.write(b"flush\n")
+        wanted = self._rebuilds_wanted
+        rebuild = wanted > self.rebuilt
+        child.stdin.write(b"rebuild\n" if rebuild else b"flush\n")
         child.stdin.flush()
+        reply = self._reply(child, timeout)
+        if rebuild and reply.get("outcome") == "ok":
+            self.rebuilt = wanted
+        return reply
+
+    def _reply(self, child: subprocess.Popen[bytes], timeout: float | None) -> dict[str, Any]:
+        assert child.stdout is not None
         line = _readline(child.stdout, timeout)
         self._child_used = time.monotonic()
         if not line:
@@ -247,7 +266,9 @@ def _readline(stream: IO[bytes], timeout: float | None) -> bytes:
 # --- the child's side ----------------------------------------------------------
 
 
-def _flush_once(data_dir: Path, backend: str, policy: IndexPolicy) -> dict[str, Any]:
+def _flush_once(
+    data_dir: Path, backend: str, policy: IndexPolicy, rebuild: bool = False
+) -> dict[str, Any]:
     import duckdb
 
     from ccc_watch.errors import StoreError
@@ -256,7 +277,8 @@ def _flush_once(data_dir: Path, backend: str, policy: IndexPolicy) -> dict[str, 
 
     try:
         with open_store(data_dir, backend=backend, readonly=True) as store:
-            result = Mirror(data_dir, policy).flush(store)
+            mirror = Mirror(data_dir, policy)
+            result = mirror.rebuild(store) if rebuild else mirror.flush(store)
     except MirrorBusyError as e:
         return {"outcome": "busy", "error": str(e)}
     except (MirrorError, StoreError, OSError, duckdb.Error) as e:
@@ -270,7 +292,8 @@ def _flush_once(data_dir: Path, backend: str, policy: IndexPolicy) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m ccc_watch.mirror.flusher DATA_DIR BACKEND POLICY`: flush on each input line."""
+    """`python -m ccc_watch.mirror.flusher DATA_DIR BACKEND POLICY`: on each input line,
+    flush (`flush`) or rebuild the mirror into a new file (`rebuild`)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("backend")
@@ -285,10 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     logs.child_setup()
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
-        if line.strip() != b"flush":
+        if line.strip() not in (b"flush", b"rebuild"):
             reply: dict[str, Any] = {"outcome": "failed", "error": f"unknown request {line!r}"}
         else:
-            reply = _flush_once(args.data_dir, args.backend, policy)
+            rebuild = line.strip() == b"rebuild"
+            reply = _flush_once(args.data_dir, args.backend, policy, rebuild)
         try:
             out.write(json.dumps(reply).encode() + b"\n")
             out.flush()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -41,7 +40,7 @@ from ccc_watch.mirror.schema import (
     TASKS,
     VIEWS,
 )
-from ccc_watch.procs import owner_pid, pid_alive, private_umask
+from ccc_watch.procs import private_umask, remove_stale
 from ccc_watch.store import MIRROR_FILE, Change, Record, Store
 
 # DuckDB 2.0 writes a format 1.4 cannot read unless told otherwise; 1.4 is the LTS
@@ -138,8 +137,9 @@ class Rows:
 
     @classmethod
     def of(cls, records: Iterable[Record], policy: IndexPolicy) -> Rows:
-        """Flatten records into table rows, applying the body policy once more."""
-        notes = list(records)
+        """Flatten records into table rows, applying the privacy policy once more (a
+        record from an older indexer, or a bug, must not carry private text further)."""
+        notes = [policy.redact(r) for r in records]
         paths = [n["path"] for n in notes]
         frontmatters = [n.get("frontmatter") or {} for n in notes]
         mtime_ns = [n.get("mtime_ns") for n in notes]
@@ -158,10 +158,7 @@ class Rows:
                 frontmatter=[orjson.dumps(fm).decode() for fm in frontmatters],
                 aliases=[n.get("aliases") or [] for n in notes],
                 tags=[n.get("tags") or [] for n in notes],
-                body=[
-                    n.get("body") if policy.keeps_body(n.get("classification") or "") else None
-                    for n in notes
-                ],
+                body=[n.get("body") for n in notes],
                 indexed_at=[_micros(n.get("indexed_at")) for n in notes],
                 **_copied(
                     notes, "id", "name", "extension", "kind", "mime", "record_type", "size",
@@ -331,13 +328,7 @@ class Mirror:
     def rebuild(self, store: Store) -> FlushResult:
         """Write a complete new mirror from one store snapshot, then swap it in."""
         started = time.perf_counter()
-        for stale in self.path.parent.glob(f".{MIRROR_FILE}.*.tmp*"):  # .wal and .spill too
-            pid = owner_pid(stale.name)
-            if pid is not None and not pid_alive(pid):  # left by a killed writer
-                if stale.is_dir():
-                    shutil.rmtree(stale, ignore_errors=True)
-                else:
-                    _remove_file(stale)
+        remove_stale(self.path.parent, f".{MIRROR_FILE}.*.tmp*")  # .wal and .spill too
         tmp = self.path.with_name(f".{MIRROR_FILE}.{os.getpid()}.tmp")
         _remove_db(tmp)
         with store.snapshot() as snap, self._attached(tmp) as con:

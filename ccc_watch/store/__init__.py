@@ -12,6 +12,7 @@ from ccc_watch.store.redb_backend import RedbBackend
 from ccc_watch.store.sqlite_backend import SqliteBackend
 from ccc_watch.store.store import (
     SCHEMA_VERSION,
+    SCRUB_DUE,
     Change,
     Delete,
     Move,
@@ -34,6 +35,7 @@ __all__ = [
     "BACKENDS",
     "MIRROR_FILE",
     "SCHEMA_VERSION",
+    "SCRUB_DUE",
     "Change",
     "Delete",
     "Move",

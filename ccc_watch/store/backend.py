@@ -78,6 +78,10 @@ class Backend(Protocol):
         """Verify the file: True when intact, False when damage was found and repaired;
         StoreCorruptError when it is damaged beyond repair."""
 
+    def scrub(self) -> bool:
+        """Leave no byte of an overwritten or deleted value in the store's files (writable
+        only). False when it could not finish now (a reader holds what it would remove)."""
+
     def close(self) -> None:
         """Release the file and its locks. Idempotent."""
 

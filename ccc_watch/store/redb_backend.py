@@ -8,6 +8,8 @@ this module becomes one of the project's StoreErrors naming the file and what to
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +27,10 @@ from ccc_watch.errors import (
     StoreNeedsRepairError,
     store_os_error,
 )
-from ccc_watch.store.backend import TABLES, Key, Translating, secure_file
+from ccc_watch.procs import remove_stale, replace_durably
+from ccc_watch.store.backend import TABLES, Key, Translating, iter_scan, secure_file
+
+_COPY_BATCH = 5000  # rows per write transaction of a scrub's copy
 
 
 class _Tables:
@@ -193,6 +198,45 @@ class RedbBackend:
         """Give free pages back to the file system."""
         with self._faults:
             return self._db.compact()
+
+    def scrub(self) -> bool:
+        """Leave no byte of an overwritten or deleted value in the file. redb neither
+        zeroes freed pages nor always gives them back (compact() keeps those it cannot
+        move past), so every table is copied into a new file beside this one, which is
+        renamed over it. Readers that have the old file open read it until they close
+        it; the file system then frees its blocks. True: done."""
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.scrub")
+        remove_stale(self.path.parent, f".{self.path.name}.*.scrub")
+        try:
+            with self._faults:
+                secure_file(tmp)
+                copy = _redb.Database(tmp)
+                try:
+                    self._copy_into(copy)
+                finally:
+                    copy.close()
+                self._db.close()
+                try:
+                    replace_durably(tmp, self.path)
+                finally:
+                    self._db = _redb.Database(self.path)  # the new file, or the old one
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        return True
+
+    def _copy_into(self, copy: _redb.Database) -> None:
+        with self.reading() as source:
+            for table in TABLES:
+                rows = iter_scan(source, table)
+                while batch := list(itertools.islice(rows, _COPY_BATCH)):
+                    txn = copy.begin_write()
+                    try:
+                        _Tables(txn, self._faults).put_many(table, batch)
+                    except BaseException:
+                        txn.abort()
+                        raise
+                    txn.commit()
 
     def close(self) -> None:
         """Close the file. A failure here loses no commit (the next writer repairs the

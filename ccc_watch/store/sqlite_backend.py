@@ -146,6 +146,9 @@ class SqliteBackend:
             conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit survives power loss, as a redb commit does.
             conn.execute("PRAGMA synchronous=FULL")
+            # Freed pages and the unused part of pages are zeroed, so an overwritten value
+            # leaves no bytes behind once the WAL is checkpointed (see scrub()).
+            conn.execute("PRAGMA secure_delete=ON")
             for table, kind in TABLES.items():
                 key_type = "TEXT" if kind == "str" else "INTEGER"
                 conn.execute(
@@ -240,6 +243,15 @@ class SqliteBackend:
         with self._mutex, self._faults:
             self._db.execute("VACUUM")
         return True
+
+    def scrub(self) -> bool:
+        """Leave no byte of an overwritten or deleted value in the files: secure_delete
+        zeroed them in the pages, and the WAL (which still holds older page images) is
+        checkpointed and truncated to nothing. False when a reader's snapshot still needs
+        the WAL: try again once it has let go."""
+        with self._mutex, self._faults:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
 
     def close(self) -> None:
         """Close the connection and release the writer lock. Idempotent. A failure to

@@ -24,6 +24,11 @@ SCHEMA_VERSION = 1
 
 Record = dict[str, Any]
 
+# The meta value that says a note became private and its old text may still be in the
+# free pages of the store's or the mirror's files: set before the change is applied,
+# cleared once both are scrubbed, so a crash in between leaves it set.
+SCRUB_DUE = "scrub_due"
+
 # Fields that change on every indexing without the file changing; an upsert that
 # differs only in these is a no-op.
 VOLATILE_FIELDS = frozenset({"indexed_at"})
@@ -356,6 +361,14 @@ class Store:
     def check_integrity(self) -> bool:
         """Verify the database file; True when intact."""
         return self.backend.check_integrity()
+
+    def scrub(self) -> bool:
+        """Leave no byte of an earlier version of any record in the store's files (I8: the
+        old text of a note made private). Every record, changelog entry and meta value is
+        kept. False when it could not finish now: call again soon."""
+        if self.readonly:
+            raise StoreError(f"store is open read-only: {self.path}")
+        return self.backend.scrub()
 
     def close(self) -> None:
         """Release the database. Idempotent."""
