@@ -11,12 +11,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import blake3
-
 from ccc_watch.errors import StoreMissingError
 from ccc_watch.mirror.mirror import Mirror, MirrorError
 from ccc_watch.store import open_store
 from ccc_watch.vault.ignore import IgnoreRules
+from ccc_watch.vault.read import file_digest
 from ccc_watch.vault.walk import icloud_evicted, walk
 
 
@@ -38,10 +37,10 @@ class Difference:
         return asdict(self)
 
 
-def _hash(path: Path) -> str | None:
+def _hash(vault: Path, path: Path) -> str | None:
+    # The indexer's read: beneath the vault, never blocking, in bounded memory.
     try:
-        with open(path, "rb") as f:
-            return blake3.blake3(f.read()).hexdigest()
+        return file_digest(vault, path)
     except OSError:
         return None
 
@@ -71,7 +70,7 @@ def verify(
         if rec is None:
             diffs.append(Difference("store", "missing-record", key, "file has no record"))
             continue
-        digest = _hash(f.path)
+        digest = _hash(vault, f.path)
         if digest is not None and digest != rec.get("blake3"):
             diffs.append(
                 Difference(
