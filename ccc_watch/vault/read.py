@@ -77,10 +77,13 @@ def read_file(vault: Path, path: Path, keep: int) -> Content:
 
     Raises FileNotFoundError when it is gone, NotContentError when it is no longer a
     regular file inside the vault, OSError when it cannot be read or kept changing."""
-    root = os.fspath(vault)
-    rel = os.path.relpath(path, root)
-    if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep):
-        raise NotContentError(errno.EINVAL, "not inside the vault", os.fspath(path))
+    root, text = os.fspath(vault), os.fspath(path)
+    prefix = os.path.join(root, "")
+    # A prefix is what the callers give (the walk joins names to the vault), and far
+    # cheaper than relpath; the parts are checked either way.
+    rel = text[len(prefix) :] if text.startswith(prefix) else os.path.relpath(text, root)
+    if any(part in ("", os.curdir, os.pardir) for part in rel.split(os.sep)):
+        raise NotContentError(errno.EINVAL, "not a plain path inside the vault", text)
     for _ in range(ATTEMPTS):
         try:
             return _read_once(root, rel, keep)
@@ -147,8 +150,6 @@ def _open_parent(root: str, rel: str) -> tuple[int, str]:
     fd = os.open(root, _DIR_FLAGS & ~_NOFOLLOW)  # the vault itself may be a symlink
     try:
         for part in folders:
-            if part in ("", os.curdir, os.pardir):
-                raise NotContentError(errno.EINVAL, "not a plain path in the vault", rel)
             try:
                 sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as e:
@@ -186,32 +187,49 @@ def _read_fd(
     if not stat.S_ISREG(opened.st_mode):
         raise NotContentError(errno.EINVAL, "not a regular file")
     size = opened.st_size
-    hasher = blake3.blake3()
-    kept: list[bytes] | None = [] if size <= keep else None
-    buffer = memoryview(bytearray(CHUNK))  # reused: a fresh 1 MiB per read is slower
-    reader = io.FileIO(fd, "rb", closefd=False)
-    head = b""
-    total = 0
-    while total <= size:  # one read past the size finds a file that grew
-        n = reader.readinto(buffer) or 0
-        if not n:
-            break
-        chunk = buffer[:n]
-        if total == 0:
-            head = bytes(chunk[:HEAD])
-        total += n
-        hasher.update(chunk)
-        if kept is not None:
-            kept.append(bytes(chunk))
+    data: bytes | None = None
+    if size <= keep:  # a note to parse: read whole (one byte more sees it grow)
+        data = _read_upto(fd, size + 1)
+        total, digest, head = len(data), blake3.blake3(data).hexdigest(), data[:HEAD]
+    else:
+        total, digest, head = _hash_stream(fd, size)
     after = os.fstat(fd)
     if FileStat.of(before) != FileStat.of(after) or total != after.st_size:
         raise _Changed
     now = name_stat()  # FileNotFoundError: deleted during the read, so gone
     if (now.st_ino, now.st_dev) != (after.st_ino, after.st_dev):
         raise _Changed  # replaced under its name (an atomic save) during the read
-    return Content(
-        FileStat.of(after),
-        hasher.hexdigest(),
-        None if kept is None else b"".join(kept),
-        head,
-    )
+    return Content(FileStat.of(after), digest, data, head)
+
+
+def _read_upto(fd: int, limit: int) -> bytes:
+    """Up to limit bytes from fd, to its end."""
+    parts: list[bytes] = []
+    total = 0
+    while total < limit:
+        chunk = os.read(fd, limit - total)
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    return b"".join(parts)
+
+
+def _hash_stream(fd: int, size: int) -> tuple[int, str, bytes]:
+    """(bytes read, blake3, first HEAD bytes) of the file, read CHUNK bytes at a time
+    into one buffer and kept nowhere; stops one read past `size` (the file grew)."""
+    hasher = blake3.blake3()
+    # No bigger than the file needs: a small attachment costs its size, a video 1 MiB.
+    buffer = memoryview(bytearray(min(CHUNK, size + 1)))
+    reader = io.FileIO(fd, "rb", closefd=False)
+    head = b""
+    total = 0
+    while total <= size:
+        n = reader.readinto(buffer) or 0
+        if not n:
+            break
+        if total < HEAD:
+            head += bytes(buffer[: min(n, HEAD - total)])
+        total += n
+        hasher.update(buffer[:n])
+    return total, hasher.hexdigest(), head
