@@ -7,6 +7,10 @@ checks themselves are pure string logic on vault keys.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
 import time
 import unicodedata
 from pathlib import Path
@@ -17,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccc_watch.errors import ConfigError
-from ccc_watch.vault.ignore import DEFAULT_LITTER, IgnoreRules
+from ccc_watch.vault.ignore import DEFAULT_LITTER, RULE_FILE_MAX_BYTES, IgnoreRules
 
 
 def app_json(vault: Path, data: object, config_dir: str = ".obsidian") -> None:
@@ -293,12 +297,17 @@ def test_user_ignore_filters_prefixes(tmp_path: Path) -> None:
 def test_user_ignore_filters_regexes(tmp_path: Path) -> None:
     """'/.../flags' entries are regexes searched anywhere in the path; they apply to
     files, never prune a folder by themselves."""
-    filters = ["/\\.excalidraw\\.md$/i", "/^Temp\\//", "/(?<year>20\\d\\d)-\\k<year>/"]
+    filters = [
+        "/\\.excalidraw\\.md$/i",
+        "/^Temp\\//",
+        "/(?<year>20\\d\\d)-(?<month>\\d\\d)\\.md$/",  # JavaScript's named groups
+        "/\\u00e9t\\u{e9}\\cJ?$/u",  # JavaScript's \\u, \\u{} and \\c escapes
+    ]
     app_json(tmp_path, {"userIgnoreFilters": filters})
     rules = IgnoreRules.load(tmp_path)
     assert_ignored(rules, "a.excalidraw.md", "x/Drawing.EXCALIDRAW.md", "Temp/a.md")
-    assert_ignored(rules, "2024-2024.md")
-    assert_kept(rules, "a.md", "NotTemp/a.md", "2024-2025.md")
+    assert_ignored(rules, "Logs/2024-11.md", "x/été")
+    assert_kept(rules, "a.md", "NotTemp/a.md", "2024-2025.md", "été.md", "\\u00e9t.md")
     assert_kept(rules, "Temp", is_dir=True)
     assert rules.explain("Temp/a.md") == "Obsidian userIgnoreFilters regex /^Temp\\//"
 
@@ -310,6 +319,111 @@ def test_bad_user_ignore_filters_are_skipped(tmp_path: Path, logs: list[str]) ->
     assert_kept(rules, "a.md", "x.md")
     warnings = [line for line in logs if line.startswith("WARNING userIgnoreFilters")]
     assert len(warnings) == 5, logs
+
+
+def test_user_ignore_filters_re2_cannot_run_are_skipped(tmp_path: Path, logs: list[str]) -> None:
+    """Look-around and back-references have no linear-time matcher (RE2 has neither):
+    each such entry is skipped with one WARNING naming it, and the others apply."""
+    filters = ["/^(?!Keep\\/)/", "/(?<=x)y/", "/(a)\\1/", "/(?<n>a)\\k<n>/", "/\\.tmp$/"]
+    app_json(tmp_path, {"userIgnoreFilters": filters})
+    rules = IgnoreRules.load(tmp_path)
+    assert_ignored(rules, "a.tmp")
+    assert_kept(rules, "a.md", "Keep/a.md", "xy.md", "aa.md")
+    warnings = [line for line in logs if line.startswith("WARNING userIgnoreFilters")]
+    assert len(warnings) == 4, logs
+    assert all("\\n" not in w and "b'" not in w for w in warnings), warnings
+
+
+# A path on which a backtracking engine takes exponential time for these patterns
+# (about 2^60 steps for the regexes; C(60, 12) for the gitignore stars): were they run
+# by Python's re, the walk would not end.
+HOSTILE_NAME = "a" * 60 + "!"
+HOSTILE_REGEXES = ["/(a+)+$/", "/(a|aa)+$/", "/^(a|a?)+$/", "/^(\\w+\\s?)*$/", "/(.*a){12}$/"]
+HOSTILE_GLOBS = ["*a*a*a*a*a*a*a*a*a*a*a*a*b", "**/*a*a*a*a*a*a*a*a*a*a*a*a*b/**"]
+
+
+def test_hostile_patterns_cannot_hang_the_walk(tmp_path: Path) -> None:
+    """Patterns from the vault's own app.json and .cccignore that backtrack
+    catastrophically, against names that trigger it: `rebuild --dry-run` (a real
+    walk, in a child process) finishes, and the names are not ignored. The timeout
+    is generous: it only tells "finishes" from "never finishes"."""
+    vault = tmp_path / "vault"
+    deep = vault / "/".join([HOSTILE_NAME] * 3)
+    deep.mkdir(parents=True)
+    for folder in (vault, deep):
+        (folder / f"{HOSTILE_NAME}.md").write_text("x\n")
+        (folder / f"{HOSTILE_NAME}.txt").write_text("x\n")
+    app_json(vault, {"userIgnoreFilters": HOSTILE_REGEXES})
+    cccignore(vault, "\n".join(HOSTILE_GLOBS) + "\n")
+    cmd = [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault)]
+    cmd += ["--data-dir", str(tmp_path / "data"), "rebuild", "--dry-run", "--json"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the walk did not finish in 120 s: a pattern backtracks")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["seen"] == 4
+
+
+@pytest.mark.parametrize("pattern", HOSTILE_REGEXES)
+def test_a_hostile_regex_still_matches_what_it_should(tmp_path: Path, pattern: str) -> None:
+    """Linear time does not change what matches (short names here: the hostile ones
+    are the walk test's, in a child process, since a backtracking engine never returns)."""
+    app_json(tmp_path, {"userIgnoreFilters": [pattern]})
+    rules = IgnoreRules.load(tmp_path)
+    assert rules.is_ignored("a" * 12)
+    assert not rules.is_ignored("a" * 12 + "!")
+
+
+def test_too_many_patterns_to_match_together_are_dropped_not_fatal(
+    tmp_path: Path, logs: list[str]
+) -> None:
+    """RE2 matches all patterns of a file in one memory budget; a .cccignore or an
+    app.json too big for it is not applied (one WARNING), the other rules still are."""
+    cccignore(tmp_path, "".join(f"*{i}*a*b*c*d*e*f*g*h[a-z]?{i}/**/x*\n" for i in range(4000)))
+    app_json(
+        tmp_path,
+        {"userIgnoreFilters": [f"/{i}[^/]*a[^/]*b[^/]*c.{{1,40}}d{i}/" for i in range(4000)]},
+    )
+    rules = IgnoreRules.load(tmp_path, patterns=["*.log"])
+    assert_ignored(rules, "a.log", ".hidden.md")
+    assert_kept(rules, "1xabcdefghz1/q/xyz.md", "1abcxd1.md")
+    warnings = [line for line in logs if "too many or too complex" in line]
+    assert len(warnings) == 2, logs
+
+
+def test_rule_files_are_read_bounded_and_without_blocking(tmp_path: Path, logs: list[str]) -> None:
+    """A FIFO in place of .cccignore or app.json would block a plain read forever, and
+    an app.json of gigabytes would be read whole: each is not applied, with a WARNING."""
+    os.mkfifo(tmp_path / ".cccignore")
+    (tmp_path / ".obsidian").mkdir()
+    with (tmp_path / ".obsidian" / "app.json").open("w") as f:
+        f.write('{"userIgnoreFilters": ["Archive/"], "pad": "')
+        f.write("x" * (RULE_FILE_MAX_BYTES + 1) + '"}')
+    done: list[IgnoreRules] = []
+    thread = threading.Thread(target=lambda: done.append(IgnoreRules.load(tmp_path)), daemon=True)
+    thread.start()
+    thread.join(30)
+    if thread.is_alive():
+        os.close(os.open(tmp_path / ".cccignore", os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(30)
+        pytest.fail("IgnoreRules.load blocked on a FIFO .cccignore")
+    assert_kept(done[0], "Archive/a.md")
+    warned = [line for line in logs if line.startswith("WARNING cannot read")]
+    assert len(warned) == 2, logs
+
+
+def test_names_that_are_not_utf8_meet_user_patterns_without_error(tmp_path: Path) -> None:
+    """RE2 matches UTF-8: a name with bad bytes (surrogate escapes) is tested with them
+    replaced, never raises."""
+    app_json(tmp_path, {"userIgnoreFilters": ["/caf.\\.md$/"]})
+    cccignore(tmp_path, "*.bak\n")
+    rules = IgnoreRules.load(tmp_path)
+    bad = b"caf\xe9.md".decode("utf-8", "surrogateescape")
+    assert rules.is_ignored(f"x/{bad}")
+    assert rules.is_ignored(b"caf\xe9.bak".decode("utf-8", "surrogateescape"))
+    assert not rules.is_ignored(b"x\xff.txt".decode("utf-8", "surrogateescape"))
+    assert rules.explain(f"x/{bad}") is not None
 
 
 @pytest.mark.parametrize(

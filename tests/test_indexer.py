@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import os
 import time
 import uuid
@@ -13,8 +12,9 @@ import blake3
 import pytest
 
 from ccc_watch import cli
-from ccc_watch.index.indexer import Indexer, read_stable, record_id
+from ccc_watch.index.indexer import Indexer, record_id
 from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.vault.read import read_file
 
 VAULT_ID = str(uuid.uuid4())
 
@@ -106,21 +106,12 @@ def test_a_file_that_keeps_changing_is_an_error(
     vault: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A file written to during every read attempt is never stable: OSError, not a torn
-    read. (The write is injected into open() so that every attempt is raced.)"""
+    read. (The write is injected into os.open so that every attempt is raced.)"""
     path = vault / "busy.md"
     path.write_text("start\n")
-    real_open = builtins.open
-
-    def always_racing(file: Any, *args: Any, **kwargs: Any) -> Any:
-        handle = real_open(file, *args, **kwargs)
-        if Path(file) == path:
-            with real_open(path, "a") as f:
-                f.write("more\n")
-        return handle
-
-    monkeypatch.setattr(builtins, "open", always_racing)
+    race_opens(monkeypatch, path, times=None)
     with pytest.raises(OSError, match="kept changing"):
-        read_stable(path)
+        read_file(vault, path, keep=1 << 20)
 
 
 def test_a_file_changed_once_during_a_read_is_read_again(
@@ -129,21 +120,28 @@ def test_a_file_changed_once_during_a_read_is_read_again(
     """The first read races a write; the retry returns the final content whole."""
     path = vault / "n.md"
     path.write_text("old\n")
-    real_open = builtins.open
+    race_opens(monkeypatch, path, times=1)
+    content = read_file(vault, path, keep=1 << 20)
+    assert content.data == b"old\nnew\n" and content.stat.size == 8
+    assert content.blake3 == blake3.blake3(b"old\nnew\n").hexdigest()
+
+
+def race_opens(monkeypatch: pytest.MonkeyPatch, target: Path, times: int | None) -> None:
+    """Append a line to target right after it is opened, the first `times` times (None:
+    every time), as an editor writing while the file is read."""
+    real_open = os.open
     calls = {"n": 0}
 
-    def racing_open(file: Any, *args: Any, **kwargs: Any) -> Any:
-        handle = real_open(file, *args, **kwargs)
-        if Path(file) == path and calls["n"] == 0:
+    def racing_open(file: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        fd = real_open(file, flags, *args, **kwargs)
+        if os.fspath(file) in (target.name, str(target)) and (times is None or calls["n"] < times):
             calls["n"] += 1
             time.sleep(0.01)
-            with real_open(path, "a") as f:  # an editor appends while we read
+            with target.open("a") as f:
                 f.write("new\n")
-        return handle
+        return fd
 
-    monkeypatch.setattr(builtins, "open", racing_open)
-    snap = read_stable(path)
-    assert snap.data == b"old\nnew\n" and snap.stat.size == 8
+    monkeypatch.setattr(os, "open", racing_open)
 
 
 def test_an_unreadable_file_gets_a_record_with_the_reason(
@@ -175,11 +173,11 @@ def test_rebuild_exits_1_when_a_file_cannot_be_read(
 
 def deny(monkeypatch: pytest.MonkeyPatch, target: Path) -> None:
     """Make opening target raise PermissionError, as for a user without read access."""
-    real_open = builtins.open
+    real_open = os.open
 
-    def guarded(file: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(file, str | os.PathLike) and Path(file) == target:
+    def guarded(file: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(file) in (target.name, str(target)):
             raise PermissionError(13, "Permission denied", str(target))
-        return real_open(file, *args, **kwargs)
+        return real_open(file, flags, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", guarded)
+    monkeypatch.setattr(os, "open", guarded)

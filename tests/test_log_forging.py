@@ -99,7 +99,8 @@ def test_walk_skips(vault: Path, logs: list[str]) -> None:
 
 
 def test_indexer_warnings(vault: Path, logs: list[str]) -> None:
-    """index lines: binary content, over the size limit, not UTF-8, cannot read."""
+    """index lines: binary content, over the size limit, not UTF-8; and the skip line
+    for a name that is no longer a regular file (a folder named like a note)."""
     indexer = Indexer(vault, "0b1c6bde-9d55-4cf2-a5a6-5f3d1b0a9e21", IndexPolicy(max_note_bytes=64))
     for label, name in HOSTILE.items():
         for kind, content in (("bin", b"\x00\x01"), ("big", b"x" * 100), ("enc", b"\xff\xfe")):
@@ -108,7 +109,7 @@ def test_indexer_warnings(vault: Path, logs: list[str]) -> None:
             assert indexer.index(key).warnings
         folder = vault / f"{name} {label} dir.md"
         folder.mkdir()
-        assert indexer.index(folder.name).error
+        assert indexer.index(folder.name).record is None
     assert len(logs) == 4 * len(HOSTILE)
     assert unsafe(logs) == []
 

@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import blake3
-
 from ccc_watch.errors import StoreMissingError
 from ccc_watch.index.indexer import Indexer
 from ccc_watch.index.policy import IndexPolicy
@@ -33,6 +31,7 @@ from ccc_watch.store import Record, open_store
 from ccc_watch.store.store import VOLATILE_FIELDS
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.paths import nfc
+from ccc_watch.vault.read import file_digest
 from ccc_watch.vault.walk import VaultFile, icloud_evicted, is_utf8, walk
 
 _SHOWN = 3  # differing rows named per mirror table
@@ -56,10 +55,10 @@ class Difference:
         return asdict(self)
 
 
-def _hash(path: Path) -> str | None:
+def _hash(vault: Path, path: Path) -> str | None:
+    # The indexer's read: beneath the vault, never blocking, in bounded memory.
     try:
-        with open(path, "rb") as f:
-            return blake3.blake3(f.read()).hexdigest()
+        return file_digest(vault, path)
     except OSError:
         return None
 
@@ -95,7 +94,7 @@ def verify(
         if rec is None:
             diffs.append(Difference("store", "missing-record", key, "file has no record"))
             continue
-        digest = _hash(f.path)
+        digest = _hash(vault, f.path)
         if digest is not None and digest != rec.get("blake3"):
             diffs.append(
                 Difference(

@@ -1,8 +1,9 @@
 """The Indexer: one file's bytes become one record.
 
-Reads the file (stat before and after, re-reading when it changed underneath),
-hashes the raw bytes with blake3, and for notes parses frontmatter, tags, links and
-tasks. A file that cannot be read still gets a record carrying the reason; a file
+Reads the file with ccc_watch.vault.read (beneath the vault, never blocking, stat
+before and after, re-reading when it changed underneath), hashes the raw bytes with
+blake3 in chunks, and for notes up to max_note_bytes parses frontmatter, tags, links
+and tasks. A file that cannot be read still gets a record carrying the reason; a file
 that vanished gets none. The indexer never writes anywhere.
 """
 
@@ -16,7 +17,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import blake3
 from loguru import logger
 
 from ccc_watch.index.classify import Classified, classify
@@ -24,19 +24,11 @@ from ccc_watch.index.note import ParsedNote, parse_note
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.log.safe import shown
 from ccc_watch.store import Record
-from ccc_watch.vault.walk import FileStat
+from ccc_watch.vault.read import Content, NotContentError, read_file
+from ccc_watch.vault.walk import FileStat, log_skip
 
 NOTE_EXTENSIONS = frozenset({".md"})
 DATA_EXTENSIONS = frozenset({".json", ".yaml", ".yml", ".csv", ".canvas", ".base"})
-_READ_ATTEMPTS = 3
-
-
-@dataclass
-class Snapshot:
-    """A file's bytes and the stat they were read under."""
-
-    data: bytes
-    stat: FileStat
 
 
 @dataclass
@@ -49,29 +41,17 @@ class IndexResult:
     unsure: str | None = None  # why the note's level is not certain (a drift line)
 
 
-def read_stable(path: Path) -> Snapshot:
-    """Read a file whose stat is the same before and after the read.
-
-    Retries when the file changed while being read (an editor saving, a sync tool
-    writing); raises OSError when it cannot be read, FileNotFoundError when it is gone.
-    """
-    for _ in range(_READ_ATTEMPTS):
-        before = os.stat(path)
-        with open(path, "rb") as f:
-            data = f.read()
-        after = FileStat.of(os.stat(path))
-        if FileStat.of(before) == after and len(data) == after.size:
-            return Snapshot(data, after)
-        time.sleep(0.01)
-    raise OSError(f"kept changing while being read ({_READ_ATTEMPTS} attempts)")
-
-
 def record_id(vault_id: str, key: str, inode: int | None = None) -> str:
     """The deterministic id of a new file in a vault when nothing else gives one: from
     its path and inode, so that a new note made where another was just renamed away
     from (whose record keeps the id it had) does not get the same id."""
     name = key if inode is None else f"{key}\0{inode}"
     return str(uuid.uuid5(uuid.UUID(vault_id), name))
+
+
+def _kind(key: str) -> str:
+    ext = os.path.splitext(key)[1].lower()
+    return "note" if ext in NOTE_EXTENSIONS else "data" if ext in DATA_EXTENSIONS else "attachment"
 
 
 @functools.lru_cache(maxsize=512)
@@ -83,12 +63,11 @@ def _warn(key: str, reason: str) -> None:
     logger.warning("index {}: {}", shown(key), shown(reason))
 
 
-def _looks_binary(data: bytes) -> bool:
-    return b"\x00" in data[:8192]
+def _looks_binary(head: bytes) -> bool:
+    return b"\x00" in head
 
 
-# How much of a note too big to parse is read for its frontmatter (and so its level).
-_HEAD_BYTES = 256 * 1024
+_BINARY_CHECK = 8192  # bytes of a note looked at for a NUL
 
 
 class Indexer:
@@ -105,34 +84,43 @@ class Indexer:
     ) -> IndexResult:
         """Index the file at vault key `key` (read from `path`, its real name, if given)."""
         path = path or self.vault / key
+        # Only a note's bytes are parsed, and only up to max_note_bytes: anything else
+        # is hashed in chunks and never held whole.
+        keep = self.policy.max_note_bytes if _kind(key) == "note" else -1
         try:
-            snap = read_stable(path)
+            content = read_file(self.vault, path, keep)
         except FileNotFoundError:
+            return IndexResult(None)
+        except NotContentError as e:
+            # Swapped for a FIFO, a device or a symlink out of the vault since the walk:
+            # left out, as the next walk will leave it out.
+            log_skip(os.fspath(self.vault), key, e.strerror or str(e))
             return IndexResult(None)
         except OSError as e:
             reason = f"cannot read: {e.strerror or e}"
             _warn(key, reason)
             return IndexResult(self._base(key, None, previous_id, error=reason), error=reason)
-        return self.index_bytes(key, snap, previous_id)
+        return self.index_content(key, content, previous_id)
 
     def _base(
-        self, key: str, snap: Snapshot | None, previous_id: str | None, error: str | None = None
+        self,
+        key: str,
+        content: Content | None,
+        previous_id: str | None,
+        error: str | None = None,
     ) -> Record:
         ext = os.path.splitext(key)[1].lower()
-        kind = (
-            "note" if ext in NOTE_EXTENSIONS else "data" if ext in DATA_EXTENSIONS else "attachment"
-        )
         return {
             "path": key,
             "id": previous_id
-            or record_id(self.vault_id, key, None if snap is None else snap.stat.inode),
+            or record_id(self.vault_id, key, None if content is None else content.stat.inode),
             "name": key.rsplit("/", 1)[-1],
             "extension": ext,
-            "kind": kind,
+            "kind": _kind(key),
             "mime": _mime(ext),
             "record_type": self.policy.record_type(key, ext, {}),
-            **(dict.fromkeys(FileStat._fields) if snap is None else snap.stat._asdict()),
-            "blake3": None if snap is None else blake3.blake3(snap.data).hexdigest(),
+            **(dict.fromkeys(FileStat._fields) if content is None else content.stat._asdict()),
+            "blake3": None if content is None else content.blake3,
             "frontmatter": {},
             "frontmatter_status": "absent",
             "frontmatter_error": None,
@@ -148,33 +136,35 @@ class Indexer:
             "indexed_at": time.time(),
         }
 
-    def index_bytes(self, key: str, snap: Snapshot, previous_id: str | None = None) -> IndexResult:
-        """Build the record of a file from bytes already read."""
-        rec = self._base(key, snap, previous_id)
+    def index_content(
+        self, key: str, content: Content, previous_id: str | None = None
+    ) -> IndexResult:
+        """Build the record of a file from what a read of it gave."""
+        rec = self._base(key, content, previous_id)
         if rec["kind"] != "note":
             return IndexResult(rec)
         warnings: list[str] = []
-        if _looks_binary(snap.data):
+        if _looks_binary(content.head[:_BINARY_CHECK]):
             rec.update(kind="attachment", error="binary content in a note (.md) file")
             warnings.append(rec["error"])
             _warn(key, rec["error"])
             return IndexResult(rec, warnings=warnings)
-        if snap.stat.size > self.policy.max_note_bytes:
+        if content.data is None:
             rec["error"] = (
-                f"note is {snap.stat.size} bytes, over the {self.policy.max_note_bytes}"
+                f"note is {content.stat.size} bytes, over the {self.policy.max_note_bytes}"
                 "-byte limit: checksummed, not parsed"
             )
             _warn(key, rec["error"])
             # Not parsed, but its level still counts (a manifest says what leaves a device).
-            head = parse_note(snap.data[:_HEAD_BYTES].decode("utf-8", errors="replace"))
+            head = parse_note(content.head.decode("utf-8", errors="replace"))
             level = self._level(head)
             rec["classification"] = level.level
             redacted = self.policy.redact(rec)
             return IndexResult(redacted, warnings=[rec["error"]], unsure=level.unsure)
         try:
-            text = snap.data.decode("utf-8")
+            text = content.data.decode("utf-8")
         except UnicodeDecodeError as e:
-            text = snap.data.decode("utf-8", errors="replace")
+            text = content.data.decode("utf-8", errors="replace")
             msg = f"not UTF-8 (byte {e.start}): decoded with replacement characters"
             rec["error"] = msg
             warnings.append(msg)

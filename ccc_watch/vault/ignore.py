@@ -20,12 +20,13 @@ in this order (the first match is the reason `explain` gives):
 Rules 1-4 are built in: a `!` pattern cannot re-include a dot-file or litter.
 
 `userIgnoreFilters` is read the way Obsidian reads it. An entry written `/regex/flags`
-is a JavaScript-style regular expression searched anywhere in the vault path (flags:
-i, m, s; g, y, u, d are accepted and change nothing here). Any other entry is a plain
-prefix of the vault path: "Archive/" excludes the folder Archive, while "Daily" also
-excludes "Daily Notes/" and "Daily.md", as it does in Obsidian. A regex is tested on
-file paths only, as in Obsidian: it never prunes a folder during a walk, so a walk still
-enters a folder whose files all match and tests them one by one.
+is a JavaScript-style regular expression searched anywhere in the vault path, run on
+RE2 (see below); flags: i, m, s, y (g, u, d are accepted and change nothing here). Any
+other entry is a plain prefix of the vault path: "Archive/" excludes the folder
+Archive, while "Daily" also excludes "Daily Notes/" and "Daily.md", as it does in
+Obsidian. A regex is tested on file paths only, as in Obsidian: it never prunes a
+folder during a walk, so a walk still enters a folder whose files all match and tests
+them one by one.
 
 Temporary files. `*.tmp` is deliberately NOT ignored. Editors save atomically by
 writing a temporary name and renaming it onto the note; the watcher must see that
@@ -40,6 +41,15 @@ as a move that forgets the temporary name; a scan after the rename never sees it
 stays in the index only if the editor crashes and leaves it on disk, which is then the
 truth about the vault.
 
+The rule files are vault content, so hostile input: each is read only if it is a
+regular file of at most RULE_FILE_MAX_BYTES, opened without blocking. The user's
+patterns (gitignore lines and regexes alike) run on RE2, which matches in time linear
+in the path whatever the pattern, in a bounded amount of memory: a pattern such as
+`(a+)+$` or `*a*a*a*a*a*a*b` cannot keep the walk busy. RE2 has no look-around and no
+back-references (they can take exponential time): an entry using them is skipped with a
+warning, as is a whole file's worth of patterns too big to match together in RE2's
+memory budget; the other rules still apply.
+
 `is_ignored` runs for every event and for every file of a walk, so folder decisions
 are cached (a file costs one dictionary look-up for its folder plus its own tests) and
 all patterns are compiled once. An IgnoreRules object never changes; when `.cccignore`
@@ -48,13 +58,17 @@ or `app.json` changes (see `rule_files`), load a new one.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pathspec
+import re2
 from loguru import logger
 
 from ccc_watch.errors import ConfigError
@@ -86,11 +100,29 @@ DEFAULT_LITTER: tuple[str, ...] = (
     "*___jb_old___",
 )
 
-# Python's re accepts these JavaScript flags; the others change nothing for a
-# single test of one path (g, d, u) or make the match sticky at the start (y).
-_JS_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "g": 0, "d": 0, "u": 0, "y": 0}
+# JavaScript flags as RE2's inline flags; the others change nothing for a single test of
+# one path (g, d, u) or make the match sticky at the start (y).
+_JS_FLAGS = {"i": "i", "m": "m", "s": "s", "g": "", "d": "", "u": "", "y": ""}
 _OBSIDIAN_REGEX = re.compile(r"/(.+)/([a-z]*)", re.DOTALL)
+# JavaScript escapes RE2 spells otherwise; any other escape pair is matched (and kept)
+# so that an escaped backslash before a 'u' is not read as \u.
+_JS_ESCAPE = re.compile(r"\\(?:u\{([0-9A-Fa-f]{1,6})\}|u([0-9A-Fa-f]{4})|c([A-Za-z])|.)", re.DOTALL)
 _DIR_CACHE_LIMIT = 200_000
+# The rule files are vault content, so hostile: read at most this much of each (a
+# .cccignore of 256 KiB is thousands of patterns; Obsidian's app.json is a few KB).
+RULE_FILE_MAX_BYTES = 256 * 1024
+
+
+def _re2_options() -> re2.Options:
+    # User patterns run on RE2, whose matching time is linear in the path whatever the
+    # pattern (no backtracking), and whose memory is capped by max_mem.
+    options = re2.Options()
+    options.log_errors = False  # a bad pattern is our warning, not a line on stderr
+    options.never_capture = True
+    return options
+
+
+_RE2 = _re2_options()
 
 
 def _litter_regex(pattern: str) -> str:
@@ -126,26 +158,96 @@ def _config_dir(name: str) -> str:
     return text
 
 
+def _gitignore_spec(lines: Sequence[str]) -> pathspec.GitIgnoreSpec:
+    """pathspec's gitignore matcher on RE2 (its 'simple' backend is Python re, which a
+    pattern such as *a*a*a*a*a*a*b can keep busy for hours); raises re2.error when RE2
+    cannot take the patterns."""
+    return pathspec.GitIgnoreSpec.from_lines(lines, backend="re2")
+
+
 def _is_pattern(line: str) -> bool:
     """Whether a gitignore line is a pattern (not a blank line or a comment); raises
-    ValueError for a line git would reject."""
-    patterns = pathspec.GitIgnoreSpec.from_lines([line]).patterns
+    ValueError for a line git would reject, re2.error for one RE2 cannot run."""
+    patterns = _gitignore_spec([line]).patterns
     return bool(patterns) and patterns[0].include is not None
 
 
-def _js_regex(body: str, flags: str) -> re.Pattern[str]:
-    """Compile a JavaScript regex literal's body and flags as Python re."""
-    value = 0
+def _js_escape(m: re.Match[str]) -> str:
+    code = m[1] or m[2]
+    if code:
+        return f"\\x{{{code}}}"
+    if m[3]:
+        return f"\\x{{{ord(m[3]) % 32:02x}}}"
+    return m[0]
+
+
+def _js_regex(body: str, flags: str) -> str:
+    """A JavaScript regex literal's body and flags as an RE2 pattern. Raises ValueError
+    for an unknown flag, re2.error for what RE2 cannot run in linear time (look-around,
+    back-references) or in its memory budget."""
+    inline = ""
     for flag in flags:
         if flag not in _JS_FLAGS:
             raise ValueError(f"unknown regex flag {flag!r}")
-        value |= _JS_FLAGS[flag]
-    # JavaScript's named groups and back-references, in Python's spelling.
-    body = re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", body)
-    body = re.sub(r"\\k<([A-Za-z_]\w*)>", r"(?P=\1)", body)
+        if _JS_FLAGS[flag] not in inline:
+            inline += _JS_FLAGS[flag]
+    body = _JS_ESCAPE.sub(_js_escape, body)
     if "y" in flags:  # sticky, with lastIndex 0: anchored at the start
         body = rf"\A(?:{body})"
-    return re.compile(body, value)
+    pattern = f"(?{inline}){body}" if inline else body
+    re2.compile(pattern, _RE2)
+    return pattern
+
+
+def _re2_message(error: re2.error) -> str:
+    """RE2's reason, as text (the binding gives bytes)."""
+    reason = error.args[0] if error.args else error
+    text = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+    return repr(text)[1:-1]  # a pattern's text inside it stays on one line
+
+
+def _matchable(path: str) -> str:
+    """path as RE2 takes it (UTF-8): the bytes of a name that is not UTF-8 (surrogate
+    escapes) become U+FFFD."""
+    if path.isascii():
+        return path
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _read_rule_file(path: Path) -> bytes:
+    """A rule file's bytes: opened without blocking (a FIFO in its place must not hang
+    the agent), a regular file, at most RULE_FILE_MAX_BYTES (ValueError beyond)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(RULE_FILE_MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > RULE_FILE_MAX_BYTES:
+        raise ValueError(f"larger than {RULE_FILE_MAX_BYTES} bytes")
+    return data
+
+
+def _regex_set(patterns: Sequence[str]) -> re2.Set | None:
+    """One RE2 set of the userIgnoreFilters regexes: a path is searched once for all of
+    them, in one memory budget. None when there are none, or too many to fit."""
+    if not patterns:
+        return None
+    regex_set = re2.Set.SearchSet(_RE2)
+    for pattern in patterns:
+        regex_set.Add(pattern)
+    try:
+        regex_set.Compile()
+    except re2.error:
+        logger.warning(
+            "userIgnoreFilters: too many or too complex regexes to match together; "
+            "none of them applied"
+        )
+        return None
+    return regex_set
 
 
 class IgnoreRules:
@@ -176,8 +278,10 @@ class IgnoreRules:
             try:
                 if _is_pattern(line):
                     self._patterns.append(("config", line))
-            except ValueError as e:
-                raise ConfigError("ignore", f"bad gitignore pattern {line!r}: {e}") from None
+            except (ValueError, re2.error) as e:
+                reason = _re2_message(e) if isinstance(e, re2.error) else e
+                raise ConfigError("ignore", f"bad gitignore pattern {line!r}: {reason}") from None
+        own = len(self._patterns)
         for n, line in enumerate(cccignore, start=1):
             line = nfc(line.rstrip("\r\n"))
             try:
@@ -187,14 +291,33 @@ class IgnoreRules:
                 logger.warning(
                     "{} line {}: bad pattern {} skipped: {}", CCCIGNORE, n, shown(repr(line)), e
                 )
-        self._spec = (
-            pathspec.GitIgnoreSpec.from_lines([line for _, line in self._patterns])
-            if self._patterns
-            else None
-        )
+            except re2.error as e:
+                logger.warning(
+                    "{} line {}: bad pattern {} skipped: {}",
+                    CCCIGNORE,
+                    n,
+                    shown(repr(line)),
+                    _re2_message(e),
+                )
+        self._spec = None
+        if self._patterns:
+            try:
+                self._spec = _gitignore_spec([line for _, line in self._patterns])
+            except re2.error:  # RE2's memory budget: too many or too complex together
+                logger.warning(
+                    "{}: too many or too complex patterns to match together; not applied",
+                    CCCIGNORE,
+                )
+                del self._patterns[own:]
+                try:
+                    self._spec = _gitignore_spec([line for _, line in self._patterns])
+                except re2.error:
+                    raise ConfigError(
+                        "ignore", "too many or too complex patterns to match together"
+                    ) from None
 
         prefixes: list[str] = []
-        regexes: list[tuple[str, re.Pattern[str]]] = []
+        regexes: list[tuple[str, str]] = []  # (entry, RE2 pattern)
         for entry in user_ignore_filters:
             if not isinstance(entry, str) or not entry:
                 logger.warning(
@@ -206,16 +329,23 @@ class IgnoreRules:
             if m:
                 try:
                     regexes.append((entry, _js_regex(m[1], m[2])))
-                except (ValueError, re.error) as e:
+                except ValueError as e:
                     logger.warning(
                         "userIgnoreFilters: bad regex {} skipped: {}", shown(repr(entry)), e
+                    )
+                except re2.error as e:
+                    logger.warning(
+                        "userIgnoreFilters: bad regex {} skipped: {} (look-around and "
+                        "back-references are not supported: they can take exponential time)",
+                        shown(repr(entry)),
+                        _re2_message(e),
                     )
                 continue
             prefixes.append(nfc(entry))
         self._prefixes = tuple(prefixes)
-        self._regexes = tuple(regexes)
-        self._regex_list = tuple(r for _, r in regexes)
-        self._has_user_rules = bool(self._spec is not None or prefixes or regexes)
+        self._regex_set = _regex_set([pattern for _, pattern in regexes])
+        self._regexes = tuple(entry for entry, _ in regexes) if self._regex_set else ()
+        self._has_user_rules = bool(self._spec is not None or prefixes or self._regexes)
         self._dirs: dict[str, bool] = {}
         self.rule_files: frozenset[str] = frozenset({CCCIGNORE, f"{self.config_dir}/app.json"})
         """Vault keys of the files these rules were read from: reload when one changes."""
@@ -237,10 +367,10 @@ class IgnoreRules:
         path = vault / CCCIGNORE
         try:
             # git splits on '\n' only (str.splitlines would also split on \f, \u2028, ...)
-            cccignore = path.read_text(encoding="utf-8-sig").split("\n")
+            cccignore = _read_rule_file(path).decode("utf-8-sig").split("\n")
         except FileNotFoundError:
             pass
-        except (OSError, UnicodeDecodeError) as e:
+        except (OSError, ValueError) as e:  # ValueError: UnicodeDecodeError, too large
             logger.warning(
                 "cannot read {}: {}; its patterns are not applied", shown(path), shown(e)
             )
@@ -248,7 +378,7 @@ class IgnoreRules:
         filters: list[object] = []
         path = vault / config_dir / "app.json"
         try:
-            data = json.loads(path.read_bytes())
+            data = json.loads(_read_rule_file(path))
         except FileNotFoundError:
             data = {}
         except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError
@@ -320,7 +450,7 @@ class IgnoreRules:
         ]
         out += [f"pattern ({origin}): {line}" for origin, line in self._patterns]
         out += [f"Obsidian userIgnoreFilters (prefix): {p}" for p in self._prefixes]
-        out += [f"Obsidian userIgnoreFilters (regex): {text}" for text, _ in self._regexes]
+        out += [f"Obsidian userIgnoreFilters (regex): {text}" for text in self._regexes]
         return out
 
     def _dir_ignored(self, key: str) -> bool:
@@ -349,15 +479,15 @@ class IgnoreRules:
         if not self._has_user_rules:
             return False
         path = key + "/" if is_dir else key
-        if self._spec is not None and self._spec.match_file(path):
-            return True
         if self._prefixes and path.startswith(self._prefixes):
             return True
-        if self._regex_list and not is_dir:
-            for rx in self._regex_list:
-                if rx.search(key):
-                    return True
-        return False
+        if self._spec is not None and self._spec.match_file(_matchable(path)):
+            return True
+        return (
+            self._regex_set is not None
+            and not is_dir
+            and bool(self._regex_set.Match(_matchable(key)))
+        )
 
     def _reason(self, key: str, parent: str, name: str, is_dir: bool) -> str | None:
         """The rule key's own name or path matches, spelled out (see _own)."""
@@ -376,15 +506,15 @@ class IgnoreRules:
                 return f"litter {pattern}"
         path = key + "/" if is_dir else key
         if self._spec is not None:
-            result = self._spec.check_file(path)
+            result = self._spec.check_file(_matchable(path))
             if result.include and result.index is not None:
                 origin, line = self._patterns[result.index]
                 return f"pattern {line!r} ({origin})"
         for prefix in self._prefixes:
             if path.startswith(prefix):
                 return f"Obsidian userIgnoreFilters prefix {prefix!r}"
-        if not is_dir:
-            for text, rx in self._regexes:
-                if rx.search(key):
-                    return f"Obsidian userIgnoreFilters regex {text}"
+        if self._regex_set is not None and not is_dir:
+            found = self._regex_set.Match(_matchable(key))
+            if found:
+                return f"Obsidian userIgnoreFilters regex {self._regexes[min(found)]}"
         return None
