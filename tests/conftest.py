@@ -221,3 +221,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def long_campaigns(request: pytest.FixtureRequest) -> bool:
     """Whether --long-campaigns was given."""
     return bool(request.config.getoption("--long-campaigns"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """At full length the campaigns run for many minutes: lift pytest-timeout's limit."""
+    if config.getoption("--long-campaigns"):
+        for item in items:
+            if item.path.name == "test_campaigns.py":
+                item.add_marker(pytest.mark.timeout(0))
