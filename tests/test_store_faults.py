@@ -9,6 +9,7 @@ traceback. Nothing is mocked: real files under tmp_path, real engines, real proc
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -123,6 +124,13 @@ def damage(path: Path, how: str) -> None:
             f.truncate(len(data) // 2)
         elif how == "header":
             f.write(b"\xa5" * 100)  # the magic number / "SQLite format 3" and what follows
+        elif how == "value":
+            # One byte of note n100's stored JSON flipped: neither engine checks a value's
+            # bytes when it reads them (redb's page checksums are checked by `check`).
+            at = data.find(f"{MARK}100".encode())
+            assert at > 0, "the record's text is not in the store file"
+            f.seek(at - 3)
+            f.write(bytes([data[at - 3] ^ 0xFF]))
 
 
 def _find_all(data: bytes, needle: bytes) -> Iterator[int]:
@@ -145,6 +153,17 @@ EXPECTED = {
     "truncated": dict.fromkeys(
         ["info", "dump", "get", "verify", "mirror", "init", "check", "scan", "run"], EXIT_DATAERR
     ),
+    "value": {
+        "info": 0,  # meta and counts only: not the damaged record
+        "dump": EXIT_DATAERR,
+        "get": EXIT_DATAERR,
+        "verify": EXIT_DATAERR,
+        "mirror": 0,  # nothing to apply after the watermark: the record is not read
+        "init": 0,
+        "check": EXIT_DATAERR,  # redb's page checksums; SQLite has none (see expected())
+        "scan": EXIT_DATAERR,
+        "run": EXIT_DATAERR,
+    },
     "middle": {
         "info": 0,  # meta and counts only: not the damaged page
         "dump": EXIT_DATAERR,
@@ -162,16 +181,32 @@ EXPECTED = {
 def expected(how: str, backend: str, command: str) -> int:
     if how == "middle" and backend == "redb" and command in ("dump", "get", "verify"):
         return EXIT_SOFTWARE
+    if how == "value" and backend == "sqlite" and command == "check":
+        return 0  # integrity_check reads the b-tree, not the bytes of a value
     return EXPECTED[how][command]
 
 
-@pytest.mark.parametrize("how", ["middle", "truncated", "header"])
+def ids(site: Site) -> dict[str, str]:
+    """Every record's id by path, read with a real `ccc-watch dump`."""
+    proc = site.run("dump")
+    assert_ok(proc)
+    return {r["path"]: r["id"] for r in map(json.loads, proc.stdout.splitlines())}
+
+
+@pytest.mark.parametrize("how", ["value", "middle", "truncated", "header"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_damaged_store_every_command(tmp_path: Path, backend: str, how: str) -> None:
     """Each command against the same damaged file (restored before each): the documented
     exit code and one line naming the file and the damage; `status` reports it and exits 2
-    (no daemon); `rebuild` recreates the store from the vault, after which it reads fine."""
+    (no daemon); `rebuild` recreates the store from the vault, keeping the ids of every
+    record it could still read, after which it reads fine and nothing of the damaged file
+    is left in the data dir."""
     site = make_site(tmp_path, backend)
+    (site.vault / "renamed.md").write_text("# kept id\n")  # an id a new index cannot derive
+    assert_ok(site.run("scan"))
+    (site.vault / "renamed.md").rename(site.vault / "moved.md")
+    assert_ok(site.run("scan"))
+    before = ids(site)
     damage(site.store, how)
     damaged = site.store.read_bytes()
     store = str(site.store)
@@ -198,18 +233,48 @@ def test_damaged_store_every_command(tmp_path: Path, backend: str, how: str) -> 
     restore()
     status = site.run("status")
     assert_ok(status, STATUS_NOT_RUNNING)
-    if how != "middle":
+    if how in ("truncated", "header"):  # status reads the head only, not damaged records
         assert DAMAGED.format(store=store) in status.stdout, status.stdout
 
     restore()
     rebuilt = site.run("rebuild")
     assert_ok(rebuilt)
     assert "old store cannot be read" in rebuilt.stderr, rebuilt.stderr
+    assert "moved it aside" in rebuilt.stderr, rebuilt.stderr
+    left = [p.name for p in site.data.iterdir() if p.name.startswith(".") or "damage" in p.name]
+    assert not left, "the damaged file, a damage note or a work folder was left behind"
     assert_ok(site.run("check"))
     got = site.run("get", "n100.md")
     assert_ok(got)
     assert f"{MARK}100" in got.stdout
     assert_ok(site.run("verify"))
+    after = ids(site)
+    assert after.keys() == before.keys()
+    if how == "value":  # every record but the flipped one could still be read
+        assert {p: i for p, i in after.items() if p != "n100.md"} == {
+            p: i for p, i in before.items() if p != "n100.md"
+        }
+        assert after["moved.md"] == before["moved.md"]
+
+
+@pytest.mark.parametrize("how", ["value", "middle"])
+def test_damage_found_by_check_is_damage_for_every_reader(tmp_path: Path, how: str) -> None:
+    """Once `check` found the redb file damaged, redb leaves it flagged as needing a repair,
+    which is all a reader can see: every reader still calls it damaged (65, what `check`
+    found), never a file that was not closed cleanly; a writer agrees, and `rebuild` cures
+    it."""
+    site = make_site(tmp_path, "redb")
+    damage(site.store, how)
+    found = assert_one_line(site.run("check"), EXIT_DATAERR, DAMAGED.format(store=site.store))
+    detail = found.split(f"{site.store}: ", 1)[1].split("; run `ccc-watch rebuild`")[0]
+    for argv in (*READERS, ["scan"], ["init"]):
+        line = assert_one_line(site.run(*argv), EXIT_DATAERR, DAMAGED.format(store=site.store))
+        assert "not closed cleanly" not in line, line
+        if argv[0] in ("info", "dump"):
+            assert detail in line, (detail, line)
+    assert_ok(site.run("rebuild"))
+    for argv in READERS:
+        assert_ok(site.run(*argv))
 
 
 # --------------------------------------------------------------------------------------------
