@@ -305,21 +305,32 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30, check=False)
 
 
-def fill(folder: Path) -> Path:
-    """Write a file until the disk has not one block left; return it."""
+def fill(folder: Path, leave: int = 0) -> Path:
+    """Write a file until the disk has not one block left (or only about `leave` bytes);
+    return it."""
     filler = folder / "filler"
     fd = os.open(filler, os.O_CREAT | os.O_WRONLY, 0o600)
     try:
         for size in (1 << 20, 1 << 12, 1):
             try:
-                while os.write(fd, b"\0" * size):
+                while _free(folder) - size >= leave and os.write(fd, b"\0" * size):
                     pass
             except OSError:
                 pass
     finally:
         os.close(fd)
-    assert os.statvfs(folder).f_bavail == 0
+    assert _free(folder) <= leave
     return filler
+
+
+def _free(folder: Path) -> int:
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize
+
+
+def leftovers(data: Path) -> list[str]:
+    """Temp files and work folders in a data dir (every one of them starts with a dot)."""
+    return sorted(p.name for p in data.iterdir() if p.name.startswith("."))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -362,8 +373,68 @@ def test_full_disk_every_command(tmp_path: Path, small_disk: Path, backend: str)
     assert after.stdout == before.stdout
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_full_disk_leaves_no_temp_files(tmp_path: Path, small_disk: Path, backend: str) -> None:
+    """On a disk with room to begin but not to finish, `mirror --rebuild` and `rebuild` fail
+    with one line each and leave no temp file or work folder behind, and the old mirror and
+    store are untouched."""
+    site = make_site(tmp_path, backend, data=small_disk)
+    before = site.run("dump")
+    mirror = (small_disk / "mirror.duckdb").read_bytes()
+    for i in range(300):  # about 1 MB of new records for `rebuild`
+        (site.vault / f"new{i:03d}.md").write_text(f"# new {i}\n\n" + "words " * 300)
+    fill(small_disk, leave=300_000)
+
+    line = assert_one_line(site.run("mirror", "--rebuild"), 1, "cannot write the mirror")
+    assert "No space left" in line, line
+    assert leftovers(small_disk) == []
+    line = assert_one_line(site.run("rebuild"), EXIT_IOERR, "no space left for the store file")
+    assert leftovers(small_disk) == []
+
+    assert (small_disk / "mirror.duckdb").read_bytes() == mirror
+    assert site.run("dump").stdout == before.stdout
+
+
 # --------------------------------------------------------------------------------------------
-# (c) a store that another process holds open for writing
+# (c) a damaged mirror
+# --------------------------------------------------------------------------------------------
+
+
+def damage_mirror(path: Path, how: str) -> None:
+    """Garbage over the header, the file cut in half, or garbage in its first data block."""
+    data = path.read_bytes()
+    with path.open("r+b") as f:
+        if how == "header":
+            f.write(b"\xa5" * 100)
+        elif how == "truncated":
+            f.truncate(len(data) // 2)
+        elif how == "block":
+            f.seek(PAGE)
+            f.write(b"\xa5" * 64)
+
+
+@pytest.mark.parametrize("how", ["header", "truncated", "block"])
+def test_damaged_mirror_is_rebuilt(tmp_path: Path, how: str) -> None:
+    """A damaged mirror file is rebuilt from the store by the next flush (`ccc-watch mirror`
+    here, the daemon's flusher alike), with a warning naming the damage, instead of failing
+    at every flush; afterwards the mirror equals the store."""
+    site = make_site(tmp_path, "redb")
+    damage_mirror(site.data / "mirror.duckdb", how)
+    (site.vault / "n100.md").write_text("# changed\n")
+    proc = site.run("scan")  # a store change, then a flush of the mirror
+    assert_ok(proc)
+    assert "the mirror file is damaged" in proc.stderr, proc.stderr
+    assert_ok(site.run("verify"))
+    assert leftovers(site.data) == []
+    damage_mirror(site.data / "mirror.duckdb", how)
+    proc = site.run("mirror")  # nothing to apply, and still a mirror to open
+    assert_ok(proc)
+    assert "the mirror file is damaged" in proc.stderr, proc.stderr
+    assert_ok(site.run("verify"))
+
+
+# --------------------------------------------------------------------------------------------
+# (d) a store that another process holds open for writing
 # --------------------------------------------------------------------------------------------
 
 HOLDER = """
