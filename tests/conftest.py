@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import disks
 import pytest
 import vaultgen
 from loguru import logger
@@ -110,6 +111,12 @@ def tree_digest(root: Path) -> dict[str, str]:
             else:
                 out[str(path)] = f"{st.st_mode:o}"
     return out
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A small real disk to fill: an 8 MiB tmpfs on tmp_path/data (see tests/disks.py)."""
+    yield from disks.mounted_tmpfs(tmp_path / "data")
 
 
 @pytest.fixture

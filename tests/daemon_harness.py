@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ccc_watch.changes.verify import verify
+from ccc_watch.changes.verify import Difference, verify
 from ccc_watch.mirror.mirror import Mirror
 from ccc_watch.store import open_store
 from ccc_watch.vault.ignore import IgnoreRules
@@ -39,19 +39,20 @@ class Daemon:
         self.prefix: list[str] = []  # e.g. an `unshare` wrapper that execs the daemon
         self.run_args: list[str] = []  # extra flags for `run`
         self.ready_states = ("watching",)
+        self.backend = "redb"
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "ccc_watch.cli", "--vault", str(self.vault),
-             "--data-dir", str(self.data), *args],
+             "--data-dir", str(self.data), "--backend", self.backend, *args],
             capture_output=True, text=True, env=self.env, timeout=120)  # fmt: skip
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [*self.prefix, sys.executable, "-m", "ccc_watch.cli", "--vault",
-                 str(self.vault), "--data-dir", str(self.data), "run", "--settle", "0.1",
-                 *self.run_args],
+                 str(self.vault), "--data-dir", str(self.data), "--backend", self.backend,
+                 "run", "--settle", "0.1", *self.run_args],
                 stdout=out, stderr=out, env=self.env)  # fmt: skip
         wait_until(lambda: self.status().get("state") in self.ready_states, "daemon ready")
 
@@ -67,23 +68,26 @@ class Daemon:
         return code
 
     def records(self) -> dict[str, dict[str, Any]]:
-        with open_store(self.data, readonly=True) as store:
+        with open_store(self.data, backend=self.backend, readonly=True) as store:
             return {r["path"]: r for r in store.records()}
 
     def is_clean(self) -> bool:
+        return not self.differences()
+
+    def differences(self) -> list[Difference]:
+        """What `verify` finds between the files, the store and the mirror."""
         rules = IgnoreRules.load(self.vault)
-        return not verify(self.vault.resolve(), self.data, rules, mirror=Mirror(self.data))
+        mirror = Mirror(self.data)
+        return verify(self.vault.resolve(), self.data, rules, backend=self.backend, mirror=mirror)
 
     def settle(self, timeout: float = 15) -> None:
         """Wait until verify is clean (the watcher has caught up), or fail."""
         try:
             wait_until(self.is_clean, "verify clean", timeout)
         except AssertionError:
-            rules = IgnoreRules.load(self.vault)
-            diffs = verify(self.vault.resolve(), self.data, rules, mirror=Mirror(self.data))
             pytest.fail(
                 "not clean:\n"
-                + "\n".join(d.line() for d in diffs)
+                + "\n".join(d.line() for d in self.differences())
                 + "\n--- log ---\n"
                 + self.log.read_text()[-3000:]
             )
