@@ -127,12 +127,14 @@ def damage(path: Path, how: str) -> None:
         elif how == "header":
             f.write(b"\xa5" * 100)  # the magic number / "SQLite format 3" and what follows
         elif how == "value":
-            # One byte of note n100's stored JSON flipped: neither engine checks a value's
-            # bytes when it reads them (redb's page checksums are checked by `check`).
-            at = data.find(f"{MARK}100".encode())
-            assert at > 0, "the record's text is not in the store file"
-            f.seek(at - 3)
-            f.write(bytes([data[at - 3] ^ 0xFF]))
+            # One byte of note n100's stored JSON flipped (in every copy: old ones stay in
+            # free pages): neither engine checks a value's bytes when it reads them (redb's
+            # page checksums are checked by `check`).
+            found = list(_find_all(data, f"{MARK}100".encode()))
+            assert found, "the record's text is not in the store file"
+            for at in found:
+                f.seek(at - 3)
+                f.write(bytes([data[at - 3] ^ 0xFF]))
 
 
 def _find_all(data: bytes, needle: bytes) -> Iterator[int]:

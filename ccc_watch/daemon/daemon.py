@@ -311,8 +311,15 @@ class Daemon:
 
     def _check_data_dir(self) -> None:
         """Notice the pid file or the store file deleted while running (the data dir
-        removed, say): take the pid lock again (making the folder again), and have a new
-        store built from the vault, with the ids of the one still open."""
+        removed, say): have a new store built from the vault, with the ids of the one
+        still open, and take the pid lock again (making the folder again)."""
+        store = self.store
+        if self._rebuild_due is None and store is not None and not store.path.exists():
+            logger.error(
+                "the store file {} was deleted while running: building a new one from the vault",
+                store.path,
+            )
+            self._rebuild_due = "gone"  # first: a failure below must not close that store
         assert self.lock is not None
         if os.fstat(self.lock.fd).st_nlink == 0:
             logger.error(
@@ -321,13 +328,6 @@ class Daemon:
             lock = PidLock(self.data_dir)  # another daemon may hold it now: that ends this one
             self.lock.release()
             self.lock = lock
-        store = self.store
-        if self._rebuild_due is None and store is not None and not store.path.exists():
-            logger.error(
-                "the store file {} was deleted while running: building a new one from the vault",
-                store.path,
-            )
-            self._rebuild_due = "gone"
 
     def _found_damage(self, err: StoreCorruptError) -> None:
         """The store is damaged: it is moved aside and rebuilt from the vault."""
