@@ -73,6 +73,7 @@ class StoreCorruptError(StoreError):
             f"store file is damaged: {path}: {detail}; "
             "run `ccc-watch rebuild` to recreate it from the vault"
         )
+        self.detail = detail
 
 
 class StoreFullError(StoreError):

@@ -66,11 +66,16 @@ def replace_json(path: Path, data: object) -> None:
     """Write data as JSON to path atomically and durably: a temp file created 0600 (never
     readable by others, not even for a moment), fsynced, then renamed over path, so
     readers and a crash see the old file or the new one, never half of one."""
+    replace_text(path, json.dumps(data, indent=1))
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write text to path as replace_json does: atomically, durably, 0600."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(data, indent=1))
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

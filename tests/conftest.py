@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import disks
 import pytest
 import vaultgen
 from loguru import logger
@@ -194,6 +195,12 @@ def cli(
         [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--data-dir", str(data),
          *args],
         capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A small real disk to fill: an 8 MiB tmpfs on tmp_path/data (see tests/disks.py)."""
+    yield from disks.mounted_tmpfs(tmp_path / "data")
 
 
 @pytest.fixture

@@ -40,19 +40,20 @@ class Daemon:
         self.prefix: list[str] = []  # e.g. an `unshare` wrapper that execs the daemon
         self.run_args: list[str] = []  # extra flags for `run`
         self.ready_states = ("watching",)
+        self.backend = "redb"
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "ccc_watch.cli", "--vault", str(self.vault),
-             "--data-dir", str(self.data), *args],
+             "--data-dir", str(self.data), "--backend", self.backend, *args],
             capture_output=True, text=True, env=self.env, timeout=120)  # fmt: skip
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [*self.prefix, sys.executable, "-m", "ccc_watch.cli", "--vault",
-                 str(self.vault), "--data-dir", str(self.data), "run", "--settle", "0.1",
-                 *self.run_args],
+                 str(self.vault), "--data-dir", str(self.data), "--backend", self.backend,
+                 "run", "--settle", "0.1", *self.run_args],
                 stdout=out, stderr=out, env=self.env)  # fmt: skip
         wait_until(lambda: self.status().get("state") in self.ready_states, "daemon ready")
 
@@ -68,7 +69,7 @@ class Daemon:
         return code
 
     def records(self) -> dict[str, dict[str, Any]]:
-        with open_store(self.data, readonly=True) as store:
+        with open_store(self.data, backend=self.backend, readonly=True) as store:
             return {r["path"]: r for r in store.records()}
 
     def rules(self) -> IgnoreRules:
@@ -78,7 +79,12 @@ class Daemon:
     def differences(self) -> list[Difference]:
         """What `verify --deep` finds: every field, id, walk entry and mirror row."""
         return verify(
-            self.vault.resolve(), self.data, self.rules(), mirror=Mirror(self.data), deep=True
+            self.vault.resolve(),
+            self.data,
+            self.rules(),
+            backend=self.backend,
+            mirror=Mirror(self.data),
+            deep=True,
         )
 
     def is_clean(self) -> bool:

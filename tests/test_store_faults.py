@@ -9,6 +9,7 @@ traceback. Nothing is mocked: real files under tmp_path, real engines, real proc
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from disks import fill
 
 from ccc_watch.errors import EXIT_DATAERR, EXIT_IOERR, EXIT_SOFTWARE, EXIT_TEMPFAIL
 
@@ -33,7 +35,8 @@ STATUS_NOT_RUNNING = 2  # `status` exits 2 when no daemon runs, whatever the sto
 
 READERS = (["info"], ["dump"], ["get", "n100.md"], ["verify"], ["mirror"])
 WRITERS = (["init"], ["check"], ["scan"], ["run"])
-# `rebuild` comes last in every scenario: on a damaged store it is the remedy.
+# `rebuild` comes last in every scenario: on a damaged store it is the remedy. `run` is
+# one too (it rebuilds a damaged store itself): tests/test_daemon_faults.py.
 
 
 @dataclass
@@ -123,6 +126,15 @@ def damage(path: Path, how: str) -> None:
             f.truncate(len(data) // 2)
         elif how == "header":
             f.write(b"\xa5" * 100)  # the magic number / "SQLite format 3" and what follows
+        elif how == "value":
+            # One byte of note n100's stored JSON flipped (in every copy: old ones stay in
+            # free pages): neither engine checks a value's bytes when it reads them (redb's
+            # page checksums are checked by `check`).
+            found = list(_find_all(data, f"{MARK}100".encode()))
+            assert found, "the record's text is not in the store file"
+            for at in found:
+                f.seek(at - 3)
+                f.write(bytes([data[at - 3] ^ 0xFF]))
 
 
 def _find_all(data: bytes, needle: bytes) -> Iterator[int]:
@@ -134,44 +146,58 @@ def _find_all(data: bytes, needle: bytes) -> Iterator[int]:
 
 DAMAGED = "store file is damaged: {store}: "
 # What each command does with each kind of damage. A header or a short file is caught when
-# the store opens. Garbage in mid-file is met only by the commands that read the page: SQLite
-# and a redb writer (which verifies the file after redb fails) call it damage; a redb reader
-# trusts the file, redb panics, and that is an internal error whose message says the file
-# may be damaged and how to tell.
+# the store opens. Damage inside the data (garbage over the pages of records, one flipped
+# byte of a record) is met only by the commands that read it: SQLite and a redb writer
+# (which verifies the file after redb fails) call it damage; a redb reader meeting a bad
+# page trusts the file, redb panics, and that is an internal error whose message says the
+# file may be damaged and how to tell; a flipped byte is a record that does not decode.
+INSIDE = {
+    "info": 0,  # meta and counts only: not the damaged records
+    "dump": EXIT_DATAERR,
+    "get": EXIT_DATAERR,
+    "verify": EXIT_DATAERR,
+    "mirror": 0,  # nothing to apply after the watermark: the records are not read
+    "init": 0,
+    "check": EXIT_DATAERR,  # redb's page checksums; SQLite has none for a value (expected())
+    "scan": EXIT_DATAERR,
+}
 EXPECTED = {
-    "header": dict.fromkeys(
-        ["info", "dump", "get", "verify", "mirror", "init", "check", "scan", "run"], EXIT_DATAERR
-    ),
-    "truncated": dict.fromkeys(
-        ["info", "dump", "get", "verify", "mirror", "init", "check", "scan", "run"], EXIT_DATAERR
-    ),
-    "middle": {
-        "info": 0,  # meta and counts only: not the damaged page
-        "dump": EXIT_DATAERR,
-        "get": EXIT_DATAERR,
-        "verify": EXIT_DATAERR,
-        "mirror": 0,  # nothing to apply after the watermark: the page is not read
-        "init": 0,
-        "check": EXIT_DATAERR,
-        "scan": EXIT_DATAERR,
-        "run": EXIT_DATAERR,
-    },
+    "header": dict.fromkeys(INSIDE, EXIT_DATAERR),
+    "truncated": dict.fromkeys(INSIDE, EXIT_DATAERR),
+    "value": INSIDE,
+    "middle": INSIDE,
 }
 
 
 def expected(how: str, backend: str, command: str) -> int:
     if how == "middle" and backend == "redb" and command in ("dump", "get", "verify"):
         return EXIT_SOFTWARE
+    if how == "value" and backend == "sqlite" and command == "check":
+        return 0  # integrity_check reads the b-tree, not the bytes of a value
     return EXPECTED[how][command]
 
 
-@pytest.mark.parametrize("how", ["middle", "truncated", "header"])
+def ids(site: Site) -> dict[str, str]:
+    """Every record's id by path, read with a real `ccc-watch dump`."""
+    proc = site.run("dump")
+    assert_ok(proc)
+    return {r["path"]: r["id"] for r in map(json.loads, proc.stdout.splitlines())}
+
+
+@pytest.mark.parametrize("how", ["value", "middle", "truncated", "header"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_damaged_store_every_command(tmp_path: Path, backend: str, how: str) -> None:
     """Each command against the same damaged file (restored before each): the documented
     exit code and one line naming the file and the damage; `status` reports it and exits 2
-    (no daemon); `rebuild` recreates the store from the vault, after which it reads fine."""
+    (no daemon); `rebuild` recreates the store from the vault, keeping the ids of every
+    record it could still read, after which it reads fine and nothing of the damaged file
+    is left in the data dir."""
     site = make_site(tmp_path, backend)
+    (site.vault / "renamed.md").write_text("# kept id\n")  # an id a new index cannot derive
+    assert_ok(site.run("scan"))
+    (site.vault / "renamed.md").rename(site.vault / "moved.md")
+    assert_ok(site.run("scan"))
+    before = ids(site)
     damage(site.store, how)
     damaged = site.store.read_bytes()
     store = str(site.store)
@@ -181,7 +207,7 @@ def test_damaged_store_every_command(tmp_path: Path, backend: str, how: str) -> 
         for suffix in ("-wal", "-shm"):
             site.store.with_name(site.store.name + suffix).unlink(missing_ok=True)
 
-    for argv in (*READERS, *WRITERS):
+    for argv in (*READERS, *(w for w in WRITERS if w != ["run"])):
         restore()
         proc = site.run(*argv)
         code = expected(how, backend, argv[0])
@@ -198,18 +224,48 @@ def test_damaged_store_every_command(tmp_path: Path, backend: str, how: str) -> 
     restore()
     status = site.run("status")
     assert_ok(status, STATUS_NOT_RUNNING)
-    if how != "middle":
+    if how in ("truncated", "header"):  # status reads the head only, not damaged records
         assert DAMAGED.format(store=store) in status.stdout, status.stdout
 
     restore()
     rebuilt = site.run("rebuild")
     assert_ok(rebuilt)
     assert "old store cannot be read" in rebuilt.stderr, rebuilt.stderr
+    assert "moved it aside" in rebuilt.stderr, rebuilt.stderr
+    left = [p.name for p in site.data.iterdir() if p.name.startswith(".") or "damage" in p.name]
+    assert not left, "the damaged file, a damage note or a work folder was left behind"
     assert_ok(site.run("check"))
     got = site.run("get", "n100.md")
     assert_ok(got)
     assert f"{MARK}100" in got.stdout
     assert_ok(site.run("verify"))
+    after = ids(site)
+    assert after.keys() == before.keys()
+    if how == "value":  # every record but the flipped one could still be read
+        assert {p: i for p, i in after.items() if p != "n100.md"} == {
+            p: i for p, i in before.items() if p != "n100.md"
+        }
+        assert after["moved.md"] == before["moved.md"]
+
+
+@pytest.mark.parametrize("how", ["value", "middle"])
+def test_damage_found_by_check_is_damage_for_every_reader(tmp_path: Path, how: str) -> None:
+    """Once `check` found the redb file damaged, redb leaves it flagged as needing a repair,
+    which is all a reader can see: every reader still calls it damaged (65, what `check`
+    found), never a file that was not closed cleanly; a writer agrees, and `rebuild` cures
+    it."""
+    site = make_site(tmp_path, "redb")
+    damage(site.store, how)
+    found = assert_one_line(site.run("check"), EXIT_DATAERR, DAMAGED.format(store=site.store))
+    detail = found.split(f"{site.store}: ", 1)[1].split("; run `ccc-watch rebuild`")[0]
+    for argv in (*READERS, ["scan"], ["init"]):
+        line = assert_one_line(site.run(*argv), EXIT_DATAERR, DAMAGED.format(store=site.store))
+        assert "not closed cleanly" not in line, line
+        if argv[0] in ("info", "dump"):
+            assert detail in line, (detail, line)
+    assert_ok(site.run("rebuild"))
+    for argv in READERS:
+        assert_ok(site.run(*argv))
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,44 +273,9 @@ def test_damaged_store_every_command(tmp_path: Path, backend: str, how: str) -> 
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """An 8 MiB tmpfs mounted on tmp_path/data (needs root and mount rights)."""
-    mount = tmp_path / "data"
-    mount.mkdir(mode=0o700)
-    try:
-        proc = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mount)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except OSError as e:
-        pytest.skip(f"cannot run mount: {e}")
-    if proc.returncode != 0:
-        pytest.skip(f"mounting a tmpfs was refused: {proc.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30, check=False)
-
-
-def fill(folder: Path) -> Path:
-    """Write a file until the disk has not one block left; return it."""
-    filler = folder / "filler"
-    fd = os.open(filler, os.O_CREAT | os.O_WRONLY, 0o600)
-    try:
-        for size in (1 << 20, 1 << 12, 1):
-            try:
-                while os.write(fd, b"\0" * size):
-                    pass
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
-    assert os.statvfs(folder).f_bavail == 0
-    return filler
+def leftovers(data: Path) -> list[str]:
+    """Temp files and work folders in a data dir (every one of them starts with a dot)."""
+    return sorted(p.name for p in data.iterdir() if p.name.startswith("."))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -297,8 +318,68 @@ def test_full_disk_every_command(tmp_path: Path, small_disk: Path, backend: str)
     assert after.stdout == before.stdout
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_full_disk_leaves_no_temp_files(tmp_path: Path, small_disk: Path, backend: str) -> None:
+    """On a disk with room to begin but not to finish, `mirror --rebuild` and `rebuild` fail
+    with one line each and leave no temp file or work folder behind, and the old mirror and
+    store are untouched."""
+    site = make_site(tmp_path, backend, data=small_disk)
+    before = site.run("dump")
+    mirror = (small_disk / "mirror.duckdb").read_bytes()
+    for i in range(300):  # about 1 MB of new records for `rebuild`
+        (site.vault / f"new{i:03d}.md").write_text(f"# new {i}\n\n" + "words " * 300)
+    fill(small_disk, leave=300_000)
+
+    line = assert_one_line(site.run("mirror", "--rebuild"), 1, "cannot write the mirror")
+    assert "No space left" in line, line
+    assert leftovers(small_disk) == []
+    line = assert_one_line(site.run("rebuild"), EXIT_IOERR, "no space left for the store file")
+    assert leftovers(small_disk) == []
+
+    assert (small_disk / "mirror.duckdb").read_bytes() == mirror
+    assert site.run("dump").stdout == before.stdout
+
+
 # --------------------------------------------------------------------------------------------
-# (c) a store that another process holds open for writing
+# (c) a damaged mirror
+# --------------------------------------------------------------------------------------------
+
+
+def damage_mirror(path: Path, how: str) -> None:
+    """Garbage over the header, the file cut in half, or garbage in its first data block."""
+    data = path.read_bytes()
+    with path.open("r+b") as f:
+        if how == "header":
+            f.write(b"\xa5" * 100)
+        elif how == "truncated":
+            f.truncate(len(data) // 2)
+        elif how == "block":
+            f.seek(PAGE)
+            f.write(b"\xa5" * 64)
+
+
+@pytest.mark.parametrize("how", ["header", "truncated", "block"])
+def test_damaged_mirror_is_rebuilt(tmp_path: Path, how: str) -> None:
+    """A damaged mirror file is rebuilt from the store by the next flush (`ccc-watch mirror`
+    here, the daemon's flusher alike), with a warning naming the damage, instead of failing
+    at every flush; afterwards the mirror equals the store."""
+    site = make_site(tmp_path, "redb")
+    damage_mirror(site.data / "mirror.duckdb", how)
+    (site.vault / "n100.md").write_text("# changed\n")
+    proc = site.run("scan")  # a store change, then a flush of the mirror
+    assert_ok(proc)
+    assert "the mirror file is damaged" in proc.stderr, proc.stderr
+    assert_ok(site.run("verify"))
+    assert leftovers(site.data) == []
+    damage_mirror(site.data / "mirror.duckdb", how)
+    proc = site.run("mirror")  # nothing to apply, and still a mirror to open
+    assert_ok(proc)
+    assert "the mirror file is damaged" in proc.stderr, proc.stderr
+    assert_ok(site.run("verify"))
+
+
+# --------------------------------------------------------------------------------------------
+# (d) a store that another process holds open for writing
 # --------------------------------------------------------------------------------------------
 
 HOLDER = """

@@ -27,17 +27,30 @@ from ccc_watch.changes.reconcile import POLICY_META
 from ccc_watch.errors import (
     CccWatchError,
     StoreCorruptError,
+    StoreError,
+    StoreFullError,
     StoreInternalError,
     StoreLockedError,
     StoreMissingError,
     StoreNeedsRepairError,
+    StorePermissionError,
 )
 from ccc_watch.index.indexer import IndexResult
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.index.pool import chunks, indexing
 from ccc_watch.log.drift import Drift
 from ccc_watch.procs import owner_pid, pid_alive, replace_durably, running_pid, secure_dir
-from ccc_watch.store import BACKENDS, Record, Upsert, codec, open_readonly, open_store, store_file
+from ccc_watch.store import (
+    BACKENDS,
+    Record,
+    Store,
+    Upsert,
+    codec,
+    open_readonly,
+    open_store,
+    store_file,
+)
+from ccc_watch.store.backend import damage_note
 from ccc_watch.store.store import VOLATILE_FIELDS
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.walk import walk
@@ -119,28 +132,62 @@ def _fingerprint(record: Record) -> bytes:
     return blake3.blake3(codec.encode(stable)).digest()
 
 
-def _previous(data_dir: Path, backend: str) -> tuple[str | None, dict[str, tuple[str, bytes]]]:
-    """The old store's vault id and, per path, (id, fingerprint); empty when none, or
-    when the old store is damaged (recreating it is what rebuild is for)."""
+@dataclass
+class _Previous:
+    """What a rebuild keeps of the old store: the vault id and, per path, (id,
+    fingerprint); and why the old store could not be read whole, if it could not."""
+
+    vault_id: str | None = None
+    known: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    damage: str | None = None
+
+
+def _previous(data_dir: Path, backend: str, source: Store | None) -> _Previous:
+    """The old store's ids: from source when given, else from the store file. A store
+    that is damaged gives what can still be read of it (recreating it is what rebuild
+    is for); one that cannot be read for want of space or permission is an error."""
+    if source is not None:
+        return _salvaged(source)
     try:
         try:
             store = open_store(data_dir, backend=backend, readonly=True)
         except StoreMissingError:
-            return None, {}
+            return _Previous()
         except StoreNeedsRepairError:
             # Not closed cleanly (a killed writer): a writable open repairs it first.
             open_store(data_dir, backend=backend).close()
             store = open_store(data_dir, backend=backend, readonly=True)
-        with store:
-            known = {r["path"]: (r["id"], _fingerprint(r)) for r in store.records()}
-            return str(store.meta["vault_id"]), known
-    except (StoreCorruptError, StoreInternalError) as e:
-        logger.warning(
-            "the old store cannot be read, so record ids start afresh: {}: {}",
-            store_file(data_dir, backend),
-            e.__cause__ or e,
-        )
-        return None, {}
+    except (StoreLockedError, StorePermissionError, StoreFullError):
+        raise
+    except StoreError as e:  # damaged, or of another schema: nothing of it is kept
+        return _Previous(damage=e.detail if isinstance(e, StoreCorruptError) else str(e))
+    with store:
+        return _salvaged(store)
+
+
+def _salvaged(store: Store) -> _Previous:
+    records, lost = store.salvage()
+    vault_id = store.meta.get("vault_id")
+    return _Previous(
+        str(vault_id) if vault_id else None,
+        {r["path"]: (r["id"], _fingerprint(r)) for r in records},
+        "some records could not be read" if lost else None,
+    )
+
+
+def _move_aside(data_dir: Path, backend: str, work_dir: Path) -> Path:
+    """Move a damaged store (with SQLite's side files) into the rebuild's work folder:
+    nothing opens it any more, and it goes when the work folder goes. It is not kept
+    (it holds note text, and no file under the data dir may keep a note's text after
+    the note turned private)."""
+    old = store_file(data_dir, backend)
+    secure_dir(work_dir)
+    aside = work_dir / f"damaged-{old.name}"
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(old.with_name(old.name + suffix), aside.with_name(aside.name + suffix))
+    damage_note(old).unlink(missing_ok=True)
+    return aside
 
 
 def _refuse_other_writer(data_dir: Path, backend: str) -> None:
@@ -190,8 +237,14 @@ def rebuild(
     dry_run: bool = False,
     workers: int | None = None,
     on_batch: Callable[[int], None] | None = None,
+    source: Store | None = None,
 ) -> RebuildReport:
-    """Index every file of the vault into a new store and swap it in (unless dry_run)."""
+    """Index every file of the vault into a new store and swap it in (unless dry_run).
+
+    Ids come from the old store (what can still be read of it when it is damaged; a
+    damaged file is moved aside first), or from source when given: a store still open
+    whose file is gone (the daemon's, when its data dir was deleted).
+    """
     started = time.perf_counter()
     pid = running_pid(data_dir)
     if not dry_run and pid is not None and pid != os.getpid():
@@ -208,9 +261,9 @@ def rebuild(
     vault = vault.resolve()
     target = store_file(data_dir, backend)
     report = RebuildReport(str(vault), str(target), dry_run)
-    vault_id, known = _previous(data_dir, backend)
-    if vault_id is None:
-        vault_id = str(uuid.uuid4())
+    previous = _previous(data_dir, backend, source)
+    known = previous.known
+    vault_id = previous.vault_id or str(uuid.uuid4())
     rules = rules or IgnoreRules.load(vault)
     walked = walk(vault, rules)
     report.skipped = [{"path": p, "reason": r} for p, r in walked.skipped]
@@ -219,6 +272,15 @@ def rebuild(
 
     work_dir = data_dir / f".rebuild-{os.getpid()}"
     _remove_stale_work_dirs(data_dir)
+    if previous.damage is not None:
+        aside = None if dry_run else _move_aside(data_dir, backend, work_dir)
+        logger.warning(
+            "the old store cannot be read whole ({}): keeping the ids of the {} records it "
+            "could still read{}",
+            previous.damage,
+            len(known),
+            "" if aside is None else f"; moved it aside until the new one is in place: {aside}",
+        )
     tasks = [(f.key, str(f.path), known.get(f.key, (None, b""))[0]) for f in files]
     seen_keys: set[str] = set()
     policy = policy or IndexPolicy()
@@ -327,6 +389,7 @@ def _swap(work_dir: Path, data_dir: Path, backend: str) -> None:
     """Rename the new store over the old one: readers see one or the other, whole."""
     new, old = store_file(work_dir, backend), store_file(data_dir, backend)
     replace_durably(new, old)
+    damage_note(old).unlink(missing_ok=True)  # about the file just replaced
     for suffix in ("-wal", "-shm"):  # SQLite leaves none after a clean close
         stale = old.with_name(old.name + suffix)
         if stale.exists() and not new.with_name(new.name + suffix).exists():

@@ -131,6 +131,19 @@ class Coalescer:
             pending.rescan, pending.expected, pending.rules_changed = None, True, False
         return batch
 
+    def give_back(self, batch: Batch) -> None:
+        """Queue again what a batch held whose work failed (a full disk, say): ready at
+        once, ahead of what came since; applying it twice is harmless."""
+        with self._lock:
+            pending = self._pending
+            for key, path in batch.ready:
+                if key not in pending.dirty:  # a newer event's time wins
+                    pending.dirty[key] = (batch.times.get(key, 0.0), path)
+            pending.moves[:0] = batch.moves
+        if batch.rescan is not None:
+            self.rescan(batch.rescan, batch.expected, batch.rules_changed)
+        self.wake.set()
+
 
 @dataclass
 class Batch:

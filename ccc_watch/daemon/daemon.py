@@ -19,7 +19,8 @@ import os
 import random
 import time
 from collections import Counter, deque
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -28,20 +29,24 @@ from ccc_watch.changes.events import EventTranslator
 from ccc_watch.changes.reconcile import reconcile
 from ccc_watch.daemon import audit, control, status
 from ccc_watch.daemon.coalescer import Coalescer
+from ccc_watch.daemon.faults import Faults
 from ccc_watch.daemon.metrics import Metrics, Readings
 from ccc_watch.daemon.notify import Notifier
 from ccc_watch.daemon.signals import Interrupted, Signals
 from ccc_watch.daemon.watcher import Watcher
-from ccc_watch.errors import CccWatchError
+from ccc_watch.errors import CccWatchError, ConfigError, StoreCorruptError, StoreError
 from ccc_watch.index.indexer import Indexer
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.log import sinks as logs
 from ccc_watch.log.drift import Drift
 from ccc_watch.mirror.flusher import MirrorFlusher
 from ccc_watch.procs import PidLock, release_memory
-from ccc_watch.store import SCRUB_DUE, Store, open_store
+from ccc_watch.store import SCRUB_DUE, Store, open_store, store_file
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.walk import VaultUnreadableError
+
+if TYPE_CHECKING:
+    from ccc_watch.changes.rebuild import RebuildReport
 
 EXIT_ROOT_GONE = 2
 EXIT_INTERRUPTED = 1
@@ -78,6 +83,12 @@ class Daemon:
         self.mirror_scrub: int | None = None  # the flusher's ticket for the mirror's
         self.flusher = MirrorFlusher(self.data_dir, cfg.backend, self.policy, cfg.flush_interval)
         self.watcher = Watcher(self.vault, self.rules, self.coalescer)
+        self.lock: PidLock | None = None
+        self.faults = Faults()  # what keeps the loop's work from being done, if anything
+        self.status_faults = Faults()  # what keeps the status file from being written
+        self._rebuild_due: str | None = None  # "damaged" or "gone": the store needs a rebuild
+        self._startup: bool | None = None  # the start-up reconcile is due (expected?)
+        self._next_periodic = 0.0
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -85,7 +96,7 @@ class Daemon:
         """Watch until told to stop; the exit code."""
         # Handlers first: a request's SIGUSR1 must never meet the default (terminate).
         self.signals.install()
-        lock = PidLock(self.data_dir)
+        self.lock = PidLock(self.data_dir)
         sink = logger.add(self._count_error, level="ERROR", diagnose=False)
         try:
             return self._run()
@@ -94,7 +105,7 @@ class Daemon:
             return EXIT_INTERRUPTED
         finally:
             logger.remove(sink)
-            lock.release()
+            self.lock.release()
 
     def _count_error(self, message: Any) -> None:
         self.errors.append(message.record["time"].timestamp())
@@ -120,6 +131,8 @@ class Daemon:
 
     def degraded_reason(self) -> str | None:
         """Why the daemon is degraded, or None."""
+        if self.faults.reason is not None or self.status_faults.reason is not None:
+            return self.faults.reason or self.status_faults.reason
         if self.fallback is not None:
             return self.fallback
         if self.flusher.degraded:
@@ -149,11 +162,14 @@ class Daemon:
 
     def _watch(self, root: int) -> int:
         self.root = root
-        self.store = self._open_store()
         self.flusher.on_flush = self.metrics.flush_seconds.observe
         if self.cfg.metrics:
-            host, port = self.metrics.serve(self.cfg.metrics, self._readings())
-            logger.info("metrics at http://{}:{}/metrics", host, port)
+            self._serve_metrics(self.cfg.metrics)
+        try:
+            self.store = self._open_store()
+        except StoreCorruptError as e:
+            self._found_damage(e)
+            self._rebuild_store()  # at start-up: what fails here is the exit code
         self._start_watcher()  # first: what changes during the reconcile is queued
         self.flusher.start()
         logger.info("watching {} (pid {})", self.vault, os.getpid())
@@ -165,6 +181,19 @@ class Daemon:
             return self._root_gone()
         finally:
             self._close()
+
+    def _serve_metrics(self, address: str) -> None:
+        """Serve the metrics; ConfigError when the address cannot be served (a port in use,
+        a host not of this machine): restarting cannot help, changing the setting does."""
+        try:
+            host, port = self.metrics.serve(address, self._readings())
+        except OSError as e:
+            raise ConfigError(
+                "metrics",
+                f"cannot serve metrics at {address}: {e.strerror or e}; choose another port "
+                "(or host), or leave metrics off",
+            ) from e
+        logger.info("metrics at http://{}:{}/metrics", host, port)
 
     def _close(self) -> None:
         """Stop watching and flushing, close the store: on every way out. A stop signal
@@ -182,12 +211,12 @@ class Daemon:
                     self.store.close()
                     self.store = None
                 self.phase = "stopped"
-                self._write_status()
+                self._write_status_safely()
 
     def _readings(self) -> Readings:
         def lag() -> int | None:
-            store, watermark = self.store, self.flusher.watermark
-            return None if store is None or watermark is None else store.head() - watermark
+            head, watermark = self._head(), self.flusher.watermark
+            return None if head is None or watermark is None else head - watermark
 
         return Readings(
             events=lambda: dict(self.coalescer.events),
@@ -205,13 +234,9 @@ class Daemon:
     def _loop(self) -> int:
         assert self.store is not None
         # A store never scanned is the vault's first index: nothing in it is drift.
-        first = self.store.meta.get("last_scan_started_ns") is None and not len(self.store)
+        self._startup = self.store.meta.get("last_scan_started_ns") is None and not len(self.store)
         self.notifier.ready(f"reconciling: {self.vault}")  # store open, watching begun
-        self._reconcile(offline=True, expected=first)
-        self._scrub_later(bool(self.store.meta.get(SCRUB_DUE)))  # one a crash left undone
-        self._audit_watches()
-        self._serve_requests()
-        next_reconcile = self._next_reconcile()
+        self.signals.requests.set()  # requests that came before the daemon did
         next_status = 0.0
         self.phase = "watching"
         while not self.signals.stop.is_set():
@@ -220,32 +245,111 @@ class Daemon:
             self.coalescer.wake.clear()
             if not self._root_intact(self.root):
                 return self._root_gone()
-            if self.fallback is None and not self.watcher.alive():
-                logger.error("the file observer died: restarting it and reconciling")
-                self._start_watcher()
-                self.coalescer.rescan("observer restarted")
-            if self.signals.reload.is_set():
-                self.signals.reload.clear()
-                self._reload()
-            if self.signals.requests.is_set():
-                self.signals.requests.clear()
-                self._serve_requests()
-            self._drain()
-            self._scrub_when_due()
-            if time.monotonic() >= next_reconcile:
-                self._periodic()
-                next_reconcile = self._next_reconcile()
+            worked = self.faults.due() and self._survived(self._step, self.faults)
+            if worked and self.faults.cleared():
+                self.flusher.retry_now()  # it failed meanwhile too, most likely
             if time.monotonic() >= next_status:
-                self._write_status()
+                self._write_status_safely()
                 next_status = time.monotonic() + 2.0
         logger.info("{}: stopping", self.signals.stop_reason())
         self.phase = "stopping"
         self.notifier.stopping()
-        self._write_status()
-        self._drain(force=True)
-        self._scrub_when_due(now=True)  # the flusher's last flush rebuilds the mirror
-        logger.info("stopped")
+        self._write_status_safely()
+        if self._survived(lambda: self._drain(force=True), self.faults):
+            self._scrub_when_due(now=True)  # the flusher's last flush rebuilds the mirror
+            logger.info("stopped")
+        else:  # what is left is found by the next start-up reconcile
+            logger.warning("stopped without applying what waits: {}", self.faults.reason)
         return 0
+
+    def _survived(self, work: Callable[[], None], faults: Faults) -> bool:
+        """Run work; False when it failed for a reason outside the daemon: a full disk, a
+        data dir deleted or unwritable (an OSError, or the StoreError made of one), which
+        faults then holds (status says degraded, with the reason) until a retry works.
+        This is the one place where the loop turns such an error into a state rather than
+        its end. A damaged store is rebuilt at the next round."""
+        try:
+            work()
+        except StoreCorruptError as e:
+            self._found_damage(e)
+            return False
+        except (OSError, StoreError) as e:
+            faults.failed(e)
+            if isinstance(e, StoreError) and self.store is not None and self._rebuild_due != "gone":
+                # redb refuses every write after an I/O error until the file is reopened:
+                # the next round opens it again (and repairs it, once there is room). A
+                # store whose file is gone stays open: the new one takes its ids.
+                self.store.close()
+                self.store = None
+            return False
+        return True
+
+    def _step(self) -> None:
+        """One round of the loop's work. What a round that fails took from the queue goes
+        back to it (see _drain), so the next round does it again."""
+        self._check_data_dir()
+        if self._rebuild_due is not None:
+            self._rebuild_store()
+        elif self.store is None:  # a rebuild failed, and the old store could not be reopened
+            self.store = self._open_store()
+        if self._startup is not None:
+            self._reconcile(offline=True, expected=self._startup)
+            self._startup = None
+            store = self.store
+            assert store is not None
+            self._scrub_later(bool(store.meta.get(SCRUB_DUE)))  # one a crash left undone
+            self._audit_watches()
+            self._next_periodic = self._next_reconcile()  # sooner when watches fall short
+        if self.fallback is None and not self.watcher.alive():
+            logger.error("the file observer died: restarting it and reconciling")
+            self._start_watcher()
+            self.coalescer.rescan("observer restarted")
+        if self.signals.reload.is_set():
+            self.signals.reload.clear()
+            self._reload()
+        if self.signals.requests.is_set():
+            self.signals.requests.clear()
+            try:
+                self._serve_requests()
+            except BaseException:
+                self.signals.requests.set()  # still pending: the next round answers them
+                raise
+        self._drain()
+        self._scrub_when_due()
+        if time.monotonic() >= self._next_periodic:
+            self._periodic()
+            self._next_periodic = self._next_reconcile()
+
+    def _check_data_dir(self) -> None:
+        """Notice the pid file or the store file deleted while running (the data dir
+        removed, say): have a new store built from the vault, with the ids of the one
+        still open, and take the pid lock again (making the folder again)."""
+        store = self.store
+        if self._rebuild_due is None and store is not None and not store.path.exists():
+            logger.error(
+                "the store file {} was deleted while running: building a new one from the vault",
+                store.path,
+            )
+            self._rebuild_due = "gone"  # first: a failure below must not close that store
+        assert self.lock is not None
+        if os.fstat(self.lock.fd).st_nlink == 0:
+            logger.error(
+                "the pid file {} was deleted while running: taking it again", self.lock.path
+            )
+            lock = PidLock(self.data_dir)  # another daemon may hold it now: that ends this one
+            self.lock.release()
+            self.lock = lock
+
+    def _found_damage(self, err: StoreCorruptError) -> None:
+        """The store is damaged: it is moved aside and rebuilt from the vault."""
+        if self._rebuild_due != "damaged":
+            logger.error(
+                "store file is damaged: {}: {}; moving it aside and building a new one from "
+                "the vault",
+                store_file(self.data_dir, self.cfg.backend),
+                err.detail,
+            )
+        self._rebuild_due = "damaged"
 
     # --- watching ---------------------------------------------------------------
 
@@ -331,19 +435,22 @@ class Daemon:
     def _reconcile(self, offline: bool, expected: bool = False) -> None:
         assert self.store is not None
         self.phase = "reconciling"
-        result = reconcile(
-            self.vault,
-            self.store,
-            self.indexer,
-            self.rules,
-            offline=offline,
-            previous_scan_ns=self.store.meta.get("last_scan_started_ns"),
-            batch_size=self.cfg.batch_size,
-            expected=expected,
-            still_the_vault=lambda: self._root_intact(self.root),
-            settle_ns=int(self.cfg.settle * 1e9),
-            progress=self.notifier.ping,  # a long scan is no hung main loop
-        )
+        try:
+            result = reconcile(
+                self.vault,
+                self.store,
+                self.indexer,
+                self.rules,
+                offline=offline,
+                previous_scan_ns=self.store.meta.get("last_scan_started_ns"),
+                batch_size=self.cfg.batch_size,
+                expected=expected,
+                still_the_vault=lambda: self._root_intact(self.root),
+                settle_ns=int(self.cfg.settle * 1e9),
+                progress=self.notifier.ping,  # a long scan is no hung main loop
+            )
+        finally:
+            self.phase = "watching"  # also after a failure: status then says why
         for key, path in result.deferred:
             self.coalescer.mark(key, path)
         if result.hashed > 1000:
@@ -364,20 +471,24 @@ class Daemon:
             result.changes,
             len(result.drift),
         )
-        self.phase = "watching"
 
     def _drain(self, force: bool = False) -> None:
         batch = self.coalescer.take(force)
-        if batch.moves or batch.ready:
-            self._apply_paths(batch.moves, batch.ready)
-            now = time.monotonic()
-            for key, _ in batch.ready:
-                self.metrics.event_to_store_seconds.observe(now - batch.times[key])
-        if batch.rescan is not None:
-            if batch.rules_changed:
-                self._reload_rules()
-            logger.info("reconcile: {}", batch.rescan)
-            self._reconcile(offline=False, expected=batch.expected or self.fallback is not None)
+        try:
+            if batch.moves or batch.ready:
+                self._apply_paths(batch.moves, batch.ready)
+                now = time.monotonic()
+                for key, _ in batch.ready:
+                    self.metrics.event_to_store_seconds.observe(now - batch.times[key])
+            if batch.rescan is not None:
+                if batch.rules_changed:
+                    self._reload_rules()
+                logger.info("reconcile: {}", batch.rescan)
+                expected = batch.expected or self.fallback is not None
+                self._reconcile(offline=False, expected=expected)
+        except BaseException:
+            self.coalescer.give_back(batch)  # nothing taken is lost: the next round retries
+            raise
 
     def _reload_rules(self) -> None:
         """Read .cccignore and app.json again (one of them changed)."""
@@ -453,15 +564,28 @@ class Daemon:
     def _rebuild(self) -> dict[str, Any]:
         """`ccc-watch rebuild` while running: events queue meanwhile, and are applied
         to the new store afterwards, so none is lost."""
+        logger.info("rebuilding the store on request")
+        try:
+            report, outcome = self._rebuild_store()
+        except (CccWatchError, OSError) as e:
+            logger.error("rebuild failed: {}", e)
+            return {"error": str(e)}
+        return {"report": report.as_dict(), "mirror": outcome}
+
+    def _rebuild_store(self) -> tuple[RebuildReport, str]:
+        """Build a new store from the vault and swap it in, then the mirror: on request,
+        or because the store is damaged (its file is moved aside first) or was deleted
+        (the ids come from the store still open). The report and the mirror's outcome."""
         from ccc_watch.changes.rebuild import rebuild
 
-        logger.info("rebuilding the store on request")
+        why, old = self._rebuild_due, self.store
         self.phase = "rebuilding"
-        self._write_status()
+        self._write_status_safely()
         try:
             with self.flusher.paused():
-                assert self.store is not None
-                self.store.close()
+                if why != "gone" and old is not None:
+                    old.close()  # its file is replaced (or moved aside, when damaged)
+                    self.store = None
                 try:
                     report = rebuild(
                         self.vault,
@@ -471,21 +595,38 @@ class Daemon:
                         policy=self.policy,
                         rules=self.rules,
                         on_batch=lambda n: self.notifier.ping(),
+                        source=old if why == "gone" else None,
                     )
-                finally:
-                    self.store = self._open_store()
+                except BaseException:
+                    if why is None:  # a request: the old store is still there, whole
+                        self.store = self._open_store()
+                    raise  # a damaged or deleted store: the next round tries again
+                if self.store is not None:
+                    self.store.close()  # the deleted store the ids came from
+                self.store = self._open_store()
+                self._rebuild_due = None
             # The new store has a new store_id: this flush rebuilds the mirror.
             outcome = self.flusher.flush_now()
-        except (CccWatchError, OSError) as e:
-            logger.error("rebuild failed: {}", e)
-            return {"error": str(e)}
         finally:
             self.phase = "watching"
         logger.info("rebuilt: {} files in {:.2f} s", report.indexed, report.seconds)
-        return {"report": report.as_dict(), "mirror": outcome}
+        return report, outcome
+
+    def _head(self) -> int | None:
+        """The store's changelog head, None when the store is closed or cannot tell."""
+        try:
+            return None if self.store is None else self.store.head()
+        except StoreError:  # damaged: the loop rebuilds it
+            return None
+
+    def _write_status_safely(self) -> None:
+        """Write the status file. What keeps it from being written (the data dir gone or
+        unwritable; a full disk does not, see status.write) is logged once and never ends
+        the daemon; it is tried again two seconds later."""
+        if self._survived(self._write_status, self.status_faults):
+            self.status_faults.cleared()
 
     def _write_status(self) -> None:
-        store = self.store
         day_ago = time.time() - 86400
         while self.errors and self.errors[0] < day_ago:
             self.errors.popleft()
@@ -501,7 +642,7 @@ class Daemon:
                 last_reconcile=self.last_reconcile,
                 queue_depth=self.coalescer.depth(),
                 drift_since_start=self.drift_count,
-                store_head=None if store is None else store.head(),
+                store_head=self._head(),
                 mirror_watermark=self.flusher.watermark,
                 last_flush=self.flusher.last_flush,
                 errors=list(self.errors),

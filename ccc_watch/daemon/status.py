@@ -12,7 +12,9 @@ file is older than STALE_SECONDS (a hung main loop).
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -21,12 +23,13 @@ from typing import Any
 
 from ccc_watch import __version__, config
 from ccc_watch.errors import CccWatchError
-from ccc_watch.procs import replace_json, running_pid
+from ccc_watch.procs import replace_text, running_pid
 from ccc_watch.store import MIRROR_FILE, open_store, store_file
 
 STATUS_FILE = "status.json"
 STALE_SECONDS = 30.0  # the daemon writes every 2 s
 LAG_ENTRIES = 1000  # changelog entries the mirror may trail by before it is degraded
+BLOCK = 4096  # the status file is padded to whole blocks of this size
 EXIT = {"Healthy": 0, "Degraded": 1, "Unhealthy": 2}
 
 
@@ -52,8 +55,38 @@ class DaemonStatus:
 
 
 def write(data_dir: Path, status: DaemonStatus) -> None:
-    """Replace the status file atomically (the daemon's side)."""
-    replace_json(data_dir / STATUS_FILE, asdict(status))
+    """Replace the status file atomically (the daemon's side). On a full disk, where no
+    temp file can be made, overwrite it in place instead: `status` must still be able to
+    say that the daemon is degraded, and why."""
+    path = data_dir / STATUS_FILE
+    text = json.dumps(asdict(status), indent=1)
+    # Padded (JSON allows trailing blanks) to whole blocks, so that an overwrite in place
+    # never needs a block the disk does not have.
+    text += " " * (-(len(text) + 1) % BLOCK) + "\n"
+    try:
+        replace_text(path, text)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not _overwrite(path, text):
+            raise
+
+
+def _overwrite(path: Path, text: str) -> bool:
+    """Write text over the file's own blocks, padded to its size; False when the file is
+    missing or too small. A reader may meet a half-written file (read() then shows the
+    daemon as starting): rare, and better than no word at all."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        size = os.fstat(fd).st_size
+        data = text.encode()
+        if len(data) > size:
+            return False
+        os.pwrite(fd, data[:-1] + b" " * (size - len(data)) + b"\n", 0)
+        return True
+    finally:
+        os.close(fd)
 
 
 def read(data_dir: Path) -> dict[str, Any]:

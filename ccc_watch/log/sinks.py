@@ -24,7 +24,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -175,21 +175,75 @@ def setup(cfg: config.Config, *, command: str) -> None:
     if command != "run":
         return
     path = log_path(cfg)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # Braces are loguru's placeholders in a file name: keep the name literal.
-    literal = str(path).replace("{", "{{").replace("}", "}}")
-    _handlers.append(
-        logger.add(
-            literal,
-            level=FILE_LEVEL,
-            format=_formatter(FILE_FORMAT),
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        log_file = LogFile(
+            path,
             rotation=int(cfg.log_max_bytes),
             retention=int(cfg.log_retention),
             compression="gz",
-            enqueue=True,  # one writer thread: threads and rotation never interleave
-            backtrace=False,
-            diagnose=False,
             encoding="utf-8",
             opener=_private_opener,
         )
+    except OSError as e:  # an unwritable or full log folder must not stop the daemon
+        logger.warning(
+            "cannot write the log file {}: {}; logging to stderr only (make its folder "
+            "writable, or choose another log_file)",
+            shown(path),
+            shown(e.strerror or e),
+        )
+        return
+    _handlers.append(
+        logger.add(
+            log_file,
+            level=FILE_LEVEL,
+            format=_formatter(FILE_FORMAT),
+            enqueue=True,  # one writer thread: threads and rotation never interleave
+            backtrace=False,
+            diagnose=False,
+            colorize=False,
+        )
     )
+
+
+class LogFile:
+    """loguru's own rotating, compressing file sink (what `logger.add(path, ...)` makes),
+    kept from failing loudly: loguru reports a sink's error with a traceback on stderr for
+    every entry. A write that fails (a full disk, the folder deleted or made unwritable)
+    is said once, in one line; the file skips entries (stderr still has them) until a
+    write works again, which is said too."""
+
+    encoding = "utf-8"
+
+    def __init__(self, path: Path, **options: Any) -> None:
+        # Private to loguru, but the class it writes every file sink with (0.7).
+        from loguru import _file_sink
+
+        self.path = path
+        make: Any = _file_sink.FileSink
+        # Braces are loguru's placeholders in a file name: keep the name literal.
+        literal = str(path).replace("{", "{{").replace("}", "}}")
+        self._sink: Any = make(literal, **options)
+        self._failing = False
+
+    def write(self, message: str) -> None:
+        """Write one entry (from loguru's writer thread)."""
+        try:
+            self._sink.write(message)
+        except OSError as e:
+            if not self._failing:
+                self._failing = True
+                logger.warning(
+                    "cannot write the log file {}: {}; logging to stderr only until it can",
+                    self.path,
+                    e.strerror or e,
+                )
+            return
+        if self._failing:
+            self._failing = False
+            logger.info("writing the log file {} again", self.path)
+
+    def stop(self) -> None:
+        """Close the file (when the handler is removed)."""
+        with contextlib.suppress(OSError):
+            self._sink.stop()

@@ -55,6 +55,7 @@ class MirrorFlusher:
         self.watermark: int | None = None
         self.on_flush: Callable[[float], None] | None = None  # seconds of each good flush
         self._poked = threading.Event()
+        self._retry = threading.Event()
         self._stopping = threading.Event()
         self._busy = threading.Lock()  # held while a flush runs
         self._child: subprocess.Popen[bytes] | None = None
@@ -83,6 +84,12 @@ class MirrorFlusher:
         self._rebuilds_wanted += 1
         self._poked.set()
         return self._rebuilds_wanted
+
+    def retry_now(self) -> None:
+        """What made flushes fail is likely gone (the daemon's own writes work again after
+        a full disk): cut the back-off short and flush now."""
+        self._retry.set()
+        self._poked.set()
 
     @property
     def degraded(self) -> bool:
@@ -141,6 +148,9 @@ class MirrorFlusher:
             if self._poked.wait(timeout):
                 self._poked.clear()
                 pending = True
+            if self._retry.is_set():
+                self._retry.clear()
+                due = 0.0
             if self._stopping.is_set():
                 return
             now = time.monotonic()

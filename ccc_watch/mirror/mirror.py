@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
+from loguru import logger
 
 from ccc_watch.errors import CccWatchError
 from ccc_watch.index.policy import IndexPolicy
@@ -58,6 +59,18 @@ class MirrorError(CccWatchError):
 
 class MirrorBusyError(MirrorError):
     """Another process holds the DuckDB file (a reader, or another writer)."""
+
+
+# How DuckDB (2.0) words a mirror file that is damaged: a bad header, a short file, a
+# block whose checksum does not match. Such a mirror is rebuilt from the store, not
+# retried: the next flush would meet the same bytes.
+_DAMAGE = ("not a valid DuckDB database", "Could not read enough bytes", "Corrupt database file")
+
+
+def _damaged(err: BaseException) -> bool:
+    """Whether a DuckDB error (or a MirrorError made of one) says the file is damaged."""
+    text = str(err) + str(err.__cause__ or "")
+    return any(phrase in text for phrase in _DAMAGE)
 
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -259,9 +272,24 @@ class Mirror:
 
     def flush(self, store: Store) -> FlushResult:
         """Apply the store's changes after the watermark; rebuild when the mirror is
-        missing, of another store, or ahead of the store."""
+        missing, damaged, of another store, or ahead of the store."""
         if not self.path.exists():
             return self.rebuild(store)
+        try:
+            return self._update(store)
+        except MirrorBusyError:
+            raise
+        except (MirrorError, duckdb.Error) as e:
+            if not _damaged(e):
+                if isinstance(e, MirrorError):
+                    raise
+                raise MirrorError(f"cannot update the mirror {self.path}: {e}") from e
+            logger.warning("the mirror file is damaged ({}): rebuilding it from the store", e)
+        return self.rebuild(store)
+
+    def _update(self, store: Store) -> FlushResult:
+        """Apply the store's changes after the watermark; rebuild when the mirror is of
+        another store, or ahead of the store."""
         started = time.perf_counter()
         applied = 0
         with self._attached(self.path) as con:
@@ -331,7 +359,7 @@ class Mirror:
         remove_stale(self.path.parent, f".{MIRROR_FILE}.*.tmp*")  # .wal and .spill too
         tmp = self.path.with_name(f".{MIRROR_FILE}.{os.getpid()}.tmp")
         _remove_db(tmp)
-        with store.snapshot() as snap, self._attached(tmp) as con:
+        with store.snapshot() as snap, _discarded_on_failure(tmp), self._attached(tmp) as con:
             for table in TABLES:
                 con.execute(table.ddl())
             head = snap.head()
@@ -445,6 +473,19 @@ def _remove_file(path: Path) -> None:
 def _remove_db(path: Path) -> None:
     _remove_file(path)
     _remove_file(path.with_name(path.name + ".wal"))
+
+
+@contextmanager
+def _discarded_on_failure(tmp: Path) -> Iterator[None]:
+    """A new mirror file that could not be finished (a full disk, a damaged store, an
+    interrupt) is removed, WAL and all; DuckDB's own errors become a MirrorError."""
+    try:
+        yield
+    except BaseException as e:
+        _remove_db(tmp)
+        if isinstance(e, duckdb.Error):
+            raise MirrorError(f"cannot write the mirror {tmp}: {e}") from e
+        raise
 
 
 def mirror_rows(con: duckdb.DuckDBPyConnection, table: str) -> list[Mapping[str, Any]]:

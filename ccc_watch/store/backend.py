@@ -93,6 +93,13 @@ def secure_file(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+def damage_note(path: Path) -> Path:
+    """Where a writer that found the store file damaged beyond repair says so, for the
+    readers: redb then leaves the file flagged as needing a repair, which is all a
+    reader sees (and would report as a file not closed cleanly)."""
+    return path.with_name(path.name + ".damage")
+
+
 def iter_scan(reader: Reader, table: str, page: int = 1000) -> Iterator[tuple[Key, bytes]]:
     """Every pair of table in key order, fetched a page at a time."""
     start: Key | None = None

@@ -28,7 +28,7 @@ from ccc_watch.errors import (
     store_os_error,
 )
 from ccc_watch.procs import remove_stale, replace_durably
-from ccc_watch.store.backend import TABLES, Key, Translating, iter_scan, secure_file
+from ccc_watch.store.backend import TABLES, Key, Translating, damage_note, iter_scan, secure_file
 
 _COPY_BATCH = 5000  # rows per write transaction of a scrub's copy
 
@@ -116,6 +116,9 @@ class RedbBackend:
                 self._db = _redb.Database(path, readonly=readonly)
             except FileNotFoundError as e:
                 raise StoreMissingError(f"no store at {path}") from e
+        if not readonly:  # opened (and repaired if need be): whatever a note said is past
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(damage_note(path))
 
     def _translate(self, err: BaseException) -> StoreError | None:
         """The StoreError for an exception of the binding or of the file system."""
@@ -123,9 +126,9 @@ class RedbBackend:
         if isinstance(err, _redb.DatabaseLockedError):
             return StoreLockedError(path)
         if isinstance(err, _redb.RepairNeededError):
-            return StoreNeedsRepairError(path)
+            return self._noted_damage() or StoreNeedsRepairError(path)
         if isinstance(err, _redb.CorruptionError):
-            return StoreCorruptError(path, _detail(err, path))
+            return self._damaged(_detail(err, path))
         if isinstance(err, _redb.InternalError):
             # A reader trusts the file, so a page damaged outside redb can make it panic.
             return StoreInternalError(path, _detail(err, path), maybe_damaged=self.readonly)
@@ -137,6 +140,28 @@ class RedbBackend:
             return store_os_error(path, err)
         return None
 
+    def _damaged(self, detail: str) -> StoreCorruptError:
+        """StoreCorruptError; a writer also leaves the detail in the damage note, since
+        redb leaves the file flagged as needing a repair that readers cannot tell from
+        a writer that was killed."""
+        if not self.readonly:
+            # The first finding is the cause; closing the file then fails with another.
+            # A full disk (or a note there already): readers say less, no more.
+            with contextlib.suppress(OSError):
+                fd = os.open(damage_note(self.path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(detail + "\n")
+        return StoreCorruptError(self.path, detail)
+
+    def _noted_damage(self) -> StoreCorruptError | None:
+        """What a writer noted about the file's damage, if it did."""
+        try:
+            with damage_note(self.path).open(encoding="utf-8", errors="replace") as f:
+                detail = f.read(500).strip()
+        except OSError:
+            return None
+        return StoreCorruptError(self.path, f"found by an earlier check or writer: {detail}")
+
     def _diagnosed(self, err: StoreInternalError) -> StoreError:
         """After a panic in a writer: check the file, and call it damaged when it is."""
         if self.readonly:
@@ -144,7 +169,7 @@ class RedbBackend:
         try:
             intact = self._db.check_integrity()
         except _redb.CorruptionError as e:
-            return StoreCorruptError(self.path, _detail(e, self.path))
+            return self._damaged(_detail(e, self.path))
         except (_redb.RedbError, OSError):
             return err  # e.g. another thread's transaction is open: cannot tell
         if not intact:

@@ -11,11 +11,11 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from ccc_watch.errors import StoreError
+from ccc_watch.errors import StoreCorruptError, StoreError
 from ccc_watch.store import codec
 from ccc_watch.store.backend import TABLES, Backend, Key, Reader, Writer, iter_scan
 from ccc_watch.vault.paths import vault_key
@@ -86,6 +86,31 @@ class Change:
         return cls(**codec.decode(blob))
 
 
+_CHANGE_FIELDS = frozenset(f.name for f in fields(Change))
+
+
+def _decoded(file: Path, blob: bytes, shape: str) -> dict[str, Any]:
+    """A stored value of a shape ("record", "change" or "meta"), or StoreCorruptError.
+
+    Neither engine verifies a value's bytes when it reads them (redb checks its page
+    checksums only in `check`), so a flipped byte shows here first: as bytes that are
+    no JSON object of that shape. The message never quotes them (they are note text).
+    """
+    try:
+        value = codec.decode(blob)
+        if shape == "record":
+            ok = isinstance(value.get("path"), str) and isinstance(value.get("id"), str)
+        elif shape == "change":
+            ok = value.keys() == _CHANGE_FIELDS
+        else:
+            ok = "value" in value
+    except (ValueError, TypeError) as e:  # orjson's JSONDecodeError is a ValueError
+        raise StoreCorruptError(file, f"a stored {shape} cannot be read: {e}") from e
+    if not ok:
+        raise StoreCorruptError(file, f"a stored {shape} lacks its fields")
+    return value
+
+
 def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Whether two records are equal apart from their volatile fields."""
     keys = (a.keys() | b.keys()) - VOLATILE_FIELDS
@@ -117,8 +142,9 @@ class _Batch:
     instead of three or four per record. Reads see the buffer first.
     """
 
-    def __init__(self, tx: Writer) -> None:
+    def __init__(self, tx: Writer, file: Path) -> None:
         self.tx = tx
+        self.file = file
         self.next_seq = _head(tx) + 1
         self.changes: list[Change] = []
         self.now = time.time()
@@ -164,7 +190,7 @@ class _Batch:
 
     def _get(self, key: str) -> Record | None:
         blob = self._read("records", key)
-        return None if blob is None else codec.decode(blob)
+        return None if blob is None else _decoded(self.file, blob, "record")
 
     def _unindex(self, rec: Mapping[str, Any] | None) -> None:
         if rec is not None and rec.get("blake3"):
@@ -256,7 +282,7 @@ class Store:
                     tx.put("meta", name, codec.encode({"value": value}))
                 return
             stored = tx.get("meta", "vault_root")
-            known = None if stored is None else codec.decode(stored)["value"]
+            known = None if stored is None else _decoded(self.path, stored, "meta")["value"]
             if root is not None and known not in (None, root):
                 raise StoreError(
                     f"store at {self.backend.path} indexes the vault {known}, not {root}; "
@@ -265,7 +291,7 @@ class Store:
 
     def _read_meta(self) -> dict[str, Any]:
         with self.backend.reading() as tx:
-            return {str(k): codec.decode(v)["value"] for k, v in tx.scan("meta")}
+            return {str(k): _decoded(self.path, v, "meta")["value"] for k, v in tx.scan("meta")}
 
     # --- writes -------------------------------------------------------------
 
@@ -279,7 +305,7 @@ class Store:
             raise StoreError(f"store is open read-only: {self.path}")
         try:
             with self.backend.writing() as tx:
-                batch = _Batch(tx)
+                batch = _Batch(tx, self.path)
                 for op in ops:
                     if isinstance(op, Upsert):
                         batch.upsert(op.record, op.cause)
@@ -324,7 +350,7 @@ class Store:
     def snapshot(self) -> Iterator[Snapshot]:
         """One consistent read view: everything read through it is of the same commit."""
         with self.backend.reading() as tx:
-            yield Snapshot(tx)
+            yield Snapshot(tx, self.path)
 
     def get(self, path: str) -> Record | None:
         """The record at path, or None."""
@@ -357,6 +383,23 @@ class Store:
         """Paths of the records whose content hashes to blake3."""
         with self.snapshot() as snap:
             return snap.paths_with_blake3(blake3)
+
+    def salvage(self) -> tuple[list[Record], bool]:
+        """What can still be read of a store that may be damaged: every record that
+        decodes, in path order, and whether any could not be read (a value that does not
+        decode is skipped; the scan ends at the first page the engine cannot read)."""
+        records: list[Record] = []
+        lost = False
+        try:
+            with self.backend.reading() as tx:
+                for _, blob in iter_scan(tx, "records"):
+                    try:
+                        records.append(_decoded(self.path, blob, "record"))
+                    except StoreCorruptError:
+                        lost = True
+        except StoreError:
+            lost = True
+        return records, lost
 
     def check_integrity(self) -> bool:
         """Verify the database file; True when intact."""
@@ -393,18 +436,19 @@ def _head(tx: Reader) -> int:
 class Snapshot:
     """Reads inside one read transaction of the store (see Store.snapshot())."""
 
-    def __init__(self, tx: Reader) -> None:
+    def __init__(self, tx: Reader, file: Path) -> None:
         self._tx = tx
+        self._file = file
 
     def get(self, path: str) -> Record | None:
         """The record at path, or None."""
         blob = self._tx.get("records", vault_key(path))
-        return None if blob is None else codec.decode(blob)
+        return None if blob is None else _decoded(self._file, blob, "record")
 
     def records(self) -> Iterator[Record]:
         """Every record in path order."""
         for _, blob in iter_scan(self._tx, "records"):
-            yield codec.decode(blob)
+            yield _decoded(self._file, blob, "record")
 
     def count(self) -> int:
         """How many records there are."""
@@ -417,7 +461,7 @@ class Snapshot:
     def changes_after(self, seq: int, limit: int | None = None) -> list[Change]:
         """Changelog entries with a sequence greater than seq, oldest first."""
         rows = self._tx.scan("changelog", start=seq + 1, limit=limit)
-        return [Change.from_bytes(blob) for _, blob in rows]
+        return [Change(**_decoded(self._file, blob, "change")) for _, blob in rows]
 
     def paths_with_blake3(self, blake3: str) -> list[str]:
         """Paths of the records whose content hashes to blake3."""
