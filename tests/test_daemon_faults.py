@@ -307,11 +307,21 @@ def test_unwritable_data_dir_at_start_is_exit_77(tmp_path: Path) -> None:
     vault = make_vault(tmp_path, notes=1)
     data = tmp_path / "data"
     data.mkdir(mode=0o000)
+    prefix = blocked_prefix(data)
+    if prefix:
+        # Root also owns the folder, and may chmod it back to 0700 (as ccc-watch does to
+        # its data dir): give it to another user, and drop CAP_FOWNER too.
+        os.chown(data, 65534, 65534)
+        prefix = (
+            "setpriv",
+            "--inh-caps=-dac_override,-dac_read_search,-fowner",
+            "--bounding-set=-dac_override,-dac_read_search,-fowner",
+        )
     argv = [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--data-dir", str(data)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCC_WATCH_")}
     env["XDG_STATE_HOME"] = str(tmp_path / "state")
     proc = subprocess.run(
-        [*blocked_prefix(data), *argv, "run"],
+        [*prefix, *argv, "run"],
         capture_output=True,
         text=True,
         env=env,
