@@ -312,3 +312,15 @@ def test_a_second_stop_signal_cuts_a_long_wait_short_and_still_closes_everything
         d.settle()
     finally:
         assert d.stop() == 0
+
+
+def test_sigusr2_dumps_every_thread_s_stack_and_the_daemon_goes_on(daemon: Daemon) -> None:
+    """For a daemon that stops answering: `kill -USR2` shows where each thread waits."""
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGUSR2)
+    wait_until(lambda: "most recent call first" in daemon.log.read_text(errors="replace"),
+               "a stack dump on stderr")  # fmt: skip
+    text = daemon.log.read_text(errors="replace")
+    assert "Thread 0x" in text and "daemon.py" in text
+    (daemon.vault / "after.md").write_text("still watching\n")
+    daemon.settle()

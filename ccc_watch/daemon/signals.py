@@ -10,6 +10,7 @@ is not re-entrant, so nothing is logged from inside a handler.
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import threading
 from collections.abc import Callable
@@ -54,6 +55,9 @@ class Signals:
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._flag(self.reload))
         signal.signal(control.SIGNAL, self._flag(self.requests))
+        # `kill -USR2 <pid>`: every thread's stack on stderr, to see where a daemon that
+        # stopped answering waits (faulthandler writes from C, safe inside a handler).
+        faulthandler.register(signal.SIGUSR2, all_threads=True)
 
     def stop_reason(self) -> str:
         """The first stop signal's name, for the log."""
