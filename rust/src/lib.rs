@@ -953,20 +953,7 @@ impl Table {
     /// Run a read in this table's transaction, without the GIL.
     fn read<K: KeyType, J: ReadJob<K>>(&self, py: Python<'_>, job: J) -> PyResult<J::Out> {
         match &self.txn {
-            Txn::Write(w) => {
-                let w = w.get();
-                let path = w.path.clone();
-                unlocked(py, &path, || {
-                    let guard = lock(&w.txn);
-                    let txn = guard
-                        .as_ref()
-                        .ok_or_else(|| closed("write transaction", &path))?;
-                    let t = txn
-                        .open_table(definition::<K>(&self.name))
-                        .map_err(|e| to_py(e, &path))?;
-                    job.run(&t).map_err(|e| to_py(e, &path))
-                })
-            }
+            Txn::Write(_) => self.in_write(py, |t| job.run(t)),
             Txn::Read(r) => {
                 let r = r.get();
                 let path = r.path.clone();
@@ -995,21 +982,34 @@ impl Table {
                 self.name,
                 r.get().path
             ))),
-            Txn::Write(w) => {
-                let w = w.get();
-                let path = w.path.clone();
-                unlocked(py, &path, || {
-                    let guard = lock(&w.txn);
-                    let txn = guard
-                        .as_ref()
-                        .ok_or_else(|| closed("write transaction", &path))?;
-                    let mut t = txn
-                        .open_table(definition::<K>(&self.name))
-                        .map_err(|e| to_py(e, &path))?;
-                    job.run(&mut t).map_err(|e| to_py(e, &path))
-                })
-            }
+            Txn::Write(_) => self.in_write(py, |t| job.run(t)),
         }
+    }
+
+    /// Open this table in its write transaction and run f on it, without the GIL.
+    fn in_write<K: KeyType, T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut redb::Table<'_, K, &'static [u8]>) -> Result<T, redb::Error> + Send,
+    ) -> PyResult<T> {
+        let Txn::Write(w) = &self.txn else {
+            return Err(RedbError::new_err(format!(
+                "table {} is not in a write transaction",
+                self.name
+            )));
+        };
+        let w = w.get();
+        let path = w.path.clone();
+        unlocked(py, &path, || {
+            let guard = lock(&w.txn);
+            let txn = guard
+                .as_ref()
+                .ok_or_else(|| closed("write transaction", &path))?;
+            let mut t = txn
+                .open_table(definition::<K>(&self.name))
+                .map_err(|e| to_py(e, &path))?;
+            f(&mut t).map_err(|e| to_py(e, &path))
+        })
     }
 }
 
