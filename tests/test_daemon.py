@@ -241,6 +241,27 @@ def test_c2_paused_daemon_and_an_overflowing_burst(daemon: Daemon) -> None:
     assert "inotify queue overflowed" in daemon.log.read_text()
 
 
+def test_reading_the_vault_queues_no_events(daemon: Daemon) -> None:
+    """Reads are not changes: with the daemon paused, open and read one note more
+    times than the inotify queue holds. Subscribed to opens and read-only closes (as
+    watchdog is by default), the queue overflowed and asked for a full reconcile, and
+    the daemon's own reads in that reconcile could overflow it again, without end. A
+    file created afterwards is indexed by its own event, and nothing overflowed."""
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    note = next(p for p in (daemon.vault / "Folder").iterdir() if p.suffix == ".md")
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGSTOP)
+    try:
+        for _ in range(limit + 500):
+            with note.open("rb") as f:
+                f.read()
+    finally:
+        daemon.proc.send_signal(signal.SIGCONT)
+    (daemon.vault / "Folder" / "after the reads.md").write_text("written after\n")
+    wait_until(lambda: "Folder/after the reads.md" in daemon.records(), "new note indexed")
+    assert "overflow" not in daemon.log.read_text()
+
+
 # Runs the real CLI with the daemon's reconcile replaced by one that never ends, so
 # that a stop signal meets a long wait.
 STUCK_RECONCILE = """

@@ -12,7 +12,20 @@ import logging
 import os
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler, FileSystemMovedEvent
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+    FileSystemMovedEvent,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
@@ -26,6 +39,23 @@ from ccc_watch.vault.walk import NOT_UTF8, is_utf8, log_skip
 
 OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
 
+
+# The events the daemon acts on. Asking the kernel for these alone matters: by default
+# watchdog subscribes to opens and read-only closes too, so every file the daemon (or
+# a backup tool, or Obsidian's search) reads queues two events nobody uses. Reading
+# thousands of notes in a reconcile then overflowed the queue, and each overflow asked
+# for the next reconcile: a loop that never went quiet.
+EVENTS = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    DirCreatedEvent,
+    DirModifiedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]
 
 # What an event says about a file's writer: still writing (a write or a truncation
 # through an open file), or done (closed). Not "created": a symlink or a hard link is
@@ -57,8 +87,6 @@ class _Handler(FileSystemEventHandler):
             return None
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
-            return
         self.coalescer.events[event.event_type] += 1
         src = self.key(event.src_path)
         dest = self.key(event.dest_path) if isinstance(event, FileSystemMovedEvent) else None
@@ -120,7 +148,7 @@ class Watcher:
         inotify instances or watches for the root): the caller falls back to scans."""
         self._stop_observer()
         observer = Observer()
-        observer.schedule(self.handler, str(self.vault), recursive=True)
+        observer.schedule(self.handler, str(self.vault), recursive=True, event_filter=EVENTS)
         try:
             observer.start()
         except OSError:
