@@ -89,12 +89,17 @@ def verify(
         vault_id = str(store.meta.get("vault_id", ""))
         last_ids = _last_ids(snap.changes_after(0)) if deep else {}
     unreadable = [u.rstrip("/") + "/" for u in report.unreadable]
+    # deep: each file is read once, by a fresh indexer, whose blake3 is the checksum
+    indexer = Indexer(vault, vault_id, policy or IndexPolicy()) if deep else None
     for key, f in sorted(files.items()):
         rec = records.get(key)
         if rec is None:
             diffs.append(Difference("store", "missing-record", key, "file has no record"))
             continue
-        digest = _hash(vault, f.path)
+        fresh = None if indexer is None else indexer.index(key, f.path, rec.get("id")).record
+        if indexer is not None and fresh is None:
+            continue  # gone meanwhile: the next verify sees it
+        digest = _hash(vault, f.path) if fresh is None else fresh.get("blake3")
         if digest is not None and digest != rec.get("blake3"):
             diffs.append(
                 Difference(
@@ -104,17 +109,18 @@ def verify(
                     f"file {digest[:12]} != record {str(rec.get('blake3'))[:12]}",
                 )
             )
+        if fresh is not None:
+            diffs += _record_differences(key, fresh, rec, last_ids.get(key))
     for path in sorted(records.keys() - files.keys()):
         if not any(path.startswith(u) for u in unreadable) and not icloud_evicted(vault, path):
             diffs.append(Difference("store", "orphan-record", path, "record has no file"))
     if mirror is not None:
         diffs += _verify_mirror(mirror, records, head)
     if deep:
-        policy = policy or IndexPolicy()
+        diffs += _duplicate_ids(records)
         diffs += _walk_differences(vault, rules, files)
-        diffs += _record_differences(Indexer(vault, vault_id, policy), files, records, last_ids)
         if mirror is not None and not any(d.where == "mirror" for d in diffs):
-            diffs += _mirror_row_differences(mirror, records, policy)
+            diffs += _mirror_row_differences(mirror, records, policy or IndexPolicy())
     return diffs
 
 
@@ -132,32 +138,27 @@ def _last_ids(changes: Iterable[Any]) -> dict[str, str]:
 
 
 def _record_differences(
-    indexer: Indexer,
-    files: Mapping[str, VaultFile],
-    records: Mapping[str, Record],
-    last_ids: Mapping[str, str],
+    key: str, fresh: Record, rec: Record, last_id: str | None
 ) -> list[Difference]:
-    """I1 in full: each record is what the indexer makes of its file now."""
+    """I1 in full for one file: its record is what the indexer makes of it now, with
+    the id its last changelog entry gave it."""
     diffs: list[Difference] = []
-    for key, f in sorted(files.items()):
-        rec = records.get(key)
-        if rec is None:
-            continue  # reported as missing-record already
-        fresh = indexer.index(key, f.path, rec.get("id")).record
-        if fresh is None:
-            continue  # gone meanwhile: the next verify sees it
-        changed = sorted(
-            k for k in (fresh.keys() | rec.keys()) - VOLATILE_FIELDS if fresh.get(k) != rec.get(k)
+    changed = sorted(
+        k for k in (fresh.keys() | rec.keys()) - VOLATILE_FIELDS if fresh.get(k) != rec.get(k)
+    )
+    if changed:
+        listed = ", ".join(f"{k}: {rec.get(k)!r:.40} != {fresh.get(k)!r:.40}" for k in changed)
+        diffs.append(Difference("store", "stale-record", key, f"stored != file: {listed}"))
+    if last_id is not None and rec.get("id") != last_id:
+        diffs.append(
+            Difference("store", "id-mismatch", key, f"id {rec.get('id')} != changelog {last_id}")
         )
-        if changed:
-            listed = ", ".join(f"{k}: {rec.get(k)!r:.40} != {fresh.get(k)!r:.40}" for k in changed)
-            diffs.append(Difference("store", "stale-record", key, f"stored != file: {listed}"))
-        if key in last_ids and rec.get("id") != last_ids[key]:
-            diffs.append(
-                Difference(
-                    "store", "id-mismatch", key, f"id {rec.get('id')} != changelog {last_ids[key]}"
-                )
-            )
+    return diffs
+
+
+def _duplicate_ids(records: Mapping[str, Record]) -> list[Difference]:
+    """Two records with one id."""
+    diffs: list[Difference] = []
     seen: dict[object, str] = {}
     for key, rec in sorted(records.items()):
         other = seen.setdefault(rec.get("id"), key)
