@@ -487,3 +487,90 @@ def test_log_follow_shows_lines_safely(
         proc.kill()
         proc.wait(timeout=10)
     assert unsafe([line.removesuffix("\n") for line in lines]) == []
+
+
+# --- the commands that print records and query results ------------------------------
+
+# Frontmatter (YAML escapes) whose title carries what a terminal acts on.
+TITLE = "title \x1b[31mred \x9b31m \u202etxt \x85 nel \u2066iso"
+HOSTILE_NOTE = b'---\ntitle: "title \\e[31mred \\x9b31m \\u202etxt \\N nel \\u2066iso"\n---\nbody\n'
+
+
+def on_a_terminal(env: dict[str, str], vault: Path, data: Path, *args: str) -> str:
+    """What a command prints when its stdout is a terminal (a pseudo-terminal here)."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--data-dir",
+             str(data), *args],
+            stdout=slave, stderr=subprocess.PIPE, env=env, timeout=120)  # fmt: skip
+        os.close(slave)
+        slave = -1
+        assert done.returncode == 0, done.stderr[-2000:]
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks).decode().replace("\r\n", "\n")
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+
+
+def test_records_and_query_results_reach_the_terminal_safely(
+    tmp_path: Path, vault: Path, env: dict[str, str]
+) -> None:
+    """`get`, `dump`, `verify --json` and `sql` (table, JSON, CSV) print names and
+    frontmatter values from the vault: JSON escapes C1 controls, line separators and
+    bidirectional overrides as \\u escapes (a parser reads back exactly what the vault
+    holds), a table escapes them as Python does, and CSV does so on a terminal."""
+    data = tmp_path / "data"
+    for name in HOSTILE.values():
+        make(vault, f"{name}.md", HOSTILE_NOTE)
+    done = cli(env, vault, data, "rebuild")
+    assert done.returncode == 0, done.stderr[-2000:]
+    keys = {f"{name}.md" for name in HOSTILE.values()}
+
+    def safe(text: str) -> bool:  # line breaks between lines (and JSON values) only
+        return one_safe_line(text.replace("\n", " "))
+
+    for key in sorted(keys):
+        got = cli(env, vault, data, "get", key)
+        assert got.returncode == 0, got.stderr[-2000:]
+        assert safe(got.stdout), got.stdout
+        record = json.loads(got.stdout)
+        assert (record["path"], record["title"]) == (key, TITLE)
+    dumped = cli(env, vault, data, "dump")
+    assert dumped.returncode == 0 and safe(dumped.stdout), dumped.stdout
+    records = [json.loads(line) for line in dumped.stdout.splitlines()]
+    assert {r["path"] for r in records if r.get("title") == TITLE} == keys
+    for name in HOSTILE.values():  # missing records for verify --json to name
+        make(vault, f"{name} new.md", b"x")
+    checked = cli(env, vault, data, "verify", "--json")
+    assert checked.returncode == 1 and safe(checked.stdout), checked.stdout
+    named = {d["path"] for d in json.loads(checked.stdout)}
+    assert {f"{name} new.md" for name in HOSTILE.values()} <= named
+
+    query = "SELECT path, title FROM notes WHERE title LIKE 'title %' ORDER BY path"
+    rows = cli(env, vault, data, "sql", query, "--format", "json")
+    assert rows.returncode == 0 and safe(rows.stdout), rows.stdout
+    assert {(r["path"], r["title"]) for r in json.loads(rows.stdout)} == {
+        (key, TITLE) for key in keys
+    }
+    table = cli(env, vault, data, "sql", query)
+    assert table.returncode == 0, table.stderr[-2000:]
+    lines = table.stdout.splitlines()
+    assert len(lines) == 2 + len(keys) + 1 and all(map(one_safe_line, lines)), lines
+    csv_text = on_a_terminal(env, vault, data, "sql", query, "--format", "csv")
+    lines = csv_text.splitlines()
+    assert len(lines) == 1 + len(keys) and all(map(one_safe_line, lines)), lines
+    piped = cli(env, vault, data, "sql", query, "--format", "csv")  # data, unchanged
+    assert TITLE in piped.stdout and "\x9b" in piped.stdout

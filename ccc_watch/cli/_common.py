@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ccc_watch.config import Config
 from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.log.safe import shown
 from ccc_watch.store import Store, open_readonly
 
 if TYPE_CHECKING:  # DuckDB and Arrow load only for the commands that use the mirror
@@ -27,7 +28,7 @@ def print_fields(data: dict[str, Any], as_json: bool) -> None:
     else:
         width = max(map(len, data), default=0)
         for key, value in data.items():
-            print(f"{key:<{width}}  {'-' if value is None else value}")
+            print(f"{key:<{width}}  {'-' if value is None else shown(value)}")
 
 
 def read_store(cfg: Config) -> Store:

@@ -7,6 +7,7 @@ import sys
 
 from ccc_watch.cli._common import read_store
 from ccc_watch.config import Config
+from ccc_watch.log.safe import json_shown
 from ccc_watch.store import codec
 
 HELP = "print every record as JSON lines"
@@ -21,6 +22,9 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     out = sys.stdout.buffer
     with read_store(cfg) as store:
         for record in store.records():
-            out.write(codec.encode(record) + b"\n")
+            line = codec.encode(record)
+            if not line.isascii():  # C1 controls, bidi overrides: escaped
+                line = json_shown(line.decode()).encode()
+            out.write(line + b"\n")
     out.flush()
     return 0

@@ -8,6 +8,7 @@ import json
 from ccc_watch.cli._common import read_store
 from ccc_watch.config import Config
 from ccc_watch.errors import CccWatchError
+from ccc_watch.log.safe import json_shown, shown
 
 HELP = "print one record as JSON"
 
@@ -22,6 +23,6 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     with read_store(cfg) as store:
         record = store.get(args.path)
     if record is None:
-        raise CccWatchError(f"no record for {args.path!r}")
-    print(json.dumps(record, indent=2, ensure_ascii=False))
+        raise CccWatchError(f"no record for {shown(args.path)}")
+    print(json_shown(json.dumps(record, indent=2, ensure_ascii=False)))
     return 0

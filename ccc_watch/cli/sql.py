@@ -9,6 +9,7 @@ DESCRIBE, SHOW, SUMMARIZE) runs. --allow-files DIR lets it read the files in DIR
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ccc_watch.cli._common import mirror_of
@@ -43,7 +44,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     from ccc_watch.mirror.sql import run_query
 
     folders = [_readable_folder(cfg, folder) for folder in args.allow_files]
-    print(run_query(mirror_of(cfg), args.query, args.format, folders), end="")
+    terminal = sys.stdout.isatty()
+    print(run_query(mirror_of(cfg), args.query, args.format, folders, terminal), end="")
     return 0
 
 

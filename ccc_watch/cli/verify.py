@@ -11,6 +11,7 @@ import json
 from ccc_watch.cli._common import add_json, mirror_of
 from ccc_watch.config import Config
 from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.log.safe import json_shown
 from ccc_watch.vault.ignore import IgnoreRules
 
 HELP = "compare files, store and mirror in full; exit 1 on a difference"
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         policy=IndexPolicy.from_settings(cfg),
     )
     if args.json:
-        print(json.dumps([d.as_dict() for d in diffs], indent=2, ensure_ascii=False))
+        print(json_shown(json.dumps([d.as_dict() for d in diffs], indent=2, ensure_ascii=False)))
     else:
         for d in diffs:
             print(d.line())

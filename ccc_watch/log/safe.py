@@ -17,7 +17,7 @@ from __future__ import annotations
 import traceback
 from types import TracebackType
 
-__all__ = ["shown", "traceback_lines"]
+__all__ = ["json_shown", "shown", "traceback_lines"]
 
 # Zero-width (non-)joiners are format characters, but harmless and part of many emoji
 # and Indic names: kept.
@@ -39,6 +39,26 @@ def shown(value: object) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() or c in _KEPT else _escape(c) for c in text)
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # beyond the BMP: JSON writes a UTF-16 surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def json_shown(text: str) -> str:
+    """JSON text (as json.dumps or orjson writes it, line breaks between values
+    allowed) with every character str.isprintable() refuses inside its strings written
+    as a \\uXXXX escape: the same JSON to a parser, and nothing a terminal acts on (JSON
+    escapes C0 controls itself, but passes C1 controls and bidirectional overrides)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() or c in _KEPT or c == "\n" else _json_escape(c) for c in text
+    )
 
 
 def traceback_lines(

@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from ccc_watch.log.safe import json_shown, shown
 from ccc_watch.mirror.mirror import Mirror, MirrorError, sql_str
 from ccc_watch.mirror.schema import TABLES
 from ccc_watch.procs import private_umask, secure_dir
@@ -33,7 +34,11 @@ def _plain(value: Any) -> Any:
 
 
 def run_query(
-    mirror: Mirror, query: str, fmt: str = "table", allow_files: Sequence[Path] = ()
+    mirror: Mirror,
+    query: str,
+    fmt: str = "table",
+    allow_files: Sequence[Path] = (),
+    terminal: bool = False,
 ) -> str:
     """Run one query on the mirror; return it formatted as table, json or csv.
 
@@ -42,6 +47,11 @@ def run_query(
     SUMMARIZE and FROM-first queries are SELECTs): anything else, or a second
     statement, is refused before DuckDB runs any of it, so even those folders are
     never written. A refusal or a failing query is a MirrorError of one line.
+
+    Nothing in the output makes a terminal act (values come from the vault): a table
+    escapes what is not printable as Python writes it, JSON as \\u escapes (the same
+    JSON to a parser), and CSV, which has no escapes, the way a table does when
+    terminal says it goes to one.
     """
     statement = _one_select(query)
     with mirror.connect(allow_files=allow_files) as con:
@@ -61,18 +71,25 @@ def run_query(
         return ""
     if fmt == "json":
         return (
-            json.dumps(
-                [dict(zip(names, map(_plain, r), strict=True)) for r in rows],
-                ensure_ascii=False,
-                indent=1,
+            json_shown(
+                json.dumps(
+                    [dict(zip(names, map(_plain, r), strict=True)) for r in rows],
+                    ensure_ascii=False,
+                    indent=1,
+                )
             )
             + "\n"
         )
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(names)
-        writer.writerows([[_plain(v) for v in r] for r in rows])
+
+        def cell(value: Any) -> Any:
+            plain = _plain(value)
+            return shown(plain) if terminal and plain is not None else plain
+
+        writer.writerow(map(cell, names))
+        writer.writerows([map(cell, r) for r in rows])
         return out.getvalue()
     return _table(names, rows)
 
@@ -103,9 +120,10 @@ def _one_select(query: str) -> duckdb.Statement:
 
 def _table(names: list[str], rows: list[tuple[Any, ...]], width: int = 60) -> str:
     def cell(value: Any) -> str:
-        text = "NULL" if value is None else str(_plain(value)).replace("\n", "\\n")
+        text = "NULL" if value is None else shown(_plain(value))
         return text if len(text) <= width else text[: width - 1] + "…"
 
+    names = [shown(n) for n in names]
     cells = [[cell(v) for v in r] for r in rows]
     widths = [max([len(n), *(len(r[i]) for r in cells)]) for i, n in enumerate(names)]
     line = "  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True))
