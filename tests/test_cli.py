@@ -353,7 +353,7 @@ def test_init_then_info(ccc: Cli, backend: str) -> None:
     assert info["records"] == 0
     assert info["changelog_head"] == 0
     assert info["meta.vault_root"] == str(ccc.vault.resolve())
-    assert info["meta.schema_version"] == 1
+    assert info["meta.schema_version"] == 2
     assert info["meta.vault_id"]
     store = Path(info["store"])
     assert store.name == STORE_FILES[backend]

@@ -37,7 +37,8 @@ STORED = {
     "tasks": "path VARCHAR, line INTEGER, done BOOLEAN, text VARCHAR",
     "events": """
         seq BIGINT, time TIMESTAMP, op VARCHAR, path VARCHAR, prev_path VARCHAR,
-        id VARCHAR, blake3_before VARCHAR, blake3_after VARCHAR, cause VARCHAR""",
+        id VARCHAR, blake3_before VARCHAR, blake3_after VARCHAR, cause VARCHAR, ts DOUBLE,
+        hash VARCHAR""",
     "mirror_state": """
         watermark BIGINT, store_id VARCHAR, vault_id VARCHAR, schema_version INTEGER,
         updated_at TIMESTAMP""",
@@ -138,7 +139,7 @@ EXPECTED = {
     "tasks": [{"path": "F/G/a.md", "line": 9, "done": True, "text": "task"}],
     "events": [{"seq": 5, "time": datetime(2023, 11, 14, 22, 13, 22, 250000), "op": "move",
                 "path": "F/G/a.md", "prev_path": "a.md", "id": "id-1", "blake3_before": "c",
-                "blake3_after": "d", "cause": "watch"}],
+                "blake3_after": "d", "cause": "watch", "ts": 1_700_000_002.25, "hash": "e" * 64}],
 }  # fmt: skip
 
 
@@ -148,7 +149,7 @@ def test_rows_come_in_the_schemas_column_order_for_every_table() -> None:
     rows = dict(Rows.of([full_record()], IndexPolicy()).tables())
     change = Change(
         seq=5, op="move", path="F/G/a.md", prev_path="a.md", id="id-1", blake3_before="c",
-        blake3_after="d", cause="watch", ts=1_700_000_002.25,
+        blake3_after="d", cause="watch", ts=1_700_000_002.25, hash="e" * 64,
     )  # fmt: skip
     rows["events"] = _events([change])
     assert list(rows) == [t.name for t in (*PER_NOTE, EVENTS)]

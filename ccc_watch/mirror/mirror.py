@@ -204,7 +204,10 @@ class Rows:
 
 def _events(changes: list[Change]) -> pa.Table:
     """The `events` rows of changelog entries."""
-    copied = ("seq", "op", "path", "prev_path", "id", "blake3_before", "blake3_after", "cause")
+    copied = (
+        *("seq", "op", "path", "prev_path", "id", "blake3_before", "blake3_after", "cause"),
+        *("ts", "hash"),
+    )
     return EVENTS.arrow_table(
         time=[_micros(c.ts) for c in changes],
         **{name: [getattr(c, name) for c in changes] for name in copied},
@@ -262,13 +265,18 @@ class Mirror:
                 con.close()
 
     def state(self, con: duckdb.DuckDBPyConnection) -> tuple[int, str | None] | None:
-        """(watermark, store id) of an attached mirror, or None when it has no state."""
+        """(watermark, store id) of an attached mirror, or None when it has no state or
+        another schema (an older version's mirror: rebuilt, never patched)."""
         try:
             # fetchall: DuckDB 2 refuses new statements while a result is unfinished.
-            rows = con.execute("SELECT watermark, store_id FROM mirror_state").fetchall()
+            rows = con.execute(
+                "SELECT watermark, store_id, schema_version FROM mirror_state"
+            ).fetchall()
         except duckdb.CatalogException:
             return None
-        return (int(rows[0][0]), rows[0][1]) if rows else None
+        if not rows or rows[0][2] != MIRROR_SCHEMA_VERSION:
+            return None
+        return int(rows[0][0]), rows[0][1]
 
     def flush(self, store: Store) -> FlushResult:
         """Apply the store's changes after the watermark; rebuild when the mirror is

@@ -13,7 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
-MIRROR_SCHEMA_VERSION = 1
+# 2: `events` keeps each entry's exact time (ts) and its audit chain hash.
+MIRROR_SCHEMA_VERSION = 2
 
 # How each DuckDB type travels in Arrow: timestamps in microseconds since the epoch,
 # JSON as its text.
@@ -24,6 +25,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "BIGINT": pa.int64(),
     "INTEGER": pa.int32(),
     "BOOLEAN": pa.bool_(),
+    "DOUBLE": pa.float64(),
     "TIMESTAMP": pa.timestamp("us"),
 }
 
@@ -139,6 +141,8 @@ EVENTS = Table(
         ("blake3_before", "VARCHAR"),
         ("blake3_after", "VARCHAR"),
         ("cause", "VARCHAR"),
+        ("ts", "DOUBLE"),  # `time` exactly as stored: what the chain hash covers
+        ("hash", "VARCHAR"),  # the audit chain (`ccc-watch audit verify`)
     ),
 )
 MIRROR_STATE = Table(

@@ -11,16 +11,21 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from ccc_watch.errors import StoreCorruptError, StoreError
 from ccc_watch.store import codec
 from ccc_watch.store.backend import TABLES, Backend, Key, Reader, Writer, iter_scan
+from ccc_watch.store.chain import ANCHOR, GENESIS, TIP, anchor_of, link
 from ccc_watch.vault.paths import vault_key
 
-SCHEMA_VERSION = 1
+# 2: changelog entries carry the audit chain's hash (see chain.py). A store of schema 1
+# is read as it is (its entries unchained) and chained in place by the first writable
+# open.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 Record = dict[str, Any]
 
@@ -75,6 +80,7 @@ class Change:
     blake3_after: str | None
     cause: str
     ts: float
+    hash: str | None = None  # the audit chain's link (chain.py); None in a schema-1 store
 
     def to_bytes(self) -> bytes:
         """The stored form."""
@@ -87,6 +93,7 @@ class Change:
 
 
 _CHANGE_FIELDS = frozenset(f.name for f in fields(Change))
+_CHANGE_SHAPES = (_CHANGE_FIELDS, _CHANGE_FIELDS - {"hash"})  # schema 2, schema 1
 
 
 def _decoded(file: Path, blob: bytes, shape: str) -> dict[str, Any]:
@@ -101,7 +108,7 @@ def _decoded(file: Path, blob: bytes, shape: str) -> dict[str, Any]:
         if shape == "record":
             ok = isinstance(value.get("path"), str) and isinstance(value.get("id"), str)
         elif shape == "change":
-            ok = value.keys() == _CHANGE_FIELDS
+            ok = value.keys() in _CHANGE_SHAPES
         else:
             ok = "value" in value
     except (ValueError, TypeError) as e:  # orjson's JSONDecodeError is a ValueError
@@ -145,7 +152,9 @@ class _Batch:
     def __init__(self, tx: Writer, file: Path) -> None:
         self.tx = tx
         self.file = file
-        self.next_seq = _head(tx) + 1
+        self.next_seq, last_hash = _last(tx, file)
+        self.next_seq += 1
+        self.prev_hash = last_hash or _anchor_hash(tx, file)
         self.changes: list[Change] = []
         self.now = time.time()
         self.pending: dict[str, dict[Key, bytes | None]] = {t: {} for t in TABLES}
@@ -155,7 +164,10 @@ class _Batch:
         return pending[key] if key in pending else self.tx.get(table, key)
 
     def flush(self) -> None:
-        """Write the buffered changes into the transaction."""
+        """Write the buffered changes into the transaction (with the chain's tip)."""
+        if self.changes:
+            tip = {"seq": self.changes[-1].seq, "hash": self.changes[-1].hash}
+            self.pending["meta"][TIP] = codec.encode({"value": tip})
         for table, pending in self.pending.items():
             puts = [(k, v) for k, v in pending.items() if v is not None]
             if puts:
@@ -183,6 +195,8 @@ class _Batch:
             cause,
             self.now,
         )
+        change = replace(change, hash=link(self.prev_hash, vars(change)))
+        self.prev_hash = str(change.hash)
         self.pending["changelog"][change.seq] = change.to_bytes()
         self.next_seq += 1
         self.changes.append(change)
@@ -249,7 +263,11 @@ class Store:
             self._init_meta(vault_root, vault_id)
         self.meta = self._read_meta()
         version = self.meta.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version == 1 and not backend.readonly:
+            self._chain_schema_1()
+            self.meta = self._read_meta()
+            version = self.meta.get("schema_version")
+        if version not in READABLE_VERSIONS:
             backend.close()
             raise StoreError(
                 f"store has schema version {version}, this ccc-watch reads {SCHEMA_VERSION}; "
@@ -288,6 +306,20 @@ class Store:
                     f"store at {self.backend.path} indexes the vault {known}, not {root}; "
                     f"choose another data dir or run `ccc-watch rebuild`"
                 )
+
+    def _chain_schema_1(self) -> None:
+        """Give every entry of a schema-1 store its chain hash, in one transaction."""
+        with self.backend.writing() as tx:
+            prev = GENESIS
+            tip = None
+            for seq, blob in list(iter_scan(tx, "changelog")):
+                entry = _decoded(self.path, blob, "change")
+                entry["hash"] = prev = link(prev, entry)
+                tx.put("changelog", seq, codec.encode(entry))
+                tip = {"seq": entry["seq"], "hash": prev}
+            if tip is not None:
+                tx.put("meta", TIP, codec.encode({"value": tip}))
+            tx.put("meta", "schema_version", codec.encode({"value": SCHEMA_VERSION}))
 
     def _read_meta(self) -> dict[str, Any]:
         with self.backend.reading() as tx:
@@ -433,6 +465,23 @@ def _head(tx: Reader) -> int:
     return int(last[0][0]) if last else 0
 
 
+def _last(tx: Reader, file: Path) -> tuple[int, str | None]:
+    """(seq, hash) of the newest entry; (0, None) when there is none."""
+    last = tx.scan("changelog", reverse=True, limit=1)
+    if not last:
+        return 0, None
+    entry = _decoded(file, last[0][1], "change")
+    return int(last[0][0]), entry.get("hash")
+
+
+def _anchor_hash(tx: Reader, file: Path) -> str:
+    """What the first entry of an empty changelog links to."""
+    blob = tx.get("meta", ANCHOR)
+    if blob is None:
+        return GENESIS
+    return anchor_of({ANCHOR: _decoded(file, blob, "meta")["value"]})[1]
+
+
 class Snapshot:
     """Reads inside one read transaction of the store (see Store.snapshot())."""
 
@@ -457,6 +506,15 @@ class Snapshot:
     def head(self) -> int:
         """The last changelog sequence, 0 when the changelog is empty."""
         return _head(self._tx)
+
+    def chain_head(self) -> tuple[int, str | None]:
+        """(seq, hash) of the newest changelog entry: what a backup's manifest records
+        and `audit verify` checks against. With no entry, the pruning anchor, or (0,
+        GENESIS); hash None for an entry of a schema-1 store, which has no chain."""
+        seq, digest = _last(self._tx, self._file)
+        if seq == 0:
+            return 0, _anchor_hash(self._tx, self._file)
+        return seq, digest
 
     def changes_after(self, seq: int, limit: int | None = None) -> list[Change]:
         """Changelog entries with a sequence greater than seq, oldest first."""
