@@ -58,6 +58,14 @@ def _positive_int(value: object, base: Path) -> int:
     return value
 
 
+def _count_or_zero(value: object, base: Path) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"must be a whole number, 0 or more (0: no limit), not {value!r}")
+    return value
+
+
 def _seconds(value: object, base: Path) -> float:
     if isinstance(value, str):
         try:
@@ -208,6 +216,18 @@ class Settings:
     )
     log_retention: int = field(
         default=5, metadata=_about("rotated, compressed log files kept", _positive_int)
+    )
+    history_keep_days: int = field(
+        default=0,
+        metadata=_about(
+            "days of change history kept; older entries are pruned (0: keep all)", _count_or_zero
+        ),
+    )
+    history_keep_entries: int = field(
+        default=0,
+        metadata=_about(
+            "change history entries kept; older ones are pruned (0: no limit)", _count_or_zero
+        ),
     )
 
 

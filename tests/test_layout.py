@@ -25,11 +25,14 @@ ALLOWED: dict[str, set[str]] = {
     "log": BASE | {"config"},
     "mirror": BASE | {"store", "index", "procs", "log"},
     "changes": BASE | {"vault", "index", "store", "mirror", "log", "procs"},
-    "daemon": BASE | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config"},
+    "daemon": BASE
+    | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config"}
+    | {"history"},  # the daily pruning by the retention settings
     "service": BASE | {"config"},
+    "history": BASE | {"store"},  # reads the changelog, its chain and checkpoint
     "cli": BASE
     | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config", "daemon"}
-    | {"service"},
+    | {"service", "history"},
 }
 
 

@@ -19,13 +19,16 @@ from typing import NamedTuple, Protocol
 
 from ccc_watch import __version__
 from ccc_watch.cli import (
+    audit,
     check,
     dump,
     export,
     get,
+    history,
     info,
     init,
     log,
+    manifest,
     mirror,
     rebuild,
     run,
@@ -80,6 +83,9 @@ MODULES: tuple[CommandModule, ...] = (
     export,
     service,
     log,
+    audit,
+    history,
+    manifest,
 )
 # The command's name is its module's.
 COMMANDS: dict[str, Command] = {m.__name__.rpartition(".")[2]: Command(m, m.HELP) for m in MODULES}
