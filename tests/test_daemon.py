@@ -339,9 +339,11 @@ def test_sigusr2_dumps_every_thread_s_stack_and_the_daemon_goes_on(daemon: Daemo
     """For a daemon that stops answering: `kill -USR2` shows where each thread waits."""
     assert daemon.proc is not None
     daemon.proc.send_signal(signal.SIGUSR2)
-    wait_until(lambda: "most recent call first" in daemon.log.read_text(errors="replace"),
-               "a stack dump on stderr")  # fmt: skip
-    text = daemon.log.read_text(errors="replace")
-    assert "Thread 0x" in text and "daemon.py" in text
+
+    def dumped() -> bool:  # faulthandler writes thread after thread: wait for the lot
+        text = daemon.log.read_text(errors="replace")
+        return all(part in text for part in ("most recent call first", "Thread 0x", "daemon.py"))
+
+    wait_until(dumped, "a stack dump on stderr naming the daemon's frames")
     (daemon.vault / "after.md").write_text("still watching\n")
     daemon.settle()
