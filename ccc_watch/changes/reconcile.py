@@ -108,6 +108,7 @@ def reconcile(
     unsure: list[Drift] = []
     new_records: list[Record] = []
     todo: list[tuple[str, str, str | None]] = []
+    deferred: dict[str, VaultFile] = {}
     for key, f in sorted(files.items()):
         rec = known.get(key)
         racy = previous_scan_ns is not None and f.stat.mtime_ns >= previous_scan_ns
@@ -129,7 +130,7 @@ def reconcile(
                 if settle_ns and isinstance(ctime, int) and time.time_ns() - ctime < settle_ns:
                     result.deferred.append((key, str(files[key].path)))
                     known.pop(key, None)  # neither changed nor gone: left to the events
-                    files.pop(key)
+                    deferred[key] = files.pop(key)
                     continue
                 if res.unsure is not None:  # a finding about the note, whatever the scan
                     unsure.append(Drift("classification-unsure", key, res.unsure))
@@ -159,6 +160,12 @@ def reconcile(
     for path in [p for p in gone if icloud_evicted(vault, p)]:
         del gone[path]
         logger.debug("reconcile: {} is evicted to iCloud: its record is kept", shown(path))
+    for was, now in _renamed_lately(gone, deferred, rules):
+        # A rename sets the file's ctime, so a note renamed within the settle window is
+        # deferred; its old record is moved now, not deleted, so the note keeps its id.
+        del gone[was]
+        ops.append(Move(was, now, cause="reconcile"))
+        drift.append(Drift(kind("created-offline"), now, f"moved from {was}"))
     movable = {p: r for p, r in gone.items() if not rules.is_ignored(p)}
     paired = pair_moves(movable, new_records, ops, cause="reconcile")
     private = policy.private_classifications
@@ -238,6 +245,24 @@ def scan(cfg: Config) -> ReconcileResult:
             mirror.rebuild(store)
             store.set_meta(SCRUB_DUE, False)
     return result
+
+
+def _renamed_lately(
+    gone: dict[str, Record], deferred: dict[str, VaultFile], rules: IgnoreRules
+) -> list[tuple[str, str]]:
+    """(old path, new path) for each record whose file is gone while a deferred file
+    has its inode, size and mtime: the same file under a new name."""
+    by_stat: dict[tuple[object, ...], str] = {
+        (f.stat.inode, f.stat.size, f.stat.mtime_ns): k for k, f in deferred.items()
+    }
+    found = []
+    for old, rec in sorted(gone.items()):
+        if rules.is_ignored(old):
+            continue
+        new = by_stat.pop((rec.get("inode"), rec.get("size"), rec.get("mtime_ns")), None)
+        if new is not None:
+            found.append((old, new))
+    return found
 
 
 def pair_moves(
