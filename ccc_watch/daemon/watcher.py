@@ -12,16 +12,10 @@ import logging
 import os
 from pathlib import Path
 
+import watchdog.events
 from watchdog.events import (
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirModifiedEvent,
-    DirMovedEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
+    FileClosedNoWriteEvent,
+    FileOpenedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
     FileSystemMovedEvent,
@@ -45,16 +39,16 @@ OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
 # a backup tool, or Obsidian's search) reads queues two events nobody uses. Reading
 # thousands of notes in a reconcile then overflowed the queue, and each overflow asked
 # for the next reconcile: a loop that never went quiet.
-EVENTS = [
-    FileCreatedEvent,
-    FileModifiedEvent,
-    FileClosedEvent,
-    FileDeletedEvent,
-    FileMovedEvent,
-    DirCreatedEvent,
-    DirModifiedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
+_UNUSED = (FileOpenedEvent, FileClosedNoWriteEvent)
+# Every kind of event watchdog has (created, modified, attrib, closed, deleted, moved;
+# files and folders) but those two: a kind a later watchdog adds is kept, not dropped.
+EVENTS: list[type[FileSystemEvent]] = [
+    cls
+    for cls in vars(watchdog.events).values()
+    if isinstance(cls, type)
+    and issubclass(cls, FileSystemEvent)
+    and getattr(cls, "event_type", None)
+    and cls not in (FileSystemMovedEvent, *_UNUSED)
 ]
 
 # What an event says about a file's writer: still writing (a write or a truncation
