@@ -23,8 +23,8 @@ from ccc_watch.store import open_store
 class ReportingMirror(Mirror):
     """A Mirror that says on stdout when each batch's transaction has committed."""
 
-    def _apply(self, con: Any, expected: int, changes: Any, touched: Any, records: Any) -> None:
-        super()._apply(con, expected, changes, touched, records)
+    def _apply(self, con: Any, expected: int, changes: Any, *rest: Any) -> None:
+        super()._apply(con, expected, changes, *rest)
         print(f"applied {changes[-1].seq}", flush=True)
 
 
