@@ -20,6 +20,12 @@ ALLOWED: dict[str, set[str]] = {
     "procs": BASE,
     "vault": BASE | {"log"},  # log.safe: the one escaping of names for log lines
     "config": BASE,
+    # The backup key's sources: the key file is a setting, checked like the data dir.
+    "keys": BASE | {"config", "procs"},
+    # Archives of the store and the mirror: a copy of the store (store), the mirror
+    # made from it (mirror), reconcile after a restore (changes), the key (keys).
+    "backup": BASE | {"procs", "config", "store", "mirror", "changes", "keys", "log", "index"}
+    | {"vault"},
     "index": BASE | {"config", "vault", "store", "log"},  # records are the store's type
     "store": BASE | {"vault", "procs", "_redb"},
     "log": BASE | {"config"},
@@ -29,7 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     "service": BASE | {"config"},
     "cli": BASE
     | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config", "daemon"}
-    | {"service"},
+    | {"service", "keys", "backup"},
 }
 
 
