@@ -19,15 +19,18 @@ from typing import NamedTuple, Protocol
 
 from ccc_watch import __version__
 from ccc_watch.cli import (
+    backup,
     check,
     dump,
     export,
     get,
     info,
     init,
+    key,
     log,
     mirror,
     rebuild,
+    restore,
     run,
     scan,
     service,
@@ -80,6 +83,9 @@ MODULES: tuple[CommandModule, ...] = (
     export,
     service,
     log,
+    backup,
+    restore,
+    key,
 )
 # The command's name is its module's.
 COMMANDS: dict[str, Command] = {m.__name__.rpartition(".")[2]: Command(m, m.HELP) for m in MODULES}
