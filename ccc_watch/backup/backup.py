@@ -39,7 +39,7 @@ from ccc_watch.backup.archive import (
 )
 from ccc_watch.backup.crypt import ArchiveError
 from ccc_watch.config import Config, within
-from ccc_watch.errors import CccWatchError, UsageError
+from ccc_watch.errors import CccWatchError, UsageError, os_exit_code
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.keys import key_for
 from ccc_watch.mirror.mirror import Mirror, MirrorError
@@ -206,11 +206,25 @@ def _write(folder: Path, name: str, manifest: Manifest, work: Path, key: bytes |
             os.fsync(dfd)
         finally:
             os.close(dfd)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise ArchiveWriteError(target, e) from e
         raise
     return target
+
+
+class ArchiveWriteError(CccWatchError):
+    """The archive could not be written (a full disk, a folder not writable): nothing is
+    left behind, and the exit code says which (74, 77)."""
+
+    def __init__(self, target: Path, err: OSError) -> None:
+        super().__init__(
+            f"cannot write the backup {target}: {err.strerror or err}; nothing was left "
+            "behind: free space there or name another folder, then try again"
+        )
+        self.exit_code = os_exit_code(err)
 
 
 def archives_of(folder: Path, vault_id: str) -> list[tuple[float, Path]]:
