@@ -22,15 +22,10 @@ ALLOWED: dict[str, set[str]] = {
     "config": BASE,
     # The backup key's sources: the key file is a setting, checked like the data dir.
     "keys": BASE | {"config", "procs"},
-    # Archives of the store and the mirror: a copy of the store (store), the mirror
-    # made from it (mirror), reconcile after a restore (changes), the key (keys).
-    "backup": BASE | {"procs", "config", "store", "mirror", "changes", "keys", "log", "index"}
-    | {"vault"},
-    "index": BASE | {"config", "vault", "store", "log"},  # records are the store's type
-    "store": BASE | {"vault", "procs", "_redb"},
-    "log": BASE | {"config"},
-    "mirror": BASE | {"store", "index", "procs", "log"},
-    "changes": BASE | {"vault", "index", "store", "mirror", "log", "procs"},
+    # Archives of the store and the mirror: a raw copy of the store, the mirror built
+    # from it under the settings' policy (index), a reconcile after a restore (changes),
+    # the key (keys).
+    "backup": BASE | {"procs", "config", "store", "mirror", "changes", "keys", "index"},
     "daemon": BASE | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config"},
     "service": BASE | {"config"},
     "cli": BASE

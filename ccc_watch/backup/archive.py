@@ -52,7 +52,7 @@ def file_digest(path: Path) -> tuple[int, str]:
 
 @dataclass(frozen=True)
 class Manifest:
-    """What an archive holds (never note text): see README "Backup, restore and keys"."""
+    """What an archive holds (never note text): see README "Backup, restore and audit"."""
 
     data: dict[str, Any]
 
