@@ -26,6 +26,11 @@ ALLOWED: dict[str, set[str]] = {
     # from it under the settings' policy (index), a reconcile after a restore (changes),
     # the key (keys).
     "backup": BASE | {"procs", "config", "store", "mirror", "changes", "keys", "index"},
+    "index": BASE | {"config", "vault", "store", "log"},  # records are the store's type
+    "store": BASE | {"vault", "procs", "_redb"},
+    "log": BASE | {"config"},
+    "mirror": BASE | {"store", "index", "procs", "log"},
+    "changes": BASE | {"vault", "index", "store", "mirror", "log", "procs"},
     "daemon": BASE | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config"},
     "service": BASE | {"config"},
     "cli": BASE
