@@ -69,6 +69,14 @@ def _seconds(value: object, base: Path) -> float:
     return float(value)
 
 
+def _seconds_or_off(value: object, base: Path) -> float:
+    if isinstance(value, str) and value.strip() in ("0", "0.0", "off"):
+        return 0.0
+    if not isinstance(value, bool) and isinstance(value, int | float) and value == 0:
+        return 0.0
+    return _seconds(value, base)
+
+
 def _address(value: object, base: Path) -> str:
     text = str(value).strip()
     _, _, port = text.rpartition(":")
@@ -246,6 +254,13 @@ class Settings:
     backup_encrypt: bool = field(
         default=False,
         metadata=_about("encrypt backup archives (AES-256-GCM, key: see key_file)", _flag),
+    )
+    backup_interval: float = field(
+        default=0.0,
+        metadata=_about(
+            "seconds between the daemon's scheduled backups into backup_dir (0: off)",
+            _seconds_or_off,
+        ),
     )
 
 

@@ -44,6 +44,8 @@ def one_line_error(r: subprocess.CompletedProcess[str], code: int) -> str:
 
 
 def archives(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
     return sorted(p for p in folder.iterdir() if p.name.startswith("ccc-watch-"))
 
 
@@ -587,3 +589,62 @@ def test_a_sqlite_store_backs_up_and_restores_too(
     ):
         assert [c.hash for c in a.changes_after(0)] == [c.hash for c in b.changes_after(0)]
         assert list(a.records()) == list(b.records())
+
+
+def _daemon(tmp_path: Path, env: dict[str, str], name: str, *run_args: str) -> Daemon:
+    vault = tmp_path / f"{name}-vault"
+    own_vault(vault, notes=30, seed=4, bad=False)
+    d = Daemon(vault, tmp_path / f"{name}-data", tmp_path / f"{name}.log")
+    d.env.update(
+        XDG_DATA_HOME=env["XDG_DATA_HOME"], PYTHON_KEYRING_BACKEND=env["PYTHON_KEYRING_BACKEND"]
+    )
+    d.run_args = list(run_args)
+    return d
+
+
+def test_the_daemon_backs_up_on_schedule_and_survives_a_failed_backup(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """backup_interval: the daemon writes archives on its own (with its flags' settings:
+    folder, retention), each one whole, and keeps indexing; a scheduled backup that
+    fails (encryption asked, no key) is one ERROR line, and the daemon goes on."""
+    dest = tmp_path / "scheduled"
+    d = _daemon(tmp_path, env, "ok", "--backup-interval", "1", "--backup-dir", str(dest),
+                "--backup-keep", "2")  # fmt: skip
+    bad = _daemon(tmp_path, env, "bad", "--backup-interval", "1", "--backup-encrypt", "true",
+                  "--backup-dir", str(tmp_path / "never"))  # fmt: skip
+    try:
+        d.start()
+        wait_until(lambda: len(archives(dest)) >= 1, "a scheduled backup", 60)
+        (d.vault / "new note.md").write_text("# new\n")
+        d.settle(timeout=30)
+        head = changelog(d.data)[-1]
+
+        def newest_has_the_note() -> bool:
+            found = archives(dest)
+            if not found:
+                return False
+            with tarfile.open(max(found, key=lambda p: p.name)) as tar:
+                member = tar.extractfile("manifest.json")
+                assert member is not None
+                m = json.loads(member.read())
+            return bool(m["chain_head"]["seq"] >= head[0])
+
+        wait_until(newest_has_the_note, "a backup after the edit", 60)
+        wait_until(lambda: len(archives(dest)) == 2, "retention at 2", 30)
+        newest = max(archives(dest), key=lambda p: p.name)
+        assert d.cli("backup", "--verify", str(newest)).returncode == 0
+        assert "scheduled backup written" in d.log.read_text()
+
+        bad.start()
+        wait_until(lambda: "scheduled backup failed" in bad.log.read_text(), "the failure", 60)
+        line = next(ln for ln in bad.log.read_text().splitlines() if "backup failed" in ln)
+        assert "ERROR" in line and "no key for vault" in line, line
+        assert bad.proc is not None and bad.proc.poll() is None
+        (bad.vault / "still indexed.md").write_text("# yes\n")
+        bad.settle(timeout=30)
+        assert not (tmp_path / "never").exists() or not archives(tmp_path / "never")
+    finally:
+        for daemon in (d, bad):
+            if daemon.proc is not None:
+                assert daemon.stop() == 0

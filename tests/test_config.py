@@ -218,6 +218,14 @@ LAYERS: dict[str, Layers] = {
         expect_env=lambda r: False,
         expect_file=lambda r: True,
     ),
+    "backup_interval": Layers(
+        flag=lambda r: "3600",
+        env=lambda r: "0",
+        file=lambda r: "86400",
+        expect_flag=lambda r: 3600.0,
+        expect_env=lambda r: 0.0,
+        expect_file=lambda r: 86400.0,
+    ),
     "metrics": Layers(
         flag=lambda r: "9464",
         env=lambda r: "127.0.0.1:9465",

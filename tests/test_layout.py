@@ -31,7 +31,9 @@ ALLOWED: dict[str, set[str]] = {
     "log": BASE | {"config"},
     "mirror": BASE | {"store", "index", "procs", "log"},
     "changes": BASE | {"vault", "index", "store", "mirror", "log", "procs"},
-    "daemon": BASE | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config"},
+    "daemon": BASE
+    | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config"}
+    | {"backup"},  # backup.retention: when the last scheduled backup was
     "service": BASE | {"config"},
     "cli": BASE
     | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config", "daemon"}

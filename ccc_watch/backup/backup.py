@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from loguru import logger
 
 from ccc_watch import __version__
 from ccc_watch.backup.archive import (
@@ -33,11 +32,11 @@ from ccc_watch.backup.archive import (
     KeySource,
     Manifest,
     Unpacked,
-    archive_header,
     file_digest,
     unpack,
 )
 from ccc_watch.backup.crypt import ArchiveError
+from ccc_watch.backup.retention import PREFIX, SUFFIXES, prune
 from ccc_watch.config import Config, within
 from ccc_watch.errors import CccWatchError, UsageError, os_exit_code
 from ccc_watch.index.policy import IndexPolicy
@@ -49,8 +48,6 @@ from ccc_watch.store.chain import anchor_of, link
 from ccc_watch.store.copy import copy_store
 from ccc_watch.store.store import Snapshot, Store
 
-PREFIX = "ccc-watch-"
-SUFFIXES = (".tar", ".tar.enc")
 _STAMP = "%Y%m%dT%H%M%S%fZ"
 
 
@@ -227,41 +224,6 @@ class ArchiveWriteError(CccWatchError):
         self.exit_code = os_exit_code(err)
 
 
-def archives_of(folder: Path, vault_id: str) -> list[tuple[float, Path]]:
-    """(created, path) of every ccc-watch archive of this vault in folder, oldest first:
-    regular files (no symlinks) named like one whose header or manifest names the vault."""
-    found = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.name.startswith(PREFIX) or not entry.name.endswith(SUFFIXES):
-            continue
-        if not entry.is_file(follow_symlinks=False):
-            continue
-        header = archive_header(Path(entry.path))
-        if header is None or header.get("vault_id") != vault_id:
-            continue
-        created = header.get("created_ts")
-        found.append((float(created) if isinstance(created, int | float) else 0.0, entry.name))
-    return [(t, folder / n) for t, n in sorted(found)]
-
-
-def prune(folder: Path, vault_id: str, keep: int) -> list[Path]:
-    """Remove the oldest archives of this vault in folder beyond `keep`; the removed."""
-    archives = archives_of(folder, vault_id)
-    removed = []
-    for _, path in archives[: max(0, len(archives) - keep)]:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            continue
-        logger.info("backup retention: removed {}", path)
-        removed.append(path)
-    return removed
-
-
 def verify_unpacked(unpacked: Unpacked, backend: str) -> None:
     """Check the unpacked store (opens; its chain head, record count, and every link of
     its audit chain) and mirror (same store, same watermark) against the manifest."""
@@ -332,11 +294,12 @@ def verify_archive(cfg: Config, src: Path, folder: Path | None = None) -> Verify
 @contextlib.contextmanager
 def _verify_folder(cfg: Config, folder: Path | None) -> Iterator[Path]:
     """Where a verify unpacks: the folder given, else the vault's data dir (which holds
-    the same text already), else a private temp folder when no vault is configured."""
+    the same text already), else a private temp folder (no vault configured, or no
+    data dir yet: a verify creates none)."""
     if folder is not None:
         yield folder
         return
-    if cfg.vault is not None:
+    if cfg.vault is not None and cfg.resolved_data_dir().is_dir():
         with work_dir(cfg.resolved_data_dir(), "verify") as work:
             yield work
         return

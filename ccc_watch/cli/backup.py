@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, cfg: Config) -> int:
     """Back up (or verify) and print what was written (or checked); exit 0, or 1 with one
     line naming what is wrong with an archive."""
-    from ccc_watch.backup import take_backup, verify_archive
+    from ccc_watch.backup.backup import take_backup, verify_archive
 
     if args.verify is not None:
         if args.dest is not None or args.keep is not None or args.encrypt:

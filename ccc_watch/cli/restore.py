@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
     """Restore and print what was restored and what the reconcile changed; exit 0."""
-    from ccc_watch.backup import restore
+    from ccc_watch.backup.restore import restore
 
     report = restore(cfg, args.src, relocate=args.relocate)
     fields = {
