@@ -91,8 +91,8 @@ def main() -> None:
                               "--key-file", str(key))  # fmt: skip
             fresh = root / f"restored-{label}"
             restore_s, _ = ccc(env, vault, fresh, "restore", str(archive), "--key-file", str(key))
-            rows.append((label, report["records"], archive.stat().st_size, seconds, verify_s,
-                         restore_s))  # fmt: skip
+            rows.append((label, report["records"], archive.stat().st_size, seconds,
+                         report["phases"], verify_s, restore_s))  # fmt: skip
             shutil.rmtree(fresh, ignore_errors=True)
         store = next(data.glob("index.*"))
         mirror = data / "mirror.duckdb"
@@ -101,11 +101,11 @@ def main() -> None:
         print(f"rebuild {rebuild_s:.1f} s; store {store.stat().st_size / 2**20:.0f} MiB, "
               f"mirror {mirror.stat().st_size / 2**20:.0f} MiB")  # fmt: skip
         print()
-        print("| archive | size | backup | backup --verify | restore (+ reconcile) |")
-        print("| --- | ---: | ---: | ---: | ---: |")
-        for label, _, size, seconds, verify_s, restore_s in rows:
-            print(f"| {label} | {size / 2**20:.0f} MiB | {seconds:.1f} s | {verify_s:.1f} s | "
-                  f"{restore_s:.1f} s |")  # fmt: skip
+        print("| archive | size | backup | of which | backup --verify | restore (+ reconcile) |")
+        print("| --- | ---: | ---: | --- | ---: | ---: |")
+        for label, _, size, seconds, phases, verify_s, restore_s in rows:
+            print(f"| {label} | {size / 2**20:.0f} MiB | {seconds:.1f} s | {phases} | "
+                  f"{verify_s:.1f} s | {restore_s:.1f} s |")  # fmt: skip
     finally:
         if args.data is None:
             shutil.rmtree(root, ignore_errors=True)

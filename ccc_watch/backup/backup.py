@@ -61,6 +61,7 @@ class BackupReport:
     records: int
     chain_head: tuple[int, str | None]
     seconds: float
+    phases: dict[str, float] = field(default_factory=dict)  # copy, mirror, archive: seconds
     removed: list[str] = field(default_factory=list)  # by retention
 
 
@@ -127,13 +128,17 @@ def take_backup(
         vault_id = str(source.meta["vault_id"])
         key = key_for(cfg, vault_id) if encrypt else None  # before any work: fail fast
         with work_dir(data_dir, "backup") as work:
+            phases: dict[str, float] = {}
+            mark = time.perf_counter()
             copied = copy_store(source, work)
             source.close()
+            phases["copy"], mark = round(time.perf_counter() - mark, 3), time.perf_counter()
             with open_store(work, backend=cfg.backend, readonly=True) as copy:
                 if _chain_head(copy) != copied.chain_head:  # the copy is the snapshot
                     raise CccWatchError(f"internal error: the copy of {source.path} differs")
                 Mirror(work, policy).rebuild(copy)
                 meta = dict(copy.meta)
+            phases["mirror"], mark = round(time.perf_counter() - mark, 3), time.perf_counter()
             now = datetime.now(UTC)
             members = []
             for path in (copied.path, work / MIRROR_MEMBER):
@@ -160,6 +165,7 @@ def take_backup(
             name = f"{PREFIX}{_safe_name(vault.name)}-{now.strftime(_STAMP)}"
             name += SUFFIXES[1] if key is not None else SUFFIXES[0]
             target = _write(folder, name, manifest, work, key)
+            phases["archive"] = round(time.perf_counter() - mark, 3)
     report = BackupReport(
         str(target),
         key is not None,
@@ -167,6 +173,7 @@ def take_backup(
         copied.records,
         copied.chain_head,
         round(time.perf_counter() - started, 3),
+        phases,
     )
     if keep is not None:
         report.removed = [str(p) for p in prune(folder, vault_id, keep)]

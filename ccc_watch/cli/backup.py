@@ -74,6 +74,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         "records": report.records,
         "chain_head": f"{report.chain_head[0]}:{report.chain_head[1]}",
         "seconds": report.seconds,
+        "phases": ", ".join(f"{k} {v:.2f} s" for k, v in report.phases.items()),
         "removed": ", ".join(report.removed) or None,
     }
     print_fields(fields, args.json)
