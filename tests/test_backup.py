@@ -353,6 +353,18 @@ def test_an_encrypted_archive_holds_no_marker_and_restores_only_with_its_key(
     r = cli(env, vault, fresh, "get", "marker.md")
     assert MARKER in r.stdout
 
+    # The same vault at another folder (moved, a new machine): only with --relocate.
+    moved = tmp_path / "moved vault"
+    shutil.copytree(vault, moved, symlinks=True)
+    there = tmp_path / "there"
+    r = cli(env, moved, there, "restore", str(plain))
+    assert "--relocate" in one_line_error(r, 1)
+    assert not (there / "index.redb").exists()
+    r = cli(env, moved, there, "restore", str(plain), "--relocate")
+    assert r.returncode == 0, r.stderr
+    assert cli(env, moved, there, "verify", "--deep").returncode == 0
+    assert changelog(there)[: len(changelog(data))] == changelog(data)
+
 
 @pytest.fixture
 def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:

@@ -69,8 +69,9 @@ def restore(cfg: Config, src: Path, *, relocate: bool = False) -> RestoreReport:
             _prepare(work, cfg.backend, vault, manifest.data.get("vault_root"), relocate)
             _refuse_other_writer(data_dir, cfg.backend)
             with work_dir(data_dir, "restore-old") as old:
-                placed = _swap(work, data_dir, cfg.backend, old)
+                placed: list[tuple[Path, bool]] = []
                 try:
+                    _swap(work, data_dir, cfg.backend, old, placed)
                     result = scan(cfg)
                 except BaseException:
                     _put_back(placed, old)
@@ -116,25 +117,26 @@ def _refuse_other_writer(data_dir: Path, backend: str) -> None:
         pass
 
 
-def _swap(work: Path, data_dir: Path, backend: str, old: Path) -> list[tuple[Path, bool]]:
+def _swap(
+    work: Path, data_dir: Path, backend: str, old: Path, placed: list[tuple[Path, bool]]
+) -> None:
     """Rename the unpacked store, then the mirror, over the data dir's; each old file is
     hard-linked into `old` first, and its side files (WAL, damage note) moved there.
-    Returns (target, had an old file) for each file placed."""
-    placed: list[tuple[Path, bool]] = []
+    Appends (target, had an old file) to placed as each file is touched, so a failure
+    half way can be undone."""
     for name in (store_file(data_dir, backend).name, MIRROR_FILE):
         target = data_dir / name
         for side in _side_files(target):
             if side.exists():
                 os.replace(side, old / side.name)
         had = target.exists()
+        placed.append((target, had))
         if had:
             try:
                 os.link(target, old / name)
             except OSError:  # no hard links here: a moment without the file
                 os.replace(target, old / name)
         replace_durably(work / name, target)
-        placed.append((target, had))
-    return placed
 
 
 def _put_back(placed: list[tuple[Path, bool]], old: Path) -> None:
@@ -142,7 +144,7 @@ def _put_back(placed: list[tuple[Path, bool]], old: Path) -> None:
     none), so a failed restore leaves the data dir as it found it."""
     for target, had in reversed(placed):
         try:
-            if had:
+            if had and (old / target.name).exists():
                 replace_durably(old / target.name, target)
             else:
                 target.unlink(missing_ok=True)
