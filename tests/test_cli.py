@@ -308,7 +308,13 @@ def test_config_errors_exit_78_with_one_line(ccc: Cli, case: Any, key: str, ment
 @pytest.mark.parametrize("name", list(cli.COMMANDS))
 def test_every_command_reports_a_bad_setting(ccc: Cli, name: str) -> None:
     """Every command resolves the settings first: a bad --backend exits 78 for each."""
-    positional = {"get": ["Welcome.md"], "sql": ["SELECT 1"], "export": ["--parquet", "out"]}
+    positional = {
+        "get": ["Welcome.md"],
+        "sql": ["SELECT 1"],
+        "export": ["--parquet", "out"],
+        "restore": ["backup.tar"],
+        "key": ["new", "new.key"],
+    }
     positional = positional.get(name, [])
     proc = ccc.run(name, *positional, "--vault", ccc.vault, "--backend", "mysql")
     assert proc.returncode == 78

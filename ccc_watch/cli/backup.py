@@ -1,12 +1,11 @@
-"""Write one archive of the vault's store and mirror (safe while the daemon runs: one
-read snapshot, the watcher never paused), or check one with --verify SRC.
-
-The archive is a tar of manifest.json (vault id, store id, backend, time, the audit
-chain's head, record count, each member's size and blake3), the store file and
-mirror.duckdb, created 0600 in a folder created 0700: DEST, else `backup_dir`, else
-`<user data dir>/ccc-watch/backups/<data dir name>`. With --encrypt it is encrypted with
-AES-256-GCM under the vault's key (see `ccc-watch key`). --keep N then removes the
-oldest archives of this vault in that folder beyond N.
+"""Write one archive of the vault's store and mirror (safe while the daemon runs: one read
+snapshot, the watcher never paused), or check one with --verify SRC. The archive is a
+tar of manifest.json (vault id, store id, backend, time, the audit chain's head, record
+count, each member's size and blake3), the store file and mirror.duckdb, created 0600 in
+a folder created 0700: DEST, else `backup_dir`, else `<user data dir>/ccc-
+watch/backups/<data dir name>`. With --encrypt it is encrypted with AES-256-GCM under
+the vault's key (see the `key` command). --keep N then removes the oldest archives of
+this vault in that folder beyond N.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Put an archive's store and mirror back in the data dir, then reconcile with the vault.
-
 The archive is verified whole first; a daemon running for the vault makes the restore
-refuse (stop it first). The store and the mirror are each renamed into place, then
-every file of the vault is read again, so the index equals a fresh rebuild of the vault
-as it is now, while the history from the archive is kept and goes on.
+refuse (stop it first). The store and the mirror are each renamed into place, then every
+file of the vault is read again, so the index equals a fresh rebuild of the vault as it
+is now, while the history from the archive is kept and goes on.
 """
 
 from __future__ import annotations
