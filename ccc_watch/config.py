@@ -58,6 +58,14 @@ def _positive_int(value: object, base: Path) -> int:
     return value
 
 
+def _count_or_zero(value: object, base: Path) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"must be a whole number, 0 or more (0: no limit), not {value!r}")
+    return value
+
+
 def _seconds(value: object, base: Path) -> float:
     if isinstance(value, str):
         try:
@@ -260,6 +268,18 @@ class Settings:
         metadata=_about(
             "seconds between the daemon's scheduled backups into backup_dir (0: off)",
             _seconds_or_off,
+        ),
+    )
+    history_keep_days: int = field(
+        default=0,
+        metadata=_about(
+            "days of change history kept; older entries are pruned (0: keep all)", _count_or_zero
+        ),
+    )
+    history_keep_entries: int = field(
+        default=0,
+        metadata=_about(
+            "change history entries kept; older ones are pruned (0: no limit)", _count_or_zero
         ),
     )
 

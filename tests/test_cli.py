@@ -309,12 +309,10 @@ def test_config_errors_exit_78_with_one_line(ccc: Cli, case: Any, key: str, ment
 def test_every_command_reports_a_bad_setting(ccc: Cli, name: str) -> None:
     """Every command resolves the settings first: a bad --backend exits 78 for each."""
     positional = {
-        "get": ["Welcome.md"],
-        "sql": ["SELECT 1"],
-        "export": ["--parquet", "out"],
-        "restore": ["backup.tar"],
-        "key": ["new", "new.key"],
-    }
+        "get": ["Welcome.md"], "sql": ["SELECT 1"], "export": ["--parquet", "out"],
+        "audit": ["verify"], "history": ["Welcome.md"],
+        "restore": ["backup.tar"], "key": ["new", "new.key"],
+    }  # fmt: skip
     positional = positional.get(name, [])
     proc = ccc.run(name, *positional, "--vault", ccc.vault, "--backend", "mysql")
     assert proc.returncode == 78

@@ -226,6 +226,22 @@ LAYERS: dict[str, Layers] = {
         expect_env=lambda r: 0.0,
         expect_file=lambda r: 86400.0,
     ),
+    "history_keep_days": Layers(
+        flag=lambda r: "7",
+        env=lambda r: "30",
+        file=lambda r: "0",
+        expect_flag=lambda r: 7,
+        expect_env=lambda r: 30,
+        expect_file=lambda r: 0,
+    ),
+    "history_keep_entries": Layers(
+        flag=lambda r: "100",
+        env=lambda r: "0",
+        file=lambda r: "5000",
+        expect_flag=lambda r: 100,
+        expect_env=lambda r: 0,
+        expect_file=lambda r: 5000,
+    ),
     "metrics": Layers(
         flag=lambda r: "9464",
         env=lambda r: "127.0.0.1:9465",
@@ -504,6 +520,9 @@ BAD_VALUES: list[tuple[str, str, str]] = [
     ("log_max_bytes", "0", "0"),
     ("log_retention", "0", "0"),
     ("log_retention", "-2", "-2"),
+    ("history_keep_days", "-1", "-1"),
+    ("history_keep_days", "a week", '"a week"'),
+    ("history_keep_entries", "1.5", "1.5"),
 ]
 
 

@@ -33,11 +33,13 @@ ALLOWED: dict[str, set[str]] = {
     "changes": BASE | {"vault", "index", "store", "mirror", "log", "procs"},
     "daemon": BASE
     | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config"}
+    | {"history"}  # the daily pruning by the retention settings
     | {"backup"},  # backup.retention: when the last scheduled backup was
     "service": BASE | {"config"},
+    "history": BASE | {"store"},  # reads the changelog, its chain and checkpoint
     "cli": BASE
     | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config", "daemon"}
-    | {"service", "keys", "backup"},
+    | {"service", "history", "keys", "backup"},
 }
 
 

@@ -5,6 +5,11 @@ the same Store.apply() upserts every other source of change uses, then renamed o
 the old file. A crash or Ctrl-C before the rename leaves the previous index intact.
 Ids of paths the old store knew are kept, and the vault id is carried over, so a
 rebuild of an unchanged vault reproduces every record apart from `indexed_at`.
+
+The history goes on: the new store starts with the old one's changelog (entries as
+stored, chain hashes and all, its pruning anchor and checkpoint), and the rebuild adds
+entries (cause "rebuild") only where a file differs from what that history last said
+of its path (another blake3 or id, a file new to it, or one gone), not one per file.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from ccc_watch.log.drift import Drift
 from ccc_watch.procs import owner_pid, pid_alive, replace_durably, running_pid, secure_dir
 from ccc_watch.store import (
     BACKENDS,
+    Forget,
+    History,
     Record,
     Store,
     Upsert,
@@ -190,6 +197,49 @@ def _move_aside(data_dir: Path, backend: str, work_dir: Path) -> Path:
     return aside
 
 
+def _restated(record: Record, said: dict[str, Any] | None) -> Upsert:
+    """The upsert of a fresh record into a store carrying the old history: an entry
+    only when the file is not what the history last said of its path."""
+    if said is None:
+        return Upsert(record, cause="rebuild")
+    same = said.get("blake3") == record.get("blake3") and said.get("id") == record.get("id")
+    return Upsert(record, cause="rebuild", before=said.get("blake3"), logged=not same)
+
+
+def _carry(
+    new_store: Store, data_dir: Path, backend: str, source: Store | None, work_dir: Path
+) -> History:
+    """The old store's history, copied into the new one: from source when given, else
+    from the old file (moved into work_dir when it was damaged)."""
+    if source is not None:
+        with source.snapshot() as snap:
+            history = new_store.carry_history(snap)
+    else:
+        old = store_file(data_dir, backend)
+        aside = work_dir / f"damaged-{old.name}"
+        path = aside if aside.exists() else old
+        if not path.exists():
+            return History()
+        try:
+            impl = BACKENDS[backend][0](path, readonly=True)
+            try:
+                store = Store(impl)
+            except BaseException:
+                impl.close()
+                raise
+            with store, store.snapshot() as snap:
+                history = new_store.carry_history(snap)
+        except StoreError as e:
+            logger.warning("the old store's history cannot be read ({}): it starts again", e)
+            return History(lost=True)
+    if history.lost:
+        logger.warning(
+            "the old store's history could be read only in part: {} entries carried",
+            history.carried,
+        )
+    return history
+
+
 def _refuse_other_writer(data_dir: Path, backend: str) -> None:
     """StoreLockedError when another process has the old store open for writing: the
     swap would leave it writing to a file nobody reads any more. Only a probe (open for
@@ -290,6 +340,9 @@ def rebuild(
         if not dry_run:
             new_store = open_store(work_dir, backend=backend, vault_root=vault, vault_id=vault_id)
             new_store.set_meta(POLICY_META, policy.fingerprint())
+            history = _carry(new_store, data_dir, backend, source, work_dir)
+        else:
+            history = History()
         progress = _Progress(len(files))
         try:
             for chunk, results in zip(
@@ -301,7 +354,7 @@ def rebuild(
                         continue
                     seen_keys.add(key)
                     _account(report, key, res, known)
-                    ops.append(Upsert(res.record, cause="rebuild"))
+                    ops.append(_restated(res.record, history.state.get(key)))
                 if new_store is not None:
                     new_store.apply(ops)
                 progress.advance(len(chunk))
@@ -309,6 +362,9 @@ def rebuild(
                     on_batch(len(ops))
             report.removed = len(known.keys() - seen_keys)
             if new_store is not None:
+                gone = sorted(history.state.keys() - seen_keys)
+                for part in chunks([(k, history.state[k]) for k in gone], batch_size):
+                    new_store.apply(Forget(k, str(v.get("id")), v.get("blake3")) for k, v in part)
                 new_store.close()
                 new_store = None
                 _refuse_other_writer(data_dir, backend)  # one may have started meanwhile

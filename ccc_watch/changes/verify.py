@@ -128,6 +128,8 @@ def _last_ids(changes: Iterable[Any]) -> dict[str, str]:
     """Each path's id as its last changelog entry left it."""
     ids: dict[str, str] = {}
     for change in changes:
+        if change.op == "prune":  # about the history, not a path
+            continue
         if change.op == "delete":
             ids.pop(change.path, None)
         else:

@@ -19,15 +19,18 @@ from typing import NamedTuple, Protocol
 
 from ccc_watch import __version__
 from ccc_watch.cli import (
+    audit,
     backup,
     check,
     dump,
     export,
     get,
+    history,
     info,
     init,
     key,
     log,
+    manifest,
     mirror,
     rebuild,
     restore,
@@ -83,6 +86,9 @@ MODULES: tuple[CommandModule, ...] = (
     export,
     service,
     log,
+    audit,
+    history,
+    manifest,
     backup,
     restore,
     key,

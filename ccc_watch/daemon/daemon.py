@@ -36,6 +36,7 @@ from ccc_watch.daemon.notify import Notifier
 from ccc_watch.daemon.signals import Interrupted, Signals
 from ccc_watch.daemon.watcher import Watcher
 from ccc_watch.errors import CccWatchError, ConfigError, StoreCorruptError, StoreError
+from ccc_watch.history.queries import prune_point
 from ccc_watch.index.indexer import Indexer
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.log import sinks as logs
@@ -54,6 +55,7 @@ EXIT_INTERRUPTED = 1
 # Seconds from storing a change that made a note private to scrubbing its old text
 # from the store's and the mirror's files: a burst of such changes is one scrub.
 SCRUB_DELAY = 2.0
+PRUNE_INTERVAL = 86400.0  # seconds between the history's retention checks
 
 
 class Daemon:
@@ -91,6 +93,7 @@ class Daemon:
         self._rebuild_due: str | None = None  # "damaged" or "gone": the store needs a rebuild
         self._startup: bool | None = None  # the start-up reconcile is due (expected?)
         self._next_periodic = 0.0
+        self._next_prune = 0.0  # the history's retention: at start-up, then once a day
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -323,7 +326,24 @@ class Daemon:
         if time.monotonic() >= self._next_periodic:
             self._periodic()
             self._next_periodic = self._next_reconcile()
+        if time.monotonic() >= self._next_prune:
+            self._prune_history()
+            self._next_prune = time.monotonic() + PRUNE_INTERVAL
         self.backups.tick()
+
+    def _prune_history(self) -> None:
+        """Let go of the history entries the retention settings no longer keep (one
+        audited prune entry; see Store.prune)."""
+        days, entries = self.cfg.history_keep_days, self.cfg.history_keep_entries
+        store = self.store
+        if store is None or not (days or entries):
+            return
+        with store.snapshot() as snap:
+            through = prune_point(snap, days, entries)
+        change = store.prune(through) if through else None
+        if change is not None:
+            logger.info("history: {}", change.cause)
+            self.flusher.poke()
 
     def _check_data_dir(self) -> None:
         """Notice the pid file or the store file deleted while running (the data dir

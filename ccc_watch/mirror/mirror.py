@@ -43,6 +43,7 @@ from ccc_watch.mirror.schema import (
 )
 from ccc_watch.procs import private_umask, remove_stale
 from ccc_watch.store import MIRROR_FILE, Change, Record, Store
+from ccc_watch.store.chain import ANCHOR, anchor_of
 
 # DuckDB 2.0 writes a format 1.4 cannot read unless told otherwise; 1.4 is the LTS
 # many notebooks and DBeaver still run.
@@ -316,11 +317,12 @@ class Mirror:
                         changes = snap.changes_after(watermark, self.batch_changes)
                         if not changes:
                             break
-                        touched = {c.path for c in changes} | {
+                        touched = {c.path for c in changes if c.op != "prune"} | {
                             c.prev_path for c in changes if c.prev_path
                         }
                         records = [r for r in map(snap.get, sorted(touched)) if r is not None]
-                    self._apply(con, watermark, changes, touched, records)
+                        pruned = anchor_of({ANCHOR: snap.meta_value(ANCHOR)})[0]
+                    self._apply(con, watermark, changes, touched, records, pruned)
                     watermark = changes[-1].seq
                     applied += len(changes)
         held = time.perf_counter() - started
@@ -335,6 +337,7 @@ class Mirror:
         changes: list[Change],
         touched: set[str],
         records: list[Record],
+        pruned: int = 0,
     ) -> None:
         rows = Rows.of(records, self.policy)
         con.execute("BEGIN")
@@ -350,6 +353,8 @@ class Mirror:
             for name, arrow in rows.tables():
                 _insert(con, name, arrow)
             _insert(con, EVENTS.name, _events(changes))
+            if any(c.op == "prune" for c in changes):  # the store let these go
+                con.execute(f"DELETE FROM {EVENTS.name} WHERE seq <= ?", [pruned])
             con.execute(
                 "UPDATE mirror_state SET watermark = ?, updated_at = now()",
                 [changes[-1].seq],

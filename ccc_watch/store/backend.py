@@ -24,6 +24,9 @@ TABLES: dict[str, KeyKind] = {
     "changelog": "u64",  # sequence -> change entry
     "by_blake3": "str",  # "<blake3>:<path>" -> b""
     "meta": "str",  # name -> JSON value
+    # path -> {"id", "blake3"}: the vault as the history stood at the pruning anchor, so
+    # that what existed at a time after it can still be told once older entries are gone
+    "checkpoint": "str",
 }
 
 
@@ -100,9 +103,10 @@ def damage_note(path: Path) -> Path:
     return path.with_name(path.name + ".damage")
 
 
-def iter_scan(reader: Reader, table: str, page: int = 1000) -> Iterator[tuple[Key, bytes]]:
-    """Every pair of table in key order, fetched a page at a time."""
-    start: Key | None = None
+def iter_scan(
+    reader: Reader, table: str, page: int = 1000, start: Key | None = None
+) -> Iterator[tuple[Key, bytes]]:
+    """Every pair of table in key order (from start on), fetched a page at a time."""
     skip_first = False
     while True:
         rows = reader.scan(table, start=start, limit=page + skip_first)

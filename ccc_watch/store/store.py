@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,10 +41,18 @@ VOLATILE_FIELDS = frozenset({"indexed_at"})
 
 @dataclass(frozen=True)
 class Upsert:
-    """Insert or replace the record at record['path']."""
+    """Insert or replace the record at record['path'].
+
+    For a new store that carries an old one's history forward (rebuild), before is the
+    blake3 that history last gave the path (its entry's blake3_before when the store
+    holds no record there), and logged=False stores a record the history already
+    describes without a new entry.
+    """
 
     record: Mapping[str, Any]
     cause: str = "scan"
+    before: str | None = None
+    logged: bool = True
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,28 @@ class Move:
     cause: str = "scan"
 
 
-Operation = Upsert | Delete | Move
+@dataclass
+class History:
+    """What Store.carry_history() carried: entries, whether some could not be read, and
+    the vault as the history left it (path -> {"id", "blake3"})."""
+
+    carried: int = 0
+    lost: bool = False
+    state: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Forget:
+    """A delete entry for a path the carried history knows but the new store never held
+    (a file gone since the old store's last entry about it): no record is touched."""
+
+    path: str
+    id: str
+    before: str | None
+    cause: str = "rebuild"
+
+
+Operation = Upsert | Delete | Move | Forget
 
 
 @dataclass(frozen=True)
@@ -72,7 +101,7 @@ class Change:
     """One changelog entry: what an operation did to the store."""
 
     seq: int
-    op: Literal["upsert", "delete", "move"]
+    op: Literal["upsert", "delete", "move", "prune"]  # prune: path "", see Store.prune
     path: str
     prev_path: str | None
     id: str | None
@@ -163,6 +192,10 @@ class _Batch:
         pending = self.pending[table]
         return pending[key] if key in pending else self.tx.get(table, key)
 
+    def quiet_writes(self) -> bool:
+        """Whether records were written without an entry (Upsert logged=False)."""
+        return bool(self.pending["records"])
+
     def flush(self) -> None:
         """Write the buffered changes into the transaction (with the chain's tip)."""
         if self.changes:
@@ -177,7 +210,7 @@ class _Batch:
 
     def _log(
         self,
-        op: Literal["upsert", "delete", "move"],
+        op: Literal["upsert", "delete", "move", "prune"],
         path: str,
         prev: str | None,
         rec: Mapping[str, Any],
@@ -215,16 +248,21 @@ class _Batch:
         if rec.get("blake3"):
             self.pending["by_blake3"][_hash_key(rec["blake3"], rec["path"])] = b""
 
-    def upsert(self, record: Mapping[str, Any], cause: str) -> Change | None:
-        rec = _checked(record)
+    def upsert(self, op: Upsert) -> Change | None:
+        rec = _checked(op.record)
         old = self._get(rec["path"])
         if old is not None and _same(old, rec):
             return None
         self._unindex(old)
         self._store(rec)
-        return self._log(
-            "upsert", rec["path"], None, rec, None if old is None else old.get("blake3"), cause
-        )
+        if not op.logged:
+            return None
+        before = op.before if old is None else old.get("blake3")
+        return self._log("upsert", rec["path"], None, rec, before, op.cause)
+
+    def forget(self, op: Forget) -> Change:
+        key = vault_key(op.path)
+        return self._log("delete", key, None, {"id": op.id}, op.before, op.cause)
 
     def delete(self, path: str, cause: str) -> Change | None:
         key = vault_key(path)
@@ -340,7 +378,9 @@ class Store:
                 batch = _Batch(tx, self.path)
                 for op in ops:
                     if isinstance(op, Upsert):
-                        batch.upsert(op.record, op.cause)
+                        batch.upsert(op)
+                    elif isinstance(op, Forget):
+                        batch.forget(op)
                     elif isinstance(op, Delete):
                         batch.delete(op.path, op.cause)
                     elif isinstance(op, Move):
@@ -348,13 +388,101 @@ class Store:
                     else:
                         raise TypeError(f"not a store operation: {op!r}")
                 batch.flush()
-                if not batch.changes:
+                if not batch.changes and not batch.quiet_writes():
                     # Roll back: a redb commit costs two fsyncs even when empty, and
                     # re-sending unchanged operations is the common case.
                     raise _Unchanged
                 return batch.changes
         except _Unchanged:
             return []
+
+    def carry_history(self, old: Snapshot) -> History:
+        """Copy an old store's history into this new, empty one: its changelog entries
+        as stored (hashes and all, so the chain goes on and an entry tampered with
+        stays visible; entries of a schema-1 store are chained on the way), its pruning
+        anchor and checkpoint. Entries are read in order up to the first that cannot be
+        (a damaged store). Returns what was carried and the vault as it left it."""
+        if self.readonly or self.head() != 0:
+            raise StoreError(f"history can only be carried into a new store: {self.path}")
+        history = History()
+        after, prev = 0, GENESIS
+        with self.backend.writing() as tx:
+            try:
+                anchor = old.meta_value(ANCHOR)
+                if anchor is not None:
+                    tx.put("meta", ANCHOR, codec.encode({"value": anchor}))
+                    after, prev = anchor_of({ANCHOR: anchor})
+                rows: list[tuple[Key, bytes]] = []
+                for path, value in old.checkpoint():
+                    history.state[path] = value
+                    rows.append((path, codec.encode(value)))
+                if rows:
+                    tx.put_many("checkpoint", rows)
+                while not history.lost and (batch := old.raw_changes(after, 10_000)):
+                    kept: list[tuple[Key, bytes]] = []
+                    for seq, blob in batch:
+                        entry = _checked_change(self.path, blob)
+                        if seq != after + 1 or entry is None:
+                            history.lost = True  # a gap, or an entry that does not decode
+                            break
+                        if entry.get("hash") is None:  # schema 1: chained now
+                            entry["hash"] = link(prev, entry)
+                            blob = codec.encode(entry)
+                        kept.append((seq, blob))
+                        replay(history.state, entry)
+                        after, prev = seq, str(entry["hash"])
+                    if kept:
+                        tx.put_many("changelog", kept)
+                        history.carried += len(kept)
+            except StoreError:  # the old file gives out: what was read is kept
+                history.lost = True
+            if history.carried:
+                tx.put("meta", TIP, codec.encode({"value": {"seq": after, "hash": prev}}))
+        return history
+
+    def prune(self, through: int) -> Change | None:
+        """Remove the changelog entries up to seq `through`, in one transaction, and
+        append an audited entry saying so (op "prune", path ""). The chain goes on: the
+        pruning anchor in meta keeps the seq and hash of the last entry removed, which
+        the oldest kept entry links to, and the checkpoint table the vault as those
+        entries left it (paths, ids, blake3), so `manifest --as-of` still answers for
+        any time after the anchor. None when nothing is that old."""
+        if self.readonly:
+            raise StoreError(f"store is open read-only: {self.path}")
+        with self.backend.writing() as tx:
+            batch = _Batch(tx, self.path)
+            anchor = _meta(tx, self.path, ANCHOR) or {}
+            after = anchor_of({ANCHOR: anchor})[0]
+            through = min(through, batch.next_seq - 1)
+            if through <= after:
+                return None
+            state = {str(k): codec.decode(v) for k, v in iter_scan(tx, "checkpoint")}
+            before = dict(state)
+            last: dict[str, Any] = {}
+            for seq, blob in iter_scan(tx, "changelog", start=after + 1):
+                if int(seq) > through:
+                    break
+                last = _decoded(self.path, blob, "change")
+                replay(state, last)
+                batch.pending["changelog"][seq] = None
+            removed = int(last["seq"]) - after
+            for path in before.keys() - state.keys():
+                batch.pending["checkpoint"][path] = None
+            for path, value in state.items():
+                if before.get(path) != value:
+                    batch.pending["checkpoint"][path] = codec.encode(value)
+            new_anchor = {
+                "seq": last["seq"],
+                "hash": last.get("hash"),
+                "ts": last["ts"],
+                "removed": int(anchor.get("removed", 0)) + removed,
+            }
+            batch.pending["meta"][ANCHOR] = codec.encode({"value": new_anchor})
+            change = batch._log(
+                "prune", "", None, {}, None, f"prune: {removed} entries through seq {last['seq']}"
+            )
+            batch.flush()
+            return change
 
     def set_meta(self, name: str, value: Any) -> None:
         """Record a JSON value in the meta table (and in self.meta)."""
@@ -460,6 +588,29 @@ class Store:
         return f"<Store {self.backend.name} {self.path} ({mode})>"
 
 
+def replay(state: dict[str, dict[str, Any]], entry: Mapping[str, Any]) -> None:
+    """Apply one changelog entry to a map of path -> {"id", "blake3"}."""
+    op, path = entry["op"], entry["path"]
+    if op == "delete":
+        state.pop(path, None)
+    elif op in ("upsert", "move"):
+        if op == "move" and entry.get("prev_path"):
+            state.pop(entry["prev_path"], None)
+        state[path] = {"id": entry["id"], "blake3": entry["blake3_after"]}
+
+
+def _meta(tx: Reader, file: Path, name: str) -> Any:
+    blob = tx.get("meta", name)
+    return None if blob is None else _decoded(file, blob, "meta")["value"]
+
+
+def _checked_change(file: Path, blob: bytes) -> dict[str, Any] | None:
+    try:
+        return _decoded(file, blob, "change")
+    except StoreCorruptError:
+        return None
+
+
 def _head(tx: Reader) -> int:
     last = tx.scan("changelog", reverse=True, limit=1)
     return int(last[0][0]) if last else 0
@@ -476,10 +627,7 @@ def _last(tx: Reader, file: Path) -> tuple[int, str | None]:
 
 def _anchor_hash(tx: Reader, file: Path) -> str:
     """What the first entry of an empty changelog links to."""
-    blob = tx.get("meta", ANCHOR)
-    if blob is None:
-        return GENESIS
-    return anchor_of({ANCHOR: _decoded(file, blob, "meta")["value"]})[1]
+    return anchor_of({ANCHOR: _meta(tx, file, ANCHOR)})[1]
 
 
 class Snapshot:
@@ -506,6 +654,23 @@ class Snapshot:
     def head(self) -> int:
         """The last changelog sequence, 0 when the changelog is empty."""
         return _head(self._tx)
+
+    def meta_value(self, name: str) -> Any:
+        """A meta value as of this snapshot, or None."""
+        return _meta(self._tx, self._file, name)
+
+    def checkpoint(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(path, {"id", "blake3"}) of the vault as the history stood at the pruning
+        anchor; nothing when the history was never pruned."""
+        for key, blob in iter_scan(self._tx, "checkpoint"):
+            try:
+                yield str(key), codec.decode(blob)
+            except ValueError as e:
+                raise StoreCorruptError(self._file, f"a checkpoint row cannot be read: {e}") from e
+
+    def raw_changes(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
+        """(seq, stored bytes) of the entries after seq, oldest first, undecoded."""
+        return [(int(k), v) for k, v in self._tx.scan("changelog", start=seq + 1, limit=limit)]
 
     def chain_head(self) -> tuple[int, str | None]:
         """(seq, hash) of the newest changelog entry: what a backup's manifest records
