@@ -660,3 +660,28 @@ def test_the_daemon_backs_up_on_schedule_and_survives_a_failed_backup(
         for daemon in (d, bad):
             if daemon.proc is not None:
                 assert daemon.stop() == 0
+
+
+def test_a_pruned_history_backs_up_and_restores_with_its_anchor(
+    indexed: tuple[Path, Path], tmp_path: Path, env: dict[str, str]
+) -> None:
+    """After `audit prune`, the archive holds the anchor and the checkpoint (every table
+    is copied): it verifies (the chain starts at the anchor), and the restored store
+    passes `audit verify` and its `manifest` is the original's."""
+    vault, data = indexed
+    for i in range(5):
+        (vault / f"edit {i}.md").write_text(f"# edit {i}\n")
+        assert cli(env, vault, data, "scan").returncode == 0
+    r = cli(env, vault, data, "audit", "prune", "--keep-entries", "3")
+    assert r.returncode == 0, r.stderr
+    with open_store(data, readonly=True) as store:
+        assert store.changes_after(0)[0].seq > 1  # pruned: the chain starts at an anchor
+    archive = backup(env, vault, data, str(tmp_path / "b"))
+    assert cli(env, vault, data, "backup", "--verify", str(archive)).returncode == 0
+    fresh = tmp_path / "fresh"
+    assert cli(env, vault, fresh, "restore", str(archive)).returncode == 0
+    r = cli(env, vault, fresh, "audit", "verify")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert changelog(fresh)[: len(changelog(data))] == changelog(data)
+    now = [cli(env, vault, d, "manifest").stdout for d in (data, fresh)]
+    assert now[0] == now[1] and "edit 4.md" in now[0]
