@@ -77,6 +77,14 @@ def _seconds(value: object, base: Path) -> float:
     return float(value)
 
 
+def _seconds_or_off(value: object, base: Path) -> float:
+    if isinstance(value, str) and value.strip() in ("0", "0.0", "off"):
+        return 0.0
+    if not isinstance(value, bool) and isinstance(value, int | float) and value == 0:
+        return 0.0
+    return _seconds(value, base)
+
+
 def _address(value: object, base: Path) -> str:
     text = str(value).strip()
     _, _, port = text.rpartition(":")
@@ -97,6 +105,17 @@ def _folder_name(value: object, base: Path) -> str:
     if not isinstance(value, str) or not value or "/" in value or value in (".", ".."):
         raise ValueError(f"must be a folder name inside the vault, not {value!r}")
     return value
+
+
+def _flag(value: object, base: Path) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, not {value!r}")
 
 
 def _classification(value: object, base: Path) -> str:
@@ -217,6 +236,40 @@ class Settings:
     log_retention: int = field(
         default=5, metadata=_about("rotated, compressed log files kept", _positive_int)
     )
+    key_file: Path | None = field(
+        default=None,
+        metadata=_about(
+            "a file holding the key of encrypted backups (64 hex digits; 0600, outside the "
+            "vault and the data dir); the OS keyring and a systemd credential come first",
+            _path,
+        ),
+    )
+    backup_dir: Path | None = field(
+        default=None,
+        metadata=_about(
+            "where `backup` writes its archives (default: <user data dir>/ccc-watch/backups/"
+            "<data dir name>)",
+            _path,
+        ),
+    )
+    backup_keep: int | None = field(
+        default=None,
+        metadata=_about(
+            "archives of this vault `backup` keeps; older ones are removed (default: all)",
+            _positive_int,
+        ),
+    )
+    backup_encrypt: bool = field(
+        default=False,
+        metadata=_about("encrypt backup archives (AES-256-GCM, key: see key_file)", _flag),
+    )
+    backup_interval: float = field(
+        default=0.0,
+        metadata=_about(
+            "seconds between the daemon's scheduled backups into backup_dir (0: off)",
+            _seconds_or_off,
+        ),
+    )
     history_keep_days: int = field(
         default=0,
         metadata=_about(
@@ -298,6 +351,24 @@ class Config(Settings):
         self._outside_vault(
             "log_file", path, "the log", "so that sync tools never copy it, nor the daemon index it"
         )
+        return path
+
+    def resolved_backup_dir(self) -> Path:
+        """backup_dir, or the default `<user data dir>/ccc-watch/backups/<data dir name>`:
+        beside the data dirs, not in one, so archives outlive a deleted data dir; never
+        inside the vault nor the data dir."""
+        data_dir = self.resolved_data_dir()
+        path = self.backup_dir
+        if path is None:
+            path = platformdirs.user_data_path(APP) / "backups" / data_dir.name
+        path = Path(path).resolve()
+        self._outside_vault(
+            "backup_dir", path, "backups", "so that sync tools never copy them half written"
+        )
+        if within(path, data_dir):
+            raise ConfigError(
+                "backup_dir", f"{path} is inside the data dir {data_dir}; backups must outlive it"
+            )
         return path
 
     def _outside_vault(self, key: str, path: Path, what: str, why: str) -> None:

@@ -311,6 +311,7 @@ def test_every_command_reports_a_bad_setting(ccc: Cli, name: str) -> None:
     positional = {
         "get": ["Welcome.md"], "sql": ["SELECT 1"], "export": ["--parquet", "out"],
         "audit": ["verify"], "history": ["Welcome.md"],
+        "restore": ["backup.tar"], "key": ["new", "new.key"],
     }  # fmt: skip
     positional = positional.get(name, [])
     proc = ccc.run(name, *positional, "--vault", ccc.vault, "--backend", "mysql")

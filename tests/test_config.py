@@ -191,6 +191,41 @@ LAYERS: dict[str, Layers] = {
         expect_env=lambda r: 2,
         expect_file=lambda r: 3,
     ),
+    **{
+        key: Layers(
+            flag=lambda r, key=key: str(r / f"{key}-flag"),
+            env=lambda r, key=key: str(r / f"{key}-env"),
+            file=lambda r, key=key: toml_str(r / f"{key}-file"),
+            expect_flag=lambda r, key=key: r / f"{key}-flag",
+            expect_env=lambda r, key=key: r / f"{key}-env",
+            expect_file=lambda r, key=key: r / f"{key}-file",
+        )
+        for key in ("key_file", "backup_dir")
+    },
+    "backup_keep": Layers(
+        flag=lambda r: "1",
+        env=lambda r: "2",
+        file=lambda r: "3",
+        expect_flag=lambda r: 1,
+        expect_env=lambda r: 2,
+        expect_file=lambda r: 3,
+    ),
+    "backup_encrypt": Layers(
+        flag=lambda r: "yes",
+        env=lambda r: "0",
+        file=lambda r: "true",
+        expect_flag=lambda r: True,
+        expect_env=lambda r: False,
+        expect_file=lambda r: True,
+    ),
+    "backup_interval": Layers(
+        flag=lambda r: "3600",
+        env=lambda r: "0",
+        file=lambda r: "86400",
+        expect_flag=lambda r: 3600.0,
+        expect_env=lambda r: 0.0,
+        expect_file=lambda r: 86400.0,
+    ),
     "history_keep_days": Layers(
         flag=lambda r: "7",
         env=lambda r: "30",

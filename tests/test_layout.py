@@ -20,6 +20,12 @@ ALLOWED: dict[str, set[str]] = {
     "procs": BASE,
     "vault": BASE | {"log"},  # log.safe: the one escaping of names for log lines
     "config": BASE,
+    # The backup key's sources: the key file is a setting, checked like the data dir.
+    "keys": BASE | {"config", "procs"},
+    # Archives of the store and the mirror: a raw copy of the store, the mirror built
+    # from it under the settings' policy (index), a reconcile after a restore (changes),
+    # the key (keys).
+    "backup": BASE | {"procs", "config", "store", "mirror", "changes", "keys", "index"},
     "index": BASE | {"config", "vault", "store", "log"},  # records are the store's type
     "store": BASE | {"vault", "procs", "_redb"},
     "log": BASE | {"config"},
@@ -27,12 +33,13 @@ ALLOWED: dict[str, set[str]] = {
     "changes": BASE | {"vault", "index", "store", "mirror", "log", "procs"},
     "daemon": BASE
     | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config"}
-    | {"history"},  # the daily pruning by the retention settings
+    | {"history"}  # the daily pruning by the retention settings
+    | {"backup"},  # backup.retention: when the last scheduled backup was
     "service": BASE | {"config"},
     "history": BASE | {"store"},  # reads the changelog, its chain and checkpoint
     "cli": BASE
     | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config", "daemon"}
-    | {"service", "history"},
+    | {"service", "history", "keys", "backup"},
 }
 
 

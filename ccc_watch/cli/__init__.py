@@ -20,6 +20,7 @@ from typing import NamedTuple, Protocol
 from ccc_watch import __version__
 from ccc_watch.cli import (
     audit,
+    backup,
     check,
     dump,
     export,
@@ -27,10 +28,12 @@ from ccc_watch.cli import (
     history,
     info,
     init,
+    key,
     log,
     manifest,
     mirror,
     rebuild,
+    restore,
     run,
     scan,
     service,
@@ -86,6 +89,9 @@ MODULES: tuple[CommandModule, ...] = (
     audit,
     history,
     manifest,
+    backup,
+    restore,
+    key,
 )
 # The command's name is its module's.
 COMMANDS: dict[str, Command] = {m.__name__.rpartition(".")[2]: Command(m, m.HELP) for m in MODULES}

@@ -28,6 +28,7 @@ from ccc_watch import config
 from ccc_watch.changes.events import EventTranslator
 from ccc_watch.changes.reconcile import reconcile
 from ccc_watch.daemon import audit, control, status
+from ccc_watch.daemon.backups import ScheduledBackups
 from ccc_watch.daemon.coalescer import Coalescer
 from ccc_watch.daemon.faults import Faults
 from ccc_watch.daemon.metrics import Metrics, Readings
@@ -84,6 +85,7 @@ class Daemon:
         self.scrub_at: float | None = None  # when the store is next scrubbed (I8)
         self.mirror_scrub: int | None = None  # the flusher's ticket for the mirror's
         self.flusher = MirrorFlusher(self.data_dir, cfg.backend, self.policy, cfg.flush_interval)
+        self.backups = ScheduledBackups(cfg)  # backup_interval: off by default
         self.watcher = Watcher(self.vault, self.rules, self.coalescer)
         self.lock: PidLock | None = None
         self.faults = Faults()  # what keeps the loop's work from being done, if anything
@@ -175,6 +177,7 @@ class Daemon:
             self._rebuild_store()  # at start-up: what fails here is the exit code
         self._start_watcher()  # first: what changes during the reconcile is queued
         self.flusher.start()
+        self.backups.start(self.store)
         logger.info("watching {} (pid {})", self.vault, os.getpid())
         try:
             return self._loop()
@@ -203,6 +206,7 @@ class Daemon:
         from here on only hurries the flusher (it flushes what is left, within seconds,
         unless hurried)."""
         self.signals.closing = True
+        self.backups.stop()
         try:
             self.watcher.stop()
         finally:
@@ -325,6 +329,7 @@ class Daemon:
         if time.monotonic() >= self._next_prune:
             self._prune_history()
             self._next_prune = time.monotonic() + PRUNE_INTERVAL
+        self.backups.tick()
 
     def _prune_history(self) -> None:
         """Let go of the history entries the retention settings no longer keep (one
