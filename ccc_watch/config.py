@@ -181,6 +181,14 @@ class Settings:
         default="INTERNAL",
         metadata=_about("classification of notes whose frontmatter gives none", _classification),
     )
+    confidential_text: str = field(
+        default="drop",
+        metadata=_about(
+            "what a CONFIDENTIAL note's record does with its text: drop it (default) or seal "
+            "it, encrypted under the vault's key (see key_file), for `get --reveal`",
+            _choice("drop", "seal"),
+        ),
+    )
     settle: float = field(
         default=0.2,
         metadata=_about(

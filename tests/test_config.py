@@ -156,6 +156,14 @@ LAYERS: dict[str, Layers] = {
         expect_env=lambda r: "SECRET",
         expect_file=lambda r: "CONFIDENTIAL",
     ),
+    "confidential_text": Layers(
+        flag=lambda r: "seal",
+        env=lambda r: "drop",
+        file=lambda r: '"seal"',
+        expect_flag=lambda r: "seal",
+        expect_env=lambda r: "drop",
+        expect_file=lambda r: "seal",
+    ),
     **{
         key: Layers(
             flag=lambda r: "0.5",
@@ -504,6 +512,9 @@ BAD_VALUES: list[tuple[str, str, str]] = [
     ("log_max_bytes", "0", "0"),
     ("log_retention", "0", "0"),
     ("log_retention", "-2", "-2"),
+    ("confidential_text", "encrypt", '"encrypt"'),
+    ("confidential_text", "SEAL", '"SEAL"'),
+    ("confidential_text", "true", "true"),
 ]
 
 
