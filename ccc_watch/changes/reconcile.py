@@ -13,6 +13,7 @@ drift, and so is every note whose level is unsure.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from loguru import logger
 from ccc_watch.index.indexer import Indexer
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.index.pool import chunks, indexing
+from ccc_watch.keys import key_for
 from ccc_watch.log.drift import Drift, DriftKind, conflict_original
 from ccc_watch.log.safe import shown
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
@@ -160,7 +162,7 @@ def reconcile(
         del gone[path]
         logger.debug("reconcile: {} is evicted to iCloud: its record is kept", shown(path))
     movable = {p: r for p, r in gone.items() if not rules.is_ignored(p)}
-    paired = pair_moves(movable, new_records, ops, cause="reconcile")
+    paired = pair_moves(movable, new_records, ops, cause="reconcile", policy=policy)
     private = policy.private_classifications
     for new, old in paired:
         gone.pop(old or "", None)
@@ -212,10 +214,13 @@ def scan(cfg: Config) -> ReconcileResult:
     data_dir = cfg.resolved_data_dir()
     policy = IndexPolicy.from_settings(cfg)
     with open_store(data_dir, backend=cfg.backend, vault_root=vault) as store:
+        vault_id = str(store.meta["vault_id"])
+        # Under "seal" with no key: nothing is read or written (exit 78).
+        keyed = policy.keyed_for(vault_id, functools.partial(key_for, cfg))
         result = reconcile(
             vault,
             store,
-            Indexer(vault, str(store.meta["vault_id"]), policy),
+            Indexer(vault, vault_id, keyed),
             IgnoreRules.from_settings(vault, cfg),
             offline=True,
             previous_scan_ns=store.meta.get("last_scan_started_ns"),
@@ -241,12 +246,17 @@ def scan(cfg: Config) -> ReconcileResult:
 
 
 def pair_moves(
-    gone: dict[str, Record], fresh: list[Record], ops: list[Operation], cause: str
+    gone: dict[str, Record],
+    fresh: list[Record],
+    ops: list[Operation],
+    cause: str,
+    policy: IndexPolicy,
 ) -> list[tuple[Record, str | None]]:
     """Append the operations for new records to ops: a record whose content equals one
-    that disappeared (same blake3) becomes a Move plus an Upsert keeping that note's id,
-    any other an Upsert. Returns (new record, path it moved from or None) for each.
-    Used by reconcile and by the daemon for deletes and creates seen in one window."""
+    that disappeared (same blake3) becomes a Move plus an Upsert keeping that note's id
+    (its sealed text sealed anew for that id, by the policy it was indexed under), any
+    other an Upsert. Returns (new record, path it moved from or None) for each. Used by
+    reconcile and by the daemon for deletes and creates seen in one window."""
     by_hash: dict[str, list[str]] = {}
     for path, rec in gone.items():
         if rec.get("blake3"):
@@ -257,7 +267,7 @@ def pair_moves(
         old = candidates.pop(0) if candidates else None
         if old is not None:
             ops.append(Move(old, new["path"], cause=cause))
-            ops.append(Upsert(dict(new, id=gone[old]["id"]), cause=cause))
+            ops.append(Upsert(policy.reidentified(new, gone[old]["id"]), cause=cause))
         else:
             ops.append(Upsert(new, cause=cause))
         paired.append((new, old))
