@@ -39,7 +39,7 @@ from ccc_watch.errors import (
 from ccc_watch.index.indexer import IndexResult
 from ccc_watch.index.policy import IndexPolicy, KeySource
 from ccc_watch.index.pool import chunks, indexing
-from ccc_watch.keys import key_for
+from ccc_watch.keys import NoKeyError, key_for
 from ccc_watch.log.drift import Drift
 from ccc_watch.procs import owner_pid, pid_alive, replace_durably, running_pid, secure_dir
 from ccc_watch.store import (
@@ -269,7 +269,12 @@ def rebuild(
     known = previous.known
     vault_id = previous.vault_id or str(uuid.uuid4())
     # Before any file is read: under "seal" with no key, nothing is indexed (exit 78).
-    policy = (policy or IndexPolicy()).keyed_for(vault_id, seal_key)
+    try:
+        policy = (policy or IndexPolicy()).keyed_for(vault_id, seal_key)
+    except NoKeyError:
+        if previous.vault_id is not None:
+            raise
+        raise NoKeyError(vault_id, new_vault=True) from None  # an id not kept anywhere
     rules = rules or IgnoreRules.load(vault)
     walked = walk(vault, rules)
     report.skipped = [{"path": p, "reason": r} for p, r in walked.skipped]
