@@ -395,3 +395,30 @@ def test_verify_deep_is_clean_with_seal_and_catches_sealed_text_tampered_with(
     # A rebuild recreates every sealed field from the vault.
     ok(run(env, vault, data, "rebuild", key=key))
     assert ok(run(env, vault, data, "verify", "--deep", key=key)).endswith("verify: clean\n")
+
+
+def test_a_note_sealed_again_unchanged_is_no_change(tmp_path: Path, env: dict[str, str]) -> None:
+    """Every sealing has a fresh nonce, yet a note indexed again with the same text and
+    key is no change: the store writes nothing and logs no changelog entry, a rebuild
+    counts it unchanged; a change of its text, or of the key, is a change."""
+    mc = markers("c")
+    vault = vault_of(tmp_path, {"c.md": note_text(mc, CONFIDENTIAL)}, fillers=3)
+    key = the_key(make_key(tmp_path, "k"))
+    policy = IndexPolicy(confidential_text="seal").keyed_for("v", lambda _: key)
+    with open_store(tmp_path / "data") as store:
+        indexer = Indexer(vault, str(store.meta["vault_id"]), policy)
+        first, again = (indexer.index("c.md").record for _ in range(2))
+        assert first is not None and again is not None
+        assert first["sealed"]["nonce"] != again["sealed"]["nonce"]
+        assert store.upsert(first) is not None
+        assert store.upsert(again) is None and store.head() == 1
+        other = IndexPolicy(confidential_text="seal").keyed_for("v", lambda _: os.urandom(32))
+        rekeyed = Indexer(vault, indexer.vault_id, other).index("c.md").record
+        assert rekeyed is not None and store.upsert(rekeyed) is not None
+        (vault / "c.md").write_text(note_text(mc, CONFIDENTIAL).replace("text", "texts"))
+        assert store.upsert(indexer.index("c.md").record) is not None
+
+    data, key_path = tmp_path / "data2", make_key(tmp_path, "k2")
+    ok(run(env, vault, data, "rebuild", key=key_path))
+    report = json.loads(ok(run(env, vault, data, "rebuild", "--json", key=key_path)))
+    assert (report["changed"], report["unchanged"]) == (0, 4), report
