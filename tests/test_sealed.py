@@ -261,6 +261,7 @@ def test_a_daemon_seals_through_edits_renames_and_a_note_made_confidential(
     d = sealing_daemon
     vault, data = d.vault, d.data
     ma, ma2, mb = markers("a"), markers("a2"), markers("b")
+    (vault / "notes").mkdir()  # watched from the start: the rename is one move event
     (vault / "a.md").write_text(note_text(ma, CONFIDENTIAL))
     (vault / "b.md").write_text(note_text(mb))  # INTERNAL: its text is in the files
     watch = Watch(data, [ma, ma2])
@@ -274,7 +275,6 @@ def test_a_daemon_seals_through_edits_renames_and_a_note_made_confidential(
         wait_until(lambda: ma2["body"] in str((_reveal(d, "a.md") or {}).get("body")), "edit")
         if mode == "stopped":
             assert d.stop() == 0
-        (vault / "notes").mkdir()
         os.rename(vault / "a.md", vault / "notes" / "renamed.md")
         if mode == "stopped":
             d.start()
