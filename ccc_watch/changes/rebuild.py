@@ -10,7 +10,6 @@ rebuild of an unchanged vault reproduces every record apart from `indexed_at`.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shutil
 import sys
@@ -37,9 +36,8 @@ from ccc_watch.errors import (
     StorePermissionError,
 )
 from ccc_watch.index.indexer import IndexResult
-from ccc_watch.index.policy import IndexPolicy, KeySource
+from ccc_watch.index.policy import IndexPolicy, KeySource, key_source
 from ccc_watch.index.pool import chunks, indexing
-from ccc_watch.keys import NoKeyError, key_for
 from ccc_watch.log.drift import Drift
 from ccc_watch.procs import owner_pid, pid_alive, replace_durably, running_pid, secure_dir
 from ccc_watch.store import (
@@ -269,12 +267,9 @@ def rebuild(
     known = previous.known
     vault_id = previous.vault_id or str(uuid.uuid4())
     # Before any file is read: under "seal" with no key, nothing is indexed (exit 78).
-    try:
-        policy = (policy or IndexPolicy()).keyed_for(vault_id, seal_key)
-    except NoKeyError:
-        if previous.vault_id is not None:
-            raise
-        raise NoKeyError(vault_id, new_vault=True) from None  # an id not kept anywhere
+    policy = (policy or IndexPolicy()).keyed_for(
+        vault_id, seal_key, new_vault=previous.vault_id is None
+    )
     rules = rules or IgnoreRules.load(vault)
     walked = walk(vault, rules)
     report.skipped = [{"path": p, "reason": r} for p, r in walked.skipped]
@@ -364,7 +359,7 @@ def rebuild_vault(
         policy=policy,
         rules=IgnoreRules.from_settings(vault, cfg),
         dry_run=dry_run,
-        seal_key=functools.partial(key_for, cfg),
+        seal_key=key_source(cfg),
     )
     if not report.dry_run:
         # Imported here: the daemon imports this module and must not load DuckDB.

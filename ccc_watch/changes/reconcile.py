@@ -13,7 +13,6 @@ drift, and so is every note whose level is unsure.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,9 +23,8 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from ccc_watch.index.indexer import Indexer
-from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.index.policy import IndexPolicy, key_source
 from ccc_watch.index.pool import chunks, indexing
-from ccc_watch.keys import key_for
 from ccc_watch.log.drift import Drift, DriftKind, conflict_original
 from ccc_watch.log.safe import shown
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
@@ -216,7 +214,7 @@ def scan(cfg: Config) -> ReconcileResult:
     with open_store(data_dir, backend=cfg.backend, vault_root=vault) as store:
         vault_id = str(store.meta["vault_id"])
         # Under "seal" with no key: nothing is read or written (exit 78).
-        keyed = policy.keyed_for(vault_id, functools.partial(key_for, cfg))
+        keyed = policy.keyed_for(vault_id, key_source(cfg))
         result = reconcile(
             vault,
             store,

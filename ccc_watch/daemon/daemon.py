@@ -15,7 +15,6 @@ signals, the status file; the translation of events into store operations is in
 
 from __future__ import annotations
 
-import functools
 import os
 import random
 import time
@@ -38,8 +37,7 @@ from ccc_watch.daemon.signals import Interrupted, Signals
 from ccc_watch.daemon.watcher import Watcher
 from ccc_watch.errors import CccWatchError, ConfigError, StoreCorruptError, StoreError
 from ccc_watch.index.indexer import Indexer
-from ccc_watch.index.policy import IndexPolicy, KeySource
-from ccc_watch.keys import key_for
+from ccc_watch.index.policy import IndexPolicy, KeySource, key_source
 from ccc_watch.log import sinks as logs
 from ccc_watch.log.drift import Drift
 from ccc_watch.mirror.flusher import MirrorFlusher
@@ -166,7 +164,7 @@ class Daemon:
 
     def _key_source(self) -> KeySource:
         """The vault's key by vault id, from the sources the settings name."""
-        return functools.partial(key_for, self.cfg)
+        return key_source(self.cfg)
 
     def _run(self) -> int:
         # Held open, the root's inode cannot be reused by a folder made in its place
@@ -445,7 +443,7 @@ class Daemon:
         new_cfg = self.cfg.reloaded(cfg)
         try:  # a policy that seals needs the key now: without it, keep the old settings
             policy = IndexPolicy.from_settings(new_cfg)
-            policy = policy.keyed_for(vault_id, functools.partial(key_for, new_cfg))
+            policy = policy.keyed_for(vault_id, key_source(new_cfg))
         except CccWatchError as e:
             logger.error("configuration not reloaded: {}", e)
             return

@@ -4,6 +4,7 @@ is shared by the indexer, the store's writers and the mirror."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -12,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
-from ccc_watch.config import CLASSIFICATIONS, Settings
+from ccc_watch.config import CLASSIFICATIONS, Config, Settings
 from ccc_watch.index.seal import SEALED, Sealer
-from ccc_watch.keys import NoKeyError
+from ccc_watch.keys import NoKeyError, key_for
 
 PRIVATE = frozenset({"CONFIDENTIAL", "SECRET"})  # their text never reaches a database
 # A private level whose records keep only the file's facts: not even the note's shape.
@@ -26,6 +27,14 @@ _ERROR_LINE = re.compile(r"line \d+")
 # What a CONFIDENTIAL record does with the text it drops (the confidential_text setting).
 CONFIDENTIAL_TEXT = ("drop", "seal")
 KeySource = Callable[[str], bytes]  # the vault's key, given its vault id
+
+
+def key_source(cfg: Config) -> KeySource:
+    """The vault's key by vault id, from the sources the settings name (keys.key_for:
+    the OS keyring, a systemd credential, key_file)."""
+    return functools.partial(key_for, cfg)
+
+
 RECORD_TYPES = ("Log", "Template", "AgentPrompt", "StructuredData", "Metadata", "Index")
 
 
@@ -88,15 +97,24 @@ class IndexPolicy:
         """Whether CONFIDENTIAL records keep their dropped text sealed."""
         return self.confidential_text == "seal"
 
-    def keyed_for(self, vault_id: str, key_source: KeySource | None) -> IndexPolicy:
+    def keyed_for(
+        self, vault_id: str, key_source: KeySource | None, new_vault: bool = False
+    ) -> IndexPolicy:
         """This policy ready to index the vault: with its key read (once) from
         key_source when it seals. NoKeyError when it seals and no key is available:
-        indexing never falls back to storing the text, nor silently to dropping it."""
+        indexing never falls back to storing the text, nor silently to dropping it.
+        new_vault: the vault id is not kept anywhere yet (a first rebuild), so the
+        error does not send the user to the keyring with it."""
         if not self.seals or self.sealer is not None:
             return self
-        if key_source is None:
-            raise NoKeyError(vault_id)
-        return replace(self, sealer=Sealer(key_source(vault_id)))
+        try:
+            if key_source is None:
+                raise NoKeyError(vault_id)
+            return replace(self, sealer=Sealer(key_source(vault_id)))
+        except NoKeyError:
+            if not new_vault:
+                raise
+            raise NoKeyError(vault_id, new_vault=True) from None
 
     def sealable(self, level: object) -> bool:
         """Whether a record of this level keeps its dropped text sealed: CONFIDENTIAL
