@@ -239,8 +239,9 @@ class Settings:
     key_file: Path | None = field(
         default=None,
         metadata=_about(
-            "a file holding the key of encrypted backups (64 hex digits; 0600, outside the "
-            "vault and the data dir); the OS keyring and a systemd credential come first",
+            "a file holding the vault's key, of encrypted backups and sealed text (64 hex "
+            "digits; 0600, outside the vault and the data dir); the OS keyring and a systemd "
+            "credential come first",
             _path,
         ),
     )
