@@ -1,11 +1,10 @@
-"""Make the vault's key, which encrypts backups and seals CONFIDENTIAL text under
-confidential_text = "seal": `ccc-watch key new FILE` writes 32 random bytes as
+"""Make the key that encrypts backups: `ccc-watch key new FILE` writes 32 random bytes as
 64 hexadecimal digits to a new file, 0600, never over an existing one. Where ccc-watch
 looks for the key, in this order: the OS keyring (service ccc-watch, user the vault id,
 as `ccc-watch info` shows it), the systemd credential ccc-watch.key, the key file named
 by --key-file / CCC_WATCH_KEY_FILE / key_file. Keep a copy of the key away from the
 machine: without it, an encrypted archive cannot be restored (the vault itself never
-depends on it).
+depends on it). The same key seals CONFIDENTIAL text under confidential_text = seal.
 """
 
 from __future__ import annotations
