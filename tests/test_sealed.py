@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -422,3 +423,44 @@ def test_a_note_sealed_again_unchanged_is_no_change(tmp_path: Path, env: dict[st
     ok(run(env, vault, data, "rebuild", key=key_path))
     report = json.loads(ok(run(env, vault, data, "rebuild", "--json", key=key_path)))
     assert (report["changed"], report["unchanged"]) == (0, 4), report
+
+
+def test_sighup_to_seal_needs_the_key_and_then_reseals_every_note(
+    sealing_daemon: Daemon, tmp_path: Path
+) -> None:
+    """A daemon indexing under `drop` told by SIGHUP to `seal` with no key keeps its
+    settings (an ERROR line, no change); with a key it takes them, and the policy change
+    seals every CONFIDENTIAL note at the reconcile the reload asks for."""
+    d = sealing_daemon
+    key = Path(d.env.pop("CCC_WATCH_KEY_FILE"))
+    del d.env["CCC_WATCH_CONFIDENTIAL_TEXT"]  # from the config file alone
+    conf = tmp_path / "config.toml"
+    conf.write_text('confidential_text = "drop"\n')
+    d.env["CCC_WATCH_CONFIG"] = str(conf)
+    d.run_args = ["--log-file", str(tmp_path / "file.log")]
+    notes = {f"c{i}.md": markers(f"c{i}") for i in range(3)}
+    for name, m in notes.items():
+        (d.vault / name).write_text(note_text(m, CONFIDENTIAL))
+    d.start()
+    wait_until(lambda: set(notes) <= set(d.records()), "the notes indexed")
+    assert not any("sealed" in r for r in d.records().values())
+
+    def logged(text: str) -> bool:
+        log = tmp_path / "file.log"
+        return log.exists() and text in log.read_text()
+
+    assert d.proc is not None
+    conf.write_text('confidential_text = "seal"\n')
+    d.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: logged("configuration not reloaded"), "the reload refused")
+    assert d.status()["state"] == "watching"
+    assert not any("sealed" in r for r in d.records().values())
+
+    conf.write_text(f'confidential_text = "seal"\nkey_file = "{key}"\n')
+    d.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: all("sealed" in d.records()[n] for n in notes), "every note sealed", BOUND)
+    for name, m in notes.items():
+        rec = _reveal(d, name)
+        assert rec is not None and set(leaked(json.dumps(rec).encode(), m)) == set(CHANNELS)
+        assert leaks_in(d.data, m) is None
+    assert d.stop() == 0

@@ -176,11 +176,9 @@ def _sealed_differences(
     if stored is None and wanted is None:
         return []
     if stored is None or wanted is None or sealer is None:
-        why = (
-            "the policy seals it, the record has no sealed text"
-            if stored is None
-            else ("the record has sealed text the policy does not keep")
-        )
+        why = "the record has sealed text the policy does not keep"
+        if stored is None:
+            why = "the policy seals it, the record has no sealed text"
         return [Difference("store", "stale-record", key, f"sealed: {why}")]
     try:
         opened = sealer.open(stored, rec.get("id"), rec.get("blake3"), key)

@@ -149,9 +149,9 @@ class Daemon:
         store = open_store(self.data_dir, backend=self.cfg.backend, vault_root=self.vault)
         try:
             vault_id = str(store.meta["vault_id"])
-            # Under "seal", the key is read here once (at start; again only after a
-            # reload or a rebuild that made a new store): none is a NoKeyError (exit
-            # 78) before anything is indexed.
+            # Under "seal", the key is read here at start (a keyed policy is kept
+            # across reopens; a SIGHUP builds, and keys, a new one): none is a
+            # NoKeyError (exit 78) before anything is indexed.
             self.policy = self.policy.keyed_for(vault_id, self._key_source())
             self.indexer = Indexer(self.vault, vault_id, self.policy)
         except BaseException:
