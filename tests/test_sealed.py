@@ -25,6 +25,7 @@ from test_privacy import CHANNELS, files_under, leaked, leaks_in, markers, note_
 
 from ccc_watch.index.indexer import Indexer
 from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.index.pool import PARALLEL_MIN_FILES
 from ccc_watch.index.seal import Sealer, key_id
 from ccc_watch.keys import new_key_file, parse_key
 from ccc_watch.store import codec, open_store
@@ -310,7 +311,9 @@ def test_a_new_key_reseals_every_note_at_the_next_scan_and_rebuild(
     holds the key id) re-seals every CONFIDENTIAL note, and so does `rebuild`; each
     then opens with the new key only, with all its text."""
     notes = {f"c{i:02d}.md": markers(f"c{i:02d}") for i in range(12)}
-    vault = vault_of(tmp_path, {n: note_text(m, CONFIDENTIAL) for n, m in notes.items()})
+    # Over PARALLEL_MIN_FILES: rebuild and scan index in worker processes (forked).
+    texts = {n: note_text(m, CONFIDENTIAL) for n, m in notes.items()}
+    vault = vault_of(tmp_path, texts, fillers=PARALLEL_MIN_FILES)
     data = tmp_path / "data"
     first, second, third = (make_key(tmp_path, n) for n in ("first", "second", "third"))
     ok(run(env, vault, data, "rebuild", key=first))
@@ -441,6 +444,8 @@ def test_sighup_to_seal_needs_the_key_and_then_reseals_every_note(
     notes = {f"c{i}.md": markers(f"c{i}") for i in range(3)}
     for name, m in notes.items():
         (d.vault / name).write_text(note_text(m, CONFIDENTIAL))
+    for i in range(PARALLEL_MIN_FILES):  # the reload's reconcile spawns worker processes
+        (d.vault / f"more {i:03d}.md").write_text(f"# more {i}\n")
     d.start()
     wait_until(lambda: set(notes) <= set(d.records()), "the notes indexed")
     assert not any("sealed" in r for r in d.records().values())
