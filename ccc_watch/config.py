@@ -189,6 +189,14 @@ class Settings:
         default="INTERNAL",
         metadata=_about("classification of notes whose frontmatter gives none", _classification),
     )
+    confidential_text: str = field(
+        default="drop",
+        metadata=_about(
+            "what a CONFIDENTIAL note's record does with its text: drop it (default) or seal "
+            "it, encrypted under the vault's key (see key_file), for `get --reveal`",
+            _choice("drop", "seal"),
+        ),
+    )
     settle: float = field(
         default=0.2,
         metadata=_about(
@@ -239,8 +247,9 @@ class Settings:
     key_file: Path | None = field(
         default=None,
         metadata=_about(
-            "a file holding the key of encrypted backups (64 hex digits; 0600, outside the "
-            "vault and the data dir); the OS keyring and a systemd credential come first",
+            "a file holding the vault's key, of encrypted backups and sealed text (64 hex "
+            "digits; 0600, outside the vault and the data dir); the OS keyring and a systemd "
+            "credential come first",
             _path,
         ),
     )

@@ -40,13 +40,19 @@ _MAX_KEY_FILE = 4096  # a key is 65 bytes: anything longer is no key file
 class NoKeyError(ConfigError):
     """No source holds a key for the vault."""
 
-    def __init__(self, vault_id: str) -> None:
+    def __init__(self, vault_id: str, new_vault: bool = False) -> None:
+        keyring = (
+            "the OS keyring (once `ccc-watch init` has given the vault its id, which "
+            "`ccc-watch info` shows)"
+            if new_vault
+            else f"the OS keyring (service {SERVICE}, user {vault_id})"
+        )
+        name = "this new index" if new_vault else vault_id
         super().__init__(
             "key",
-            f"no key for vault {vault_id}: put one in the OS keyring (service {SERVICE}, "
-            f"user {vault_id}), give the service a systemd credential named {CREDENTIAL}, "
-            "or name a key file with --key-file, CCC_WATCH_KEY_FILE or key_file "
-            "(`ccc-watch key new FILE` makes one)",
+            f"no key for vault {name}: put one in {keyring}, give the service a systemd "
+            f"credential named {CREDENTIAL}, or name a key file with --key-file, "
+            "CCC_WATCH_KEY_FILE or key_file (`ccc-watch key new FILE` makes one)",
         )
 
 

@@ -156,6 +156,14 @@ LAYERS: dict[str, Layers] = {
         expect_env=lambda r: "SECRET",
         expect_file=lambda r: "CONFIDENTIAL",
     ),
+    "confidential_text": Layers(
+        flag=lambda r: "seal",
+        env=lambda r: "drop",
+        file=lambda r: '"seal"',
+        expect_flag=lambda r: "seal",
+        expect_env=lambda r: "drop",
+        expect_file=lambda r: "seal",
+    ),
     **{
         key: Layers(
             flag=lambda r: "0.5",
@@ -523,6 +531,9 @@ BAD_VALUES: list[tuple[str, str, str]] = [
     ("history_keep_days", "-1", "-1"),
     ("history_keep_days", "a week", '"a week"'),
     ("history_keep_entries", "1.5", "1.5"),
+    ("confidential_text", "encrypt", '"encrypt"'),
+    ("confidential_text", "SEAL", '"SEAL"'),
+    ("confidential_text", "true", "true"),
 ]
 
 

@@ -26,7 +26,8 @@ ALLOWED: dict[str, set[str]] = {
     # from it under the settings' policy (index), a reconcile after a restore (changes),
     # the key (keys).
     "backup": BASE | {"procs", "config", "store", "mirror", "changes", "keys", "index"},
-    "index": BASE | {"config", "vault", "store", "log"},  # records are the store's type
+    # records are the store's type; a policy that seals reads the vault's key (keys)
+    "index": BASE | {"config", "vault", "store", "log", "keys"},
     "store": BASE | {"vault", "procs", "_redb"},
     "log": BASE | {"config"},
     "mirror": BASE | {"store", "index", "procs", "log"},

@@ -98,7 +98,7 @@ class EventTranslator:
                 if policy.became_private(before, record.get("classification")):
                     out.privatized.append(key)
         # A delete and a create of the same content in one settle window is a move.
-        for rec, source in pair_moves(gone, fresh, out.ops, cause="event"):
+        for rec, source in pair_moves(gone, fresh, out.ops, cause="event", policy=policy):
             gone.pop(source or "", None)
             shadowed = conflict_original(rec["path"])
             if shadowed is not None:

@@ -41,7 +41,7 @@ from ccc_watch.errors import (
     StorePermissionError,
 )
 from ccc_watch.index.indexer import IndexResult
-from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.index.policy import IndexPolicy, KeySource, key_source
 from ccc_watch.index.pool import chunks, indexing
 from ccc_watch.log.drift import Drift
 from ccc_watch.procs import owner_pid, pid_alive, replace_durably, running_pid, secure_dir
@@ -58,7 +58,7 @@ from ccc_watch.store import (
     store_file,
 )
 from ccc_watch.store.backend import damage_note
-from ccc_watch.store.store import VOLATILE_FIELDS
+from ccc_watch.store.store import comparable
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.walk import walk
 
@@ -134,9 +134,9 @@ _REPORT_FIELDS: dict[str, Callable[[object], bool]] = {
 
 
 def _fingerprint(record: Record) -> bytes:
-    """A digest of a record without its volatile fields, to compare old and new cheaply."""
-    stable = {k: v for k, v in record.items() if k not in VOLATILE_FIELDS}
-    return blake3.blake3(codec.encode(stable)).digest()
+    """A digest of a record as the store compares it (no volatile fields, sealed text by
+    its key and digest), to compare old and new cheaply."""
+    return blake3.blake3(codec.encode(comparable(record))).digest()
 
 
 @dataclass
@@ -288,12 +288,14 @@ def rebuild(
     workers: int | None = None,
     on_batch: Callable[[int], None] | None = None,
     source: Store | None = None,
+    seal_key: KeySource | None = None,
 ) -> RebuildReport:
     """Index every file of the vault into a new store and swap it in (unless dry_run).
 
     Ids come from the old store (what can still be read of it when it is damaged; a
     damaged file is moved aside first), or from source when given: a store still open
-    whose file is gone (the daemon's, when its data dir was deleted).
+    whose file is gone (the daemon's, when its data dir was deleted). seal_key gives
+    the vault's key (by vault id) when the policy seals and has no key yet.
     """
     started = time.perf_counter()
     pid = running_pid(data_dir)
@@ -314,6 +316,10 @@ def rebuild(
     previous = _previous(data_dir, backend, source)
     known = previous.known
     vault_id = previous.vault_id or str(uuid.uuid4())
+    # Before any file is read: under "seal" with no key, nothing is indexed (exit 78).
+    policy = (policy or IndexPolicy()).keyed_for(
+        vault_id, seal_key, new_vault=previous.vault_id is None
+    )
     rules = rules or IgnoreRules.load(vault)
     walked = walk(vault, rules)
     report.skipped = [{"path": p, "reason": r} for p, r in walked.skipped]
@@ -333,7 +339,6 @@ def rebuild(
         )
     tasks = [(f.key, str(f.path), known.get(f.key, (None, b""))[0]) for f in files]
     seen_keys: set[str] = set()
-    policy = policy or IndexPolicy()
     # The pool is forked before any database is open in this process.
     with indexing(vault, vault_id, policy, len(files), workers) as index_many:
         new_store = None
@@ -410,6 +415,7 @@ def rebuild_vault(
         policy=policy,
         rules=IgnoreRules.from_settings(vault, cfg),
         dry_run=dry_run,
+        seal_key=key_source(cfg),
     )
     if not report.dry_run:
         # Imported here: the daemon imports this module and must not load DuckDB.

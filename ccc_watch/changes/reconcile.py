@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from ccc_watch.index.indexer import Indexer
-from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.index.policy import IndexPolicy, key_source
 from ccc_watch.index.pool import chunks, indexing
 from ccc_watch.log.drift import Drift, DriftKind, conflict_original
 from ccc_watch.log.safe import shown
@@ -167,7 +167,7 @@ def reconcile(
         ops.append(Move(was, now, cause="reconcile"))
         drift.append(Drift(kind("created-offline"), now, f"moved from {was}"))
     movable = {p: r for p, r in gone.items() if not rules.is_ignored(p)}
-    paired = pair_moves(movable, new_records, ops, cause="reconcile")
+    paired = pair_moves(movable, new_records, ops, cause="reconcile", policy=policy)
     private = policy.private_classifications
     for new, old in paired:
         gone.pop(old or "", None)
@@ -219,10 +219,13 @@ def scan(cfg: Config) -> ReconcileResult:
     data_dir = cfg.resolved_data_dir()
     policy = IndexPolicy.from_settings(cfg)
     with open_store(data_dir, backend=cfg.backend, vault_root=vault) as store:
+        vault_id = str(store.meta["vault_id"])
+        # Under "seal" with no key: nothing is read or written (exit 78).
+        keyed = policy.keyed_for(vault_id, key_source(cfg))
         result = reconcile(
             vault,
             store,
-            Indexer(vault, str(store.meta["vault_id"]), policy),
+            Indexer(vault, vault_id, keyed),
             IgnoreRules.from_settings(vault, cfg),
             offline=True,
             previous_scan_ns=store.meta.get("last_scan_started_ns"),
@@ -266,12 +269,17 @@ def _renamed_lately(
 
 
 def pair_moves(
-    gone: dict[str, Record], fresh: list[Record], ops: list[Operation], cause: str
+    gone: dict[str, Record],
+    fresh: list[Record],
+    ops: list[Operation],
+    cause: str,
+    policy: IndexPolicy,
 ) -> list[tuple[Record, str | None]]:
     """Append the operations for new records to ops: a record whose content equals one
-    that disappeared (same blake3) becomes a Move plus an Upsert keeping that note's id,
-    any other an Upsert. Returns (new record, path it moved from or None) for each.
-    Used by reconcile and by the daemon for deletes and creates seen in one window."""
+    that disappeared (same blake3) becomes a Move plus an Upsert keeping that note's id
+    (its sealed text sealed anew for that id, by the policy it was indexed under), any
+    other an Upsert. Returns (new record, path it moved from or None) for each. Used by
+    reconcile and by the daemon for deletes and creates seen in one window."""
     by_hash: dict[str, list[str]] = {}
     for path, rec in gone.items():
         if rec.get("blake3"):
@@ -282,7 +290,7 @@ def pair_moves(
         old = candidates.pop(0) if candidates else None
         if old is not None:
             ops.append(Move(old, new["path"], cause=cause))
-            ops.append(Upsert(dict(new, id=gone[old]["id"]), cause=cause))
+            ops.append(Upsert(policy.reidentified(new, gone[old]["id"]), cause=cause))
         else:
             ops.append(Upsert(new, cause=cause))
         paired.append((new, old))

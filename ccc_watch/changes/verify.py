@@ -24,7 +24,8 @@ from typing import Any
 
 from ccc_watch.errors import StoreMissingError
 from ccc_watch.index.indexer import Indexer
-from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.index.policy import IndexPolicy, KeySource
+from ccc_watch.index.seal import SEALED, Sealer, SealError
 from ccc_watch.log.safe import shown
 from ccc_watch.mirror.mirror import Mirror, MirrorError
 from ccc_watch.store import Record, open_store
@@ -72,10 +73,12 @@ def verify(
     mirror: Mirror | None = None,
     deep: bool = False,
     policy: IndexPolicy | None = None,
+    seal_key: KeySource | None = None,
 ) -> list[Difference]:
     """Every difference between the files, the store and (when given) the mirror; with
     deep, also every parsed field, the ids, the walk and every mirror row (policy: the
-    one the records were made under, from the settings)."""
+    one the records were made under, from the settings; seal_key: the vault's key, for
+    a policy that seals: sealed text is opened and compared with the file's)."""
     diffs: list[Difference] = []
     report = walk(vault, rules)
     files = {f.key: f for f in report.files}
@@ -90,7 +93,9 @@ def verify(
         last_ids = _last_ids(snap.changes_after(0)) if deep else {}
     unreadable = [u.rstrip("/") + "/" for u in report.unreadable]
     # deep: each file is read once, by a fresh indexer, whose blake3 is the checksum
-    indexer = Indexer(vault, vault_id, policy or IndexPolicy()) if deep else None
+    indexer = None
+    if deep:  # under "seal" without a key: NoKeyError, as the indexer itself
+        indexer = Indexer(vault, vault_id, (policy or IndexPolicy()).keyed_for(vault_id, seal_key))
     for key, f in sorted(files.items()):
         rec = records.get(key)
         if rec is None:
@@ -111,6 +116,8 @@ def verify(
             )
         if fresh is not None:
             diffs += _record_differences(key, fresh, rec, last_ids.get(key))
+            assert indexer is not None
+            diffs += _sealed_differences(key, fresh, rec, indexer.policy.sealer)
     for path in sorted(records.keys() - files.keys()):
         if not any(path.startswith(u) for u in unreadable) and not icloud_evicted(vault, path):
             diffs.append(Difference("store", "orphan-record", path, "record has no file"))
@@ -146,7 +153,9 @@ def _record_differences(
     the id its last changelog entry gave it."""
     diffs: list[Difference] = []
     changed = sorted(
-        k for k in (fresh.keys() | rec.keys()) - VOLATILE_FIELDS if fresh.get(k) != rec.get(k)
+        k
+        for k in (fresh.keys() | rec.keys()) - VOLATILE_FIELDS - {SEALED}
+        if fresh.get(k) != rec.get(k)
     )
     if changed:
         listed = ", ".join(f"{k}: {rec.get(k)!r:.40} != {fresh.get(k)!r:.40}" for k in changed)
@@ -156,6 +165,32 @@ def _record_differences(
             Difference("store", "id-mismatch", key, f"id {rec.get('id')} != changelog {last_id}")
         )
     return diffs
+
+
+def _sealed_differences(
+    key: str, fresh: Record, rec: Record, sealer: Sealer | None
+) -> list[Difference]:
+    """The sealed text of a record against the file's: opened with the vault's key (a
+    fresh sealing differs in its nonce, never in its text), compared field by field.
+    A sealed field that does not open (altered, another key) is a difference of its
+    own. Only field names are shown, never the text."""
+    stored, wanted = rec.get(SEALED), fresh.get(SEALED)
+    if stored is None and wanted is None:
+        return []
+    if stored is None or wanted is None or sealer is None:
+        why = "the record has sealed text the policy does not keep"
+        if stored is None:
+            why = "the policy seals it, the record has no sealed text"
+        return [Difference("store", "stale-record", key, f"sealed: {why}")]
+    try:
+        opened = sealer.open(stored, rec.get("id"), rec.get("blake3"), key)
+    except SealError as e:
+        return [Difference("store", "sealed-unreadable", key, str(e).removeprefix(f"{key}: "))]
+    text = sealer.open(wanted, fresh.get("id"), fresh.get("blake3"), key)
+    differ = sorted(k for k in opened.keys() | text.keys() if opened.get(k) != text.get(k))
+    if not differ:
+        return []
+    return [Difference("store", "stale-record", key, f"sealed text differs in {', '.join(differ)}")]
 
 
 def _duplicate_ids(records: Mapping[str, Record]) -> list[Difference]:

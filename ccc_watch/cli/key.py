@@ -4,7 +4,7 @@ looks for the key, in this order: the OS keyring (service ccc-watch, user the va
 as `ccc-watch info` shows it), the systemd credential ccc-watch.key, the key file named
 by --key-file / CCC_WATCH_KEY_FILE / key_file. Keep a copy of the key away from the
 machine: without it, an encrypted archive cannot be restored (the vault itself never
-depends on it).
+depends on it). The same key seals CONFIDENTIAL text under confidential_text = seal.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import json
 
 from ccc_watch.cli._common import add_json, mirror_of
 from ccc_watch.config import Config
-from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.index.policy import IndexPolicy, key_source
 from ccc_watch.log.safe import json_shown
 from ccc_watch.vault.ignore import IgnoreRules
 
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         mirror=mirror if mirror.path.exists() else None,
         deep=args.deep,
         policy=IndexPolicy.from_settings(cfg),
+        seal_key=key_source(cfg),
     )
     if args.json:
         print(json_shown(json.dumps([d.as_dict() for d in diffs], indent=2, ensure_ascii=False)))

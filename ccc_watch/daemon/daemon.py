@@ -38,7 +38,7 @@ from ccc_watch.daemon.watcher import Watcher
 from ccc_watch.errors import CccWatchError, ConfigError, StoreCorruptError, StoreError
 from ccc_watch.history.queries import prune_point
 from ccc_watch.index.indexer import Indexer
-from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.index.policy import IndexPolicy, KeySource, key_source
 from ccc_watch.log import sinks as logs
 from ccc_watch.log.drift import Drift
 from ccc_watch.mirror.flusher import MirrorFlusher
@@ -150,11 +150,24 @@ class Daemon:
 
     def _open_store(self) -> Store:
         store = open_store(self.data_dir, backend=self.cfg.backend, vault_root=self.vault)
-        self.indexer = Indexer(self.vault, str(store.meta["vault_id"]), self.policy)
+        try:
+            vault_id = str(store.meta["vault_id"])
+            # Under "seal", the key is read here at start (a keyed policy is kept
+            # across reopens; a SIGHUP builds, and keys, a new one): none is a
+            # NoKeyError (exit 78) before anything is indexed.
+            self.policy = self.policy.keyed_for(vault_id, self._key_source())
+            self.indexer = Indexer(self.vault, vault_id, self.policy)
+        except BaseException:
+            store.close()
+            raise
         symlinks = {} if self.events is None else self.events.symlinks
         self.events = EventTranslator(self.vault, self.indexer, self.rules, self.cfg.settle)
         self.events.symlinks = symlinks
         return store
+
+    def _key_source(self) -> KeySource:
+        """The vault's key by vault id, from the sources the settings name."""
+        return key_source(self.cfg)
 
     def _run(self) -> int:
         # Held open, the root's inode cannot be reused by a folder made in its place
@@ -445,12 +458,20 @@ class Daemon:
         except CccWatchError as e:
             logger.error("configuration not reloaded: {}", e)
             return
-        self.cfg = self.cfg.reloaded(cfg)
-        logs.setup(self.cfg, command="run")  # the log file's settings may have changed
-        self.rules, self.policy = self._load()
-        self.watcher.set_rules(self.rules)
         assert self.store is not None and self.events is not None
-        self.indexer = Indexer(self.vault, str(self.store.meta["vault_id"]), self.policy)
+        vault_id = str(self.store.meta["vault_id"])
+        new_cfg = self.cfg.reloaded(cfg)
+        try:  # a policy that seals needs the key now: without it, keep the old settings
+            policy = IndexPolicy.from_settings(new_cfg)
+            policy = policy.keyed_for(vault_id, key_source(new_cfg))
+        except CccWatchError as e:
+            logger.error("configuration not reloaded: {}", e)
+            return
+        self.cfg = new_cfg
+        logs.setup(self.cfg, command="run")  # the log file's settings may have changed
+        self.rules, self.policy = IgnoreRules.from_settings(self.vault, self.cfg), policy
+        self.watcher.set_rules(self.rules)
+        self.indexer = Indexer(self.vault, vault_id, self.policy)
         self.events.indexer, self.events.rules = self.indexer, self.rules
         self.coalescer.settle = self.events.settle = self.cfg.settle
         self.coalescer.rescan("configuration reloaded (SIGHUP)")
@@ -621,6 +642,7 @@ class Daemon:
                         rules=self.rules,
                         on_batch=lambda n: self.notifier.ping(),
                         source=old if why == "gone" else None,
+                        seal_key=self._key_source(),
                     )
                 except BaseException:
                     if why is None:  # a request: the old store is still there, whole

@@ -22,6 +22,7 @@ from loguru import logger
 from ccc_watch.index.classify import Classified, classify
 from ccc_watch.index.note import ParsedNote, parse_note
 from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.keys import NoKeyError
 from ccc_watch.log.safe import shown
 from ccc_watch.store import Record
 from ccc_watch.vault.read import Content, NotContentError, read_file
@@ -77,6 +78,10 @@ class Indexer:
         self.vault = vault
         self.vault_id = vault_id
         self.policy = policy or IndexPolicy()
+        if self.policy.seals and self.policy.sealer is None:
+            # Fail closed: indexing under "seal" without the key would have to store
+            # the text, or drop it while the settings promise to keep it.
+            raise NoKeyError(vault_id)
         self._markers = {r.marker for r in self.policy.type_rules if r.marker}
 
     def index(
@@ -159,7 +164,7 @@ class Indexer:
             head = parse_note(content.head.decode("utf-8", errors="replace"))
             level = self._level(head)
             rec["classification"] = level.level
-            redacted = self.policy.redact(rec)
+            redacted = self.policy.stored(rec)
             return IndexResult(redacted, warnings=[rec["error"]], unsure=level.unsure)
         try:
             text = content.data.decode("utf-8")
@@ -191,7 +196,7 @@ class Indexer:
             word_count=parsed.word_count,
             body=parsed.body,
         )
-        return IndexResult(self.policy.redact(rec), warnings=warnings, unsure=level.unsure)
+        return IndexResult(self.policy.stored(rec), warnings=warnings, unsure=level.unsure)
 
     def _level(self, parsed: ParsedNote) -> Classified:
         return classify(

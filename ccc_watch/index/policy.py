@@ -4,15 +4,18 @@ is shared by the indexer, the store's writers and the mirror."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
-from ccc_watch.config import CLASSIFICATIONS, Settings
+from ccc_watch.config import CLASSIFICATIONS, Config, Settings
+from ccc_watch.index.seal import SEALED, Sealer
+from ccc_watch.keys import NoKeyError, key_for
 
 PRIVATE = frozenset({"CONFIDENTIAL", "SECRET"})  # their text never reaches a database
 # A private level whose records keep only the file's facts: not even the note's shape.
@@ -21,6 +24,17 @@ FACTS_ONLY = "SECRET"
 # rules are indexed again (see IndexPolicy.fingerprint).
 REDACTION_VERSION = 2
 _ERROR_LINE = re.compile(r"line \d+")
+# What a CONFIDENTIAL record does with the text it drops (the confidential_text setting).
+CONFIDENTIAL_TEXT = ("drop", "seal")
+KeySource = Callable[[str], bytes]  # the vault's key, given its vault id
+
+
+def key_source(cfg: Config) -> KeySource:
+    """The vault's key by vault id, from the sources the settings name (keys.key_for:
+    the OS keyring, a systemd credential, key_file)."""
+    return functools.partial(key_for, cfg)
+
+
 RECORD_TYPES = ("Log", "Template", "AgentPrompt", "StructuredData", "Metadata", "Index")
 
 
@@ -62,14 +76,50 @@ class IndexPolicy:
     private_classifications: frozenset[str] = PRIVATE
     type_rules: tuple[TypeRule, ...] = DEFAULT_TYPE_RULES
     fallback_type: str = "Metadata"
+    confidential_text: str = "drop"
+    # The vault key's sealer when confidential_text is "seal": never shown, compared,
+    # nor written out (policy_json leaves it out: the mirror's child needs no key).
+    sealer: Sealer | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IndexPolicy:
-        """The policy the settings ask for (max_note_bytes, default_classification)."""
+        """The policy the settings ask for (max_note_bytes, default_classification,
+        confidential_text), without a key: what the mirror and the readers need.
+        Indexing under "seal" needs keyed_for() too."""
         return cls(
             max_note_bytes=settings.max_note_bytes,
             default_classification=settings.default_classification,
+            confidential_text=settings.confidential_text,
         )
+
+    @property
+    def seals(self) -> bool:
+        """Whether CONFIDENTIAL records keep their dropped text sealed."""
+        return self.confidential_text == "seal"
+
+    def keyed_for(
+        self, vault_id: str, key_source: KeySource | None, new_vault: bool = False
+    ) -> IndexPolicy:
+        """This policy ready to index the vault: with its key read (once) from
+        key_source when it seals. NoKeyError when it seals and no key is available:
+        indexing never falls back to storing the text, nor silently to dropping it.
+        new_vault: the vault id is not kept anywhere yet (a first rebuild), so the
+        error does not send the user to the keyring with it."""
+        if not self.seals or self.sealer is not None:
+            return self
+        try:
+            if key_source is None:
+                raise NoKeyError(vault_id)
+            return replace(self, sealer=Sealer(key_source(vault_id)))
+        except NoKeyError:
+            if not new_vault:
+                raise
+            raise NoKeyError(vault_id, new_vault=True) from None
+
+    def sealable(self, level: object) -> bool:
+        """Whether a record of this level keeps its dropped text sealed: CONFIDENTIAL
+        (a private level that keeps the note's shape) under "seal"; SECRET never."""
+        return self.seals and level in self.private_classifications and level != FACTS_ONLY
 
     def became_private(self, before: str | None, after: str | None) -> bool:
         """Whether a note whose record was at level `before` (None: no record) and is now
@@ -89,7 +139,7 @@ class IndexPolicy:
         """
         level = record.get("classification")
         if level not in self.private_classifications:
-            return dict(record)
+            return {k: v for k, v in record.items() if k != SEALED}
         error = record.get("frontmatter_error")
         if error is not None:
             where = _ERROR_LINE.match(error)
@@ -106,12 +156,38 @@ class IndexPolicy:
             extension = os.path.splitext(path)[1].lower()
             record_type = self.record_type(path, extension, {})
             kept.update(tasks=[], word_count=None, record_type=record_type)
+        kept.pop(SEALED, None)  # a reader's view (the mirror): no ciphertext either
         return kept
+
+    def stored(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """What the store keeps of a freshly indexed record: redact()'s, plus, for a
+        sealable level, the fields it dropped in `sealed` (README "Privacy")."""
+        kept = self.redact(record)
+        if not self.sealable(kept.get("classification")):
+            return kept
+        if self.sealer is None:  # a bug: Indexer refuses such a policy up front
+            raise RuntimeError("a policy that seals has no key: nothing indexed")
+        dropped = {k: record.get(k) for k in kept.keys() | record.keys()
+                   if k != SEALED and kept.get(k) != record.get(k)}  # fmt: skip
+        kept[SEALED] = self.sealer.seal(dropped, kept.get("id"), kept.get("blake3"))
+        return kept
+
+    def reidentified(self, record: Mapping[str, Any], new_id: str) -> dict[str, Any]:
+        """The record under another id (a move found by content keeps the old note's
+        id), its sealed text sealed anew for that id."""
+        if SEALED not in record or record.get("id") == new_id:
+            return dict(record, id=new_id)
+        if self.sealer is None:
+            raise RuntimeError("a sealed record to move without the key")
+        whole = opened(record, self.sealer, str(record.get("path")))
+        return self.stored(dict(whole, id=new_id))
 
     def fingerprint(self) -> str:
         """A digest of everything that decides a record's fields: a store indexed under
         another fingerprint is indexed again."""
         text = f"{policy_json(self)}\0{REDACTION_VERSION}"
+        if self.seals:  # a new key seals every CONFIDENTIAL note anew
+            text += f"\0{self.sealer.key_id if self.sealer else 'no key'}"
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
     def record_type(self, key: str, extension: str, frontmatter: Mapping[str, Any]) -> str:
@@ -122,9 +198,21 @@ class IndexPolicy:
         return self.fallback_type
 
 
+def opened(record: Mapping[str, Any], sealer: Sealer, where: str) -> dict[str, Any]:
+    """The record with its sealed fields back in place (and no `sealed`); the record as
+    it is when it has none. SealError or SealKeyError (naming `where`) when they do not
+    open: all of the text, or none of it."""
+    if SEALED not in record:
+        return dict(record)
+    hidden = sealer.open(record[SEALED], record.get("id"), record.get("blake3"), where)
+    rec = {k: v for k, v in record.items() if k != SEALED}
+    rec.update(hidden)
+    return rec
+
+
 # --- as JSON, for a child process (the mirror's flusher) ---------------------------
 
-_POLICY_KEYS = frozenset(f.name for f in fields(IndexPolicy))
+_POLICY_KEYS = frozenset(f.name for f in fields(IndexPolicy)) - {"sealer"}
 _RULE_KEYS = frozenset(f.name for f in fields(TypeRule))
 _T = TypeVar("_T")
 
@@ -141,6 +229,7 @@ def policy_json(policy: IndexPolicy) -> str:
             for r in policy.type_rules
         ],
         "fallback_type": policy.fallback_type,
+        "confidential_text": policy.confidential_text,
     })  # fmt: skip
 
 
@@ -162,6 +251,7 @@ def policy_from_json(text: str) -> IndexPolicy:
         private_classifications=frozenset(_level(v, "private_classifications") for v in private),
         type_rules=tuple(_type_rule(rule, f"type_rules[{i}]") for i, rule in enumerate(rules)),
         fallback_type=_typed(doc["fallback_type"], str, "fallback_type"),
+        confidential_text=_choice(doc["confidential_text"], CONFIDENTIAL_TEXT, "confidential_text"),
     )
 
 
@@ -194,6 +284,12 @@ def _object(value: object, keys: frozenset[str], where: str) -> dict[str, Any]:
 def _level(value: object, where: str) -> str:
     if value not in CLASSIFICATIONS:
         raise ValueError(f"{where} must be one of {', '.join(CLASSIFICATIONS)}, not {value!r:.60}")
+    return str(value)
+
+
+def _choice(value: object, choices: tuple[str, ...], where: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{where} must be one of {', '.join(choices)}, not {value!r:.60}")
     return str(value)
 
 

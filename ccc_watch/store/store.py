@@ -37,6 +37,20 @@ SCRUB_DUE = "scrub_due"
 # Fields that change on every indexing without the file changing; an upsert that
 # differs only in these is a no-op.
 VOLATILE_FIELDS = frozenset({"indexed_at"})
+# A CONFIDENTIAL record's sealed text (index/seal.py) is sealed with a fresh nonce each
+# time: two sealings are the same when they name the same key and text digest.
+SEALED_FIELD = "sealed"
+_SEALED_IDENTITY = ("key_id", "digest")
+
+
+def comparable(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What decides whether two records are the same: every field but the volatile
+    ones, a sealed field by its key id and text digest."""
+    out = {k: v for k, v in record.items() if k not in VOLATILE_FIELDS}
+    sealed = out.get(SEALED_FIELD)
+    if isinstance(sealed, Mapping):
+        out[SEALED_FIELD] = {k: sealed.get(k) for k in _SEALED_IDENTITY}
+    return out
 
 
 @dataclass(frozen=True)
@@ -148,9 +162,9 @@ def _decoded(file: Path, blob: bytes, shape: str) -> dict[str, Any]:
 
 
 def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Whether two records are equal apart from their volatile fields."""
-    keys = (a.keys() | b.keys()) - VOLATILE_FIELDS
-    return all(a.get(k) == b.get(k) for k in keys)
+    """Whether two records are equal apart from their volatile fields (and the nonce
+    of their sealed text)."""
+    return comparable(a) == comparable(b)
 
 
 def _hash_key(blake3: str, path: str) -> str:
