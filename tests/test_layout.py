@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     # Archives of the store and the mirror: a raw copy of the store, the mirror built
     # from it under the settings' policy (index), a reconcile after a restore (changes),
     # the key (keys).
-    "backup": BASE | {"procs", "config", "store", "mirror", "changes", "keys", "index"},
+    "backup": BASE | {"procs", "config", "store", "mirror", "changes", "keys", "index", "history"},
     # records are the store's type; a policy that seals reads the vault's key (keys)
     "index": BASE | {"config", "vault", "store", "log", "keys"},
     "store": BASE | {"vault", "procs", "_redb"},

@@ -39,14 +39,14 @@ from ccc_watch.backup.crypt import ArchiveError
 from ccc_watch.backup.retention import PREFIX, SUFFIXES, prune
 from ccc_watch.config import Config, within
 from ccc_watch.errors import CccWatchError, UsageError, os_exit_code
+from ccc_watch.history.chain import verify_store
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.keys import key_for
 from ccc_watch.mirror.mirror import Mirror, MirrorError
 from ccc_watch.procs import remove_stale, secure_dir
 from ccc_watch.store import open_readonly, open_store
-from ccc_watch.store.chain import anchor_of, link
 from ccc_watch.store.copy import copy_store
-from ccc_watch.store.store import Snapshot, Store
+from ccc_watch.store.store import Store
 
 _STAMP = "%Y%m%dT%H%M%S%fZ"
 
@@ -242,7 +242,12 @@ def verify_unpacked(unpacked: Unpacked, backend: str) -> None:
             with store.snapshot() as snap:
                 head = snap.chain_head()
                 count = snap.count()
-                _walk_chain(snap, anchor_of(store.meta)[1])
+                chain = verify_store(snap)  # what `audit verify` walks
+                if not chain.intact:
+                    raise ArchiveError(
+                        f"the archived changelog's audit chain breaks at entry "
+                        f"{chain.broken_at}: {chain.reason}"
+                    )
             store_id = store.meta.get("store_id")
     except CccWatchError as e:
         if isinstance(e, ArchiveError):
@@ -265,22 +270,6 @@ def verify_unpacked(unpacked: Unpacked, backend: str) -> None:
         raise ArchiveError(f"the archived mirror does not open: {str(e).splitlines()[0]}") from None
     if rows != [(want_seq, store_id)]:
         raise ArchiveError("the archived mirror is not of the archived store (watermark or id)")
-
-
-def _walk_chain(snap: Snapshot, prev: str) -> None:
-    """Every changelog entry links to the one before it, the first to prev (GENESIS, or
-    the anchor a pruning left): chain.py."""
-    after = 0
-    while entries := snap.changes_after(after, 10_000):
-        for change in entries:
-            if change.hash is None:
-                return  # a schema-1 store has no chain
-            if link(prev, vars(change)) != change.hash:
-                raise ArchiveError(
-                    f"the archived changelog's audit chain breaks at entry {change.seq}"
-                )
-            prev = change.hash
-        after = entries[-1].seq
 
 
 def key_source(cfg: Config) -> KeySource:
