@@ -107,6 +107,36 @@ def _folder_name(value: object, base: Path) -> str:
     return value
 
 
+_NODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _node(value: object, base: Path) -> str:
+    if not isinstance(value, str) or not _NODE.match(value):
+        raise ValueError(
+            f"must be a node name of letters, digits, '.', '_' or '-' (at most 64, "
+            f"starting with a letter or digit), not {value!r}"
+        )
+    return value
+
+
+def _postgres_url(value: object, base: Path) -> str:
+    from urllib.parse import urlsplit
+
+    text = str(value).strip()
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        raise ValueError(f"must be a postgresql:// URL, not {value!r}") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"must be a postgresql:// URL, not {value!r}")
+    if parts.password is not None or "password=" in parts.query:
+        raise ValueError(
+            "holds a password: keep it out of the configuration (PGPASSWORD, ~/.pgpass, "
+            "or hq_password_file)"
+        )
+    return text
+
+
 def _flag(value: object, base: Path) -> bool:
     if isinstance(value, bool):
         return value
@@ -289,6 +319,57 @@ class Settings:
         default=0,
         metadata=_about(
             "change history entries kept; older ones are pruned (0: no limit)", _count_or_zero
+        ),
+    )
+    node: str | None = field(
+        default=None,
+        metadata=_about("this installation's node name (default: the host name)", _node),
+    )
+    role: str = field(
+        default="outpost",
+        metadata=_about(
+            "this node's role: outpost (default) or headquarters",
+            _choice("outpost", "headquarters"),
+        ),
+    )
+    manifest_dir: Path | None = field(
+        default=None,
+        metadata=_about(
+            "a folder your sync engine shares between devices, for <node>.parquet manifests",
+            _path,
+        ),
+    )
+    hq_url: str | None = field(
+        default=None,
+        metadata=_about(
+            "headquarters' PostgreSQL database, as a postgresql:// URL without a password",
+            _postgres_url,
+        ),
+    )
+    hq_password_file: Path | None = field(
+        default=None,
+        metadata=_about(
+            "a file (0600) holding the PostgreSQL password (else PGPASSWORD or ~/.pgpass)",
+            _path,
+        ),
+    )
+    publish_interval: float = field(
+        default=300.0,
+        metadata=_about(
+            "seconds between the daemon's manifest publications while the store changes",
+            _seconds_or_off,
+        ),
+    )
+    stale_after: float = field(
+        default=86400.0,
+        metadata=_about("seconds after which a node's manifest counts as stale", _seconds),
+    )
+    manifest_paths: str = field(
+        default="private",
+        metadata=_about(
+            "private (default): SECRET paths leave the device only as keyed digests; "
+            "plain: as they are",
+            _choice("private", "plain"),
         ),
     )
 

@@ -38,9 +38,10 @@ ALLOWED: dict[str, set[str]] = {
     | {"backup"},  # backup.retention: when the last scheduled backup was
     "service": BASE | {"config"},
     "history": BASE | {"store"},  # reads the changelog, its chain and checkpoint
+    "nodes": BASE | {"store", "mirror", "config", "keys", "log", "procs", "history"},
     "cli": BASE
     | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config", "daemon"}
-    | {"service", "history", "keys", "backup"},
+    | {"service", "history", "keys", "backup", "nodes"},
 }
 
 
