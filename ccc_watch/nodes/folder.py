@@ -182,12 +182,13 @@ class FolderCarrier:
             if os.path.islink(path):
                 raise BadManifest("it is a symlink") from None
             raise BadManifest(f"it cannot be opened ({e.strerror})") from None
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_MANIFEST_BYTES:
+            os.close(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise BadManifest("it is not a regular file")
-            if st.st_size > MAX_MANIFEST_BYTES:
-                raise BadManifest(f"it is larger than {MAX_MANIFEST_BYTES} bytes")
+            raise BadManifest(f"it is larger than {MAX_MANIFEST_BYTES} bytes")
+        with os.fdopen(fd, "rb") as f:
             try:
                 pf = pq.ParquetFile(f)
                 schema = pf.schema_arrow
