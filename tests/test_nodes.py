@@ -404,3 +404,48 @@ def test_hostile_files_are_skipped_with_one_line_each(node: dict[str, Any]) -> N
         refused = _run(node, "drift", "--against", against)
         assert refused.returncode == 1
         assert "has published no readable manifest" in refused.stderr.splitlines()[-1]
+
+
+def test_compare_names_renames_and_hostile_names() -> None:
+    """In-process compare(): a rename is found by id even when the content changed too,
+    hostile names (a newline, a bidi override, ' other=') stay one escaped DRIFT line
+    each, and two equal files on each side are no rename."""
+    from ccc_watch.nodes.drift import compare
+
+    now = time.time()
+    evil = "a\nDRIFT kind=fake path=x\u202e other=y.md"
+
+    def m(node: str, role: str, rows: list[tuple[str, str, str]]) -> Manifest:
+        table = pa.table(
+            {
+                "key": [r[0] for r in rows], "path": [r[0] for r in rows],
+                "id": [r[1] for r in rows], "blake3": [r[2] for r in rows],
+                "size": [1] * len(rows), "mtime_ns": [1] * len(rows),
+                "record_type": ["note"] * len(rows), "classification": ["PUBLIC"] * len(rows),
+            },
+            schema=ROW_SCHEMA,
+        )  # fmt: skip
+        return Manifest(ManifestHeader(node, role, "v", now, 1, None, len(rows)), table)
+
+    here = m(
+        "a", "outpost", [(evil, "id1", "b1"), ("d1.md", "i2", "same"), ("d2.md", "i3", "same")]
+    )
+    there = m(
+        "b",
+        "outpost",
+        [("new name.md", "id1", "b2"), ("e1.md", "i4", "same"), ("e2.md", "i5", "same")],
+    )
+    found = compare(here, there, stale_after=60)
+    kinds = sorted((f.kind, f.key, f.other) for f in found)
+    assert kinds == [
+        ("missing-here", "e1.md", None), ("missing-here", "e2.md", None),
+        ("missing-there", "d1.md", None), ("missing-there", "d2.md", None),
+        ("renamed", evil, "new name.md"),
+    ]  # fmt: skip
+    for f in found:
+        line = f.drift().line()
+        assert "\n" not in line and "\u202e" not in line and line.isprintable()
+    rename = next(f for f in found if f.kind == "renamed").drift().line()
+    assert rename.startswith('DRIFT kind=node-renamed path="a\\nDRIFT kind=fake')
+    assert rename.endswith('detail="node=b other=\\"new name.md\\""')
+    assert all(f.authoritative is None for f in found)  # two outposts: no authority

@@ -17,8 +17,9 @@ A finding's kind (each also a DRIFT line, see README "Drift reports"):
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import duckdb
@@ -46,13 +47,22 @@ class Finding:
     def drift(self) -> Drift:
         """The DRIFT line of this finding."""
         kind: DriftKind = f"node-{self.kind}"  # type: ignore[assignment]
-        detail = {
-            k: v for k, v in asdict(self).items() if k not in ("kind", "key") and v is not None
-        }
-        return Drift(kind, self.key, " ".join(f"{k}={v}" for k, v in detail.items()))
+        detail = {k: v for k, v in self.as_dict().items() if k not in ("kind", "key")}
+        # A path in the detail (a rename's other name) is quoted as JSON when it holds a
+        # space, '=' or a quote, so the detail splits the same way whatever the names.
+        return Drift(kind, self.key, " ".join(f"{k}={_value(v)}" for k, v in detail.items()))
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """The finding's fields that are set."""
+        values = ((f.name, getattr(self, f.name)) for f in fields(self))
+        return {k: v for k, v in values if v is not None}
+
+
+def _value(v: object) -> str:
+    text = str(v)
+    if text and not any(c in text for c in ' ="\\') and text.isprintable():
+        return text
+    return json.dumps(text, ensure_ascii=False)
 
 
 _SQL = """

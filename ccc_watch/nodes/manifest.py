@@ -61,14 +61,15 @@ def build_manifest(cfg: Config, store: Store, *, now: float | None = None) -> Ma
     header carrying that snapshot's chain head."""
     node = node_name(cfg)
     private = cfg.manifest_paths == "private"
-    columns: dict[str, list[Any]] = {f.name: [] for f in ROW_SCHEMA}
+    names = ROW_SCHEMA.names
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    keys, paths, ids, digests, sizes, mtimes, types, levels = (columns[n] for n in names)
     left_out = 0
     key: bytes | None = None
     asked = False  # the vault's key is looked up once, at the first SECRET record
     with store.snapshot() as snap:
         vault_id = str(snap.meta_value("vault_id"))
         seq, head_hash = snap.chain_head()
-        rows: list[tuple[Any, ...]] = []
         for rec in snap.records():
             level = rec.get("classification")
             path = rec["path"]
@@ -78,15 +79,19 @@ def build_manifest(cfg: Config, store: Store, *, now: float | None = None) -> Ma
                 if key is None:
                     left_out += 1
                     continue
-                rows.append(
-                    (secret_key_of(path, key), None, None, rec.get("blake3"), rec.get("size"),
-                     rec.get("mtime_ns"), None, level)
-                )  # fmt: skip
+                keys.append(secret_key_of(path, key))
+                paths.append(None)
+                ids.append(None)
+                types.append(None)
             else:
-                rows.append(
-                    (path, path, rec.get("id"), rec.get("blake3"), rec.get("size"),
-                     rec.get("mtime_ns"), rec.get("record_type"), level)
-                )  # fmt: skip
+                keys.append(path)
+                paths.append(path)
+                ids.append(rec.get("id"))
+                types.append(rec.get("record_type"))
+            digests.append(rec.get("blake3"))
+            sizes.append(rec.get("size"))
+            mtimes.append(rec.get("mtime_ns"))
+            levels.append(level)
     if left_out:
         logger.warning(
             "manifest: {} SECRET record(s) left out: no key for vault {} to digest their "
@@ -94,11 +99,9 @@ def build_manifest(cfg: Config, store: Store, *, now: float | None = None) -> Ma
             left_out,
             vault_id,
         )
-    rows.sort(key=lambda r: r[0])
-    for row in rows:
-        for name, value in zip(columns, row, strict=True):
-            columns[name].append(value)
-    table = pa.table(columns, schema=ROW_SCHEMA)
+    # Sorted by key as Arrow orders strings (by their UTF-8 bytes), whatever the store's
+    # order: a digest key sorts elsewhere than its path did.
+    table = pa.table(columns, schema=ROW_SCHEMA).sort_by("key")
     header = ManifestHeader(
         node=node,
         role=cfg.role,
