@@ -3,6 +3,7 @@ their paths (edits, paths missing on either side, renames, conflict copies).
 
     python bench/nodes_bench.py                 # 100,000 paths
     python bench/nodes_bench.py --paths 10000
+    python bench/nodes_bench.py --full-records    # the store holds 3.5 KB note records
 
 1. the comparison itself: ccc_watch.nodes.drift.compare() on two Arrow tables (DuckDB
    joins them in memory), the median of --repeat runs;
@@ -11,7 +12,9 @@ their paths (edits, paths missing on either side, renames, conflict copies).
    manifest published to a manifest folder on disk, then `ccc-watch drift --against hq
    --json` as a real process (wall clock: Python start-up, reading the store, building
    this node's manifest, reading the Parquet file, comparing, printing), and `ccc-watch
-   manifest publish` for comparison.
+   manifest publish` for comparison. With --full-records the store's records are
+   full 3.5 KB note records (bench/serialization.py), as an indexed vault's are: reading
+   them is most of the command.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--paths", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--full-records", action="store_true", help="3.5 KB records in the store")
     args = parser.parse_args()
 
     here_rows = records(args.paths)
@@ -121,7 +125,12 @@ def main() -> None:
         start = time.perf_counter()
         with open_store(data, backend="redb", vault_root=vault) as store:
             for i in range(0, len(here_rows), 5000):
-                store.apply([Upsert(r) for r in here_rows[i : i + 5000]])
+                batch = here_rows[i : i + 5000]
+                if args.full_records:
+                    from serialization import sample_record
+
+                    batch = [{**sample_record(i + k), **r} for k, r in enumerate(batch)]
+                store.apply([Upsert(r) for r in batch])
         store_s = time.perf_counter() - start
         FolderCarrier(folder).publish(there)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CCC_WATCH_")}
@@ -147,7 +156,8 @@ def main() -> None:
 
     cores, day = os.cpu_count(), time.strftime("%Y-%m-%d")
     print(f"# nodes_bench: {args.paths:,} paths, {changed:,} changed ({platform.node()}, ")
-    print(f"#   {cores} cores, {day}); store written in {store_s:.1f} s")
+    kind = "3.5 KB" if args.full_records else "small"
+    print(f"#   {cores} cores, {day}); store of {kind} records written in {store_s:.1f} s")
     rows = [
         (f"compare() of the two manifests (median of {args.repeat})", statistics.median(times)),
         (
