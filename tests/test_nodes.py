@@ -449,3 +449,38 @@ def test_compare_names_renames_and_hostile_names() -> None:
     assert rename.startswith('DRIFT kind=node-renamed path="a\\nDRIFT kind=fake')
     assert rename.endswith('detail="node=b other=\\"new name.md\\""')
     assert all(f.authoritative is None for f in found)  # two outposts: no authority
+
+
+def test_a_failed_publication_is_retried_and_never_ends_the_daemon(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """manifest_dir names a file: each publication fails with one ERROR line in the
+    daemon's log, the daemon keeps watching; once the file is gone, the next interval
+    publishes, and a later change is published again."""
+    v = tmp_path / "vault"
+    v.mkdir()
+    (v / "a.md").write_text("a\n")
+    blocker = tmp_path / "manifests"
+    blocker.write_text("in the way\n")
+    d = Daemon(v, tmp_path / "data", tmp_path / "log")
+    d.env = env | {
+        "CCC_WATCH_NODE": "laptop",
+        "CCC_WATCH_MANIFEST_DIR": str(blocker),
+        "CCC_WATCH_PUBLISH_INTERVAL": "0.5",
+    }
+    d.start()
+    try:
+        wait_until(lambda: "manifest publication failed" in d.log.read_text(), "a failure")
+        assert d.status()["state"] == "watching"
+        line = next(ln for ln in d.log.read_text().splitlines() if "publication failed" in ln)
+        assert "ERROR" in line and "manifest_dir" in line and "is not a folder" in line
+        blocker.unlink()
+        wait_until(lambda: (blocker / "laptop.parquet").exists(), "published after the fix")
+        _caught_up(d, blocker, "laptop")
+        (v / "b.md").write_text("b\n")
+        _caught_up(d, blocker, "laptop")
+        m = FolderCarrier(blocker).load("laptop")
+        assert m is not None and m.rows.column("key").to_pylist() == ["a.md", "b.md"]
+        assert "Traceback" not in d.log.read_text()
+    finally:
+        assert d.stop() == 0

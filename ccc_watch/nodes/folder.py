@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from loguru import logger
 
+from ccc_watch.errors import ConfigError
 from ccc_watch.log.drift import conflict_original
 from ccc_watch.log.safe import shown
 from ccc_watch.nodes.carrier import ROW_SCHEMA, Manifest, ManifestHeader, PublishReport
@@ -102,7 +103,12 @@ class FolderCarrier:
         node = manifest.header.node
         if not _NODE.match(node):
             raise ValueError(f"not a node name: {node!r}")
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ConfigError(
+                "manifest_dir", f"{shown(self.folder)} is not a folder: name a folder"
+            ) from None
         remove_stale(self.folder, f".{node}{SUFFIX}.*.tmp")
         target = self.folder / f"{node}{SUFFIX}"
         changed = self._changed(target, manifest.rows)
