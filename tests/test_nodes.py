@@ -135,12 +135,18 @@ def test_two_daemons_report_exactly_the_differences(tmp_path: Path, env: dict[st
             f["key"] for f in json.loads(got.stdout)["findings"] if f["key"].startswith("secret:")
         ]
         assert len(secret) == 1
+        row = [r for r in pq.read_table(ma / "laptop.parquet").to_pylist() if r["key"] == secret[0]]
+        assert row == [
+            {"key": secret[0], "path": None, "id": None, "blake3": row[0]["blake3"], "size": None,
+             "mtime_ns": None, "record_type": None, "classification": "SECRET"}
+        ]  # fmt: skip
+        assert row[0]["blake3"] is not None
         assert _findings(got.stdout) == {
             ("differs", "desktop", "edit.md", "None", "here", "desktop", "None"),
             ("renamed", "desktop", "moved.md", "move.md", "None", "None", "None"),
             ("missing-there", "desktop", "gone.md", "None", "None", "None", "None"),
             ("conflict", "desktop", CONFLICT, "None", "None", "None", "there"),
-            ("differs", "desktop", secret[0], "None", "there", "desktop", "None"),
+            ("differs", "desktop", secret[0], "None", "None", "desktop", "None"),
         }
         drift_lines = [ln for ln in got.stderr.splitlines() if "DRIFT kind=node-" in ln]
         assert len(drift_lines) == 5, got.stderr
@@ -154,7 +160,7 @@ def test_two_daemons_report_exactly_the_differences(tmp_path: Path, env: dict[st
             ("renamed", "laptop", "move.md", "moved.md", "None", "None", "None"),
             ("missing-here", "laptop", "gone.md", "None", "None", "None", "None"),
             ("conflict", "laptop", CONFLICT, "None", "None", "None", "here"),
-            ("differs", "laptop", secret[0], "None", "here", "desktop", "None"),
+            ("differs", "laptop", secret[0], "None", "None", "desktop", "None"),
         }
 
         # Outpost recovery: what the laptop lacks or holds stale against headquarters.
@@ -484,3 +490,22 @@ def test_a_failed_publication_is_retried_and_never_ends_the_daemon(
         assert "Traceback" not in d.log.read_text()
     finally:
         assert d.stop() == 0
+
+
+def test_an_outpost_without_headquarters_compares_with_every_node(node: dict[str, Any]) -> None:
+    """No headquarters: an outpost's drift compares with every other node, and no side
+    is authoritative; with no other node at all it says so (exit 1)."""
+    lonely = _run(node, "drift")
+    assert lonely.returncode == 1
+    assert lonely.stderr.splitlines()[-1].startswith("ccc-watch: drift: no other node")
+    assert _run(node, "manifest", "publish").returncode == 0
+    mine = FolderCarrier(node["folder"]).load("laptop")
+    assert mine is not None
+    for other, rows in (("phone", mine.rows.slice(1)), ("tablet", mine.rows)):
+        h = ManifestHeader(other, "outpost", "w", time.time(), 5, None, rows.num_rows)
+        FolderCarrier(node["folder"]).publish(Manifest(h, rows))
+    got = _run(node, "drift", "--json")
+    assert got.returncode == 1, got.stderr
+    out = json.loads(got.stdout)
+    assert out["against"] == ["phone", "tablet"]
+    assert out["findings"] == [{"kind": "missing-there", "node": "phone", "key": "n0.md"}]

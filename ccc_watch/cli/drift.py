@@ -2,9 +2,10 @@
 published file), with another node's published manifest: paths missing here or there,
 content that differs (which side is newer by mtime, and which copy headquarters_wins
 keeps: headquarters'), renames, sync-conflict copies on either side; a stale node is
-reported once. Default: an outpost against headquarters, headquarters against every
-outpost. Each finding is printed and logged as a DRIFT line. `--missing` prints only
-the paths this node lacks or holds stale, one per line, for a sync tool's file list.
+reported once. Default: an outpost against headquarters (with none, every other
+node), headquarters against every outpost. Each finding is printed and logged as a
+DRIFT line. `--missing` prints only the paths this node lacks or holds stale, one per
+line, for a sync tool's file list.
 Exit 0 when the nodes agree, 1 when they differ (or a node is stale). Read-only: it
 never changes a file."""
 
@@ -64,12 +65,12 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         others = sorted(n for n, (h, _) in headers.items() if h.role != HQ)
         if not others:
             raise CccWatchError("drift: no outpost has published a manifest yet")
-    else:
-        others = sorted(n for n, (h, _) in headers.items() if h.role == HQ)
+    else:  # an outpost: against headquarters, or with none every other node
+        others = sorted(n for n, (h, _) in headers.items() if h.role == HQ) or sorted(headers)
         if not others:
             raise CccWatchError(
-                "drift: no headquarters has published a manifest; name a node with --against "
-                "(`ccc-watch nodes` lists them)"
+                "drift: no other node has published a readable manifest yet "
+                "(`ccc-watch nodes` lists those that have)"
             )
     with read_store(cfg) as store:
         here = build_manifest(cfg, store)

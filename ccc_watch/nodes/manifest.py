@@ -7,8 +7,9 @@ What each classification level publishes (README "Headquarters and outposts"):
   (the ROW_SCHEMA has no place for them).
 - SECRET under manifest_paths = "private" (the default): key "secret:" + a keyed
   blake3 of the path (the key derived from the vault's key, so nobody without it can
-  confirm a guessed name), blake3, size, mtime_ns and the classification; path, id and
-  record_type are null (an id or a record type may be made from the name). With no key
+  confirm a guessed name), the content's blake3 and the classification; path, id,
+  size, mtime_ns and record_type are null (an id or a record type may be made from the
+  name; a size or an mtime would tell more than the issue allows). With no key
   for the vault, SECRET records are left out entirely, with one WARNING: privacy fails
   closed.
 - SECRET under manifest_paths = "plain": as the other levels.
@@ -79,18 +80,20 @@ def build_manifest(cfg: Config, store: Store, *, now: float | None = None) -> Ma
                 if key is None:
                     left_out += 1
                     continue
+                # Only the digest, the content's blake3 and the level leave the device.
                 keys.append(secret_key_of(path, key))
-                paths.append(None)
-                ids.append(None)
-                types.append(None)
-            else:
-                keys.append(path)
-                paths.append(path)
-                ids.append(rec.get("id"))
-                types.append(rec.get("record_type"))
+                digests.append(rec.get("blake3"))
+                levels.append(level)
+                for column in (paths, ids, sizes, mtimes, types):
+                    column.append(None)
+                continue
+            keys.append(path)
+            paths.append(path)
+            ids.append(rec.get("id"))
             digests.append(rec.get("blake3"))
             sizes.append(rec.get("size"))
             mtimes.append(rec.get("mtime_ns"))
+            types.append(rec.get("record_type"))
             levels.append(level)
     if left_out:
         logger.warning(
