@@ -410,6 +410,22 @@ def test_hostile_files_are_skipped_with_one_line_each(node: dict[str, Any]) -> N
         refused = _run(node, "drift", "--against", against)
         assert refused.returncode == 1
         assert "has published no readable manifest" in refused.stderr.splitlines()[-1]
+    # Rows a reader cannot compare: a null key, a key twice (the header is well-formed).
+    for name, keys in (("nullkey", [None, "a.md"]), ("twice", ["a.md", "a.md"])):
+        h = ManifestHeader(name, "headquarters", "w", time.time(), 1, None, 2)
+        rows = pa.table({n: [None, None] for n in ROW_SCHEMA.names}, schema=ROW_SCHEMA)
+        rows = rows.set_column(0, "key", pa.array(keys, pa.string()))
+        FolderCarrier(folder).publish(Manifest(h, rows))
+        refused = _run(node, "drift", "--against", name)
+        assert refused.returncode == 1
+        last = refused.stderr.splitlines()[-1]
+        assert last.startswith(f"ccc-watch: drift: the manifest of node {name} cannot be read")
+        assert "Traceback" not in refused.stderr
+    both = _run(node, "drift", "--json")  # headquarters' two bad manifests: nothing to compare
+    assert both.returncode == 1 and "Traceback" not in both.stderr
+    assert both.stderr.splitlines()[-1].startswith(
+        "ccc-watch: drift: no manifest of nullkey, twice can be read"
+    )
 
 
 def test_compare_names_renames_and_hostile_names() -> None:

@@ -75,11 +75,24 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     with read_store(cfg) as store:
         here = build_manifest(cfg, store)
     findings = []
+    compared = []
     for node in others:
         there: Manifest | None = headers[node][1].load(node)
-        if there is None:
-            raise CccWatchError(f"drift: the manifest of node {shown(node)} cannot be read")
+        if there is None:  # its rows are bad (logged): the other nodes are still compared
+            if args.against is not None or len(others) == 1:
+                raise CccWatchError(
+                    f"drift: the manifest of node {shown(node)} cannot be read (see the "
+                    "line above); it is replaced at its next publication"
+                )
+            continue
+        compared.append(node)
         findings += compare(here, there, stale_after=cfg.stale_after)
+    if not compared:
+        raise CccWatchError(
+            "drift: no manifest of " + ", ".join(map(shown, others)) + " can be read (see the "
+            "lines above)"
+        )
+    others = compared
     for f in findings:
         logger.warning(f.drift().line())
     if args.missing:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import stat
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from loguru import logger
 
@@ -82,6 +84,8 @@ def parse_header(raw: bytes | None) -> ManifestHeader:
         raise BadManifest("its header's node is no node name")
     if data["records"] < 0 or data["head_seq"] < 0:
         raise BadManifest("its header holds a negative count")
+    if not math.isfinite(data["written_at"]):
+        raise BadManifest("its header's written_at is not a time")
     return ManifestHeader(**{name: data[name] for name in _HEADER_TYPES})
 
 
@@ -164,6 +168,10 @@ class FolderCarrier:
             names = sorted(os.listdir(self.folder))
         except FileNotFoundError:
             return []
+        except NotADirectoryError:
+            raise ConfigError(
+                "manifest_dir", f"{shown(self.folder)} is not a folder: name a folder"
+            ) from None
         nodes = []
         for name in names:
             if name.startswith(".") or not name.endswith(SUFFIX):
@@ -206,6 +214,12 @@ class FolderCarrier:
                 if pf.metadata.num_rows != header.records:
                     raise BadManifest("it holds another number of rows than its header says")
                 rows = pf.read() if whole else ROW_SCHEMA.empty_table()
+                if whole and rows.num_rows:
+                    keys = rows.column("key")
+                    if keys.null_count:
+                        raise BadManifest("a row has no key")
+                    if pc.count_distinct(keys).as_py() != rows.num_rows:
+                        raise BadManifest("a key is in more than one row")
             except BadManifest:
                 raise
             except (pa.ArrowException, OSError, ValueError) as e:
