@@ -525,3 +525,39 @@ def test_an_outpost_without_headquarters_compares_with_every_node(node: dict[str
     out = json.loads(got.stdout)
     assert out["against"] == ["phone", "tablet"]
     assert out["findings"] == [{"kind": "missing-there", "node": "phone", "key": "n0.md"}]
+
+
+def test_carriers_follow_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """carriers(): the folder for manifest_dir; for hq_url the database carrier, loaded
+    only then: without its module, a WARNING and the folder alone; without its driver,
+    a ConfigError naming hq_url (exit 78, no traceback)."""
+    from ccc_watch import config
+    from ccc_watch.errors import ConfigError
+    from ccc_watch.nodes.carriers import carriers, require_carriers
+
+    env: dict[str, str] = {}
+    file = tmp_path / "absent.toml"  # not the user's config file
+
+    def load(flags: dict[str, str]) -> config.Config:
+        return config.load(flags, environ=env, config_file=file, must_exist=False)
+
+    none = load({})
+    assert carriers(none) == []
+    with pytest.raises(ConfigError, match="manifest_dir"):
+        require_carriers(none)
+    folder = load({"manifest_dir": str(tmp_path / "m")})
+    got = carriers(folder)
+    assert len(got) == 1 and isinstance(got[0], FolderCarrier)
+    both = load({"manifest_dir": str(tmp_path / "m"), "hq_url": "postgresql://me@localhost/hq"})
+    monkeypatch.setitem(sys.modules, "ccc_watch.nodes.postgres", None)  # not installed
+    got = carriers(both)
+    assert len(got) == 1 and isinstance(got[0], FolderCarrier)
+    monkeypatch.delitem(sys.modules, "ccc_watch.nodes.postgres")
+    try:
+        import ccc_watch.nodes.postgres  # noqa: F401
+    except ModuleNotFoundError:
+        return  # this branch has no database carrier: its driver cannot be missing
+    monkeypatch.delitem(sys.modules, "ccc_watch.nodes.postgres")
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(ConfigError, match="hq_url"):
+        carriers(both)

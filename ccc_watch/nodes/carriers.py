@@ -1,6 +1,7 @@
 """The carriers the settings name: the folder carrier when manifest_dir is set, the
 database carrier when hq_url is set (its module, ccc_watch.nodes.postgres, is loaded
-only then, and skipped with a log line when this installation lacks it)."""
+only then, and skipped with a log line when this installation lacks it; it provides
+`carrier(cfg) -> Carrier`)."""
 
 from __future__ import annotations
 
@@ -36,8 +37,12 @@ def carriers(cfg: Config) -> list[Carrier]:
         try:
             postgres = importlib.import_module("ccc_watch.nodes.postgres")
         except ModuleNotFoundError as e:
-            if e.name not in ("ccc_watch.nodes.postgres",):
-                raise
+            if e.name != "ccc_watch.nodes.postgres":  # its driver (psycopg) is missing
+                raise ConfigError(
+                    "hq_url",
+                    f"the database carrier needs the {e.name} package, which is not "
+                    "installed: install it, or unset hq_url",
+                ) from None
             logger.warning("hq_url is set but this installation has no database carrier")
         else:
             out.append(postgres.carrier(cfg))
