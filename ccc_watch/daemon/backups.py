@@ -26,7 +26,12 @@ _NEVER_PASSED = {"vault", "data_dir", "backend"}  # given explicitly below
 
 
 def backup_command(cfg: Config) -> list[str]:
-    """The command line of `ccc-watch backup` under the daemon's settings: the config
+    """The command line of `ccc-watch backup --json` under the daemon's settings."""
+    return child_command(cfg, "backup", "--json")
+
+
+def child_command(cfg: Config, *command: str) -> list[str]:
+    """The command line of `ccc-watch COMMAND...` under the daemon's settings: the config
     file, and every setting the daemon had from a flag (the environment is inherited)."""
     args = [sys.executable, "-m", "ccc_watch.cli"]
     if cfg.config_file is not None:
@@ -42,7 +47,7 @@ def backup_command(cfg: Config) -> list[str]:
         elif isinstance(value, bool):
             value = "true" if value else "false"
         args += [BY_KEY[key].flag, str(value)]
-    return [*args, "backup", "--json"]
+    return [*args, *command]
 
 
 class ScheduledBackups:

@@ -33,6 +33,7 @@ from ccc_watch.daemon.coalescer import Coalescer
 from ccc_watch.daemon.faults import Faults
 from ccc_watch.daemon.metrics import Metrics, Readings
 from ccc_watch.daemon.notify import Notifier
+from ccc_watch.daemon.publish import ScheduledPublish
 from ccc_watch.daemon.signals import Interrupted, Signals
 from ccc_watch.daemon.watcher import Watcher
 from ccc_watch.errors import CccWatchError, ConfigError, StoreCorruptError, StoreError
@@ -86,6 +87,7 @@ class Daemon:
         self.mirror_scrub: int | None = None  # the flusher's ticket for the mirror's
         self.flusher = MirrorFlusher(self.data_dir, cfg.backend, self.policy, cfg.flush_interval)
         self.backups = ScheduledBackups(cfg)  # backup_interval: off by default
+        self.publish = ScheduledPublish(cfg, self._head)  # manifests: with a carrier
         self.watcher = Watcher(self.vault, self.rules, self.coalescer)
         self.lock: PidLock | None = None
         self.faults = Faults()  # what keeps the loop's work from being done, if anything
@@ -220,6 +222,7 @@ class Daemon:
         unless hurried)."""
         self.signals.closing = True
         self.backups.stop()
+        self.publish.stop()
         try:
             self.watcher.stop()
         finally:
@@ -343,6 +346,7 @@ class Daemon:
             self._prune_history()
             self._next_prune = time.monotonic() + PRUNE_INTERVAL
         self.backups.tick()
+        self.publish.tick()
 
     def _prune_history(self) -> None:
         """Let go of the history entries the retention settings no longer keep (one

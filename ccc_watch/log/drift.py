@@ -27,6 +27,13 @@ DriftKind = Literal[
     "mirror-lag",
     "sync-conflict",
     "classification-unsure",
+    # Between nodes (`ccc-watch drift`): this node against another one's manifest.
+    "node-missing-here",
+    "node-missing-there",
+    "node-differs",
+    "node-renamed",
+    "node-conflict",
+    "node-stale",
 ]
 
 _BARE = re.compile(r"^[^\s\"=\\\x00-\x1f\x7f]+$")

@@ -165,6 +165,19 @@ def _gitignore_spec(lines: Sequence[str]) -> pathspec.GitIgnoreSpec:
     return pathspec.GitIgnoreSpec.from_lines(lines, backend="re2")
 
 
+def manifest_key(vault: Path, manifest_dir: Path | None) -> str | None:
+    """The vault key of the manifest folder when it lies inside the vault (below its
+    top), else None."""
+    if manifest_dir is None:
+        return None
+    try:
+        rel = Path(manifest_dir).resolve().relative_to(Path(vault).resolve())
+    except ValueError:
+        return None
+    key = rel.as_posix()
+    return None if key in ("", ".") else nfc(key)
+
+
 def _is_pattern(line: str) -> bool:
     """Whether a gitignore line is a pattern (not a blank line or a comment); raises
     ValueError for a line git would reject, re2.error for one RE2 cannot run."""
@@ -263,12 +276,16 @@ class IgnoreRules:
         patterns: Sequence[str] = (),
         cccignore: Sequence[str] = (),
         user_ignore_filters: Iterable[object] = (),
+        manifest_key: str | None = None,
     ) -> None:
         """config_dir: the config folder's name; patterns: gitignore lines from the
         ccc-watch configuration (a bad one raises ConfigError); cccignore: the lines of
         `.cccignore` (a bad one is logged and skipped); user_ignore_filters: the
         entries of Obsidian's `userIgnoreFilters` (a bad one is logged and skipped)."""
         self.config_dir = _config_dir(config_dir)
+        # The manifest folder (setting manifest_dir) when it lies inside the vault: built
+        # in, as the config folder is, so no `!` pattern can bring it back.
+        self.manifest_key = manifest_key or None
 
         # (origin, line) of every line that is a pattern (not a blank or a comment); the
         # spec is built from exactly these, so a match's index points into this list.
@@ -353,11 +370,21 @@ class IgnoreRules:
     @classmethod
     def from_settings(cls, vault: Path, settings: Settings) -> IgnoreRules:
         """The rules for a vault under the settings' config_dir and ignore patterns."""
-        return cls.load(vault, config_dir=settings.config_dir, patterns=settings.ignore)
+        return cls.load(
+            vault,
+            config_dir=settings.config_dir,
+            patterns=settings.ignore,
+            manifest_key=manifest_key(vault, getattr(settings, "manifest_dir", None)),
+        )
 
     @classmethod
     def load(
-        cls, vault: Path, *, config_dir: str = DEFAULT_CONFIG_DIR, patterns: Sequence[str] = ()
+        cls,
+        vault: Path,
+        *,
+        config_dir: str = DEFAULT_CONFIG_DIR,
+        patterns: Sequence[str] = (),
+        manifest_key: str | None = None,
     ) -> IgnoreRules:
         """Reads <vault>/.cccignore (gitignore syntax, optional) and <vault>/<config_dir>/
         app.json 'userIgnoreFilters' (optional; bad JSON -> log a warning with loguru and
@@ -401,6 +428,7 @@ class IgnoreRules:
             patterns=patterns,
             cccignore=cccignore,
             user_ignore_filters=filters,
+            manifest_key=manifest_key,
         )
 
     def is_ignored(self, key: str, *, is_dir: bool = False) -> bool:
@@ -448,6 +476,8 @@ class IgnoreRules:
             "dot-files and dot-folders at any depth (including .cccignore)",
             "litter: " + ", ".join(DEFAULT_LITTER),
         ]
+        if self.manifest_key is not None:
+            out.append(f"manifest folder (manifest_dir): {self.manifest_key}/")
         out += [f"pattern ({origin}): {line}" for origin, line in self._patterns]
         out += [f"Obsidian userIgnoreFilters (prefix): {p}" for p in self._prefixes]
         out += [f"Obsidian userIgnoreFilters (regex): {text}" for text in self._regexes]
@@ -474,6 +504,8 @@ class IgnoreRules:
         Must agree with _reason; the tests check that it does."""
         if name[:1] == "." or (not parent and name == self.config_dir):
             return True
+        if key == self.manifest_key:
+            return True
         if _LITTER_ANY.fullmatch(name):
             return True
         if not self._has_user_rules:
@@ -493,6 +525,8 @@ class IgnoreRules:
         """The rule key's own name or path matches, spelled out (see _own)."""
         if not parent and name == self.config_dir:
             return f"config folder {self.config_dir}/"
+        if key == self.manifest_key:
+            return f"manifest folder {key}/ (manifest_dir)"
         if not parent and name == ".trash":
             return "Obsidian trash .trash/"
         if name == ".git":
