@@ -1,0 +1,433 @@
+"""The database carrier: every node's manifest in one PostgreSQL database.
+
+Two tables (created when absent, under a schema version in `ccc_schema`):
+
+- `ccc_nodes`: one row per node, its manifest header (role, vault id, written at, the
+  head of its history, how many rows), and when the server took it (`published_at`);
+- `ccc_manifest`: one row per node and record key, ROW_SCHEMA's columns plus `digest`,
+  a digest of the row's other columns that publish() compares to write only what
+  changed.
+
+Rows are keyed by (node, key), not by vault id: each node's store draws its own vault
+id, so copies of one vault have different ones. One database (or one schema, chosen
+with the URL's `options=-csearch_path=...`) holds the nodes of one shared vault.
+
+A publication is ONE transaction: it takes the node's advisory lock, reads the node's
+(key, digest) pairs, deletes the rows gone, writes the new and changed ones (COPY into
+a temporary table merged with INSERT ... ON CONFLICT when there are many, a pipelined
+INSERT ... ON CONFLICT when few, a plain COPY the first time) and writes the header
+last. A publisher killed anywhere in it leaves the previous manifest whole: the server
+rolls the transaction back. Every statement is parameterised (node names and paths are
+hostile text).
+
+The password comes from `hq_password_file` (a regular file, mode 0600 or stricter,
+read once) or else from libpq's own sources (PGPASSWORD, ~/.pgpass, PGPASSFILE). The
+URL never holds one (config refuses it), so the server named in messages is secret-free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import pyarrow as pa
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from ccc_watch.errors import (
+    EXIT_NOPERM,
+    EXIT_SOFTWARE,
+    EXIT_UNAVAILABLE,
+    ConfigError,
+    HeadquartersError,
+)
+from ccc_watch.log.safe import shown
+from ccc_watch.nodes.carrier import ROW_SCHEMA, Manifest, ManifestHeader, PublishReport
+
+SCHEMA_VERSION = 1
+# pg_advisory_xact_lock(class, id): the schema's creation, and one node's publication.
+_LOCK_CLASS = 0x43C3  # "CC"
+# Up to this many changed rows go as one pipelined INSERT ... ON CONFLICT; more go by
+# COPY into a temporary table and one merge (bench/postgres_bench.py measures both).
+_FEW = 2000
+
+_COLUMNS = [f.name for f in ROW_SCHEMA]  # key, path, id, blake3, size, mtime_ns, ...
+
+_DDL = [
+    """CREATE TABLE IF NOT EXISTS ccc_nodes (
+        node text PRIMARY KEY,
+        role text NOT NULL,
+        vault_id text NOT NULL,
+        written_at double precision NOT NULL,
+        head_seq bigint NOT NULL,
+        head_hash text,
+        records bigint NOT NULL,
+        published_at timestamptz NOT NULL DEFAULT now()
+    )""",
+    """CREATE TABLE IF NOT EXISTS ccc_manifest (
+        node text NOT NULL,
+        key text NOT NULL,
+        path text,
+        id text,
+        blake3 text,
+        size bigint,
+        mtime_ns bigint,
+        record_type text,
+        classification text,
+        digest bytea NOT NULL,
+        PRIMARY KEY (node, key)
+    )""",
+    "CREATE INDEX IF NOT EXISTS ccc_manifest_node_id ON ccc_manifest (node, id)",
+]
+
+_UPSERT = sql.SQL(
+    "INSERT INTO ccc_manifest (node, {cols}, digest) VALUES (%s, {marks}, %s) "
+    "ON CONFLICT (node, key) DO UPDATE SET {sets}"
+).format(
+    cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)),
+    marks=sql.SQL(", ").join(sql.Placeholder() * len(_COLUMNS)),
+    sets=sql.SQL(", ").join(
+        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in [*_COLUMNS, "digest"]
+    ),
+)
+_MERGE = sql.SQL(
+    "INSERT INTO ccc_manifest (node, {cols}, digest) SELECT %s, {cols}, digest FROM ccc_incoming "
+    "ON CONFLICT (node, key) DO UPDATE SET {sets}"
+).format(
+    cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)),
+    sets=sql.SQL(", ").join(
+        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in [*_COLUMNS, "digest"]
+    ),
+)
+_COPY_MANIFEST = sql.SQL("COPY ccc_manifest (node, {cols}, digest) FROM STDIN").format(
+    cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
+)
+_COPY_INCOMING = sql.SQL("COPY ccc_incoming ({cols}, digest) FROM STDIN").format(
+    cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
+)
+
+
+def row_digest(row: tuple[Any, ...]) -> bytes:
+    """16 bytes that change when any column of a ROW_SCHEMA row does (null != "")."""
+    return hashlib.blake2b(orjson.dumps(row), digest_size=16).digest()
+
+
+def read_password_file(path: Path) -> str:
+    """The password in path: a regular file only its owner may read (0600 or stricter);
+    its first line, without the line end. A ConfigError names the file and the fix."""
+    key = "hq_password_file"
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ConfigError(key, f"cannot read {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(key, f"{path} is not a regular file")
+    if st.st_mode & 0o077:
+        raise ConfigError(
+            key,
+            f"{path} may be read by others (mode {stat.S_IMODE(st.st_mode):04o}): "
+            f"`chmod 600 {path}`",
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(key, f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    password = text.split("\n", 1)[0].rstrip("\r")
+    if not password:
+        raise ConfigError(key, f"{path} is empty: write the password on its first line")
+    return password
+
+
+def server_name(url: str) -> str:
+    """user@host[:port]/dbname of a URL, for messages (a URL here holds no password)."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "(an unreadable hq_url)"
+    host = str(info.get("host") or os.environ.get("PGHOST") or "localhost")
+    port = info.get("port")
+    user = str(info.get("user") or "")
+    where = f"{host}:{port}" if port else host
+    return shown(f"{user + '@' if user else ''}{where}/{info.get('dbname') or user or ''}")
+
+
+def _cause(err: psycopg.Error) -> tuple[str, str]:
+    """The server's or libpq's reason for err, as one line, and what to do about it."""
+    text = str(err).strip()
+    for prefix in ("connection failed: ", "connection is bad: "):
+        text = text.removeprefix(prefix)
+    if " failed: " in text and text.startswith("connection to server"):
+        text = text.split(" failed: ", 1)[1]  # drop "connection to server on socket ..."
+    text = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    text = text.removeprefix("FATAL:").strip()
+    low = text.lower()
+    if "password" in low or "authentication" in low:
+        fix = "check the role and its password (hq_password_file, PGPASSWORD or ~/.pgpass)"
+    elif "does not exist" in low:
+        fix = "create it on the server, or correct hq_url"
+    elif isinstance(err, psycopg.errors.InsufficientPrivilege):
+        fix = "grant this role the rights the README's PostgreSQL section lists"
+    elif not isinstance(err, psycopg.OperationalError):
+        fix = "a bug in ccc-watch, or its tables were changed by hand"
+    else:
+        fix = "is the server running and reachable from here?"
+    return shown(text), fix
+
+
+class PostgresCarrier:
+    """Manifests in a PostgreSQL database (see the module's docstring)."""
+
+    def __init__(
+        self, url: str, password_file: Path | None = None, *, connect_timeout: int = 10
+    ) -> None:
+        self.url = url
+        self.where = server_name(url)
+        # Read once, here: a file changed later is read by the next carrier.
+        self._password = None if password_file is None else read_password_file(password_file)
+        self._timeout = connect_timeout
+        self._schema_ok = False
+
+    # -- connections and errors -------------------------------------------------------
+
+    def _fail(self, err: psycopg.Error) -> HeadquartersError:
+        cause, fix = _cause(err)
+        code = EXIT_UNAVAILABLE
+        if isinstance(err, psycopg.errors.InsufficientPrivilege):
+            code = EXIT_NOPERM
+        elif not isinstance(err, psycopg.OperationalError):
+            code = EXIT_SOFTWARE  # a statement of ours the server refused: a bug
+        message = f"headquarters database {self.where}: {cause}; {fix}"
+        return HeadquartersError(message, exit_code=code)
+
+    @contextmanager
+    def _connect(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """A connection with the schema in place; every psycopg error met while it is
+        open (connecting included) leaves as one HeadquartersError."""
+        kwargs: dict[str, Any] = {"application_name": "ccc-watch", "autocommit": False}
+        if "connect_timeout" not in conninfo_to_dict(self.url):
+            kwargs["connect_timeout"] = self._timeout
+        if self._password is not None:
+            kwargs["password"] = self._password
+        try:
+            conn = psycopg.connect(self.url, **kwargs)
+        except psycopg.Error as e:
+            raise self._fail(e) from None
+        try:
+            with conn:
+                if not self._schema_ok:
+                    self._ensure_schema(conn)
+                yield conn
+        except psycopg.Error as e:
+            raise self._fail(e) from None
+
+    def _ensure_schema(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        """Create the tables when absent (once, however many outposts start together);
+        refuse a database a newer ccc-watch laid out."""
+        version = self._schema_version(conn)
+        if version is None:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_CLASS,))
+                conn.execute("CREATE TABLE IF NOT EXISTS ccc_schema (version integer NOT NULL)")
+                row = conn.execute("SELECT max(version) FROM ccc_schema").fetchone()
+                version = None if row is None else row[0]
+                if version is None:
+                    for ddl in _DDL:
+                        conn.execute(ddl)
+                    conn.execute("INSERT INTO ccc_schema VALUES (%s)", (SCHEMA_VERSION,))
+                    version = SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            raise HeadquartersError(
+                f"headquarters database {self.where}: its tables are of schema version "
+                f"{version}, newer than this ccc-watch's ({SCHEMA_VERSION}): upgrade ccc-watch"
+            )
+        self._schema_ok = True
+
+    @staticmethod
+    def _schema_version(conn: psycopg.Connection[tuple[Any, ...]]) -> int | None:
+        with conn.transaction():
+            row = conn.execute("SELECT to_regclass('ccc_schema') IS NOT NULL").fetchone()
+            if not row or not row[0]:
+                return None
+            found = conn.execute("SELECT max(version) FROM ccc_schema").fetchone()
+        return None if found is None or found[0] is None else int(found[0])
+
+    # -- the Carrier protocol ---------------------------------------------------------
+
+    def publish(self, manifest: Manifest) -> PublishReport:
+        """Write this node's manifest in one transaction, only the rows that changed."""
+        start = time.perf_counter()
+        header = manifest.header
+        table = manifest.rows.select(_COLUMNS)
+        columns = [table.column(c).to_pylist() for c in _COLUMNS]
+        rows = list(zip(*columns, strict=True))
+        mine = {row[0]: (row, row_digest(row)) for row in rows}
+        with self._connect() as conn, conn.transaction():
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS, header.node)
+            )
+            have: dict[str, bytes] = {
+                key: bytes(digest)
+                for key, digest in conn.execute(
+                    "SELECT key, digest FROM ccc_manifest WHERE node = %s", (header.node,)
+                )
+            }
+            gone = [key for key in have if key not in mine]
+            changed = [(row, d) for key, (row, d) in mine.items() if have.get(key) != d]
+            if gone:
+                conn.execute(
+                    "DELETE FROM ccc_manifest WHERE node = %s AND key = ANY(%s)",
+                    (header.node, gone),
+                )
+            if not have and changed:
+                with conn.cursor().copy(_COPY_MANIFEST) as copy:
+                    for row, d in changed:
+                        copy.write_row((header.node, *row, d))
+            elif len(changed) > _FEW:
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TEMPORARY TABLE ccc_incoming ON COMMIT DROP AS "
+                        "SELECT {}, digest FROM ccc_manifest WITH NO DATA"
+                    ).format(sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)))
+                )
+                with conn.cursor().copy(_COPY_INCOMING) as copy:
+                    for row, d in changed:
+                        copy.write_row((*row, d))
+                conn.execute(_MERGE, (header.node,))
+            elif changed:
+                with conn.cursor() as cur:
+                    cur.executemany(_UPSERT, [(header.node, *row, d) for row, d in changed])
+            conn.execute(
+                "INSERT INTO ccc_nodes (node, role, vault_id, written_at, head_seq, head_hash, "
+                "records, published_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now()) "
+                "ON CONFLICT (node) DO UPDATE SET role = EXCLUDED.role, "
+                "vault_id = EXCLUDED.vault_id, written_at = EXCLUDED.written_at, "
+                "head_seq = EXCLUDED.head_seq, head_hash = EXCLUDED.head_hash, "
+                "records = EXCLUDED.records, published_at = now()",
+                (
+                    header.node,
+                    header.role,
+                    header.vault_id,
+                    header.written_at,
+                    header.head_seq,
+                    header.head_hash,
+                    header.records,
+                ),
+            )
+        return PublishReport(
+            node=header.node,
+            where=self.where,
+            rows=len(rows),
+            changed=len(changed) + len(gone),
+            seconds=time.perf_counter() - start,
+        )
+
+    def headers(self) -> list[ManifestHeader]:
+        """Every node's header, by node name."""
+        with self._connect() as conn, conn.transaction():
+            found = conn.execute(
+                "SELECT node, role, vault_id, written_at, head_seq, head_hash, records "
+                'FROM ccc_nodes ORDER BY node COLLATE "C"'
+            ).fetchall()
+        return [_header(row) for row in found]
+
+    def load(self, node: str) -> Manifest | None:
+        """One node's manifest (its header and rows read in one snapshot), or None."""
+        with self._connect() as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            with conn.transaction():
+                head = conn.execute(
+                    "SELECT node, role, vault_id, written_at, head_seq, head_hash, records "
+                    "FROM ccc_nodes WHERE node = %s",
+                    (node,),
+                ).fetchone()
+                if head is None:
+                    return None
+                with conn.cursor(binary=True) as cur:
+                    cur.execute(
+                        sql.SQL(
+                            'SELECT {} FROM ccc_manifest WHERE node = %s ORDER BY key COLLATE "C"'
+                        ).format(sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))),
+                        (node,),
+                    )
+                    found = cur.fetchall()
+        columns = list(zip(*found, strict=True)) if found else [() for _ in _COLUMNS]
+        table = pa.Table.from_arrays(
+            [pa.array(list(col), type=f.type) for col, f in zip(columns, ROW_SCHEMA, strict=True)],
+            schema=ROW_SCHEMA,
+        )
+        return Manifest(_header(head), table)
+
+    # -- drift on the server ----------------------------------------------------------
+
+    def drift(self, here: str, there: str) -> list[dict[str, str | None]]:
+        """How node `there`'s manifest differs from node `here`'s, computed by one SQL
+        query on the server. Each finding is {kind, key, path_here, path_there, detail}:
+
+        - missing_there: `here` has the key, `there` not (and it is no rename);
+        - missing_here: the other way round;
+        - differs: both have the key, with other content (blake3); detail says which
+          side is newer by mtime ("newer here", "newer there", "same mtime");
+        - renamed: the same id under another key on each side (an id found once among
+          each side's unmatched keys); key is here's, detail "same content" or
+          "content differs".
+
+        Sorted by key (code point order), then kind."""
+        with self._connect() as conn, conn.transaction():
+            found = conn.execute(_DRIFT, {"a": here, "b": there}).fetchall()
+        names = ("kind", "key", "path_here", "path_there", "detail")
+        return [dict(zip(names, row, strict=True)) for row in found]
+
+
+_DRIFT = """
+SELECT * FROM (
+WITH a AS (SELECT key, path, id, blake3, mtime_ns FROM ccc_manifest WHERE node = %(a)s),
+     b AS (SELECT key, path, id, blake3, mtime_ns FROM ccc_manifest WHERE node = %(b)s),
+     only_a AS (SELECT * FROM a WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.key = a.key)),
+     only_b AS (SELECT * FROM b WHERE NOT EXISTS (SELECT 1 FROM a WHERE a.key = b.key)),
+     once_a AS (SELECT id FROM only_a WHERE id IS NOT NULL GROUP BY id HAVING count(*) = 1),
+     once_b AS (SELECT id FROM only_b WHERE id IS NOT NULL GROUP BY id HAVING count(*) = 1),
+     renamed AS (
+        SELECT oa.key AS key_a, oa.path AS path_a, ob.key AS key_b, ob.path AS path_b,
+               oa.blake3 IS NOT DISTINCT FROM ob.blake3 AS same
+        FROM only_a oa JOIN only_b ob ON oa.id = ob.id
+        WHERE oa.id IN (SELECT id FROM once_a) AND ob.id IN (SELECT id FROM once_b))
+SELECT 'renamed', key_a, path_a, path_b,
+       CASE WHEN same THEN 'same content' ELSE 'content differs' END
+FROM renamed
+UNION ALL
+SELECT 'missing_there', key, path, NULL, NULL FROM only_a
+WHERE key NOT IN (SELECT key_a FROM renamed)
+UNION ALL
+SELECT 'missing_here', key, NULL, path, NULL FROM only_b
+WHERE key NOT IN (SELECT key_b FROM renamed)
+UNION ALL
+SELECT 'differs', a.key, a.path, b.path,
+       CASE WHEN a.mtime_ns > b.mtime_ns THEN 'newer here'
+            WHEN a.mtime_ns < b.mtime_ns THEN 'newer there' ELSE 'same mtime' END
+FROM a JOIN b ON a.key = b.key
+WHERE a.blake3 IS DISTINCT FROM b.blake3
+) AS found (kind, key, path_here, path_there, detail)
+ORDER BY key COLLATE "C", kind
+"""
+
+
+def _header(row: tuple[Any, ...]) -> ManifestHeader:
+    node, role, vault_id, written_at, head_seq, head_hash, records = row
+    return ManifestHeader(
+        node=node,
+        role=role,
+        vault_id=vault_id,
+        written_at=float(written_at),
+        head_seq=int(head_seq),
+        head_hash=head_hash,
+        records=int(records),
+    )

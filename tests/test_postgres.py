@@ -1,0 +1,390 @@
+"""The database carrier against a real PostgreSQL server the suite starts itself
+(tests/pg.py): publish and read back, idempotence, only changed rows written, a
+publisher killed mid-publish, passwords, a server that is down, hostile names, and
+drift computed on the server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pg
+import psycopg
+import pyarrow as pa
+import pytest
+
+from ccc_watch.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, ConfigError, HeadquartersError
+from ccc_watch.nodes.carrier import ROW_SCHEMA, Manifest, ManifestHeader
+from ccc_watch.nodes.postgres import PostgresCarrier
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[pg.Server]:
+    srv = pg.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.root, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_password(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Only what a test gives counts: no PGPASSWORD, no ~/.pgpass of this machine."""
+    for name in ("PGPASSWORD", "PGSERVICE", "PGHOST", "PGUSER", "PGDATABASE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))
+
+
+@pytest.fixture
+def db(server: pg.Server) -> str:
+    """A fresh database's URL (no password in it)."""
+    return server.url(server.new_database())
+
+
+@pytest.fixture
+def password_file(server: pg.Server, tmp_path: Path) -> Path:
+    path = tmp_path / "hq-password"
+    path.write_text(server.password + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def rows(n: int, *, prefix: str = "notes/n", version: str = "a") -> list[dict[str, object]]:
+    return [
+        {
+            "key": f"{prefix}{i:06d}.md",
+            "path": f"{prefix}{i:06d}.md",
+            "id": f"id-{i}",
+            "blake3": f"{version}{i:063x}"[:64],
+            "size": 100 + i,
+            "mtime_ns": 1_700_000_000_000_000_000 + i,
+            "record_type": "note",
+            "classification": "PUBLIC",
+        }
+        for i in range(n)
+    ]
+
+
+def manifest(node: str, data: list[dict[str, object]], *, head_seq: int = 1) -> Manifest:
+    data = sorted(data, key=lambda r: str(r["key"]))
+    header = ManifestHeader(
+        node=node,
+        role="outpost",
+        vault_id="vault-" + node,
+        written_at=1_700_000_000.5 + head_seq,
+        head_seq=head_seq,
+        head_hash=f"{head_seq:064x}",
+        records=len(data),
+    )
+    return Manifest(header, pa.Table.from_pylist(data, schema=ROW_SCHEMA))
+
+
+def test_publish_reads_back_equal(db: str, password_file: Path) -> None:
+    carrier = PostgresCarrier(db, password_file)
+    sent = manifest("laptop", rows(500))
+    report = carrier.publish(sent)
+    assert (report.node, report.rows, report.changed) == ("laptop", 500, 500)
+    assert "password" not in report.where and "/ccc_" in report.where
+    got = carrier.load("laptop")
+    assert got == sent
+    assert carrier.headers() == [sent.header]
+    assert carrier.load("desktop") is None
+
+
+def test_publishing_twice_changes_nothing_the_second_time(db: str, password_file: Path) -> None:
+    carrier = PostgresCarrier(db, password_file)
+    sent = manifest("laptop", rows(1000))
+    assert carrier.publish(sent).changed == 1000
+    again = PostgresCarrier(db, password_file).publish(sent)
+    assert (again.rows, again.changed) == (1000, 0)
+    assert carrier.load("laptop") == sent
+
+
+def test_only_changed_rows_are_written(db: str, password_file: Path) -> None:
+    carrier = PostgresCarrier(db, password_file)
+    data = rows(5000)
+    carrier.publish(manifest("laptop", data))
+    data[::50] = [dict(r, blake3="f" * 64, size=1) for r in data[::50]]  # 100 rows
+    changed = manifest("laptop", data, head_seq=2)
+    report = carrier.publish(changed)
+    assert (report.rows, report.changed) == (5000, 100)
+    assert carrier.load("laptop") == changed
+    # Deleted rows count as changed; one more publication with 7 rows fewer.
+    fewer = manifest("laptop", data[7:], head_seq=3)
+    assert carrier.publish(fewer).changed == 7
+    assert carrier.load("laptop") == fewer
+
+
+def test_many_changed_rows_merge_through_copy(db: str, password_file: Path) -> None:
+    """Past the pipelined-INSERT threshold the rows go by COPY into a temporary table
+    and one merge: the same result."""
+    carrier = PostgresCarrier(db, password_file)
+    carrier.publish(manifest("laptop", rows(6000)))
+    data = rows(6000, version="b")[:5000] + rows(300, prefix="new/")
+    changed = manifest("laptop", data, head_seq=2)
+    report = carrier.publish(changed)
+    assert report.changed == 5000 + 300 + 1000  # rewritten, new, gone
+    assert carrier.load("laptop") == changed
+    assert carrier.publish(changed).changed == 0
+
+
+def test_nodes_are_kept_apart(db: str, password_file: Path) -> None:
+    carrier = PostgresCarrier(db, password_file)
+    a, b = manifest("a", rows(10)), manifest("b", rows(20, version="c"))
+    carrier.publish(a)
+    carrier.publish(b)
+    carrier.publish(manifest("a", rows(3), head_seq=5))
+    assert carrier.load("b") == b
+    assert [h.node for h in carrier.headers()] == ["a", "b"]
+    assert carrier.headers()[0].records == 3
+
+
+HOSTILE = [
+    'it\'s "quoted"/a.md',
+    "back\\slash\\'; DROP TABLE ccc_manifest; --.md",
+    "new\nline/and\ttab.md",
+    "ünïcödé/日本語/🦀.md",
+    "%s %(a)s {0} $1 .md",
+    "line\rreturn\u2028sep.md",
+    "",
+]
+
+
+def test_hostile_names_and_paths_round_trip(db: str, password_file: Path) -> None:
+    carrier = PostgresCarrier(db, password_file)
+    data = [
+        dict(r, key=p, path=p, id=p or None)
+        for r, p in zip(rows(len(HOSTILE)), HOSTILE, strict=True)
+    ]
+    data.append(dict(rows(1)[0], key="secret:" + "ab" * 32, path=None, classification="SECRET"))
+    node = "ev'il\"\\node\n; DROP TABLE ccc_nodes; --"
+    sent = manifest(node, data)
+    assert carrier.publish(sent).changed == len(data)
+    assert carrier.load(node) == sent
+    assert carrier.headers() == [sent.header]
+    assert carrier.publish(sent).changed == 0
+    assert carrier.load("ev'il") is None
+
+
+def test_a_second_carrier_on_an_existing_schema_and_a_newer_schema(
+    db: str, password_file: Path, server: pg.Server
+) -> None:
+    PostgresCarrier(db, password_file).publish(manifest("a", rows(2)))
+    assert PostgresCarrier(db, password_file).headers()[0].node == "a"
+    with psycopg.connect(db, password=server.password, autocommit=True) as conn:
+        conn.execute("UPDATE ccc_schema SET version = 99")
+    with pytest.raises(HeadquartersError, match="schema version 99, newer") as e:
+        PostgresCarrier(db, password_file).headers()
+    assert e.value.exit_code == EXIT_UNAVAILABLE
+
+
+# -- passwords and servers that refuse ------------------------------------------------
+
+
+def test_password_file_must_be_private_and_regular(
+    db: str, password_file: Path, tmp_path: Path
+) -> None:
+    password_file.chmod(0o640)
+    with pytest.raises(ConfigError, match=r"hq_password_file: .* may be read by others.*chmod 600"):
+        PostgresCarrier(db, password_file)
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        PostgresCarrier(db, tmp_path)
+    with pytest.raises(ConfigError, match="cannot read"):
+        PostgresCarrier(db, tmp_path / "absent")
+    empty = tmp_path / "empty"
+    empty.touch(mode=0o600)
+    with pytest.raises(ConfigError, match="is empty"):
+        PostgresCarrier(db, empty)
+    assert ConfigError("hq_password_file", "x").exit_code == EXIT_CONFIG
+    password_file.chmod(0o400)
+    assert PostgresCarrier(db, password_file).headers() == []
+
+
+def test_the_password_file_is_read_once(db: str, password_file: Path) -> None:
+    carrier = PostgresCarrier(db, password_file)
+    password_file.write_text("changed-later\n")
+    assert carrier.headers() == []
+
+
+def test_pgpassword_is_used_without_a_file(
+    db: str, server: pg.Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(HeadquartersError, match="no password supplied"):
+        PostgresCarrier(db).headers()
+    monkeypatch.setenv("PGPASSWORD", server.password)
+    assert PostgresCarrier(db).headers() == []
+
+
+def test_a_wrong_password_is_one_line_naming_server_and_cause(
+    db: str, tmp_path: Path, server: pg.Server
+) -> None:
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password")
+    wrong.chmod(0o600)
+    with pytest.raises(HeadquartersError) as e:
+        PostgresCarrier(db, wrong).publish(manifest("a", rows(1)))
+    text = str(e.value)
+    assert e.value.exit_code == EXIT_UNAVAILABLE
+    assert "\n" not in text
+    assert 'password authentication failed for user "ccc_outpost"' in text
+    assert f"ccc_outpost@{server.socket_dir}" in text and db.split("?")[0].rsplit("/", 1)[1] in text
+    assert "not-the-password" not in text and server.password not in text
+    assert "hq_password_file" in text
+
+
+def test_a_server_that_is_down_is_one_line(tmp_path: Path, password_file: Path) -> None:
+    url = f"postgresql://ccc@/hq?host={tmp_path}"  # no server listens there
+    with pytest.raises(HeadquartersError) as e:
+        PostgresCarrier(url, password_file).headers()
+    text = str(e.value)
+    assert "\n" not in text and e.value.exit_code == EXIT_UNAVAILABLE
+    assert text.startswith(f"headquarters database ccc@{tmp_path}/hq: ")
+    assert "No such file or directory" in text and "is the server running" in text
+
+
+def test_a_missing_database_is_one_line(server: pg.Server, password_file: Path) -> None:
+    with pytest.raises(HeadquartersError, match='database "nowhere" does not exist; create it'):
+        PostgresCarrier(server.url("nowhere"), password_file).headers()
+
+
+def test_errors_reach_the_command_line_as_one_line(tmp_path: Path, password_file: Path) -> None:
+    """What a CLI does with a HeadquartersError: its message and code, no traceback."""
+    script = textwrap.dedent(f"""
+        import sys
+        from ccc_watch.errors import CccWatchError
+        from ccc_watch.nodes.postgres import PostgresCarrier
+        try:
+            PostgresCarrier("postgresql://ccc@/hq?host={tmp_path}", None).headers()
+        except CccWatchError as e:
+            print(e, file=sys.stderr)
+            sys.exit(e.exit_code)
+    """)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == EXIT_UNAVAILABLE
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+# -- a publisher killed mid-publish ---------------------------------------------------
+
+KILLED_PUBLISHER = """
+import sys
+import pyarrow as pa
+sys.path.insert(0, {tests!r})
+from test_postgres import manifest, rows
+from ccc_watch.nodes.postgres import PostgresCarrier
+from pathlib import Path
+carrier = PostgresCarrier({url!r}, Path({password_file!r}))
+data = rows(200_000, version="k") + rows(50_000, prefix="killed/")
+carrier.publish(manifest("laptop", data, head_seq=9))
+print("published")
+"""
+
+
+def test_a_publisher_killed_mid_publish_leaves_the_previous_manifest_whole(
+    db: str, password_file: Path, server: pg.Server
+) -> None:
+    carrier = PostgresCarrier(db, password_file)
+    previous = manifest("laptop", rows(200_000))
+    carrier.publish(previous)
+    script = KILLED_PUBLISHER.format(
+        tests=str(ROOT / "tests"), url=db, password_file=str(password_file)
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    dbname = db.split("?")[0].rsplit("/", 1)[1]
+    seen = None
+    try:
+        with server.admin(dbname) as admin:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                row = admin.execute(
+                    "SELECT pid, query FROM pg_stat_activity WHERE application_name = "
+                    "'ccc-watch' AND state = 'active' AND query LIKE 'COPY ccc_incoming%'"
+                ).fetchone()
+                if row:
+                    seen = row
+                    break
+                time.sleep(0.02)
+            time.sleep(0.2)  # rows of the new manifest are on their way
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            # The server notices the dropped connection and rolls back.
+            for _ in range(200):
+                if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
+                                     (seen[0] if seen else -1,)).fetchone():  # fmt: skip
+                    break
+                time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    out += proc.stderr.read().decode() if proc.stderr else ""
+    assert seen is not None, f"the publisher never reached its COPY: {out}"
+    assert proc.returncode == -signal.SIGKILL and "published" not in out
+    assert carrier.headers() == [previous.header]
+    assert carrier.load("laptop") == previous
+    # ... and the next publication works, from that previous state.
+    assert carrier.publish(previous).changed == 0
+
+
+# -- drift on the server --------------------------------------------------------------
+
+
+def test_drift_on_the_server(db: str, password_file: Path) -> None:
+    carrier = PostgresCarrier(db, password_file)
+    base = rows(10)
+    here = [dict(r) for r in base]
+    there = [dict(r) for r in base]
+    del here[1]  # missing here
+    del there[2]  # missing there (index 2 of base)
+    there[4] = dict(there[4], blake3="e" * 64, mtime_ns=2 * 10**18)  # base[5]: newer there
+    here[4] = dict(here[4], blake3="d" * 64, mtime_ns=3 * 10**18)  # base[6]... see below
+    # a rename: same id, another path, on the other side
+    there[7] = dict(there[7], key="moved/x.md", path="moved/x.md")  # base[8]
+    secret = {
+        "key": "secret:" + "cd" * 32,
+        "path": None,
+        "id": None,
+        "blake3": "1" * 64,
+        "size": 1,
+        "mtime_ns": 1,
+        "record_type": "note",
+        "classification": "SECRET",
+    }
+    here.append(secret)
+    carrier.publish(manifest("here", here))
+    carrier.publish(manifest("there", there))
+    found = carrier.drift("here", "there")
+    by = {(f["kind"], f["key"]): f for f in found}
+    k = [str(r["key"]) for r in base]
+    # here = base without [1]; here[4] is base[5]. there = base without [2]; there[4] is
+    # base[5], there[7] is base[8].
+    assert by[("missing_here", k[1])]["path_there"] == k[1]
+    assert by[("missing_there", k[2])]["path_here"] == k[2]
+    assert by[("differs", k[5])]["detail"] == "newer here"
+    renamed = by[("renamed", k[8])]
+    assert (renamed["path_here"], renamed["path_there"], renamed["detail"]) == (
+        k[8], "moved/x.md", "same content")  # fmt: skip
+    assert by[("missing_there", secret["key"])]["path_here"] is None
+    assert len(found) == 5
+    assert carrier.drift("here", "here") == []
+    assert carrier.drift("there", "here")[0]["kind"] == "missing_there"
