@@ -387,4 +387,12 @@ def test_drift_on_the_server(db: str, password_file: Path) -> None:
     assert by[("missing_there", secret["key"])]["path_here"] is None
     assert len(found) == 5
     assert carrier.drift("here", "here") == []
-    assert carrier.drift("there", "here")[0]["kind"] == "missing_there"
+    swap = {"missing_here": "missing_there", "missing_there": "missing_here"}
+    back = {
+        (swap.get(str(f["kind"]), f["kind"]), f["key"]): f for f in carrier.drift("there", "here")
+    }
+    assert back.keys() == {
+        ("missing_here", k[1]), ("missing_there", k[2]), ("missing_there", secret["key"]),
+        ("differs", k[5]), ("renamed", "moved/x.md")}  # fmt: skip
+    assert back[("differs", k[5])]["detail"] == "newer there"
+    assert back[("renamed", "moved/x.md")]["path_there"] == k[8]
