@@ -396,3 +396,57 @@ def test_drift_on_the_server(db: str, password_file: Path) -> None:
         ("differs", k[5]), ("renamed", "moved/x.md")}  # fmt: skip
     assert back[("differs", k[5])]["detail"] == "newer there"
     assert back[("renamed", "moved/x.md")]["path_there"] == k[8]
+
+
+# -- a role per outpost, as the README sets it up --------------------------------------
+
+
+def readme_sql(after: str) -> str:
+    """The first ```sql block of the README after the text `after`."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("```sql\n", text.index(after)) + len("```sql\n")
+    return text[start : text.index("```", start)]
+
+
+def test_a_role_per_outpost_writes_only_its_own_rows(
+    db: str, password_file: Path, server: pg.Server, tmp_path: Path
+) -> None:
+    owner = PostgresCarrier(db, password_file)
+    hq = manifest("hq", rows(3000))
+    owner.publish(hq)  # the owner's first publication lays the tables out
+    statements = readme_sql("runs exactly these statements")
+    once, per_outpost = statements.split("-- per outpost")
+    with psycopg.connect(db, password=server.password, autocommit=True) as conn:
+        conn.execute(once)
+        for node in ("laptop", "desktop"):
+            with server.admin() as admin:
+                admin.execute(f"CREATE ROLE {node} LOGIN PASSWORD '{server.password}'")
+            conn.execute(per_outpost.split("\n", 1)[1].replace("laptop", node))
+    laptop_url = db.replace("ccc_outpost@", "laptop@")
+    laptop = PostgresCarrier(laptop_url, password_file)
+    own = manifest("laptop", rows(2500, version="b"))  # past the COPY + merge threshold
+    assert laptop.publish(own).changed == 2500
+    assert laptop.publish(manifest("laptop", rows(10, version="b"), head_seq=2)).changed == 2490
+    assert laptop.load("hq") == hq  # every node may be read
+    for other in ("desktop", "hq"):  # ... but not written
+        with pytest.raises(HeadquartersError, match="row-level security") as e:
+            laptop.publish(manifest(other, rows(5, version="c")))
+        assert e.value.exit_code == 77 and "\n" not in str(e.value)
+    assert owner.load("hq") == hq
+    assert [h.node for h in owner.headers()] == ["hq", "laptop"]
+
+
+def test_the_readme_queries_run(db: str, password_file: Path, server: pg.Server) -> None:
+    carrier = PostgresCarrier(db, password_file)
+    carrier.publish(manifest("hq", rows(5)))
+    carrier.publish(manifest("laptop", rows(3, version="e")))
+    queries = readme_sql("**Querying every node**")
+    with psycopg.connect(db, password=server.password) as conn:
+        found = [conn.execute(q).fetchall() for q in queries.split(";") if q.strip(" \n-")
+                 and not all(line.startswith("--") for line in q.strip().splitlines())]  # fmt: skip
+    nodes, lacking, differing = found
+    assert [n[0] for n in nodes] == ["hq", "laptop"]
+    assert sorted(p for (p,) in lacking) == [str(r["path"]) for r in rows(5)[3:]]
+    assert [(k, v, n) for k, v, n in differing] == [
+        (str(r["key"]), 2, ["hq", "laptop"]) for r in rows(3)
+    ]

@@ -15,7 +15,7 @@ with the URL's `options=-csearch_path=...`) holds the nodes of one shared vault.
 A publication is ONE transaction: it takes the node's advisory lock, reads the node's
 (key, digest) pairs, deletes the rows gone, writes the new and changed ones (COPY into
 a temporary table merged with INSERT ... ON CONFLICT when there are many, a pipelined
-INSERT ... ON CONFLICT when few, a plain COPY the first time) and writes the header
+INSERT ... ON CONFLICT when few) and writes the header
 last. A publisher killed anywhere in it leaves the previous manifest whole: the server
 rolls the transaction back. Every statement is parameterised (node names and paths are
 hostile text).
@@ -106,9 +106,6 @@ _MERGE = sql.SQL(
     sets=sql.SQL(", ").join(
         sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in [*_COLUMNS, "digest"]
     ),
-)
-_COPY_MANIFEST = sql.SQL("COPY ccc_manifest (node, {cols}, digest) FROM STDIN").format(
-    cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
 )
 _COPY_INCOMING = sql.SQL("COPY ccc_incoming ({cols}, digest) FROM STDIN").format(
     cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
@@ -286,11 +283,9 @@ class PostgresCarrier:
                     "DELETE FROM ccc_manifest WHERE node = %s AND key = ANY(%s)",
                     (header.node, gone),
                 )
-            if not have and changed:
-                with conn.cursor().copy(_COPY_MANIFEST) as copy:
-                    for row, d in changed:
-                        copy.write_row((header.node, *row, d))
-            elif len(changed) > _FEW:
+            # Never COPY into ccc_manifest itself: PostgreSQL refuses COPY FROM into a
+            # table under row-level security, which a role per outpost uses (README).
+            if len(changed) > _FEW:
                 conn.execute(
                     sql.SQL(
                         "CREATE TEMPORARY TABLE ccc_incoming ON COMMIT DROP AS "
