@@ -142,7 +142,7 @@ def main() -> None:
     print()
     print("| publication | rows written | seconds |")
     print("| --- | ---: | ---: |")
-    print(f"| first, {n:,} rows (COPY) | {n:,} | {statistics.median(firsts):.2f} |")
+    print(f"| first, {n:,} rows (COPY + merge) | {n:,} | {statistics.median(firsts):.2f} |")
     print(f"| again, unchanged | {changed_of['same']:,} | {same:.2f} |")
     print(f"| {c:,} rows changed (pipelined INSERT ... ON CONFLICT) | {c:,} | {few:.2f} |")
     print(f"| {c:,} rows changed, by COPY + merge | {c:,} | {merged:.2f} |")

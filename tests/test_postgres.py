@@ -89,6 +89,20 @@ def manifest(node: str, data: list[dict[str, object]], *, head_seq: int = 1) -> 
     return Manifest(header, pa.Table.from_pylist(data, schema=ROW_SCHEMA))
 
 
+def test_the_carrier_the_settings_name(server: pg.Server, password_file: Path) -> None:
+    from ccc_watch.config import load
+    from ccc_watch.nodes.postgres import carrier
+
+    url = server.url(server.new_database())
+    env = {"CCC_WATCH_HQ_URL": url, "CCC_WATCH_HQ_PASSWORD_FILE": str(password_file)}
+    cfg = load(environ=env, config_file=password_file.with_name("absent.toml"), must_exist=False)
+    assert carrier(cfg).headers() == []
+    with pytest.raises(ConfigError, match="hq_url: is not set"):
+        carrier(
+            load(environ={}, config_file=password_file.with_name("absent.toml"), must_exist=False)
+        )
+
+
 def test_publish_reads_back_equal(db: str, password_file: Path) -> None:
     carrier = PostgresCarrier(db, password_file)
     sent = manifest("laptop", rows(500))
@@ -378,21 +392,21 @@ def test_drift_on_the_server(db: str, password_file: Path) -> None:
     k = [str(r["key"]) for r in base]
     # here = base without [1]; here[4] is base[5]. there = base without [2]; there[4] is
     # base[5], there[7] is base[8].
-    assert by[("missing_here", k[1])]["path_there"] == k[1]
-    assert by[("missing_there", k[2])]["path_here"] == k[2]
+    assert by[("missing-here", k[1])]["path_there"] == k[1]
+    assert by[("missing-there", k[2])]["path_here"] == k[2]
     assert by[("differs", k[5])]["detail"] == "newer here"
     renamed = by[("renamed", k[8])]
     assert (renamed["path_here"], renamed["path_there"], renamed["detail"]) == (
         k[8], "moved/x.md", "same content")  # fmt: skip
-    assert by[("missing_there", secret["key"])]["path_here"] is None
+    assert by[("missing-there", secret["key"])]["path_here"] is None
     assert len(found) == 5
     assert carrier.drift("here", "here") == []
-    swap = {"missing_here": "missing_there", "missing_there": "missing_here"}
+    swap = {"missing-here": "missing-there", "missing-there": "missing-here"}
     back = {
         (swap.get(str(f["kind"]), f["kind"]), f["key"]): f for f in carrier.drift("there", "here")
     }
     assert back.keys() == {
-        ("missing_here", k[1]), ("missing_there", k[2]), ("missing_there", secret["key"]),
+        ("missing-here", k[1]), ("missing-there", k[2]), ("missing-there", secret["key"]),
         ("differs", k[5]), ("renamed", "moved/x.md")}  # fmt: skip
     assert back[("differs", k[5])]["detail"] == "newer there"
     assert back[("renamed", "moved/x.md")]["path_there"] == k[8]

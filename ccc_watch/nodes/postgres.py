@@ -42,6 +42,7 @@ import pyarrow as pa
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from ccc_watch.config import Config
 from ccc_watch.errors import (
     EXIT_NOPERM,
     EXIT_SOFTWARE,
@@ -177,6 +178,13 @@ def _cause(err: psycopg.Error) -> tuple[str, str]:
     else:
         fix = "is the server running and reachable from here?"
     return shown(text), fix
+
+
+def carrier(cfg: Config) -> PostgresCarrier:
+    """The database carrier the settings name (hq_url, hq_password_file)."""
+    if cfg.hq_url is None:
+        raise ConfigError("hq_url", "is not set: name headquarters' PostgreSQL database")
+    return PostgresCarrier(cfg.hq_url, cfg.hq_password_file)
 
 
 class PostgresCarrier:
@@ -367,15 +375,17 @@ class PostgresCarrier:
         """How node `there`'s manifest differs from node `here`'s, computed by one SQL
         query on the server. Each finding is {kind, key, path_here, path_there, detail}:
 
-        - missing_there: `here` has the key, `there` not (and it is no rename);
-        - missing_here: the other way round;
+        - missing-there: `here` has the key, `there` not (and it is no rename);
+        - missing-here: the other way round;
         - differs: both have the key, with other content (blake3); detail says which
           side is newer by mtime ("newer here", "newer there", "same mtime");
         - renamed: the same id under another key on each side (an id found once among
           each side's unmatched keys); key is here's, detail "same content" or
           "content differs".
 
-        Sorted by key (code point order), then kind."""
+        The kinds are those of ccc_watch.nodes.drift (the folder carrier's DuckDB
+        comparison); conflict copies, renames by content and stale nodes are not
+        (yet) found here. Sorted by key (code point order), then kind."""
         with self._connect() as conn, conn.transaction():
             found = conn.execute(_DRIFT, {"a": here, "b": there}).fetchall()
         names = ("kind", "key", "path_here", "path_there", "detail")
@@ -399,10 +409,10 @@ SELECT 'renamed', key_a, path_a, path_b,
        CASE WHEN same THEN 'same content' ELSE 'content differs' END
 FROM renamed
 UNION ALL
-SELECT 'missing_there', key, path, NULL, NULL FROM only_a
+SELECT 'missing-there', key, path, NULL, NULL FROM only_a
 WHERE key NOT IN (SELECT key_a FROM renamed)
 UNION ALL
-SELECT 'missing_here', key, NULL, path, NULL FROM only_b
+SELECT 'missing-here', key, NULL, path, NULL FROM only_b
 WHERE key NOT IN (SELECT key_b FROM renamed)
 UNION ALL
 SELECT 'differs', a.key, a.path, b.path,
