@@ -464,3 +464,69 @@ def test_the_readme_queries_run(db: str, password_file: Path, server: pg.Server)
     assert [(k, v, n) for k, v, n in differing] == [
         (str(r["key"]), 2, ["hq", "laptop"]) for r in rows(3)
     ]
+
+
+def test_a_second_publisher_of_one_node_waits_then_gives_up(
+    db: str, password_file: Path, server: pg.Server
+) -> None:
+    """Two installations with one node name take turns; one that waits past
+    lock_timeout stops with one line, exit 75, and the manifest stays as it was."""
+    first = manifest("laptop", rows(20))
+    PostgresCarrier(db, password_file).publish(first)
+    impatient = PostgresCarrier(db, password_file, lock_timeout=0.3)
+    with psycopg.connect(db, password=server.password, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (0x43C3, "laptop"))
+        start = time.monotonic()
+        with pytest.raises(HeadquartersError) as e:
+            impatient.publish(manifest("laptop", rows(20, version="b"), head_seq=2))
+        assert 0.25 < time.monotonic() - start < 10
+        assert e.value.exit_code == 75 and "\n" not in str(e.value)
+        assert "another publisher of this node holds its lock" in str(e.value)
+        assert impatient.publish(manifest("desktop", rows(3))).changed == 3  # others go on
+        assert impatient.load("laptop") == first
+        holder.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (0x43C3, "laptop"))
+    assert impatient.publish(manifest("laptop", rows(20, version="b"), head_seq=2)).changed == 20
+
+
+CONCURRENT_PUBLISHER = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_postgres import manifest, rows
+from ccc_watch.nodes.postgres import PostgresCarrier
+PostgresCarrier({url!r}, Path({password_file!r})).publish(
+    manifest("laptop", rows(100_000, version="n"), head_seq=2))
+"""
+
+
+def test_a_reader_during_a_publication_sees_the_previous_or_the_new_manifest(
+    db: str, password_file: Path, server: pg.Server
+) -> None:
+    carrier = PostgresCarrier(db, password_file)
+    previous = manifest("laptop", rows(100_000))
+    new = manifest("laptop", rows(100_000, version="n"), head_seq=2)
+    carrier.publish(previous)
+    script = CONCURRENT_PUBLISHER.format(
+        tests=str(ROOT / "tests"), url=db, password_file=str(password_file)
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    dbname = db.split("?")[0].rsplit("/", 1)[1]
+    seen: list[tuple[bool, str]] = []  # (a publisher was writing at the start, what was read)
+    with server.admin(dbname) as admin:
+        while True:
+            done = proc.poll() is not None
+            writing = admin.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = 'ccc-watch' AND "
+                "state = 'active' AND (query LIKE 'COPY%' OR query LIKE 'INSERT%' "
+                "OR query LIKE 'DELETE%')"
+            ).fetchone()
+            got = carrier.load("laptop")
+            seen.append((bool(writing), "previous" if got == previous else
+                         "new" if got == new else "a mix"))  # fmt: skip
+            if done:
+                break
+    assert proc.returncode == 0
+    assert all(what != "a mix" for _, what in seen), seen
+    assert seen[-1][1] == "new"
+    assert any(writing for writing, _ in seen), "no read overlapped the publication"

@@ -46,6 +46,7 @@ from ccc_watch.config import Config
 from ccc_watch.errors import (
     EXIT_NOPERM,
     EXIT_SOFTWARE,
+    EXIT_TEMPFAIL,
     EXIT_UNAVAILABLE,
     ConfigError,
     HeadquartersError,
@@ -171,6 +172,9 @@ def _cause(err: psycopg.Error) -> tuple[str, str]:
         fix = "check the role and its password (hq_password_file, PGPASSWORD or ~/.pgpass)"
     elif "does not exist" in low:
         fix = "create it on the server, or correct hq_url"
+    elif isinstance(err, psycopg.errors.LockNotAvailable):
+        text = "another publisher of this node holds its lock"
+        fix = "is a second installation using the same node name? try again later"
     elif isinstance(err, psycopg.errors.InsufficientPrivilege):
         fix = "grant this role the rights the README's PostgreSQL section lists"
     elif not isinstance(err, psycopg.OperationalError):
@@ -191,13 +195,21 @@ class PostgresCarrier:
     """Manifests in a PostgreSQL database (see the module's docstring)."""
 
     def __init__(
-        self, url: str, password_file: Path | None = None, *, connect_timeout: int = 10
+        self,
+        url: str,
+        password_file: Path | None = None,
+        *,
+        connect_timeout: int = 10,
+        lock_timeout: float = 60.0,
     ) -> None:
         self.url = url
         self.where = server_name(url)
         # Read once, here: a file changed later is read by the next carrier.
         self._password = None if password_file is None else read_password_file(password_file)
         self._timeout = connect_timeout
+        # How long publish() waits for another publisher of the same node (two
+        # installations given one node name) before it gives up, exit 75.
+        self._lock_timeout = lock_timeout
         self._schema_ok = False
 
     # -- connections and errors -------------------------------------------------------
@@ -207,6 +219,8 @@ class PostgresCarrier:
         code = EXIT_UNAVAILABLE
         if isinstance(err, psycopg.errors.InsufficientPrivilege):
             code = EXIT_NOPERM
+        elif isinstance(err, psycopg.errors.LockNotAvailable):
+            code = EXIT_TEMPFAIL
         elif not isinstance(err, psycopg.OperationalError):
             code = EXIT_SOFTWARE  # a statement of ours the server refused: a bug
         message = f"headquarters database {self.where}: {cause}; {fix}"
@@ -275,6 +289,10 @@ class PostgresCarrier:
         rows = list(zip(*columns, strict=True))
         mine = {row[0]: (row, row_digest(row)) for row in rows}
         with self._connect() as conn, conn.transaction():
+            conn.execute(
+                "SELECT set_config('lock_timeout', %s, true)",
+                (f"{max(1, int(self._lock_timeout * 1000))}ms",),
+            )
             conn.execute(
                 "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS, header.node)
             )
