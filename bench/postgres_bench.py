@@ -121,7 +121,7 @@ def main() -> None:
             postgres._FEW = saved
         carrier.publish(manifest("bench", base, 100))
         carrier.publish(manifest("bench2", other, 1))
-        loads, drifts = [], []
+        loads, drifts, diffs = [], [], []
         for _ in range(args.repeat):
             t = time.perf_counter()
             carrier.load("bench")
@@ -129,6 +129,10 @@ def main() -> None:
             t = time.perf_counter()
             found = carrier.drift("bench", "bench2")
             drifts.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            table = carrier.diff("bench", "bench2")
+            diffs.append(time.perf_counter() - t)
+        assert table.num_rows == c, table.num_rows
         assert len(found) == c, len(found)
     finally:
         if server is not None:
@@ -148,6 +152,7 @@ def main() -> None:
     print(f"| {c:,} rows changed, by COPY + merge | {c:,} | {merged:.2f} |")
     print(f"| load one node's {n:,} rows | | {statistics.median(loads):.2f} |")
     print(f"| drift of two {n:,}-row nodes, one SQL query | | {statistics.median(drifts):.2f} |")
+    print(f"| diff of two {n:,}-row nodes, one SQL query | | {statistics.median(diffs):.2f} |")
 
 
 if __name__ == "__main__":

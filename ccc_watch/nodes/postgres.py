@@ -389,6 +389,21 @@ class PostgresCarrier:
 
     # -- drift on the server ----------------------------------------------------------
 
+    def diff(self, here: str, there: str) -> pa.Table:
+        """The rows where two nodes' manifests differ, joined on the server by one SQL
+        query: the table ccc_watch.nodes.drift's DuckDB join yields for two Parquet
+        manifests (DIFF_SCHEMA: key, whether here / there has it, both sides' path, id,
+        blake3 and mtime_ns), sorted by key in code point order, so that the same
+        classification (conflicts, renames, newer side, stale) serves both carriers."""
+        with self._connect() as conn, conn.transaction(), conn.cursor(binary=True) as cur:
+            cur.execute(_DIFF, {"a": here, "b": there})
+            found = cur.fetchall()
+        columns = list(zip(*found, strict=True)) if found else [() for _ in DIFF_SCHEMA]
+        return pa.Table.from_arrays(
+            [pa.array(list(c), type=f.type) for c, f in zip(columns, DIFF_SCHEMA, strict=True)],
+            schema=DIFF_SCHEMA,
+        )
+
     def drift(self, here: str, there: str) -> list[dict[str, str | None]]:
         """How node `there`'s manifest differs from node `here`'s, computed by one SQL
         query on the server. Each finding is {kind, key, path_here, path_there, detail}:
@@ -409,6 +424,33 @@ class PostgresCarrier:
         names = ("kind", "key", "path_here", "path_there", "detail")
         return [dict(zip(names, row, strict=True)) for row in found]
 
+
+DIFF_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("here", pa.bool_()),
+        ("there", pa.bool_()),
+        ("hpath", pa.string()),
+        ("tpath", pa.string()),
+        ("hid", pa.string()),
+        ("tid", pa.string()),
+        ("hb", pa.string()),
+        ("tb", pa.string()),
+        ("hm", pa.int64()),
+        ("tm", pa.int64()),
+    ]
+)
+
+_DIFF = """
+SELECT coalesce(h.key, t.key) AS key,
+       h.key IS NOT NULL AS here, t.key IS NOT NULL AS there,
+       h.path AS hpath, t.path AS tpath, h.id AS hid, t.id AS tid,
+       h.blake3 AS hb, t.blake3 AS tb, h.mtime_ns AS hm, t.mtime_ns AS tm
+FROM (SELECT * FROM ccc_manifest WHERE node = %(a)s) AS h
+FULL OUTER JOIN (SELECT * FROM ccc_manifest WHERE node = %(b)s) AS t ON h.key = t.key
+WHERE h.key IS NULL OR t.key IS NULL OR h.blake3 IS DISTINCT FROM t.blake3
+ORDER BY coalesce(h.key, t.key) COLLATE "C"
+"""
 
 _DRIFT = """
 SELECT * FROM (
