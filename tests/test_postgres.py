@@ -266,6 +266,12 @@ def test_a_server_that_is_down_is_one_line(tmp_path: Path, password_file: Path) 
     assert "No such file or directory" in text and "is the server running" in text
 
 
+def test_a_url_libpq_cannot_read_is_a_bad_setting(password_file: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^config: hq_url: libpq cannot read it: .*%zz") as e:
+        PostgresCarrier("postgresql://ccc@%zz/hq", password_file)
+    assert e.value.exit_code == EXIT_CONFIG
+
+
 def test_a_missing_database_is_one_line(server: pg.Server, password_file: Path) -> None:
     with pytest.raises(HeadquartersError, match='database "nowhere" does not exist; create it'):
         PostgresCarrier(server.url("nowhere"), password_file).headers()

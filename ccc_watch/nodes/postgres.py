@@ -52,7 +52,13 @@ from ccc_watch.errors import (
     HeadquartersError,
 )
 from ccc_watch.log.safe import shown
-from ccc_watch.nodes.carrier import ROW_SCHEMA, Manifest, ManifestHeader, PublishReport
+from ccc_watch.nodes.carrier import (
+    ROW_SCHEMA,
+    Carrier,
+    Manifest,
+    ManifestHeader,
+    PublishReport,
+)
 
 SCHEMA_VERSION = 1
 # pg_advisory_xact_lock(class, id): the schema's creation, and one node's publication.
@@ -202,6 +208,10 @@ class PostgresCarrier:
         connect_timeout: int = 10,
         lock_timeout: float = 60.0,
     ) -> None:
+        try:
+            conninfo_to_dict(url)
+        except psycopg.Error as e:
+            raise ConfigError("hq_url", f"libpq cannot read it: {shown(e)}") from None
         self.url = url
         self.where = server_name(url)
         # Read once, here: a file changed later is read by the next carrier.
@@ -231,11 +241,11 @@ class PostgresCarrier:
         """A connection with the schema in place; every psycopg error met while it is
         open (connecting included) leaves as one HeadquartersError."""
         kwargs: dict[str, Any] = {"application_name": "ccc-watch", "autocommit": False}
-        if "connect_timeout" not in conninfo_to_dict(self.url):
-            kwargs["connect_timeout"] = self._timeout
         if self._password is not None:
             kwargs["password"] = self._password
         try:
+            if "connect_timeout" not in conninfo_to_dict(self.url):
+                kwargs["connect_timeout"] = self._timeout
             conn = psycopg.connect(self.url, **kwargs)
         except psycopg.Error as e:
             raise self._fail(e) from None
@@ -496,3 +506,8 @@ def _header(row: tuple[Any, ...]) -> ManifestHeader:
         head_hash=head_hash,
         records=int(records),
     )
+
+
+def _is_a_carrier(carrier: PostgresCarrier) -> Carrier:
+    """Nothing at run time: mypy checks here that PostgresCarrier keeps to Carrier."""
+    return carrier
