@@ -5,6 +5,7 @@ drift computed on the server."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -369,53 +370,98 @@ def test_a_publisher_killed_mid_publish_leaves_the_previous_manifest_whole(
 # -- drift on the server --------------------------------------------------------------
 
 
+def drift_case() -> tuple[Manifest, Manifest, dict[tuple[str, str], dict[str, object]]]:
+    """Two manifests with one finding of every kind, and those findings by (kind, key)."""
+    base = rows(12)
+    k = [str(r["key"]) for r in base]
+    here = {str(r["key"]): dict(r) for r in base}
+    there = {str(r["key"]): dict(r) for r in base}
+    del here[k[1]]  # missing here
+    del there[k[2]]  # missing there
+    here[k[3]].update(blake3="d" * 64, mtime_ns=3 * 10**18)  # differs, newer here
+    there[k[4]].update(blake3="e" * 64, mtime_ns=4 * 10**18)  # differs, newer there
+    there[k[5]].update(blake3="f" * 64)  # differs, same mtime
+    moved = there.pop(k[6])  # renamed by id (content changed too)
+    there["moved/x.md"] = dict(moved, key="moved/x.md", path="moved/x.md", blake3="9" * 64)
+    for side in (here, there):  # renamed by content: no id, one blake3 each side
+        side[k[7]]["id"] = None
+    there["else/y.md"] = dict(there.pop(k[7]), key="else/y.md", path="else/y.md")
+    # ids that are not unique among the unmatched keys are no evidence of a rename
+    here["dup-a.md"] = dict(base[8], key="dup-a.md", path="dup-a.md", id="dup", blake3="1" * 64)
+    here["dup-b.md"] = dict(base[8], key="dup-b.md", path="dup-b.md", id="dup", blake3="2" * 64)
+    there["dup-c.md"] = dict(base[8], key="dup-c.md", path="dup-c.md", id="dup", blake3="3" * 64)
+    c1 = "notes/n000000.sync-conflict-20260413-091523-K3X2R2T.md"
+    c2 = "a/b (Conflicted copy MyMac 202411281430).md"
+    c3 = "n (Jane's CONFLICTED copy 2024-01-15).md"
+    here[c1] = dict(base[9], key=c1, path=c1, id=None, blake3="4" * 64)
+    there[c2] = dict(base[9], key=c2, path=c2, id=None, blake3="5" * 64)
+    here[c3] = dict(base[9], key=c3, path=c3, id=None, blake3="6" * 64)
+    there[c3] = dict(base[9], key=c3, path=c3, id=None, blake3="7" * 64)
+    secret = "secret:" + "cd" * 32
+    here[secret] = dict(base[0], key=secret, path=None, id=None, blake3="8" * 64)
+    h = manifest("here", list(here.values()))
+    t = manifest("there", list(there.values()))
+    t = Manifest(dataclasses.replace(t.header, role="headquarters"), t.rows)
+    want = {
+        ("missing-here", k[1]): {},
+        ("missing-here", "dup-c.md"): {},
+        ("missing-there", k[2]): {},
+        ("missing-there", "dup-a.md"): {},
+        ("missing-there", "dup-b.md"): {},
+        ("missing-there", secret): {},
+        ("differs", k[3]): {"newer": "here", "authoritative": "there"},
+        ("differs", k[4]): {"newer": "there", "authoritative": "there"},
+        ("differs", k[5]): {"authoritative": "there"},
+        ("renamed", k[6]): {"other": "moved/x.md"},
+        ("renamed", k[7]): {"other": "else/y.md"},
+        ("conflict", c1): {"side": "here"},
+        ("conflict", c2): {"side": "there"},
+        ("conflict", c3): {"side": "both"},
+    }
+    return h, t, want
+
+
 def test_drift_on_the_server(db: str, password_file: Path) -> None:
     carrier = PostgresCarrier(db, password_file)
-    base = rows(10)
-    here = [dict(r) for r in base]
-    there = [dict(r) for r in base]
-    del here[1]  # missing here
-    del there[2]  # missing there (index 2 of base)
-    there[4] = dict(there[4], blake3="e" * 64, mtime_ns=2 * 10**18)  # base[5]: newer there
-    here[4] = dict(here[4], blake3="d" * 64, mtime_ns=3 * 10**18)  # base[6]... see below
-    # a rename: same id, another path, on the other side
-    there[7] = dict(there[7], key="moved/x.md", path="moved/x.md")  # base[8]
-    secret = {
-        "key": "secret:" + "cd" * 32,
-        "path": None,
-        "id": None,
-        "blake3": "1" * 64,
-        "size": 1,
-        "mtime_ns": 1,
-        "record_type": "note",
-        "classification": "SECRET",
-    }
-    here.append(secret)
-    carrier.publish(manifest("here", here))
-    carrier.publish(manifest("there", there))
-    found = carrier.drift("here", "there")
-    by = {(f["kind"], f["key"]): f for f in found}
-    k = [str(r["key"]) for r in base]
-    # here = base without [1]; here[4] is base[5]. there = base without [2]; there[4] is
-    # base[5], there[7] is base[8].
-    assert by[("missing-here", k[1])]["path_there"] == k[1]
-    assert by[("missing-there", k[2])]["path_here"] == k[2]
-    assert by[("differs", k[5])]["detail"] == "newer here"
-    renamed = by[("renamed", k[8])]
-    assert (renamed["path_here"], renamed["path_there"], renamed["detail"]) == (
-        k[8], "moved/x.md", "same content")  # fmt: skip
-    assert by[("missing-there", secret["key"])]["path_here"] is None
-    assert len(found) == 5
-    assert carrier.drift("here", "here") == []
-    swap = {"missing-here": "missing-there", "missing-there": "missing-here"}
-    back = {
-        (swap.get(str(f["kind"]), f["kind"]), f["key"]): f for f in carrier.drift("there", "here")
-    }
-    assert back.keys() == {
-        ("missing-here", k[1]), ("missing-there", k[2]), ("missing-there", secret["key"]),
-        ("differs", k[5]), ("renamed", "moved/x.md")}  # fmt: skip
-    assert back[("differs", k[5])]["detail"] == "newer there"
-    assert back[("renamed", "moved/x.md")]["path_there"] == k[8]
+    h, t, want = drift_case()
+    carrier.publish(h)
+    carrier.publish(t)
+    now = t.header.written_at + 60
+    found = carrier.drift("here", "there", stale_after=3600, now=now)
+    order = ("stale", "missing-here", "missing-there", "differs", "renamed", "conflict")
+    assert [(f["kind"], f["key"]) for f in found] == sorted(
+        want, key=lambda kk: (order.index(kk[0]), kk[1])
+    )
+    for f in found:
+        extra = {k: v for k, v in f.items() if k not in ("kind", "key", "node")}
+        assert f["node"] == "there" and extra == want[(f["kind"], f["key"])], f
+    # Seen from headquarters: the same, mirrored; headquarters is authoritative still.
+    back = carrier.drift("there", "here", stale_after=3600, now=now)
+    kinds = [f["kind"] for f in back]
+    assert kinds.count("missing-here") == 4 and kinds.count("missing-there") == 2
+    assert {f.get("authoritative") for f in back if f["kind"] == "differs"} == {"there"}
+    assert carrier.drift("here", "here", stale_after=3600, now=now) == []
+    # A stale node is one finding, not its differences.
+    stale = carrier.drift("here", "there", stale_after=30, now=now)
+    assert stale == [{"kind": "stale", "node": "there", "key": "there", "age": 60.0}]
+    with pytest.raises(ValueError, match="no manifest published by nobody"):
+        carrier.drift("here", "nobody", stale_after=30)
+
+
+def test_drift_on_the_server_equals_the_folder_carriers(db: str, password_file: Path) -> None:
+    """Once the folder carrier's comparison (ccc_watch/nodes/drift.py, another branch of
+    issue 13) is here, both must agree finding for finding."""
+    drift = pytest.importorskip(
+        "ccc_watch.nodes.drift", reason="ccc_watch/nodes/drift.py is not on this branch yet"
+    )
+    carrier = PostgresCarrier(db, password_file)
+    h, t, _ = drift_case()
+    carrier.publish(h)
+    carrier.publish(t)
+    for stale_after in (3600.0, 30.0):
+        now = t.header.written_at + 60
+        theirs = [f.as_dict() for f in drift.compare(h, t, stale_after=stale_after, now=now)]
+        assert carrier.drift("here", "there", stale_after=stale_after, now=now) == theirs
 
 
 # -- a role per outpost, as the README sets it up --------------------------------------

@@ -414,25 +414,52 @@ class PostgresCarrier:
             schema=DIFF_SCHEMA,
         )
 
-    def drift(self, here: str, there: str) -> list[dict[str, str | None]]:
-        """How node `there`'s manifest differs from node `here`'s, computed by one SQL
-        query on the server. Each finding is {kind, key, path_here, path_there, detail}:
+    def drift(
+        self, here: str, there: str, *, stale_after: float, now: float | None = None
+    ) -> list[dict[str, Any]]:
+        """The findings of node `here` against node `there`, by one SQL query on the
+        server, in the shape of ccc_watch.nodes.drift's Finding.as_dict() (the folder
+        carrier's comparison) and by its rules:
 
-        - missing-there: `here` has the key, `there` not (and it is no rename);
-        - missing-here: the other way round;
-        - differs: both have the key, with other content (blake3); detail says which
-          side is newer by mtime ("newer here", "newer there", "same mtime");
-        - renamed: the same id under another key on each side (an id found once among
-          each side's unmatched keys); key is here's, detail "same content" or
-          "content differs".
+        - stale: `there`'s manifest is older than stale_after: that one finding alone;
+        - conflict: a sync engine's conflict copy (Syncthing, Obsidian Sync, Dropbox
+          names, as log.drift.conflict_original) that differs, `side` here/there/both;
+        - differs: both have the key with other content; `newer` the side with the
+          newer mtime (absent when equal), `authoritative` headquarters' node when one
+          side is headquarters and the other not;
+        - renamed: a key only here and a key only there with one id (found once on each
+          side), else with one blake3; `key` here's, `other` there's;
+        - missing-here / missing-there: the rest.
 
-        The kinds are those of ccc_watch.nodes.drift (the folder carrier's DuckDB
-        comparison); conflict copies, renames by content and stale nodes are not
-        (yet) found here. Sorted by key (code point order), then kind."""
-        with self._connect() as conn, conn.transaction():
-            found = conn.execute(_DRIFT, {"a": here, "b": there}).fetchall()
-        names = ("kind", "key", "path_here", "path_there", "detail")
-        return [dict(zip(names, row, strict=True)) for row in found]
+        Sorted by kind (that order: stale, missing-here, missing-there, differs,
+        renamed, conflict) then key in code point order. A ValueError when either node
+        never published."""
+        params = {
+            "a": here,
+            "b": there,
+            "stale_after": stale_after,
+            "now": time.time() if now is None else now,
+        }
+        with self._connect() as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            with conn.transaction():
+                known = {
+                    node
+                    for (node,) in conn.execute(
+                        "SELECT node FROM ccc_nodes WHERE node = ANY(%s)", ([here, there],)
+                    )
+                }
+                found = (
+                    conn.execute(_DRIFT, params).fetchall()
+                    if len(known) == len({here, there})
+                    else None
+                )
+        if found is None:
+            absent = sorted({here, there} - known)
+            raise ValueError(f"no manifest published by {', '.join(map(shown, absent))}")
+        names = ("kind", "node", "key", "other", "newer", "authoritative", "side", "age")
+        return [{k: v for k, v in zip(names, row, strict=True) if v is not None} for row in found]
 
 
 DIFF_SCHEMA = pa.schema(
@@ -462,36 +489,65 @@ WHERE h.key IS NULL OR t.key IS NULL OR h.blake3 IS DISTINCT FROM t.blake3
 ORDER BY coalesce(h.key, t.key) COLLATE "C"
 """
 
-_DRIFT = """
-SELECT * FROM (
-WITH a AS (SELECT key, path, id, blake3, mtime_ns FROM ccc_manifest WHERE node = %(a)s),
-     b AS (SELECT key, path, id, blake3, mtime_ns FROM ccc_manifest WHERE node = %(b)s),
-     only_a AS (SELECT * FROM a WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.key = a.key)),
-     only_b AS (SELECT * FROM b WHERE NOT EXISTS (SELECT 1 FROM a WHERE a.key = b.key)),
-     once_a AS (SELECT id FROM only_a WHERE id IS NOT NULL GROUP BY id HAVING count(*) = 1),
-     once_b AS (SELECT id FROM only_b WHERE id IS NOT NULL GROUP BY id HAVING count(*) = 1),
-     renamed AS (
-        SELECT oa.key AS key_a, oa.path AS path_a, ob.key AS key_b, ob.path AS path_b,
-               oa.blake3 IS NOT DISTINCT FROM ob.blake3 AS same
-        FROM only_a oa JOIN only_b ob ON oa.id = ob.id
-        WHERE oa.id IN (SELECT id FROM once_a) AND ob.id IN (SELECT id FROM once_b))
-SELECT 'renamed', key_a, path_a, path_b,
-       CASE WHEN same THEN 'same content' ELSE 'content differs' END
-FROM renamed
-UNION ALL
-SELECT 'missing-there', key, path, NULL, NULL FROM only_a
-WHERE key NOT IN (SELECT key_a FROM renamed)
-UNION ALL
-SELECT 'missing-here', key, NULL, path, NULL FROM only_b
-WHERE key NOT IN (SELECT key_b FROM renamed)
-UNION ALL
-SELECT 'differs', a.key, a.path, b.path,
-       CASE WHEN a.mtime_ns > b.mtime_ns THEN 'newer here'
-            WHEN a.mtime_ns < b.mtime_ns THEN 'newer there' ELSE 'same mtime' END
-FROM a JOIN b ON a.key = b.key
-WHERE a.blake3 IS DISTINCT FROM b.blake3
-) AS found (kind, key, path_here, path_there, detail)
-ORDER BY key COLLATE "C", kind
+# Conflict copies: log.drift's _CONFLICTS, as PostgreSQL regular expressions over the
+# name after the last "/" (in PostgreSQL "." matches a newline too, as with re.DOTALL).
+_SYNCTHING = r"^.*\.sync-conflict-[0-9]{8}-[0-9]{6}-[A-Z0-9]{7}(\.[^.]*)?$"
+_OBSIDIAN = r"^.* \(Conflicted copy [^)]*\)(\.[^.]*)?$"
+_DROPBOX = r"^.* \([^)]*conflicted copy[^)]*\)(\.[^.]*)?$"  # any case
+
+_DRIFT = f"""
+WITH hn AS (SELECT node, role FROM ccc_nodes WHERE node = %(a)s),
+tn AS (SELECT node, role, written_at FROM ccc_nodes WHERE node = %(b)s),
+stale AS (SELECT node, round((%(now)s - written_at)::numeric, 1)::float8 AS age FROM tn
+          WHERE %(now)s - written_at > %(stale_after)s),
+auth AS (SELECT CASE WHEN tn.role = 'headquarters' AND hn.role <> 'headquarters' THEN tn.node
+                     WHEN hn.role = 'headquarters' AND tn.role <> 'headquarters' THEN hn.node
+                END AS node FROM hn, tn),
+d AS (
+  SELECT coalesce(h.key, t.key) AS key, h.key IS NOT NULL AS here, t.key IS NOT NULL AS there,
+         h.id AS hid, t.id AS tid, h.blake3 AS hb, t.blake3 AS tb,
+         coalesce(h.mtime_ns, 0) AS hm, coalesce(t.mtime_ns, 0) AS tm
+  FROM (SELECT * FROM ccc_manifest WHERE node = %(a)s) AS h
+  FULL OUTER JOIN (SELECT * FROM ccc_manifest WHERE node = %(b)s) AS t ON h.key = t.key
+  WHERE NOT EXISTS (SELECT 1 FROM stale)
+    AND (h.key IS NULL OR t.key IS NULL OR h.blake3 IS DISTINCT FROM t.blake3)),
+c AS (
+  SELECT d.*, (name ~ '{_SYNCTHING}' OR name ~ '{_OBSIDIAN}' OR name ~* '{_DROPBOX}') AS conflict
+  FROM d, LATERAL (SELECT regexp_replace(d.key, '^.*/', '') AS name) AS n),
+oh AS (SELECT key, hid, hb FROM c WHERE NOT conflict AND here AND NOT there),
+ot AS (SELECT key, tid, tb FROM c WHERE NOT conflict AND there AND NOT here),
+r1 AS (
+  SELECT oh.key AS hk, ot.key AS tk FROM oh JOIN ot ON oh.hid = ot.tid
+  WHERE oh.hid IN (SELECT hid FROM oh WHERE hid IS NOT NULL GROUP BY hid HAVING count(*) = 1)
+    AND ot.tid IN (SELECT tid FROM ot WHERE tid IS NOT NULL GROUP BY tid HAVING count(*) = 1)),
+oh2 AS (SELECT * FROM oh WHERE key NOT IN (SELECT hk FROM r1)),
+ot2 AS (SELECT * FROM ot WHERE key NOT IN (SELECT tk FROM r1)),
+r2 AS (
+  SELECT oh2.key AS hk, ot2.key AS tk FROM oh2 JOIN ot2 ON oh2.hb = ot2.tb
+  WHERE oh2.hb IN (SELECT hb FROM oh2 WHERE hb IS NOT NULL GROUP BY hb HAVING count(*) = 1)
+    AND ot2.tb IN (SELECT tb FROM ot2 WHERE tb IS NOT NULL GROUP BY tb HAVING count(*) = 1)),
+r AS (SELECT * FROM r1 UNION ALL SELECT * FROM r2),
+found (rank, kind, key, other, newer, authoritative, side, age) AS (
+  SELECT 0, 'stale', node, NULL, NULL, NULL, NULL, age FROM stale
+  UNION ALL
+  SELECT 1, 'missing-here', key, NULL, NULL, NULL, NULL, NULL::float8 FROM ot2
+  WHERE key NOT IN (SELECT tk FROM r2)
+  UNION ALL
+  SELECT 2, 'missing-there', key, NULL, NULL, NULL, NULL, NULL FROM oh2
+  WHERE key NOT IN (SELECT hk FROM r2)
+  UNION ALL
+  SELECT 3, 'differs', key, NULL,
+         CASE WHEN hm > tm THEN 'here' WHEN tm > hm THEN 'there' END,
+         (SELECT node FROM auth), NULL, NULL
+  FROM c WHERE NOT conflict AND here AND there
+  UNION ALL
+  SELECT 4, 'renamed', hk, tk, NULL, NULL, NULL, NULL FROM r
+  UNION ALL
+  SELECT 5, 'conflict', key, NULL, NULL, NULL,
+         CASE WHEN here AND there THEN 'both' WHEN here THEN 'here' ELSE 'there' END, NULL
+  FROM c WHERE conflict)
+SELECT kind, %(b)s, key, other, newer, authoritative, side, age FROM found
+ORDER BY rank, key COLLATE "C"
 """
 
 
