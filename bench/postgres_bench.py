@@ -12,7 +12,7 @@ work, not a disk's flushes; pass --url for a real server). Each figure is the me
 of --repeat runs, wall-clock seconds of PostgresCarrier.publish (reading the node's
 digests, comparing, writing, committing). "changed, by COPY + merge" forces the path
 publish() takes for many changed rows, to compare with the pipelined INSERT it uses
-for few.
+for few (publish() switches at postgres._FEW changed rows).
 """
 
 from __future__ import annotations
@@ -112,10 +112,11 @@ def main() -> None:
 
             return run
 
-        few = median(flip("few"), args.repeat)
         saved = postgres._FEW
-        postgres._FEW = -1  # force COPY into a temporary table + merge
         try:
+            postgres._FEW = n + 1  # force the pipelined INSERT ... ON CONFLICT
+            few = median(flip("few"), args.repeat)
+            postgres._FEW = -1  # force COPY into a temporary table + merge
             merged = median(flip("merge"), args.repeat)
         finally:
             postgres._FEW = saved
