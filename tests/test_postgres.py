@@ -322,7 +322,9 @@ def test_a_publisher_killed_mid_publish_leaves_the_previous_manifest_whole(
     db: str, password_file: Path, server: pg.Server
 ) -> None:
     carrier = PostgresCarrier(db, password_file)
-    previous = manifest("laptop", rows(200_000))
+    # The new manifest drops the 20,000 "old/" rows (a DELETE), rewrites 200,000 and
+    # adds 50,000 (COPY, then the merge into ccc_manifest): killed during the merge.
+    previous = manifest("laptop", rows(200_000) + rows(20_000, prefix="old/"))
     carrier.publish(previous)
     script = KILLED_PUBLISHER.format(
         tests=str(ROOT / "tests"), url=db, password_file=str(password_file)
@@ -338,13 +340,12 @@ def test_a_publisher_killed_mid_publish_leaves_the_previous_manifest_whole(
             while time.monotonic() < deadline and proc.poll() is None:
                 row = admin.execute(
                     "SELECT pid, query FROM pg_stat_activity WHERE application_name = "
-                    "'ccc-watch' AND state = 'active' AND query LIKE 'COPY ccc_incoming%'"
+                    "'ccc-watch' AND state = 'active' AND query LIKE 'INSERT INTO ccc_manifest%'"
                 ).fetchone()
                 if row:
                     seen = row
                     break
                 time.sleep(0.02)
-            time.sleep(0.2)  # rows of the new manifest are on their way
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
             # The server notices the dropped connection and rolls back.
@@ -359,7 +360,7 @@ def test_a_publisher_killed_mid_publish_leaves_the_previous_manifest_whole(
             proc.wait()
     out = proc.stdout.read().decode() if proc.stdout else ""
     out += proc.stderr.read().decode() if proc.stderr else ""
-    assert seen is not None, f"the publisher never reached its COPY: {out}"
+    assert seen is not None, f"the publisher never reached its merge: {out}"
     assert proc.returncode == -signal.SIGKILL and "published" not in out
     assert carrier.headers() == [previous.header]
     assert carrier.load("laptop") == previous
