@@ -240,6 +240,16 @@ def test_pgpassword_is_used_without_a_file(
     assert PostgresCarrier(db).headers() == []
 
 
+def test_a_pgpass_file_is_used_without_a_file(
+    db: str, server: pg.Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text(f"*:*:*:{pg.ROLE}:{server.password}\n")
+    pgpass.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(pgpass))
+    assert PostgresCarrier(db).headers() == []
+
+
 def test_a_wrong_password_is_one_line_naming_server_and_cause(
     db: str, tmp_path: Path, server: pg.Server
 ) -> None:
