@@ -57,6 +57,8 @@ class Server:
     root: Path  # the temporary folder: data/ and the socket
     owner: str | None  # the OS user the server runs as (None: this user)
     password: str
+    ca: Path | None = None  # with tls: the CA that signed the server's certificate
+    port: int = 5432
 
     @property
     def socket_dir(self) -> Path:
@@ -68,12 +70,19 @@ class Server:
 
     def url(self, dbname: str, user: str = ROLE) -> str:
         """A postgresql:// URL for dbname as user, over the socket; it holds no password."""
-        return f"postgresql://{quote(user)}@/{quote(dbname)}?host={quote(str(self.socket_dir))}"
+        return (
+            f"postgresql://{quote(user)}@/{quote(dbname)}?host={quote(str(self.socket_dir))}"
+            f"&port={self.port}"
+        )
 
     def admin(self, dbname: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
         """A superuser connection (trusted on the socket), in autocommit."""
         return psycopg.connect(
-            host=str(self.socket_dir), dbname=dbname, user="postgres", autocommit=True
+            host=str(self.socket_dir),
+            port=self.port,
+            dbname=dbname,
+            user="postgres",
+            autocommit=True,
         )
 
     def new_database(self) -> str:
@@ -93,8 +102,71 @@ class Server:
         self.run("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w")
 
 
-def start() -> Server:
-    """Create and start a cluster; the caller stops it (Server.stop) and removes root."""
+def tls_files(folder: Path, owner: str | None) -> tuple[Path, int]:
+    """A throw-away CA (folder/ca.pem) and a server certificate for localhost and
+    127.0.0.1 signed by it (server.crt, server.key 0600, owned by the server's user);
+    returns the CA's path and a free TCP port on 127.0.0.1."""
+    import datetime
+    import ipaddress
+    import socket
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
+             signer: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:  # fmt: skip
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, server_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    ca = cert("ccc test CA", ca_key, "ccc test CA", ca_key, True)
+    server = cert("localhost", server_key, "ccc test CA", ca_key, False)
+    pem = serialization.Encoding.PEM
+    (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (folder / "server.crt").write_bytes(server.public_bytes(pem))
+    key_path = folder / "server.key"
+    key_path.write_bytes(
+        server_key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    key_path.chmod(0o600)
+    if owner is not None:
+        for name in ("server.crt", "server.key"):
+            shutil.chown(folder / name, user=owner)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    return folder / "ca.pem", port
+
+
+def start(tls: bool = False) -> Server:
+    """Create and start a cluster; the caller stops it (Server.stop) and removes root.
+    With tls, it also listens on 127.0.0.1 (Server.port), TLS only (hostssl), with a
+    certificate from a throw-away CA (Server.ca)."""
     bin_dir = binaries()
     if bin_dir is None or not (bin_dir / "pg_ctl").exists():
         skip_or_fail("no initdb/pg_ctl under /usr/lib/postgresql/*/bin or on PATH")
@@ -119,8 +191,15 @@ def start() -> Server:
         shutil.rmtree(root, ignore_errors=True)
         pytest.fail(f"initdb failed: {init.stderr.strip()}")
     hba = "local all postgres trust\nlocal all all scram-sha-256\n"
-    (server.data / "pg_hba.conf").write_text(hba)
     opts = f"-k {root} -c listen_addresses='' -c fsync=off -c max_connections=40"
+    if tls:
+        server.ca, server.port = tls_files(root, owner)
+        hba += "hostssl all all 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 reject\n"
+        opts = (
+            f"-k {root} -c listen_addresses=127.0.0.1 -p {server.port} -c fsync=off "
+            f"-c ssl=on -c ssl_cert_file={root}/server.crt -c ssl_key_file={root}/server.key"
+        )
+    (server.data / "pg_hba.conf").write_text(hba)
     up = server.run(
         "pg_ctl", "start", "-D", str(server.data), "-w", "-t", "60",
         "-l", str(root / "server.log"), "-o", opts,

@@ -630,3 +630,36 @@ def test_diff_on_the_server_equals_the_duckdb_join(db: str, password_file: Path)
     assert got.equals(want)
     assert carrier.diff("here", "here").num_rows == 0
     assert carrier.diff("here", "nobody").num_rows == len(here)
+
+
+def test_tls_as_the_readme_advises(tmp_path: Path) -> None:
+    """hostssl + scram-sha-256 on the server, sslmode=verify-full against the CA at the
+    outpost: that works; without TLS, or against another CA, one line, exit 69."""
+    srv = pg.start(tls=True)
+    try:
+        name = srv.new_database()
+        password_file = tmp_path / "pw"
+        password_file.write_text(srv.password)
+        password_file.chmod(0o600)
+        base = f"postgresql://{pg.ROLE}@localhost:{srv.port}/{name}"
+        good = f"{base}?sslmode=verify-full&sslrootcert={srv.ca}"
+        carrier = PostgresCarrier(good, password_file)
+        assert carrier.publish(manifest("laptop", rows(5))).changed == 5
+        with psycopg.connect(good, password=srv.password) as conn:
+            query = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+            assert conn.execute(query).fetchone() == (True,)
+        with pytest.raises(HeadquartersError, match="no encryption") as e:
+            PostgresCarrier(f"{base}?sslmode=disable", password_file).headers()
+        assert e.value.exit_code == EXIT_UNAVAILABLE and "\n" not in str(e.value)
+        other_ca = tmp_path / "other"
+        other_ca.mkdir()
+        wrong, _ = pg.tls_files(other_ca, None)
+        with pytest.raises(HeadquartersError, match=r"SSL error: .*; check hq_url's sslmode") as e:
+            PostgresCarrier(
+                f"{base}?sslmode=verify-full&sslrootcert={wrong}", password_file
+            ).headers()
+        assert e.value.exit_code == EXIT_UNAVAILABLE and "\n" not in str(e.value)
+        assert f"{pg.ROLE}@localhost:{srv.port}/{name}: " in str(e.value)
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.root, ignore_errors=True)

@@ -178,6 +178,8 @@ def _cause(err: psycopg.Error) -> tuple[str, str]:
     low = text.lower()
     if "password" in low or "authentication" in low:
         fix = "check the role and its password (hq_password_file, PGPASSWORD or ~/.pgpass)"
+    elif "ssl" in low or "certificate" in low or "encryption" in low:
+        fix = "check hq_url's sslmode and sslrootcert against the server's certificate"
     elif "does not exist" in low:
         fix = "create it on the server, or correct hq_url"
     elif isinstance(err, psycopg.errors.LockNotAvailable):
