@@ -517,7 +517,7 @@ def test_the_readme_queries_run(db: str, password_file: Path, server: pg.Server)
     carrier = PostgresCarrier(db, password_file)
     carrier.publish(manifest("hq", rows(5)))
     carrier.publish(manifest("laptop", rows(3, version="e")))
-    queries = readme_sql("**Querying every node**")
+    queries = readme_sql("**Querying every node.**")
     with psycopg.connect(db, password=server.password) as conn:
         found = [conn.execute(q).fetchall() for q in queries.split(";") if q.strip(" \n-")
                  and not all(line.startswith("--") for line in q.strip().splitlines())]  # fmt: skip
