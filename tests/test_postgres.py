@@ -663,3 +663,23 @@ def test_tls_as_the_readme_advises(tmp_path: Path) -> None:
     finally:
         srv.stop()
         shutil.rmtree(srv.root, ignore_errors=True)
+
+
+def test_one_schema_per_vault_by_the_urls_search_path(
+    db: str, password_file: Path, server: pg.Server
+) -> None:
+    """The README's `options=-csearch_path%3D...`: two vaults in one database."""
+    name = db.split("?")[0].rsplit("/", 1)[1]
+    with server.admin(name) as admin:
+        for schema in ("vault_a", "vault_b"):
+            admin.execute(f'CREATE SCHEMA {schema} AUTHORIZATION "{pg.ROLE}"')
+    a = PostgresCarrier(db + "&options=-csearch_path%3Dvault_a", password_file)
+    b = PostgresCarrier(db + "&options=-csearch_path%3Dvault_b", password_file)
+    a.publish(manifest("laptop", rows(3)))
+    b.publish(manifest("laptop", rows(5)))
+    assert a.headers()[0].records == 3 and b.headers()[0].records == 5
+    with server.admin(name) as admin:
+        found = admin.execute(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'ccc_manifest'"
+        ).fetchall()
+    assert sorted(s for (s,) in found) == ["vault_a", "vault_b"]

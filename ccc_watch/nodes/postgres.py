@@ -15,10 +15,12 @@ with the URL's `options=-csearch_path=...`) holds the nodes of one shared vault.
 A publication is ONE transaction: it takes the node's advisory lock, reads the node's
 (key, digest) pairs, deletes the rows gone, writes the new and changed ones (COPY into
 a temporary table merged with INSERT ... ON CONFLICT when there are many, a pipelined
-INSERT ... ON CONFLICT when few) and writes the header
-last. A publisher killed anywhere in it leaves the previous manifest whole: the server
-rolls the transaction back. Every statement is parameterised (node names and paths are
-hostile text).
+INSERT ... ON CONFLICT when few) and writes the header last. A publisher killed
+anywhere in it leaves the previous manifest whole: the server rolls the transaction
+back. Every statement is parameterised (node names and paths are hostile text).
+
+Headquarters compares nodes on the server: diff() is the join nodes/drift.py makes in
+DuckDB for Parquet manifests, drift() the whole report by the same rules, in SQL.
 
 The password comes from `hq_password_file` (a regular file, mode 0600 or stricter,
 read once) or else from libpq's own sources (PGPASSWORD, ~/.pgpass, PGPASSFILE). The
