@@ -466,13 +466,62 @@ def test_drift_on_the_server_equals_the_folder_carriers(db: str, password_file: 
         "ccc_watch.nodes.drift", reason="ccc_watch/nodes/drift.py is not on this branch yet"
     )
     carrier = PostgresCarrier(db, password_file)
-    h, t, _ = drift_case()
-    carrier.publish(h)
-    carrier.publish(t)
-    for stale_after in (3600.0, 30.0):
-        now = t.header.written_at + 60
-        theirs = [f.as_dict() for f in drift.compare(h, t, stale_after=stale_after, now=now)]
-        assert carrier.drift("here", "there", stale_after=stale_after, now=now) == theirs
+    cases = [drift_case()[:2], *(random_case(seed) for seed in range(3))]
+    for n, (h, t) in enumerate(cases):
+        h = Manifest(dataclasses.replace(h.header, node=f"h{n}"), h.rows)
+        t = Manifest(dataclasses.replace(t.header, node=f"t{n}"), t.rows)
+        carrier.publish(h)
+        carrier.publish(t)
+        for stale_after in (3600.0, 30.0):
+            now = t.header.written_at + 60
+            theirs = [f.as_dict() for f in drift.compare(h, t, stale_after=stale_after, now=now)]
+            ours = carrier.drift(f"h{n}", f"t{n}", stale_after=stale_after, now=now)
+            assert ours == theirs, n
+
+
+def random_case(seed: int) -> tuple[Manifest, Manifest]:
+    """Two manifests of a shared base, each changed at random: deletions, edits (mtime
+    up or down), moves with the id kept or dropped, copies (duplicate ids and content),
+    sync-conflict copies, SECRET rows, hostile names."""
+    import random
+
+    rnd = random.Random(seed)
+    base = rows(1500) + [dict(r, key=p, path=p) for r, p in zip(rows(7), HOSTILE, strict=True)]
+    sides = []
+    for _ in range(2):
+        side = {str(r["key"]): dict(r) for r in base}
+        for key in list(side):
+            roll = rnd.random()
+            row = side[key]
+            if roll < 0.05:
+                del side[key]
+            elif roll < 0.10:
+                row.update(blake3=f"{rnd.getrandbits(256):064x}", mtime_ns=rnd.getrandbits(62))
+            elif roll < 0.13:
+                new = f"moved/{rnd.randrange(10**6)}.md"
+                side[new] = dict(side.pop(key), key=new, path=new)
+                if rnd.random() < 0.5:
+                    side[new]["id"] = None
+            elif roll < 0.15:
+                copy = f"copy/{rnd.randrange(10**6)}.md"
+                side[copy] = dict(row, key=copy, path=copy)
+            elif roll < 0.17:
+                stem, _, ext = key.rpartition(".")
+                name = rnd.choice([
+                    f"{stem}.sync-conflict-20260413-091523-K3X2R2T.{ext}",
+                    f"{stem} (Conflicted copy Mac {rnd.randrange(10**6)}).{ext}",
+                    f"{stem} (Bo's conflicted COPY 2024-01-15).{ext}",
+                ])  # fmt: skip
+                side[name] = dict(row, key=name, path=name, blake3=f"{rnd.getrandbits(256):064x}")
+            elif roll < 0.18:
+                secret = f"secret:{rnd.getrandbits(256):064x}"
+                side[secret] = dict(row, key=secret, path=None, classification="SECRET")
+        sides.append(list(side.values()))
+    h = manifest("h", sides[0])
+    t = manifest("t", sides[1])
+    return h, Manifest(
+        dataclasses.replace(t.header, role=rnd.choice(["outpost", "headquarters"])), t.rows
+    )
 
 
 # -- a role per outpost, as the README sets it up --------------------------------------
