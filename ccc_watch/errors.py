@@ -8,6 +8,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2  # what argparse uses for a bad command line
 # sysexits.h codes, so that scripts and service managers can tell the causes apart.
 EXIT_DATAERR = 65  # the store file is damaged: `ccc-watch rebuild`
+EXIT_UNAVAILABLE = 69  # headquarters' database cannot be reached or refuses us
 EXIT_SOFTWARE = 70  # an internal error: a bug (see StoreInternalError)
 EXIT_IOERR = 74  # disk full, or another I/O error on the store file
 EXIT_TEMPFAIL = 75  # the store is open for writing in another process: try again later
@@ -36,6 +37,17 @@ class ConfigError(CccWatchError):
         super().__init__(f"config: {key}: {reason}")
         self.key = key
         self.reason = reason
+
+
+class HeadquartersError(CccWatchError):
+    """Headquarters' PostgreSQL database cannot be used: down, unreachable, a refused
+    login, missing rights. The message names the server (never a password) and the cause."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_UNAVAILABLE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class StoreError(CccWatchError):
