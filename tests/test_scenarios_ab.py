@@ -129,6 +129,11 @@ def test_a1_rapid_saves(start: Start, mode: str) -> None:
         assert len(events(d, "n.md")) == 1
 
 
+def _state(pid: int) -> str:
+    """A process's state letter from /proc (R running, S sleeping, T stopped, ...)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
 @contextmanager
 def sigstop_at_first_stat(d: Daemon, path: Path) -> Iterator[Callable[[], None]]:
     """Attach strace to the daemon so that its first stat of `path` (which it makes once
@@ -162,7 +167,11 @@ def sigstop_at_first_stat(d: Daemon, path: Path) -> Iterator[Callable[[], None]]
         assert stopped.wait(10), "the daemon never looked at the file:\n" + "".join(lines)
         tracer.terminate()
         tracer.wait(10)
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        # The stop is a group stop: every thread of the daemon must take it, and under
+        # load the main thread may still be running for a moment after strace detached.
+        deadline = time.monotonic() + 5
+        while (state := _state(pid)) != "T" and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert state == "T", f"daemon state {state} after strace detached"
 
     threading.Thread(target=read, daemon=True).start()
