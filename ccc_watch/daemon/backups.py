@@ -30,6 +30,17 @@ def backup_command(cfg: Config) -> list[str]:
     return child_command(cfg, "backup", "--json")
 
 
+def child_output(out: IO[bytes], err: IO[bytes]) -> tuple[str, list[str]]:
+    """A finished child's stdout (its first MiB) and its one-line error messages (the
+    `ccc-watch: ` lines of its stderr); closes both files."""
+    with out, err:
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read(1 << 20).decode(errors="replace")
+        text = err.read(1 << 20).decode(errors="replace")
+    return stdout, [ln for ln in text.splitlines() if ln.startswith("ccc-watch: ")]
+
+
 def child_command(cfg: Config, *command: str) -> list[str]:
     """The command line of `ccc-watch COMMAND...` under the daemon's settings: the config
     file, and every setting the daemon had from a flag (the environment is inherited)."""
@@ -111,15 +122,7 @@ class ScheduledBackups:
         code = self.proc.returncode
         out, err = self._out
         self.proc, self._out = None, None
-        with out, err:
-            out.seek(0)
-            err.seek(0)
-            stdout = out.read(1 << 20).decode(errors="replace")
-            lines = [
-                ln
-                for ln in err.read(1 << 20).decode(errors="replace").splitlines()
-                if ln.startswith("ccc-watch: ")
-            ]
+        stdout, lines = child_output(out, err)
         if code == 0:
             try:
                 self.last = json.loads(stdout)

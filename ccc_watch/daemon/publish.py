@@ -22,7 +22,7 @@ from typing import IO
 from loguru import logger
 
 from ccc_watch.config import Config
-from ccc_watch.daemon.backups import child_command
+from ccc_watch.daemon.backups import child_command, child_output
 
 
 class ScheduledPublish:
@@ -79,15 +79,7 @@ class ScheduledPublish:
         code = self.proc.returncode
         out, err = self._out
         self.proc, self._out = None, None
-        with out, err:
-            out.seek(0)
-            err.seek(0)
-            stdout = out.read(1 << 20).decode(errors="replace")
-            lines = [
-                ln
-                for ln in err.read(1 << 20).decode(errors="replace").splitlines()
-                if ln.startswith("ccc-watch: ")
-            ]
+        stdout, lines = child_output(out, err)
         if code == 0:
             head: int | None
             try:

@@ -35,7 +35,7 @@ from ccc_watch.errors import ConfigError
 from ccc_watch.log.drift import conflict_original
 from ccc_watch.log.safe import shown
 from ccc_watch.nodes.carrier import ROW_SCHEMA, Manifest, ManifestHeader, PublishReport
-from ccc_watch.procs import remove_stale
+from ccc_watch.procs import remove_stale, replace_durably
 
 SUFFIX = ".parquet"
 META_KEY = b"ccc-watch.manifest"
@@ -125,12 +125,7 @@ class FolderCarrier:
                 pq.write_table(table, f, compression="zstd")
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, target)
-            dfd = os.open(self.folder, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            replace_durably(tmp, target)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
