@@ -12,6 +12,7 @@ full disk, real files.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import socket
@@ -158,6 +159,24 @@ def test_full_disk_while_running_degrades_then_catches_up(
 # --------------------------------------------------------------------------------------------
 
 
+def remove_tree(root: Path) -> None:
+    """`rm -rf root`, typed again when a running program created a file in a folder
+    between rmtree's listing and its rmdir (ENOTEMPTY), until one run removes it all."""
+
+    def gone() -> bool:
+        try:
+            shutil.rmtree(root)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            if e.errno != errno.ENOTEMPTY:
+                raise
+            return False
+        return True
+
+    wait_until(gone, f"{root} removed", 10)
+
+
 @pytest.mark.parametrize("backend", ["redb", "sqlite"])
 def test_data_dir_deleted_while_running_is_made_again(
     tmp_path: Path, daemons: list[Daemon], backend: str
@@ -173,7 +192,7 @@ def test_data_dir_deleted_while_running_is_made_again(
     d.settle()
     before = ids(d)
 
-    shutil.rmtree(d.data)
+    remove_tree(d.data)
     (vault / "during.md").write_text("written right after the data dir went\n")
     wait_until(lambda: (d.data / STORE_FILES[backend]).exists(), "a new store", 30)
     (vault / "after.md").write_text("written after the new store\n")
