@@ -126,8 +126,11 @@ class Table(Generic[K]):
         prefix: str | None = None,
         limit: int | None = None,
         reverse: bool = False,
+        fields: list[str] | None = None,
     ) -> list[tuple[K, bytes]]:
-        """Pairs from start (inclusive) to end (exclusive), or by str prefix."""
+        """Pairs from start (inclusive) to end (exclusive), or by str prefix. With
+        fields, a value that is a JSON object comes back as the JSON object of only its
+        top-level members named there; any other value whole."""
     def __len__(self) -> int: ...
 
 def prefix_end(prefix: str) -> str | None:

@@ -13,13 +13,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ccc_watch.nodes.carrier import ROW_SCHEMA, Manifest, ManifestHeader
+from ccc_watch.nodes.carrier import ROW_SCHEMA, Carrier, Manifest, ManifestHeader
 from ccc_watch.nodes.folder import FolderCarrier
 from tests.conftest import cli
 from tests.daemon_harness import Daemon, wait_until
@@ -47,29 +47,71 @@ def _key(root: Path, env: dict[str, str]) -> Path:
     return key
 
 
-def _node_env(env: dict[str, str], node: str, role: str, folder: Path, key: Path) -> dict[str, str]:
-    return env | {
-        "CCC_WATCH_NODE": node,
-        "CCC_WATCH_ROLE": role,
-        "CCC_WATCH_MANIFEST_DIR": str(folder),
-        "CCC_WATCH_KEY_FILE": str(key),
-        "CCC_WATCH_PUBLISH_INTERVAL": "0.5",
-        "XDG_STATE_HOME": str(folder.parent / "state"),  # a log file each
-    }
+def _node_env(env: dict[str, str], node: str, role: str, carried: dict[str, str], key: Path,
+              state: Path) -> dict[str, str]:  # fmt: skip
+    return (
+        env
+        | carried
+        | {
+            "CCC_WATCH_NODE": node,
+            "CCC_WATCH_ROLE": role,
+            "CCC_WATCH_KEY_FILE": str(key),
+            "CCC_WATCH_PUBLISH_INTERVAL": "0.5",
+            "XDG_STATE_HOME": str(state),  # a log file each
+        }
+    )
 
 
-def _published_head(folder: Path, node: str) -> int | None:
-    m = FolderCarrier(folder).load(node)
-    return None if m is None else m.header.head_seq
+class Carried(Protocol):
+    """How the two-daemon test reaches one carrier: the settings each device gets, what
+    is published, and the sync engine's part."""
+
+    def settings(self, device: Path) -> dict[str, str]:
+        """The environment naming the carrier on the device whose folder is device."""
+
+    def carrier(self, device: Path) -> Carrier:
+        """The carrier as that device sees it."""
+
+    def carry(self) -> None:
+        """What a sync engine does between the devices (nothing for a server)."""
+
+    def stored(self) -> list[bytes]:
+        """Everything the carrier holds, as bytes, to search for a note's name."""
 
 
-def _caught_up(d: Daemon, folder: Path, node: str) -> None:
+class FolderCarried:
+    """The folder carrier: a manifest folder per device, copied across by carry()."""
+
+    def __init__(self, root: Path) -> None:
+        self.a, self.b = root / "a" / "manifests", root / "b" / "manifests"
+
+    def settings(self, device: Path) -> dict[str, str]:
+        return {"CCC_WATCH_MANIFEST_DIR": str(device / "manifests")}
+
+    def carrier(self, device: Path) -> Carrier:
+        return FolderCarrier(device / "manifests")
+
+    def carry(self) -> None:
+        shutil.copy2(self.a / "laptop.parquet", self.b / "laptop.parquet")
+        shutil.copy2(self.b / "desktop.parquet", self.a / "desktop.parquet")
+
+    def stored(self) -> list[bytes]:
+        files = [f for folder in (self.a, self.b) for f in folder.iterdir()]
+        for f in files:
+            assert oct(f.stat().st_mode & 0o777) == "0o600", f
+        # Nothing but the nodes' files is in the folders.
+        assert sorted(p.name for p in self.a.iterdir()) == ["desktop.parquet", "laptop.parquet"]
+        return [f.read_bytes() for f in files]
+
+
+def _caught_up(d: Daemon, carrier: Carrier, node: str) -> None:
     """Wait until the daemon has settled and published its store's current head."""
     d.settle()
 
     def done() -> bool:
         head = json.loads(d.cli("info", "--json").stdout)["changelog_head"]
-        return _published_head(folder, node) == head
+        published = {h.node: h.head_seq for h in carrier.headers()}
+        return published.get(node) == head
 
     wait_until(done, f"{node} published its head", timeout=30)
 
@@ -91,22 +133,32 @@ def test_two_daemons_report_exactly_the_differences(tmp_path: Path, env: dict[st
     each changed differently; their manifest folders are carried between them (copied,
     as a sync engine does); `drift` on each reports exactly those changes, `--missing`
     the laptop's recovery list, and nothing anywhere names the SECRET note."""
+    two_daemons(tmp_path, env, FolderCarried(tmp_path))
+
+
+def two_daemons(
+    tmp_path: Path, env: dict[str, str], carried: Carried
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The two-daemon scenario over one carrier (tests/test_postgres.py runs it on a
+    real PostgreSQL server); returns the laptop's `drift --json` output and its
+    environment (its vault is tmp_path/a/vault, its data dir tmp_path/a/data)."""
     (tmp_path / "a").mkdir()
     va = _vault(tmp_path / "a")
     (tmp_path / "b").mkdir()
     vb = tmp_path / "b" / "vault"
     shutil.copytree(va, vb)
     key = _key(tmp_path, env)
-    ma, mb = tmp_path / "a" / "manifests", tmp_path / "b" / "manifests"
-    laptop = Daemon(va, tmp_path / "a" / "data", tmp_path / "a" / "log")
-    desktop = Daemon(vb, tmp_path / "b" / "data", tmp_path / "b" / "log")
-    laptop.env = _node_env(env, "laptop", "outpost", ma, key)
-    desktop.env = _node_env(env, "desktop", "headquarters", mb, key)
+    da, db = tmp_path / "a", tmp_path / "b"
+    ca, cb = carried.carrier(da), carried.carrier(db)
+    laptop = Daemon(va, da / "data", da / "log")
+    desktop = Daemon(vb, db / "data", db / "log")
+    laptop.env = _node_env(env, "laptop", "outpost", carried.settings(da), key, da / "state")
+    desktop.env = _node_env(env, "desktop", "headquarters", carried.settings(db), key, db / "state")
     laptop.start()
     desktop.start()
     try:
-        _caught_up(laptop, ma, "laptop")
-        _caught_up(desktop, mb, "desktop")
+        _caught_up(laptop, ca, "laptop")
+        _caught_up(desktop, cb, "desktop")
         # Different changes on each device.
         time.sleep(0.05)  # a newer mtime than the copy's
         with (va / "edit.md").open("a") as f:
@@ -116,11 +168,9 @@ def test_two_daemons_report_exactly_the_differences(tmp_path: Path, env: dict[st
         (vb / CONFLICT).write_text("# keep\n\nthe desktop's version\n")
         with (vb / SECRET_NOTE).open("a") as f:
             f.write("changed on the desktop\n")
-        _caught_up(laptop, ma, "laptop")
-        _caught_up(desktop, mb, "desktop")
-        # The sync engine carries each node's file to the other device.
-        shutil.copy2(ma / "laptop.parquet", mb / "laptop.parquet")
-        shutil.copy2(mb / "desktop.parquet", ma / "desktop.parquet")
+        _caught_up(laptop, ca, "laptop")
+        _caught_up(desktop, cb, "desktop")
+        carried.carry()  # the sync engine carries each node's manifest to the other device
 
         nodes = json.loads(laptop.cli("nodes", "--json").stdout)
         assert [(n["node"], n["role"], n["this"], n["stale"]) for n in nodes] == [
@@ -131,11 +181,12 @@ def test_two_daemons_report_exactly_the_differences(tmp_path: Path, env: dict[st
 
         got = laptop.cli("drift", "--json")
         assert got.returncode == 1, got.stderr
-        secret = [
-            f["key"] for f in json.loads(got.stdout)["findings"] if f["key"].startswith("secret:")
-        ]
+        out = json.loads(got.stdout)
+        secret = [f["key"] for f in out["findings"] if f["key"].startswith("secret:")]
         assert len(secret) == 1
-        row = [r for r in pq.read_table(ma / "laptop.parquet").to_pylist() if r["key"] == secret[0]]
+        published = ca.load("laptop")
+        assert published is not None
+        row = [r for r in published.rows.to_pylist() if r["key"] == secret[0]]
         assert row == [
             {"key": secret[0], "path": None, "id": None, "blake3": row[0]["blake3"], "size": None,
              "mtime_ns": None, "record_type": None, "classification": "SECRET"}
@@ -168,17 +219,19 @@ def test_two_daemons_report_exactly_the_differences(tmp_path: Path, env: dict[st
         assert missing.returncode == 1
         assert missing.stdout.splitlines() == ["edit.md", "move.md"]
 
+        # Publishing again, with nothing changed, changes nothing.
+        again = laptop.cli("manifest", "publish", "--json")
+        assert again.returncode == 0, again.stderr
+        assert [r["changed"] for r in json.loads(again.stdout)] == [0]
+
         text = laptop.cli("drift")
         outputs = [got.stdout, got.stderr, hq.stdout, hq.stderr, missing.stdout, text.stdout,
                    text.stderr, missing.stderr]  # fmt: skip
-        for out in outputs:
-            assert SECRET_NAME not in out
-        for folder in (ma, mb):
-            for f in folder.iterdir():
-                assert SECRET_NAME.encode() not in f.read_bytes(), f
-                assert oct(f.stat().st_mode & 0o777) == "0o600"
-        # Nothing but the nodes' files is in the folders.
-        assert sorted(p.name for p in ma.iterdir()) == ["desktop.parquet", "laptop.parquet"]
+        for output in outputs:
+            assert SECRET_NAME not in output
+        for blob in carried.stored():
+            assert SECRET_NAME.encode() not in blob
+        return dict(out), laptop.env
     finally:
         laptop.stop()
         desktop.stop()
@@ -498,9 +551,9 @@ def test_a_failed_publication_is_retried_and_never_ends_the_daemon(
         assert "ERROR" in line and "manifest_dir" in line and "is not a folder" in line
         blocker.unlink()
         wait_until(lambda: (blocker / "laptop.parquet").exists(), "published after the fix")
-        _caught_up(d, blocker, "laptop")
+        _caught_up(d, FolderCarrier(blocker), "laptop")
         (v / "b.md").write_text("b\n")
-        _caught_up(d, blocker, "laptop")
+        _caught_up(d, FolderCarrier(blocker), "laptop")
         m = FolderCarrier(blocker).load("laptop")
         assert m is not None and m.rows.column("key").to_pylist() == ["a.md", "b.md"]
         assert "Traceback" not in d.log.read_text()
@@ -561,3 +614,56 @@ def test_carriers_follow_the_settings(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(ConfigError, match="hq_url"):
         carriers(both)
+
+
+def test_the_manifest_is_the_same_from_the_mirror_or_the_store(
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build_manifest takes its rows from the mirror when the mirror is at the store's
+    head, else from the store's records: both give the same manifest (notes, an
+    attachment, bad frontmatter, a SECRET note's digest, names in other scripts); a
+    mirror one change behind is not used."""
+    from ccc_watch import config
+    from ccc_watch.nodes import manifest as M
+    from ccc_watch.store import open_store
+
+    v = tmp_path / "vault"
+    (v / "sub dir").mkdir(parents=True)
+    (v / "a.md").write_text("---\ntags: [x]\n---\n# A\n")
+    (v / "sub dir" / "日本語 ünï.md").write_text("text\n")
+    (v / "bad.md").write_text("---\n: [unclosed\n---\nbody\n")
+    (v / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (v / SECRET_NOTE).write_text("---\nclassification: SECRET\n---\nthe plan\n")
+    data = tmp_path / "data"
+    e = env | {"CCC_WATCH_NODE": "laptop", "CCC_WATCH_KEY_FILE": str(_key(tmp_path, env))}
+    assert cli(e, v, data, "scan").returncode == 0
+    flags = {"vault": str(v), "data_dir": str(data), "key_file": e["CCC_WATCH_KEY_FILE"]}
+    absent = tmp_path / "absent.toml"
+    cfg = config.load(flags, environ={}, config_file=absent, must_exist=False)
+    used: list[bool] = []
+    real = M._from_mirror
+
+    def spy(*args: Any) -> Any:
+        rows = real(*args)
+        used.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(M, "_from_mirror", spy)
+
+    def built() -> pa.Table:
+        with open_store(data, readonly=True) as store:
+            return M.build_manifest(cfg, store, now=0.0).rows
+
+    from_mirror = built()
+    assert used == [True]
+    assert from_mirror.num_rows == 5
+    assert any(k.startswith("secret:") for k in from_mirror.column("key").to_pylist())
+    old_mirror = (data / "mirror.duckdb").read_bytes()
+    (v / "a.md").write_text("---\ntags: [y]\n---\n# A again\n")
+    assert cli(e, v, data, "scan").returncode == 0
+    current = built()
+    assert used == [True, True] and not current.equals(from_mirror)
+    (data / "mirror.duckdb").write_bytes(old_mirror)  # one change behind the store
+    assert built().equals(current) and used[-1] is False
+    (data / "mirror.duckdb").unlink()
+    assert built().equals(current) and used[-1] is False

@@ -6,6 +6,7 @@ drift computed on the server."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ import pytest
 from ccc_watch.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, ConfigError, HeadquartersError
 from ccc_watch.nodes.carrier import ROW_SCHEMA, Manifest, ManifestHeader
 from ccc_watch.nodes.postgres import PostgresCarrier
+from tests.conftest import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -376,6 +378,58 @@ def test_a_publisher_killed_mid_publish_leaves_the_previous_manifest_whole(
     assert carrier.load("laptop") == previous
     # ... and the next publication works, from that previous state.
     assert carrier.publish(previous).changed == 0
+
+
+class PostgresCarried:
+    """The two-daemon test's carrier: one database both devices publish to."""
+
+    def __init__(self, server: pg.Server, url: str, password_file: Path) -> None:
+        self.server, self.url, self.password_file = server, url, password_file
+
+    def settings(self, device: Path) -> dict[str, str]:
+        return {"CCC_WATCH_HQ_URL": self.url, "CCC_WATCH_HQ_PASSWORD_FILE": str(self.password_file)}
+
+    def carrier(self, device: Path) -> PostgresCarrier:
+        return PostgresCarrier(self.url, self.password_file)
+
+    def carry(self) -> None:
+        pass  # the server is the carrier
+
+    def stored(self) -> list[bytes]:
+        dbname = self.url.split("?")[0].rsplit("/", 1)[1]
+        with self.server.admin(dbname) as admin:
+            found = [
+                str(row).encode()
+                for table in ("ccc_nodes", "ccc_manifest")
+                for row in admin.execute(f"SELECT t::text FROM {table} AS t")
+            ]
+        assert found
+        return found
+
+
+def test_two_daemons_report_exactly_the_differences_through_postgres(
+    tmp_path: Path, env: dict[str, str], db: str, password_file: Path, server: pg.Server
+) -> None:
+    """tests/test_nodes.py's two daemons, laptop and desktop, publishing to one real
+    PostgreSQL database instead of a shared folder: the same findings, the same recovery
+    list, a second publication that changes nothing, and the SECRET note's name nowhere
+    in the database; both nodes published their store's head, so the server compared
+    them (`compared_on`); once the laptop's store moves past what it published, the
+    laptop compares its fresh manifest itself and sees its new change."""
+    from tests.test_nodes import two_daemons
+
+    out, laptop_env = two_daemons(tmp_path, env, PostgresCarried(server, db, password_file))
+    assert out["compared_on"] == {"desktop": "server"}
+    vault, data = tmp_path / "a" / "vault", tmp_path / "a" / "data"
+    (vault / "new.md").write_text("written after the last publication\n")
+    assert cli(laptop_env, vault, data, "scan").returncode == 0
+    got = cli(laptop_env, vault, data, "drift", "--json")
+    assert got.returncode == 1, got.stderr
+    after = json.loads(got.stdout)
+    assert after["compared_on"] == {"desktop": "here"}
+    assert [f for f in after["findings"] if f not in out["findings"]] == [
+        {"kind": "missing-there", "node": "desktop", "key": "new.md"}
+    ]
 
 
 # -- drift on the server --------------------------------------------------------------

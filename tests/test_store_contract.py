@@ -259,6 +259,39 @@ def test_records_iterates_everything_in_path_order(store: Store) -> None:
     assert len(store) == 2500
 
 
+def test_records_with_fields_hold_only_those_fields(store: Store) -> None:
+    """records(fields) pages through the same records, each cut down to the fields
+    asked for and its path and id; a field a record lacks is absent, not None."""
+    recs = [make_record(i) for i in range(1500)]
+    del recs[7]["blake3"]
+    store.apply([Upsert(r) for r in recs])
+    with store.snapshot() as snap:
+        full = {r["path"]: r for r in snap.records()}
+        cut = list(snap.records(("blake3", "size", "no-such-field")))
+    assert [r["path"] for r in cut] == sorted(full)
+    for r in cut:
+        whole = full[r["path"]]
+        assert r == {k: whole[k] for k in ("path", "id", "blake3", "size") if k in whole}
+    assert any("blake3" not in r for r in cut)
+
+
+def test_a_damaged_record_is_reported_by_a_fields_scan_too(data_dir: Path, backend: str) -> None:
+    """A stored record that is no JSON object is returned whole by the cut-down scan,
+    so the same StoreCorruptError names it."""
+    from ccc_watch.errors import StoreCorruptError
+
+    with open_store(data_dir, backend=backend) as s:
+        s.apply([Upsert(make_record(1))])
+        with s.backend.writing() as tx:
+            tx.put("records", "bad.md", b'["not", "an object"]')
+    with (
+        open_store(data_dir, backend=backend, readonly=True) as s,
+        s.snapshot() as snap,
+        pytest.raises(StoreCorruptError),
+    ):
+        list(snap.records(("blake3",)))
+
+
 def test_duplicate_contents_are_found_by_blake3(store: Store) -> None:
     """The blake3 index lists every path with the same content."""
     store.apply(

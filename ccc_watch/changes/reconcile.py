@@ -96,7 +96,7 @@ def reconcile(
             result.symlinks.setdefault(f.target, set()).add(f.key)
     with store.snapshot() as snap:
         # Only what the comparison needs: a vault's bodies would not fit a small daemon.
-        known = {r["path"]: {k: r.get(k) for k in _KEPT} for r in snap.records()}
+        known = {r["path"]: {k: r.get(k) for k in _KEPT} for r in snap.records(_KEPT)}
     policy = indexer.policy
     new_policy = store.meta.get(POLICY_META) != policy.fingerprint()
 

@@ -1,11 +1,15 @@
-"""Compare this node's vault, as its store holds it now (a manifest built fresh, not the
-published file), with another node's published manifest: paths missing here or there,
+"""Compare this node's vault, as its store holds it now, with another node's published
+manifest: paths missing here or there,
 content that differs (which side is newer by mtime, and which copy headquarters_wins
 keeps: headquarters'), renames, sync-conflict copies on either side; a stale node is
 reported once. Default: an outpost against headquarters (with none, every other
 node), headquarters against every outpost. Each finding is printed and logged as a
 DRIFT line. `--missing` prints only the paths this node lacks or holds stale, one per
 line, for a sync tool's file list.
+This node's side is a manifest built fresh from its store (from the mirror when that is
+at the store's head), never its published one; with the database carrier, when this
+node's published manifest is its store's head, the server compares the two nodes by
+one SQL query instead (`--json` says where each node was compared: "here" or "server").
 Exit 0 when the nodes agree, 1 when they differ (or a node is stale). Read-only: it
 never changes a file."""
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -20,6 +25,9 @@ from ccc_watch.cli._common import add_json, read_store
 from ccc_watch.config import Config
 from ccc_watch.errors import CccWatchError
 from ccc_watch.log.safe import shown
+
+if TYPE_CHECKING:
+    from ccc_watch.nodes.carrier import ManifestHeader
 
 HELP = "compare this node's files with another node's manifest (exit 1 when they differ)"
 
@@ -35,23 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json(parser)
 
 
-def run(args: argparse.Namespace, cfg: Config) -> int:
-    """Compare and print; exit 0 when no differences, 1 when some."""
-    from ccc_watch.nodes.carrier import Carrier, Manifest, ManifestHeader
-    from ccc_watch.nodes.carriers import require_carriers
-    from ccc_watch.nodes.drift import HQ, compare, missing_paths
-    from ccc_watch.nodes.identity import node_name
-    from ccc_watch.nodes.manifest import build_manifest
+def _others(
+    args: argparse.Namespace, cfg: Config, me: str, headers: dict[str, tuple[ManifestHeader, Any]]
+) -> list[str]:
+    """The nodes to compare with: --against's, else an outpost's headquarters (with
+    none, every other node), else headquarters' outposts."""
+    from ccc_watch.nodes.drift import HQ
 
-    me = node_name(cfg)
-    targets = require_carriers(cfg)
-    headers: dict[str, tuple[ManifestHeader, Carrier]] = {}
-    for carrier in targets:
-        for h in carrier.headers():
-            if h.node != me and (
-                h.node not in headers or h.written_at > headers[h.node][0].written_at
-            ):
-                headers[h.node] = (h, carrier)
     if args.against is not None:
         if args.against == me:
             raise CccWatchError(f"drift: --against {shown(me)} is this node; name another")
@@ -60,33 +58,76 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
                 f"drift: node {shown(args.against)} has published no readable manifest "
                 "(`ccc-watch nodes` lists those that have)"
             )
-        others = [args.against]
-    elif cfg.role == HQ:
+        return [args.against]
+    if cfg.role == HQ:
         others = sorted(n for n, (h, _) in headers.items() if h.role != HQ)
         if not others:
             raise CccWatchError("drift: no outpost has published a manifest yet")
-    else:  # an outpost: against headquarters, or with none every other node
-        others = sorted(n for n, (h, _) in headers.items() if h.role == HQ) or sorted(headers)
-        if not others:
-            raise CccWatchError(
-                "drift: no other node has published a readable manifest yet "
-                "(`ccc-watch nodes` lists those that have)"
-            )
+        return others
+    others = sorted(n for n, (h, _) in headers.items() if h.role == HQ) or sorted(headers)
+    if not others:
+        raise CccWatchError(
+            "drift: no other node has published a readable manifest yet "
+            "(`ccc-watch nodes` lists those that have)"
+        )
+    return others
+
+
+def run(args: argparse.Namespace, cfg: Config) -> int:
+    """Compare and print; exit 0 when no differences, 1 when some."""
+    from ccc_watch.nodes.carrier import Carrier, Manifest
+    from ccc_watch.nodes.carriers import require_carriers
+    from ccc_watch.nodes.drift import Finding, compare, missing_paths
+    from ccc_watch.nodes.identity import node_name
+    from ccc_watch.nodes.manifest import build_manifest
+
+    me = node_name(cfg)
+    targets = require_carriers(cfg)
+    headers: dict[str, tuple[ManifestHeader, Carrier]] = {}
+    mine: dict[int, ManifestHeader] = {}  # this node's published header, per carrier
+    for carrier in targets:
+        for h in carrier.headers():
+            if h.node == me:
+                mine[id(carrier)] = h
+            elif h.node not in headers or h.written_at > headers[h.node][0].written_at:
+                headers[h.node] = (h, carrier)
+    others = _others(args, cfg, me, headers)
+    findings: list[Finding] = []
+    compared: list[str] = []
+    where: dict[str, str] = {}
     with read_store(cfg) as store:
-        here = build_manifest(cfg, store)
-    findings = []
-    compared = []
-    for node in others:
-        there: Manifest | None = headers[node][1].load(node)
-        if there is None:  # its rows are bad (logged): the other nodes are still compared
-            if args.against is not None or len(others) == 1:
-                raise CccWatchError(
-                    f"drift: the manifest of node {shown(node)} cannot be read (see the "
-                    "line above); it is replaced at its next publication"
-                )
-            continue
-        compared.append(node)
-        findings += compare(here, there, stale_after=cfg.stale_after)
+        with store.snapshot() as snap:
+            head = snap.chain_head()
+        here: Manifest | None = None
+        for node in others:
+            carrier = headers[node][1]
+            published = mine.get(id(carrier))
+            on_server = getattr(carrier, "drift", None)
+            if (
+                on_server is not None
+                and published is not None
+                and (published.head_seq, published.head_hash) == head
+            ):
+                # This node's published rows are its store as it is now: the server
+                # compares them with the other node's in one query.
+                found = on_server(me, node, stale_after=cfg.stale_after)
+                findings += [Finding(**f) for f in found]
+                compared.append(node)
+                where[node] = "server"
+                continue
+            there: Manifest | None = carrier.load(node)
+            if there is None:  # its rows are bad (logged): the other nodes are compared
+                if args.against is not None or len(others) == 1:
+                    raise CccWatchError(
+                        f"drift: the manifest of node {shown(node)} cannot be read (see the "
+                        "line above); it is replaced at its next publication"
+                    )
+                continue
+            if here is None:
+                here = build_manifest(cfg, store)
+            compared.append(node)
+            where[node] = "here"
+            findings += compare(here, there, stale_after=cfg.stale_after)
     if not compared:
         raise CccWatchError(
             "drift: no manifest of " + ", ".join(map(shown, others)) + " can be read (see the "
@@ -99,7 +140,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         for path in missing_paths(findings):
             print(shown(path))
     elif args.json:
-        print(json.dumps({"node": me, "against": others,
+        print(json.dumps({"node": me, "against": others, "compared_on": where,
                           "findings": [f.as_dict() for f in findings]}, indent=2))  # fmt: skip
     else:
         for f in findings:

@@ -34,7 +34,10 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
 
     with read_store(cfg) as store, store.snapshot() as snap:
         if args.as_of is None:
-            files = {r["path"]: {"id": r["id"], "blake3": r.get("blake3")} for r in snap.records()}
+            files = {
+                r["path"]: {"id": r["id"], "blake3": r.get("blake3")}
+                for r in snap.records(("blake3",))
+            }
         else:
             files = state_as_of(snap, parse_time(args.as_of))
     if args.json:

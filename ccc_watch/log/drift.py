@@ -38,20 +38,20 @@ DriftKind = Literal[
 
 _BARE = re.compile(r"^[^\s\"=\\\x00-\x1f\x7f]+$")
 
-# Sync tools' conflict copies: (pattern on the file name, the name of the note it shadows).
-# DOTALL: a name may hold a newline.
-_CONFLICTS = (
+# Sync tools' conflict copies: (pattern on the file name, whether case is ignored); the
+# stem and ext groups make the name of the note it shadows. Written in the regular
+# expression syntax Python and PostgreSQL share (nodes/postgres.py drops the group names).
+CONFLICT_PATTERNS = (
     # Syncthing: n.sync-conflict-20260413-091523-K3X2R2T.md
-    re.compile(
-        r"^(?P<stem>.*)\.sync-conflict-\d{8}-\d{6}-[A-Z0-9]{7}(?P<ext>\.[^.]*)?$", re.DOTALL
-    ),
+    (r"^(?P<stem>.*)\.sync-conflict-[0-9]{8}-[0-9]{6}-[A-Z0-9]{7}(?P<ext>\.[^.]*)?$", False),
     # Obsidian Sync: n (Conflicted copy MyMac 202411281430).md
-    re.compile(r"^(?P<stem>.*) \(Conflicted copy [^)]*\)(?P<ext>\.[^.]*)?$", re.DOTALL),
+    (r"^(?P<stem>.*) \(Conflicted copy [^)]*\)(?P<ext>\.[^.]*)?$", False),
     # Dropbox: n (Jane's conflicted copy 2024-01-15).md
-    re.compile(
-        r"^(?P<stem>.*) \([^)]*conflicted copy[^)]*\)(?P<ext>\.[^.]*)?$",
-        re.IGNORECASE | re.DOTALL,
-    ),
+    (r"^(?P<stem>.*) \([^)]*conflicted copy[^)]*\)(?P<ext>\.[^.]*)?$", True),
+)
+# DOTALL: a name may hold a newline.
+_CONFLICTS = tuple(
+    re.compile(p, re.DOTALL | (re.IGNORECASE if icase else 0)) for p, icase in CONFLICT_PATTERNS
 )
 
 

@@ -18,10 +18,11 @@ What each classification level publishes (README "Headquarters and outposts"):
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import blake3
+import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from loguru import logger
 
 from ccc_watch.config import Config
@@ -57,44 +58,71 @@ def _digest_key(cfg: Config, vault_id: str) -> bytes | None:
         return None
 
 
+# The record fields a manifest row is made of: ROW_SCHEMA less its key.
+FIELDS = pa.schema(list(ROW_SCHEMA)[1:])
+
+
+def _from_mirror(cfg: Config, store: Store, head: int) -> pa.Table | None:
+    """The records' FIELDS from the mirror when it reflects exactly the store's snapshot
+    at head (its watermark is head, and it is this store's), else None. A column store
+    hands over 100,000 rows' small fields in tens of milliseconds, where the store has
+    to parse every record (bench/nodes_bench.py)."""
+    from ccc_watch.mirror.mirror import Mirror, MirrorError
+
+    mirror = Mirror(cfg.resolved_data_dir())
+    if not mirror.path.exists():
+        return None
+    try:
+        con = mirror.connect(retry_seconds=0.5)
+    except (MirrorError, duckdb.Error):
+        return None  # held by a flush, or unreadable: the store answers
+    try:
+        state = mirror.state(con)
+        if state is None or state != (head, store.meta.get("store_id")):
+            return None
+        table = con.sql(f"SELECT {', '.join(FIELDS.names)} FROM notes").to_arrow_table()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    return table.cast(FIELDS)
+
+
 def build_manifest(cfg: Config, store: Store, *, now: float | None = None) -> Manifest:
     """This node's manifest from ONE snapshot of the store: its rows sorted by key, its
-    header carrying that snapshot's chain head."""
+    header carrying that snapshot's chain head. The rows' fields come from the mirror
+    when it is at that snapshot, else from the store's records."""
     node = node_name(cfg)
-    private = cfg.manifest_paths == "private"
-    names = ROW_SCHEMA.names
-    columns: dict[str, list[Any]] = {name: [] for name in names}
-    keys, paths, ids, digests, sizes, mtimes, types, levels = (columns[n] for n in names)
-    left_out = 0
-    key: bytes | None = None
-    asked = False  # the vault's key is looked up once, at the first SECRET record
     with store.snapshot() as snap:
         vault_id = str(snap.meta_value("vault_id"))
         seq, head_hash = snap.chain_head()
-        for rec in snap.records():
-            level = rec.get("classification")
-            path = rec["path"]
-            if level == SECRET and private:
-                if not asked:
-                    key, asked = _digest_key(cfg, vault_id), True
-                if key is None:
-                    left_out += 1
-                    continue
+        fields = _from_mirror(cfg, store, snap.head())
+        if fields is None:
+            fields = pa.Table.from_pylist(list(snap.records(FIELDS.names[1:])), schema=FIELDS)
+    plain = fields
+    hidden = ROW_SCHEMA.empty_table()
+    left_out = 0
+    if cfg.manifest_paths == "private":
+        secret = pc.fill_null(pc.equal(fields.column("classification"), SECRET), False)
+        if pc.any(secret).as_py():
+            plain = fields.filter(pc.invert(secret))
+            secrets = fields.filter(secret)
+            key = _digest_key(cfg, vault_id)
+            if key is None:
+                left_out = secrets.num_rows
+            else:
                 # Only the digest, the content's blake3 and the level leave the device.
-                keys.append(secret_key_of(path, key))
-                digests.append(rec.get("blake3"))
-                levels.append(level)
-                for column in (paths, ids, sizes, mtimes, types):
-                    column.append(None)
-                continue
-            keys.append(path)
-            paths.append(path)
-            ids.append(rec.get("id"))
-            digests.append(rec.get("blake3"))
-            sizes.append(rec.get("size"))
-            mtimes.append(rec.get("mtime_ns"))
-            types.append(rec.get("record_type"))
-            levels.append(level)
+                n = secrets.num_rows
+                hidden = pa.table(
+                    {
+                        "key": [secret_key_of(p, key) for p in secrets.column("path").to_pylist()],
+                        **{f.name: pa.nulls(n, f.type) for f in FIELDS},
+                        "blake3": secrets.column("blake3"),
+                        "classification": secrets.column("classification"),
+                    },
+                    schema=ROW_SCHEMA,
+                )
+    plain = plain.add_column(0, ROW_SCHEMA.field("key"), plain.column("path"))
     if left_out:
         logger.warning(
             "manifest: {} SECRET record(s) left out: no key for vault {} to digest their "
@@ -104,7 +132,7 @@ def build_manifest(cfg: Config, store: Store, *, now: float | None = None) -> Ma
         )
     # Sorted by key as Arrow orders strings (by their UTF-8 bytes), whatever the store's
     # order: a digest key sorts elsewhere than its path did.
-    table = pa.table(columns, schema=ROW_SCHEMA).sort_by("key")
+    table = pa.concat_tables([plain, hidden]).sort_by("key")
     header = ManifestHeader(
         node=node,
         role=cfg.role,

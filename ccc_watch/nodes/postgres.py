@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ from ccc_watch.errors import (
     ConfigError,
     HeadquartersError,
 )
+from ccc_watch.log.drift import CONFLICT_PATTERNS
 from ccc_watch.log.safe import shown
 from ccc_watch.nodes.carrier import (
     ROW_SCHEMA,
@@ -495,11 +497,15 @@ WHERE h.key IS NULL OR t.key IS NULL OR h.blake3 IS DISTINCT FROM t.blake3
 ORDER BY coalesce(h.key, t.key) COLLATE "C"
 """
 
-# Conflict copies: log.drift's _CONFLICTS, as PostgreSQL regular expressions over the
-# name after the last "/" (in PostgreSQL "." matches a newline too, as with re.DOTALL).
-_SYNCTHING = r"^.*\.sync-conflict-[0-9]{8}-[0-9]{6}-[A-Z0-9]{7}(\.[^.]*)?$"
-_OBSIDIAN = r"^.* \(Conflicted copy [^)]*\)(\.[^.]*)?$"
-_DROPBOX = r"^.* \([^)]*conflicted copy[^)]*\)(\.[^.]*)?$"  # any case
+# Conflict copies: log.drift's CONFLICT_PATTERNS without their group names, matched
+# against the name after the last "/" (in PostgreSQL "." matches a newline too, as with
+# re.DOTALL; ~* ignores case).
+if any("'" in p for p, _ in CONFLICT_PATTERNS):
+    raise ValueError("a conflict pattern with a quote cannot be a SQL literal")
+_IS_CONFLICT = " OR ".join(
+    f"name {'~*' if icase else '~'} '{re.sub(r'[(][?]P<[a-z]+>', '(', p)}'"
+    for p, icase in CONFLICT_PATTERNS
+)
 
 _DRIFT = f"""
 WITH hn AS (SELECT node, role FROM ccc_nodes WHERE node = %(a)s),
@@ -518,7 +524,7 @@ d AS (
   WHERE NOT EXISTS (SELECT 1 FROM stale)
     AND (h.key IS NULL OR t.key IS NULL OR h.blake3 IS DISTINCT FROM t.blake3)),
 c AS (
-  SELECT d.*, (name ~ '{_SYNCTHING}' OR name ~ '{_OBSIDIAN}' OR name ~* '{_DROPBOX}') AS conflict
+  SELECT d.*, ({_IS_CONFLICT}) AS conflict
   FROM d, LATERAL (SELECT regexp_replace(d.key, '^.*/', '') AS name) AS n),
 oh AS (SELECT key, hid, hb FROM c WHERE NOT conflict AND here AND NOT there),
 ot AS (SELECT key, tid, tb FROM c WHERE NOT conflict AND there AND NOT here),

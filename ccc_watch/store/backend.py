@@ -13,6 +13,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol
 
+import orjson
+
 from ccc_watch.errors import StoreError
 
 Key = str | int
@@ -44,8 +46,11 @@ class Reader(Protocol):
         prefix: str | None = None,
         limit: int | None = None,
         reverse: bool = False,
+        fields: tuple[str, ...] | None = None,
     ) -> list[tuple[Key, bytes]]:
-        """Pairs in key order from start (inclusive), or those whose key has prefix."""
+        """Pairs in key order from start (inclusive), or those whose key has prefix.
+        With fields, a value that is a JSON object comes back as the JSON object of only
+        those of its top-level members (see project()); any other value whole."""
 
     def count(self, table: str) -> int:
         """How many keys the table holds."""
@@ -103,13 +108,31 @@ def damage_note(path: Path) -> Path:
     return path.with_name(path.name + ".damage")
 
 
+def project(value: bytes, fields: tuple[str, ...]) -> bytes:
+    """The JSON object of value's members named in fields, or value whole when it is no
+    JSON object: what the redb extension's range(fields=) does in Rust (project.rs),
+    for a backend without it."""
+    try:
+        whole = orjson.loads(value)
+    except ValueError:
+        return value
+    if not isinstance(whole, dict):
+        return value
+    return orjson.dumps({k: v for k, v in whole.items() if k in fields})
+
+
 def iter_scan(
-    reader: Reader, table: str, page: int = 1000, start: Key | None = None
+    reader: Reader,
+    table: str,
+    page: int = 1000,
+    start: Key | None = None,
+    fields: tuple[str, ...] | None = None,
 ) -> Iterator[tuple[Key, bytes]]:
-    """Every pair of table in key order (from start on), fetched a page at a time."""
+    """Every pair of table in key order (from start on), fetched a page at a time; with
+    fields, each value cut down to those members (Reader.scan)."""
     skip_first = False
     while True:
-        rows = reader.scan(table, start=start, limit=page + skip_first)
+        rows = reader.scan(table, start=start, limit=page + skip_first, fields=fields)
         if skip_first:
             rows = rows[1:]
         yield from rows

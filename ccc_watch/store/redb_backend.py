@@ -63,10 +63,16 @@ class _Tables:
         prefix: str | None = None,
         limit: int | None = None,
         reverse: bool = False,
+        fields: tuple[str, ...] | None = None,
     ) -> list[tuple[Key, bytes]]:
         with self._faults:
             return self._table(table).range(
-                start, None, prefix=prefix, limit=limit, reverse=reverse
+                start,
+                None,
+                prefix=prefix,
+                limit=limit,
+                reverse=reverse,
+                fields=None if fields is None else list(fields),
             )
 
     def count(self, table: str) -> int:

@@ -32,7 +32,7 @@ from ccc_watch.errors import (
     store_os_error,
 )
 from ccc_watch.procs import try_lock
-from ccc_watch.store.backend import TABLES, Key, Translating, secure_file
+from ccc_watch.store.backend import TABLES, Key, Translating, project, secure_file
 
 # SQLite's primary result codes (the low byte of an extended code), by what they mean here.
 _CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
@@ -62,6 +62,7 @@ class _Tables:
         prefix: str | None = None,
         limit: int | None = None,
         reverse: bool = False,
+        fields: tuple[str, ...] | None = None,
     ) -> list[tuple[Key, bytes]]:
         where: list[str] = []
         args: list[Any] = []
@@ -83,7 +84,10 @@ class _Tables:
             sql += " LIMIT ?"
             args.append(limit)
         with self._faults:
-            return [(k, bytes(v)) for k, v in self._conn.execute(sql, args)]
+            rows = [(k, bytes(v)) for k, v in self._conn.execute(sql, args)]
+        if fields is not None:
+            rows = [(k, project(v, fields)) for k, v in rows]
+        return rows
 
     def count(self, table: str) -> int:
         with self._faults:

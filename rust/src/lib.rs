@@ -9,6 +9,8 @@
 //! `InternalError`; waits that can last (for the write slot, a repair on open, a
 //! compaction) check for signals, so Ctrl-C and SIGTERM get through.
 
+mod project;
+
 use std::cell::RefCell;
 use std::ops::Bound as Edge;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -790,6 +792,8 @@ struct Scan<K: KeyType> {
     end: Option<K::Owned>,
     limit: Option<usize>,
     reverse: bool,
+    /// Return only these top-level members of each value (see project.rs).
+    fields: Option<Vec<String>>,
 }
 
 impl<K: KeyType> ReadJob<K> for Scan<K> {
@@ -812,7 +816,14 @@ impl<K: KeyType> ReadJob<K> for Scan<K> {
         let mut rows = Vec::new();
         for item in iter.take(self.limit.unwrap_or(usize::MAX)) {
             let (k, v) = item?;
-            rows.push((K::own(k.value()), v.value().to_vec()));
+            let value = match &self.fields {
+                Some(fields) => project::project(v.value(), fields),
+                None => None,
+            };
+            rows.push((
+                K::own(k.value()),
+                value.unwrap_or_else(|| v.value().to_vec()),
+            ));
         }
         Ok(rows)
     }
@@ -903,8 +914,11 @@ impl Table {
 
     /// (key, value) pairs in key order from `start` (inclusive) to `end` (exclusive),
     /// or those whose str key starts with `prefix`; at most `limit`, last first when
-    /// `reverse`.
-    #[pyo3(signature = (start = None, end = None, *, prefix = None, limit = None, reverse = false))]
+    /// `reverse`. With `fields`, a value that is a JSON object comes back as the JSON
+    /// object of only its members named there (parsed here, its other members never
+    /// copied); any other value comes back whole.
+    #[pyo3(signature = (start = None, end = None, *, prefix = None, limit = None, reverse = false, fields = None))]
+    #[allow(clippy::too_many_arguments)]
     fn range(
         &self,
         py: Python<'_>,
@@ -913,6 +927,7 @@ impl Table {
         prefix: Option<String>,
         limit: Option<usize>,
         reverse: bool,
+        fields: Option<Vec<String>>,
     ) -> PyResult<Vec<(Py<PyAny>, Py<PyBytes>)>> {
         by_key_type!(self.keys, K => {
             let mut scan = Scan::<K> {
@@ -920,6 +935,7 @@ impl Table {
                 end: end.map(K::from_py).transpose()?,
                 limit,
                 reverse,
+                fields,
             };
             if let Some(p) = prefix {
                 let (lo, hi) = K::prefix_bounds(p)?;
