@@ -217,6 +217,12 @@ class Index:
         else:
             yield from feed.changes(self._open(), cursor)
 
+    def cursor_at(self, when: float | str) -> feed.Cursor:
+        """The cursor from which events() starts at a time (seconds since the epoch, or
+        ISO 8601 / an age such as "90m"); ResyncNeeded when that part was pruned."""
+        with self._open().snapshot() as snap:
+            return feed.cursor_at(snap, _epoch(when))
+
     # -- the mirror: links and SQL -----------------------------------------------------
 
     def _mirror(self) -> Mirror:

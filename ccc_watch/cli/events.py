@@ -22,9 +22,9 @@ from datetime import datetime
 from types import FrameType
 from typing import TextIO
 
-from ccc_watch.cli._common import add_json, read_store
+from ccc_watch.cli._common import add_json
 from ccc_watch.config import Config
-from ccc_watch.errors import UsageError
+from ccc_watch.history.feed import Cursor
 from ccc_watch.log.safe import json_shown, shown
 from ccc_watch.store import Change
 
@@ -46,38 +46,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
     """Print the operations; exit 0 (3 when the cursor must be resynced)."""
-    from ccc_watch.history import feed
-    from ccc_watch.history.queries import parse_time
+    from ccc_watch.api import open_index
 
     out = sys.stdout
-    with read_store(cfg) as store:
-        if args.since is None:
-            since = feed.Cursor()
-        elif args.since.partition(":")[0].isdigit():  # SEQ or SEQ:HASH; a time has no such head
-            try:
-                since = feed.Cursor.parse(args.since)
-            except ValueError as e:
-                raise UsageError(f"--since: {e}") from None
-        else:
-            when = parse_time(args.since)
-            with store.snapshot() as snap:
-                since = feed.cursor_at(snap, when)
-        if not args.follow:
-            for change in feed.changes(store, since):
+    with open_index(config=cfg) as index:
+        text: str = "0" if args.since is None else args.since
+        # SEQ or SEQ:HASH (a bad HASH is a usage error); anything else is a time
+        since: str | Cursor = text if text.partition(":")[0].isdigit() else index.cursor_at(text)
+        stop = threading.Event()
+        if args.follow:
+
+            def stopping(signum: int, frame: FrameType | None) -> None:
+                stop.set()
+
+            signal.signal(signal.SIGTERM, stopping)
+        try:
+            for change in index.events(since, follow=args.follow, stop=stop):
                 _print(change, args.json, out)
-            return 0
-    stop = threading.Event()
-
-    def stopping(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, stopping)
-    try:
-        for change in feed.follow(cfg.resolved_data_dir(), cfg.backend, since, stop=stop):
-            _print(change, args.json, out)
-            out.flush()  # a follower's reader wants each line as it lands
-    except KeyboardInterrupt:
-        pass  # Ctrl-C ends a follow: no error
+                if args.follow:
+                    out.flush()  # a follower's reader wants each line as it lands
+        except KeyboardInterrupt:
+            if not args.follow:
+                raise
     return 0
 
 
