@@ -6,6 +6,7 @@ import errno
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2  # what argparse uses for a bad command line
+EXIT_RESYNC = 3  # the change feed's cursor is gone: resync from a full listing
 # sysexits.h codes, so that scripts and service managers can tell the causes apart.
 EXIT_DATAERR = 65  # the store file is damaged: `ccc-watch rebuild`
 EXIT_UNAVAILABLE = 69  # headquarters' database cannot be reached or refuses us

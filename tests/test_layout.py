@@ -39,9 +39,12 @@ ALLOWED: dict[str, set[str]] = {
     "service": BASE | {"config"},
     "history": BASE | {"store"},  # reads the changelog, its chain and checkpoint
     "nodes": BASE | {"store", "mirror", "config", "keys", "log", "procs", "history"},
+    # The library: the store read-only, the feed (history), links and SQL (mirror),
+    # the health verdict (daemon.status), settings (config), path keys (vault).
+    "api": BASE | {"config", "store", "history", "vault", "mirror", "index", "daemon"},
     "cli": BASE
     | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config", "daemon"}
-    | {"service", "history", "keys", "backup", "nodes"},
+    | {"service", "history", "keys", "backup", "nodes", "api"},
 }
 
 

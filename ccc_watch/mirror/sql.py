@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from ccc_watch.log.safe import json_shown, shown
 from ccc_watch.mirror.mirror import Mirror, MirrorError, sql_str
@@ -163,3 +164,30 @@ def export_parquet(mirror: Mirror, folder: Path) -> list[Path]:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return written
+
+
+def select(
+    mirror: Mirror, query: str, params: Sequence[Any] | dict[str, Any] | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Rows of one read-only SELECT on the mirror, with DuckDB parameters ($1 or
+    $name): (column names, rows). The same sandbox and refusals as run_query."""
+    statement = _one_select(query)
+    with mirror.connect() as con:
+        try:
+            cur = con.execute(statement, params)
+            names = [d[0] for d in cur.description or ()]
+            return names, cur.fetchall() if names else []
+        except duckdb.Error as e:
+            raise MirrorError(f"query failed: {_first_line(e)}") from None
+
+
+def select_arrow(
+    mirror: Mirror, query: str, params: Sequence[Any] | dict[str, Any] | None = None
+) -> pa.Table:
+    """select(), as an Arrow table."""
+    statement = _one_select(query)
+    with mirror.connect() as con:
+        try:
+            return con.sql(statement.query, params=params).to_arrow_table()
+        except duckdb.Error as e:
+            raise MirrorError(f"query failed: {_first_line(e)}") from None

@@ -700,6 +700,11 @@ class Snapshot:
             return 0, _anchor_hash(self._tx, self._file)
         return seq, digest
 
+    def change(self, seq: int) -> Change | None:
+        """The changelog entry seq, or None when there is none (pruned, or not yet)."""
+        blob = self._tx.get("changelog", seq)
+        return None if blob is None else Change(**_decoded(self._file, blob, "change"))
+
     def changes_after(self, seq: int, limit: int | None = None) -> list[Change]:
         """Changelog entries with a sequence greater than seq, oldest first."""
         rows = self._tx.scan("changelog", start=seq + 1, limit=limit)
