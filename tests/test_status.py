@@ -87,3 +87,18 @@ def test_a_hung_daemon_is_unhealthy(daemon: Daemon) -> None:
     finally:
         daemon.resume()
     wait_until(lambda: status(daemon)[0] == 0, "healthy again")
+
+
+def test_init_while_the_daemon_runs_changes_nothing(daemon: Daemon) -> None:
+    """`init` beside a running daemon does not fail on the store's lock: it says what
+    exists and who holds it, exit 0, and the store is byte for byte as it was."""
+    store = daemon.data / "index.redb"
+    before = store.read_bytes()
+    done = daemon.cli("init")
+    assert done.returncode == 0, done.stderr
+    pid = daemon.proc.pid  # type: ignore[union-attr]
+    assert done.stdout == (
+        f"store ready: {store} (redb, 3 records); in use by the daemon (pid {pid}), "
+        "nothing changed\n"
+    )
+    assert store.read_bytes() == before
