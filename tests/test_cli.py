@@ -324,10 +324,12 @@ def test_missing_explicit_config_file_exits_78(ccc: Cli) -> None:
     missing = ccc.root / "nope.toml"
     proc = ccc.run("--config", missing, "config")
     assert proc.returncode == 78
-    assert str(missing) in one_error_line(proc)
+    line = one_error_line(proc)
+    assert str(missing) in line and "named by --config" in line
     proc = ccc.run("config", extra_env={"CCC_WATCH_CONFIG": str(missing)})
     assert proc.returncode == 78
-    assert str(missing) in one_error_line(proc)
+    line = one_error_line(proc)
+    assert str(missing) in line and "named by CCC_WATCH_CONFIG" in line
 
 
 def test_missing_vault_exits_78(ccc: Cli) -> None:
