@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from difflib import SequenceMatcher
 from pathlib import Path
 
 from ccc_watch.errors import UsageError
@@ -83,6 +82,8 @@ def near_matches(name: str, paths: Iterable[str], limit: int = NEAR_LIMIT) -> li
     """At most `limit` paths closest to `name`, best first: compared whole, and by the
     note's name alone (a typo in `Welcom` finds `Notes/Welcome.md`), ignoring case;
     none closer than difflib's usual cutoff."""
+    from difflib import SequenceMatcher  # only when a lookup failed: not at start-up
+
     whole, stem = name.casefold(), _stem(name).casefold()
     by_path, by_stem = SequenceMatcher(), SequenceMatcher()
     by_path.set_seq2(whole)
