@@ -489,10 +489,16 @@ def default_data_dir(vault: Path) -> Path:
     return platformdirs.user_data_path(APP) / "vaults" / f"{name}-{digest}"
 
 
-def _read_file(path: Path, explicit: bool) -> dict[str, Any]:
+def _read_file(path: Path, named_by: str | None) -> dict[str, Any]:
+    """The file's settings; an absent file is no settings, unless named_by (the flag or
+    variable that named it) says it was asked for."""
     if not path.exists():
-        if explicit:
-            raise ConfigError("config", f"no such file: {path}")
+        if named_by:
+            raise ConfigError(
+                "config",
+                f"no such file: {path} (named by {named_by}; create it, or leave "
+                f"{named_by} out to use the default file)",
+            )
         return {}
     try:
         with path.open("rb") as f:
@@ -524,12 +530,14 @@ def load(
     """
     flags = flags or {}
     env = os.environ if environ is None else environ
-    explicit = must_exist and (config_file is not None or bool(env.get(CONFIG_ENV)))
+    named_by = (
+        "--config" if config_file is not None else CONFIG_ENV if env.get(CONFIG_ENV) else None
+    )
     if config_file is None:
         config_file = Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else default_config_file()
     # Absolute, so relative paths inside it stay right if the process changes folder.
     config_file = config_file.expanduser().absolute()
-    file_values = _read_file(config_file, explicit)
+    file_values = _read_file(config_file, named_by if must_exist else None)
 
     cwd = Path.cwd()
     values: dict[str, Any] = {}

@@ -9,7 +9,7 @@ EXIT_USAGE = 2  # what argparse uses for a bad command line
 EXIT_RESYNC = 3  # the change feed's cursor is gone: resync from a full listing
 # sysexits.h codes, so that scripts and service managers can tell the causes apart.
 EXIT_DATAERR = 65  # the store file is damaged: `ccc-watch rebuild`
-EXIT_UNAVAILABLE = 69  # headquarters' database cannot be reached or refuses us
+EXIT_UNAVAILABLE = 69  # headquarters' database, or the user's service manager, out of reach
 EXIT_SOFTWARE = 70  # an internal error: a bug (see StoreInternalError)
 EXIT_IOERR = 74  # disk full, or another I/O error on the store file
 EXIT_TEMPFAIL = 75  # the store is open for writing in another process: try again later

@@ -24,6 +24,20 @@ exit "${STUB_RC:-0}"
 """
 
 
+# What systemd 252's `systemctl --user` prints, and its exit code, when it finds no user
+# bus (XDG_RUNTIME_DIR unset, as over SSH without a login session or in a container);
+# with XDG_RUNTIME_DIR set but no bus there, the reason is "No such file or directory".
+NO_BUS = "Failed to connect to bus: No medium found"
+
+
+def no_bus_systemctl(folder: Path) -> None:
+    """Replace folder's systemctl stub by one that records its call and then fails as
+    systemctl --user does without a user session bus (on stderr, exit 1)."""
+    (folder / "systemctl").write_text(
+        STUB.replace('exit "${STUB_RC:-0}"', f"echo '{NO_BUS}' >&2\nexit 1")
+    )
+
+
 def install_stubs(folder: Path) -> Path:
     """Write the recording stubs of TOOLS into folder (created); the folder."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -324,10 +324,12 @@ def test_missing_explicit_config_file_exits_78(ccc: Cli) -> None:
     missing = ccc.root / "nope.toml"
     proc = ccc.run("--config", missing, "config")
     assert proc.returncode == 78
-    assert str(missing) in one_error_line(proc)
+    line = one_error_line(proc)
+    assert str(missing) in line and "named by --config" in line
     proc = ccc.run("config", extra_env={"CCC_WATCH_CONFIG": str(missing)})
     assert proc.returncode == 78
-    assert str(missing) in one_error_line(proc)
+    line = one_error_line(proc)
+    assert str(missing) in line and "named by CCC_WATCH_CONFIG" in line
 
 
 def test_missing_vault_exits_78(ccc: Cli) -> None:
@@ -456,6 +458,92 @@ def test_config_without_vault_or_file(ccc: Cli) -> None:
     assert "absent" in text
     assert str(ccc.default_config) in text
     assert not ccc.vaults_dir.exists()
+
+
+# --- get ----------------------------------------------------------------------------
+
+
+def rebuilt(ccc: Cli) -> None:
+    """Index the vault (rebuild reports its progress on stderr)."""
+    proc = ccc.run("--vault", ccc.vault, "rebuild")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_get_finds_a_note_by_absolute_path_and_by_link_name(ccc: Cli) -> None:
+    """`get` takes a vault-relative path, an absolute path inside the vault (also
+    through a symlink to the vault), or a note's name as a link gives it: without
+    `.md`, without its folder, in another case when nothing matches the case given."""
+    args = ["--vault", ccc.vault]
+    rebuilt(ccc)
+    (ccc.root / "link").symlink_to(ccc.vault)
+
+    def path_of(name: str | Path) -> str:
+        return str(json.loads(ccc.ok(*args, "get", name))["path"])
+
+    assert path_of("Projects/Garden plan.md") == "Projects/Garden plan.md"
+    assert path_of(ccc.vault / "Projects" / "Garden plan.md") == "Projects/Garden plan.md"
+    assert path_of(ccc.root / "link" / "Projects" / "Budget.md") == "Projects/Budget.md"
+    assert path_of(f"{ccc.vault}/Projects/../Welcome.md") == "Welcome.md"
+    assert path_of("Garden plan") == "Projects/Garden plan.md"
+    assert path_of("Projects/Budget") == "Projects/Budget.md"
+    assert path_of("garden PLAN") == "Projects/Garden plan.md"
+    assert path_of("beds.png") == "attachments/beds.png"
+
+
+def test_get_outside_the_vault_is_a_usage_error(ccc: Cli) -> None:
+    """An absolute path outside the vault, or the vault itself, is exit 2 with one line
+    naming the path; nothing is looked up."""
+    args = ["--vault", ccc.vault]
+    rebuilt(ccc)
+    outside = ccc.root / "elsewhere" / "Welcome.md"
+    proc = ccc.run(*args, "get", outside)
+    assert proc.returncode == 2
+    line = one_error_line(proc)
+    assert str(outside) in line and "not inside the vault" in line
+    proc = ccc.run(*args, "get", ccc.vault)
+    assert proc.returncode == 2 and "is the vault itself" in one_error_line(proc)
+
+
+def test_get_names_every_candidate_of_an_ambiguous_name(ccc: Cli) -> None:
+    """A name that several notes have is exit 1 naming them all; the path of one
+    finds it; a note beats a file that has the same name without `.md`."""
+    args = ["--vault", ccc.vault]
+    (ccc.vault / "Old").mkdir()
+    (ccc.vault / "Old" / "Budget.md").write_text("# old budget\n")
+    (ccc.vault / "Old" / "Welcome").write_text("not a note\n")
+    rebuilt(ccc)
+    proc = ccc.run(*args, "get", "Budget")
+    assert proc.returncode == 1
+    assert one_error_line(proc) == (
+        "ccc-watch: Budget names 2 records: Old/Budget.md, Projects/Budget.md; "
+        "give one of these paths"
+    )
+    assert json.loads(ccc.ok(*args, "get", "Old/Budget"))["path"] == "Old/Budget.md"
+    assert json.loads(ccc.ok(*args, "get", "Welcome"))["path"] == "Welcome.md"
+
+
+def test_get_suggests_near_matches_when_nothing_matches(ccc: Cli) -> None:
+    """No record: exit 1, one line with at most five near paths (by the whole path or
+    the note's name), or none when nothing is close; hostile names stay one line."""
+    args = ["--vault", ccc.vault]
+    for i in range(8):
+        (ccc.vault / f"Garden plan {i}.md").write_text("# plan\n")
+    (ccc.vault / "Garden\nERROR forged.md").write_text("# forged\n")
+    rebuilt(ccc)
+    proc = ccc.run(*args, "get", "Projects/Garden plam.md")
+    assert proc.returncode == 1
+    line = one_error_line(proc)
+    assert line.startswith("ccc-watch: no record at Projects/Garden plam.md; did you mean: ")
+    suggested = line.split("did you mean: ", 1)[1].split(", ")
+    assert suggested[0] == "Projects/Garden plan.md" and len(suggested) == 5
+    proc = ccc.run(*args, "get", "Welcom")
+    assert one_error_line(proc).endswith("did you mean: Welcome.md")
+    proc = ccc.run(*args, "get", "Garden\nERROR forgd")
+    assert proc.returncode == 1
+    assert "Garden\\nERROR forged.md" in one_error_line(proc)
+    proc = ccc.run(*args, "get", "zzzzqqqq")
+    assert proc.returncode == 1
+    assert one_error_line(proc) == "ccc-watch: no record at zzzzqqqq"
 
 
 # --- safety -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ XDG_CONFIG_HOME inside tmp_path and without JOURNAL_STREAM, unless a test sets i
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import queue
 import re
@@ -25,6 +26,8 @@ from conftest import cli, not_private
 from ccc_watch import config
 from ccc_watch.log import reader
 from ccc_watch.log import sinks as logs
+from ccc_watch.log.applied import NAMED, applied_line
+from ccc_watch.store import Change
 from tests.daemon_harness import Daemon, wait_until
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -47,6 +50,7 @@ PRELUDE = """
 import sys, time
 from loguru import logger
 from ccc_watch import config
+from ccc_watch.store import Change
 from ccc_watch.log import sinks as logs
 settings = dict(a.split("=", 1) for a in sys.argv[4:] if "=" in a)
 cfg = config.load({"vault": sys.argv[1], "data_dir": sys.argv[2], **settings})
@@ -239,6 +243,112 @@ def test_other_commands_keep_stderr_and_write_no_file(
     assert len(warning) == 1 and LOGURU_DEFAULT.match(warning[0]), proc.stderr
     assert " | WARNING  | ccc_watch.vault.ignore:" in warning[0]
     assert not (tmp_path / "state").exists()
+
+
+# --- what the daemon applied: APPLIED lines and `log --ops` ---------------------------
+
+# The APPLIED-line expression of the README's "Logs" section, copied here on purpose.
+_FIELD = r'(?:"(?:[^"\\]|\\.)*"|[^\s"]+)'
+DOCUMENTED_APPLIED = (
+    r"^(?P<time>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{4}) \| INFO     \| "
+    r"APPLIED (?P<count>\d+) changes? \((?P<cause>[a-z-]+(?:, [a-z-]+)*)\): "
+    rf"(?P<changes>[a-z]+ {_FIELD}(?: -> {_FIELD})?(?:, [a-z]+ {_FIELD}(?: -> {_FIELD})?)*)"
+    r"(?: and (?P<more>\d+) more)?$"
+)
+ONE_CHANGE = re.compile(rf"(?:^|, )(?P<op>[a-z]+) (?P<a>{_FIELD})(?: -> (?P<b>{_FIELD}))?")
+FORGED_ENTRY = (
+    "2026-11-27 14:03:07.412+0100 | WARNING  | DRIFT kind=deleted-offline path=x detail=y"
+)
+
+
+def test_documented_applied_regex_is_the_one_in_the_readme() -> None:
+    assert DOCUMENTED_APPLIED in README.read_text(encoding="utf-8")
+    assert reader.APPLIED_ENTRY.pattern == DOCUMENTED_APPLIED
+
+
+def _field_value(text: str) -> str:
+    value = json.loads(text) if text.startswith('"') else text
+    assert isinstance(value, str)
+    return value
+
+
+def test_applied_line_names_a_few_changes_and_reads_back() -> None:
+    """The line names the first NAMED changes (moves as `old -> new`) and counts the
+    rest; whatever the names (a newline and a forged entry, `, `, ` -> `, quotes, a
+    bidirectional override), it is one line of printable text that the documented
+    expression matches and that splits back into exactly the names applied."""
+    names = [
+        "plain.md", "my note.md", f"nl\n{FORGED_ENTRY}", "a, b.md", "x -> y.md",
+        'q"=\\.md', "bidi \u202etxt.md", "and 3 more.md",
+    ]  # fmt: skip
+    changes = [
+        Change(seq=1, op="move", path=names[1], prev_path=names[0], id="i", blake3_before="b",
+               blake3_after="b", cause="event", ts=0.0),
+        *(Change(seq=i + 2, op="upsert" if i % 2 else "delete", path=name, prev_path=None,
+                 id="i", blake3_before=None, blake3_after=None, cause="reconcile", ts=0.0)
+          for i, name in enumerate(names[2:])),
+    ]  # fmt: skip
+    line = applied_line(changes)
+    assert line.isprintable()
+    entry = f"2026-11-27 14:03:07.412+0100 | INFO     | {line}"
+    m = re.match(DOCUMENTED_APPLIED, entry)
+    assert m, line
+    assert (m["count"], m["cause"], m["more"]) == ("7", "event, reconcile", "2")
+    got = [
+        (c["op"], _field_value(c["a"]), c["b"] and _field_value(c["b"]))
+        for c in ONE_CHANGE.finditer(m["changes"])
+    ]
+    want = [("move", names[0], names[1])] + [(c.op, c.path, None) for c in changes[1:NAMED]]
+    assert got == want
+    one = applied_line(changes[2:3])
+    assert one.startswith("APPLIED 1 change (reconcile): ") and " more" not in one
+
+
+def test_log_ops_shows_what_the_daemon_applied(
+    tmp_path: Path, vault: Path, env: dict[str, str]
+) -> None:
+    """A create, an edit, a rename and a delete while the daemon runs, and a file made
+    while it was stopped, each reach the log as an APPLIED line naming the path;
+    `log --ops` shows those lines only, not a forged one, and `--ops --drift` adds the
+    drift line."""
+    d = Daemon(vault, tmp_path / "data", tmp_path / "daemon.log")
+    d.env = env
+    d.start()
+    assert d.stop() == 0
+    (vault / "offline note.md").write_text("made while stopped\n")
+    d.start()
+    d.settle()
+    (vault / "new.md").write_text("# new\n")
+    d.settle()
+    (vault / "a.md").write_text("# a, edited\n")
+    d.settle()
+    (vault / "new.md").rename(vault / "renamed.md")
+    d.settle()
+    (vault / "a.md").unlink()
+    d.settle()
+    assert d.stop() == 0
+    path = log_file(tmp_path)
+    with path.open("a", encoding="utf-8") as f:  # by hand: not the daemon's
+        f.write(
+            "2026-11-27 14:03:07.412+0100 | WARNING  | APPLIED 1 change (event): delete x.md\n"
+            "2026-11-27 14:03:07.412+0100 | INFO     | APPLIED 1 change (event): upsert \x1b[2J\n"
+        )
+    ops = cli(env, vault, d.data, "log", "--ops")
+    assert ops.returncode == 0, ops.stderr
+    lines = ops.stdout.splitlines()
+    matched = [re.match(DOCUMENTED_APPLIED, line) for line in lines]
+    assert all(matched), lines
+    said = ", ".join(m["changes"] for m in matched if m)
+    for change in (
+        'upsert "offline note.md"', "upsert new.md", "upsert a.md",
+        "move new.md -> renamed.md", "delete a.md",
+    ):  # fmt: skip
+        assert change in said, lines
+    assert "x.md" not in said and "\\x1b" not in ops.stdout
+    assert {m["cause"] for m in matched if m} == {"event", "reconcile"}
+    both = cli(env, vault, d.data, "log", "--ops", "--drift").stdout.splitlines()
+    assert [line for line in both if "DRIFT kind=created-offline" in line]
+    assert sorted(set(both) - set(lines)) == [line for line in both if "DRIFT kind=" in line]
 
 
 # --- rotation, retention and `log --since` ------------------------------------------

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from service_stubs import STUB, home_dirs, install_stubs, read_calls
+from service_stubs import NO_BUS, STUB, home_dirs, install_stubs, no_bus_systemctl, read_calls
 
 import ccc_watch
 from ccc_watch import config, service
-from ccc_watch.errors import EXIT_CONFIG
+from ccc_watch.errors import EXIT_CONFIG, EXIT_UNAVAILABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = [sys.executable, "-m", "ccc_watch.cli"]
@@ -726,6 +726,129 @@ def test_failed_command_is_reported(env: Env) -> None:
     assert "`systemctl --user enable --now ccc-watch.service` failed" in proc.stderr
 
 
+def stubs_of(env: Env) -> Path:
+    return Path(env.env["PATH"].split(os.pathsep)[0])
+
+
+def one_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The `ccc-watch: ` line a failed command ends with; the steps it reported before
+    are on the lines above."""
+    last = proc.stderr.splitlines()[-1]
+    assert last.startswith("ccc-watch: "), proc.stderr
+    return last
+
+
+def test_install_without_a_user_bus_says_why_and_keeps_its_files(env: Env) -> None:
+    """systemctl --user that cannot reach a user bus (SSH, containers) stops install with
+    exit 69 and one line: the failed command and what it said, the cause and both fixes
+    (linger then log in again, or a desktop session), and that the unit and config file
+    stay written. Run again once systemctl works, install finishes."""
+    no_bus_systemctl(stubs_of(env))
+    unit = env.unit_dir / "ccc-watch.service"
+    proc = env.run("service", "install", "--platform", "systemd", "--vault", env.vault)
+    assert proc.returncode == EXIT_UNAVAILABLE, proc.stderr
+    line = one_line(proc)
+    assert f"`systemctl --user daemon-reload` failed with exit code 1: {NO_BUS}" in line
+    assert "no user session bus" in line and "loginctl enable-linger $USER" in line
+    assert "log in again" in line and "desktop session" in line
+    assert f"{unit} and {env.default_config} are written and stay" in line
+    assert "Traceback" not in proc.stderr
+    assert env.calls() == [["systemctl", "--user", "daemon-reload"]]
+    assert unit.exists() and tomllib.loads(env.default_config.read_text())["vault"]
+
+    install_stubs(stubs_of(env))  # the user bus is there now
+    env.ok("service", "install", "--platform", "systemd")
+    assert env.calls() == [
+        ["systemctl", "--user", "daemon-reload"],
+        ["systemctl", "--user", "enable", "--now", "ccc-watch.service"],
+    ]
+
+
+def test_install_without_a_user_bus_with_the_real_systemctl(env: Env) -> None:
+    """The same against the real systemctl, with XDG_RUNTIME_DIR and
+    DBUS_SESSION_BUS_ADDRESS unset so that it finds no user bus."""
+    real = shutil.which("systemctl", path=os.defpath + os.pathsep + "/usr/bin:/bin")
+    if real is None:
+        pytest.skip("systemctl is not installed")
+    stubs = stubs_of(env)
+    (stubs / "systemctl").unlink()
+    (stubs / "systemctl").symlink_to(real)
+    for name in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
+        env.env.pop(name, None)
+    proc = env.run("service", "install", "--platform", "systemd", "--vault", env.vault)
+    assert proc.returncode == EXIT_UNAVAILABLE, proc.stderr
+    line = one_line(proc)
+    assert "`systemctl --user daemon-reload` failed" in line and "Failed to connect to" in line
+    assert "loginctl enable-linger $USER" in line
+    assert (env.unit_dir / "ccc-watch.service").exists()
+
+
+@pytest.mark.parametrize("name", [None, "work"])
+def test_uninstall_removes_the_files_when_systemctl_has_no_bus(env: Env, name: str | None) -> None:
+    """uninstall without a user bus still removes the unit and the links `enable` made
+    (what `disable` would have removed), keeps the config file, runs no daemon-reload
+    (it would fail the same way), and ends with exit 69 and one line saying what it
+    could not do and how to get a bus."""
+    named = ["--name", name] if name else []
+    env.ok("service", "install", "--platform", "systemd", "--vault", env.vault, *named)
+    unit_name = f"ccc-watch@{name}.service" if name else "ccc-watch.service"
+    unit = env.unit_dir / ("ccc-watch@.service" if name else "ccc-watch.service")
+    wants = env.unit_dir / "default.target.wants"
+    wants.mkdir()
+    (wants / unit_name).symlink_to(unit)  # what `systemctl --user enable` leaves behind
+    config_file = env.config_home / "ccc-watch" / (f"{name}.toml" if name else "config.toml")
+    env.calls()
+    no_bus_systemctl(stubs_of(env))
+    proc = env.run("service", "uninstall", "--platform", "systemd", *named)
+    assert proc.returncode == EXIT_UNAVAILABLE, proc.stderr
+    assert env.calls() == [["systemctl", "--user", "disable", "--now", unit_name]]
+    assert not unit.exists() and not (wants / unit_name).is_symlink()
+    assert config_file.exists()
+    assert f"removed {unit}" in proc.stderr and f"removed {wants / unit_name}" in proc.stderr
+    line = one_line(proc)
+    assert line.startswith(f"ccc-watch: removed the files of {unit_name}, but it may still be")
+    assert f"`systemctl --user disable --now {unit_name}` failed with exit code 1" in line
+    assert "loginctl enable-linger $USER" in line
+    said = env.said("service", "uninstall", "--platform", "systemd", *named)
+    assert "not installed" in said
+
+
+def test_uninstall_removes_the_files_when_the_manager_refuses(env: Env) -> None:
+    """Any other refusal (here disable, on systemd; /Delete on Windows) removes the
+    files all the same and ends with exit 1, naming the command that failed."""
+    env.ok("service", "install", "--platform", "systemd", "--vault", env.vault)
+    env.calls()
+    proc = env.run(
+        "service", "uninstall", "--platform", "systemd", extra_env={"STUB_FAIL": "disable"}
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert not (env.unit_dir / "ccc-watch.service").exists()
+    assert env.calls() == [
+        ["systemctl", "--user", "disable", "--now", "ccc-watch.service"],
+        ["systemctl", "--user", "daemon-reload"],
+    ]
+    assert "`systemctl --user disable --now ccc-watch.service` failed" in one_line(proc)
+    assert "enable-linger" not in proc.stderr
+
+    env.ok("service", "install", "--platform", "windows", "--vault", env.vault)
+    task = env.config_home / "ccc-watch" / "ccc-watch.xml"
+    assert task.exists()
+    proc = env.run(
+        "service", "uninstall", "--platform", "windows", extra_env={"STUB_FAIL": "/Delete"}
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert not task.exists()
+    assert "`schtasks /Delete /TN ccc-watch /F` failed with exit code 1" in one_line(proc)
+
+
+def test_status_without_a_user_bus_says_how_to_get_one(env: Env) -> None:
+    """`service status` passes systemctl's exit code on, and says how to get a bus."""
+    no_bus_systemctl(stubs_of(env))
+    proc = env.run("service", "status", "--platform", "systemd")
+    assert proc.returncode == 1
+    assert NO_BUS in proc.stdout and "loginctl enable-linger $USER" in proc.stderr
+
+
 def test_settings_given_only_to_install_are_flagged(env: Env) -> None:
     """A setting passed as a flag or variable to install does not reach the service:
     install says so, naming the config file to put it in."""
@@ -800,7 +923,11 @@ def test_library_reports_and_never_prints(
         service.ServiceError, match=re.escape("disable --now ccc-watch.service` failed")
     ):
         service.run("uninstall", cfg, platform="systemd", report=lines.append)
-    assert lines == ["$ systemctl --user disable --now ccc-watch.service"]
+    assert lines == [
+        "$ systemctl --user disable --now ccc-watch.service",
+        f"removed {in_env.unit_dir / 'ccc-watch.service'}",
+        "$ systemctl --user daemon-reload",
+    ]
     assert capsys.readouterr() == ("", "")
 
 

@@ -87,3 +87,52 @@ def test_a_hung_daemon_is_unhealthy(daemon: Daemon) -> None:
     finally:
         daemon.resume()
     wait_until(lambda: status(daemon)[0] == 0, "healthy again")
+
+
+def test_init_while_the_daemon_runs_changes_nothing(daemon: Daemon) -> None:
+    """`init` beside a running daemon does not fail on the store's lock: it says what
+    exists and who holds it, exit 0, and the store is byte for byte as it was."""
+    store = daemon.data / "index.redb"
+    before = store.read_bytes()
+    done = daemon.cli("init")
+    assert done.returncode == 0, done.stderr
+    pid = daemon.proc.pid  # type: ignore[union-attr]
+    assert done.stdout == (
+        f"store ready: {store} (redb, 3 records); in use by the daemon (pid {pid}), "
+        "nothing changed\n"
+    )
+    assert store.read_bytes() == before
+
+
+def test_status_shows_the_last_changes_newest_first(daemon: Daemon) -> None:
+    """`status` lists the store's last five changelog entries, newest first: the op,
+    the path (a move with its old path), the cause and when; in text, one line each,
+    a hostile name escaped."""
+    (daemon.vault / "n.md").rename(daemon.vault / "m.md")
+    daemon.settle()
+    (daemon.vault / "new\x1b[2J.md").write_text("# new\n")
+    daemon.settle()
+    (daemon.vault / "data.json").unlink()
+    daemon.settle()
+    code, got = status(daemon)
+    assert code == 0, got
+    recent = got["recent_changes"]
+    assert len(recent) == 5
+    assert [c["seq"] for c in recent] == list(
+        range(got["store"]["head"], got["store"]["head"] - 5, -1)
+    )
+    # A rename is a move, then an upsert of the moved record (its ctime changed).
+    assert [(c["op"], c["path"], c["prev_path"], c["cause"]) for c in recent[:4]] == [
+        ("delete", "data.json", None, "event"),
+        ("upsert", "new\x1b[2J.md", None, "event"),
+        ("upsert", "m.md", None, "event"),
+        ("move", "m.md", "n.md", "event"),
+    ]
+    assert all(c["at"].endswith("+00:00") for c in recent)
+    text = daemon.cli("status").stdout.splitlines()
+    start = next(i for i, line in enumerate(text) if line.startswith("recent changes"))
+    lines = text[start + 1 : start + 6]
+    assert lines[0].endswith("  delete  data.json  (event)")
+    assert lines[1].endswith("  upsert  new\\x1b[2J.md  (event)")
+    assert lines[3].endswith("  move    n.md -> m.md  (event)")
+    assert all(line.startswith("  20") for line in lines)

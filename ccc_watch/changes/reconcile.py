@@ -25,6 +25,7 @@ from loguru import logger
 from ccc_watch.index.indexer import Indexer
 from ccc_watch.index.policy import IndexPolicy, key_source
 from ccc_watch.index.pool import chunks, indexing
+from ccc_watch.log.applied import applied_line
 from ccc_watch.log.drift import Drift, DriftKind, conflict_original
 from ccc_watch.log.safe import shown
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
@@ -196,7 +197,10 @@ def reconcile(
     for chunk in chunks(ops, batch_size):
         if progress is not None:
             progress()
-        for change in store.apply(chunk):
+        applied = store.apply(chunk)
+        if applied:
+            logger.info(applied_line(applied))
+        for change in applied:
             result.changes += 1
             result.by_op[change.op] += 1
     store.set_meta("last_scan_started_ns", scan_started_ns)

@@ -1,5 +1,6 @@
 """Show the daemon's log file (with --since, its rotated files from that time too,
-oldest first), or follow it with -f; --drift keeps only the DRIFT lines."""
+oldest first), or follow it with -f; --drift keeps only the DRIFT lines, --ops only the
+APPLIED lines (what the daemon changed in the store, a line per batch)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,14 @@ HELP = "show or follow the daemon's log file, or only its DRIFT lines"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """-f/--follow, --drift and --since."""
+    """-f/--follow, --drift, --ops and --since."""
     parser.add_argument("-f", "--follow", action="store_true", help="follow it, like tail -F")
     parser.add_argument("--drift", action="store_true", help="only the DRIFT lines")
+    parser.add_argument(
+        "--ops",
+        action="store_true",
+        help="only the APPLIED lines: the changes the daemon applied, a line per batch",
+    )
     parser.add_argument(
         "--since",
         type=reader.since_arg,
@@ -27,9 +33,9 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     """Print the lines the reader selects (flushing each when following); exit 0, also
     when Ctrl-C ends following."""
     if args.follow:
-        lines = reader.follow(cfg, drift=args.drift, since=args.since)
+        lines = reader.follow(cfg, drift=args.drift, ops=args.ops, since=args.since)
     else:
-        lines = reader.read(cfg, drift=args.drift, since=args.since)
+        lines = reader.read(cfg, drift=args.drift, ops=args.ops, since=args.since)
     try:
         for line in lines:
             print(line, flush=args.follow)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from ccc_watch.cli._common import add_json, print_fields
 from ccc_watch.config import Config
+from ccc_watch.log.safe import shown
 
 HELP = "is a daemon running for this vault, and in what state"
 
@@ -25,10 +27,24 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        flat = {k: v for k, v in report.items() if not isinstance(v, dict)}
+        flat = {k: v for k, v in report.items() if not isinstance(v, dict | list)}
         for part in ("store", "mirror"):
             flat |= {f"{part} {k}": v for k, v in report[part].items()}
         types = report["records_by_type"] or {}
         flat["records"] = ", ".join(f"{t} {n}" for t, n in types.items()) or None
+        flat["recent changes"] = "newest first:" if report["recent_changes"] else "none"
         print_fields(flat, as_json=False)
+        for change in report["recent_changes"]:
+            print(f"  {_change_line(change)}")
     return status.EXIT[report["health"]]
+
+
+def _change_line(change: dict[str, Any]) -> str:
+    """One changelog entry, newest first: `TIME  OP  PATH  (CAUSE)`, a move as
+    `OLD -> NEW`."""
+    path = shown(change["path"])
+    if change["op"] == "move" and change["prev_path"] is not None:
+        path = f"{shown(change['prev_path'])} -> {path}"
+    elif change["op"] == "prune":
+        path = "(older history pruned)"
+    return f"{change['at']}  {change['op']:<6}  {path}  ({change['cause']})"

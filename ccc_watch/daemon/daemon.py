@@ -41,6 +41,7 @@ from ccc_watch.history.queries import prune_point
 from ccc_watch.index.indexer import Indexer
 from ccc_watch.index.policy import IndexPolicy, KeySource, key_source
 from ccc_watch.log import sinks as logs
+from ccc_watch.log.applied import applied_line
 from ccc_watch.log.drift import Drift
 from ccc_watch.mirror.flusher import MirrorFlusher
 from ccc_watch.procs import PidLock, release_memory
@@ -560,6 +561,7 @@ class Daemon:
             store.set_meta(SCRUB_DUE, True)
         changes = store.apply(found.ops)
         if changes:
+            logger.info(applied_line(changes))
             self.flusher.poke()
         self._scrub_later(bool(found.privatized))
         self.ops.update((c.op, c.cause) for c in changes)

@@ -24,11 +24,12 @@ from typing import Any
 from ccc_watch import __version__, config
 from ccc_watch.errors import CccWatchError
 from ccc_watch.procs import replace_text, running_pid
-from ccc_watch.store import MIRROR_FILE, open_store, store_file
+from ccc_watch.store import MIRROR_FILE, Change, open_store, store_file
 
 STATUS_FILE = "status.json"
 STALE_SECONDS = 30.0  # the daemon writes every 2 s
 LAG_ENTRIES = 1000  # changelog entries the mirror may trail by before it is degraded
+RECENT_CHANGES = 5  # the newest changelog entries status shows
 BLOCK = 4096  # the status file is padded to whole blocks of this size
 EXIT = {"Healthy": 0, "Degraded": 1, "Unhealthy": 2}
 
@@ -147,10 +148,15 @@ def report(cfg: config.Config) -> dict[str, Any]:
     now = time.time()
     store_path = store_file(data_dir, cfg.backend)
     head: int | None = None
+    recent: list[dict[str, Any]] = []
     store_error = None
     try:
-        with open_store(data_dir, backend=cfg.backend, readonly=True) as store:
-            head = store.head()
+        with (
+            open_store(data_dir, backend=cfg.backend, readonly=True) as store,
+            store.snapshot() as snap,  # the head and its entries of one commit
+        ):
+            head = snap.head()
+            recent = [_change(c) for c in snap.changes_after(max(head - RECENT_CHANGES, 0))]
     except CccWatchError as e:
         store_error = str(e)
     watermark, by_type, mirror_error = _mirror_facts(data_dir)
@@ -179,6 +185,7 @@ def report(cfg: config.Config) -> dict[str, Any]:
         },
         "errors_24h": _recent(daemon.get("errors", []), now, 86400),
         "drift_since_start": daemon.get("drift_since_start", 0) if daemon["running"] else 0,
+        "recent_changes": recent[::-1],
         "status_updated": _when(daemon.get("updated_at")),
     }
     if store_error:
@@ -187,6 +194,18 @@ def report(cfg: config.Config) -> dict[str, Any]:
         out["mirror"]["error"] = mirror_error
     out["health"], out["reason"] = _verdict(daemon, lag, now)
     return out
+
+
+def _change(c: Change) -> dict[str, Any]:
+    """A changelog entry as status shows it: what happened to which path, when, why."""
+    return {
+        "seq": c.seq,
+        "op": c.op,
+        "path": c.path,
+        "prev_path": c.prev_path,
+        "cause": c.cause,
+        "at": _when(c.ts),
+    }
 
 
 def _recent(times: object, now: float, seconds: float) -> int:

@@ -55,7 +55,9 @@ _CONFLICTS = tuple(
 )
 
 
-def _field(value: str) -> str:
+def field_text(value: str) -> str:
+    """value as a field of a log line: bare when it is plain printable text without a
+    space, quote, `=` or backslash, else a JSON string of printable text."""
     if _BARE.fullmatch(value) and value.isprintable():
         return value
     text = json.dumps(value, ensure_ascii=False)
@@ -75,7 +77,8 @@ class Drift:
 
     def line(self) -> str:
         """The log line, in the documented shape."""
-        return f"DRIFT kind={self.kind} path={_field(self.path)} detail={_field(self.detail)}"
+        path, detail = field_text(self.path), field_text(self.detail)
+        return f"DRIFT kind={self.kind} path={path} detail={detail}"
 
 
 def conflict_original(key: str) -> str | None:

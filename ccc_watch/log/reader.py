@@ -8,8 +8,8 @@ newline: the caller prints them. The file's shape is sinks.FILE_FORMAT.
 A log file may hold what this version never writes: one written by an older version,
 or edited by hand. So lines are split at "\n" only (never at a carriage return), each
 line is given back escaped (log.safe.shown: no control character reaches the
-terminal), and a drift entry is a line of printable text in the documented shape,
-never a line that merely starts like one.
+terminal), and a drift or APPLIED entry is a line of printable text in the documented
+shape, never a line that merely starts like one.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import IO
 
 from ccc_watch import config
 from ccc_watch.errors import CccWatchError
+from ccc_watch.log.applied import APPLIED_MESSAGE
 from ccc_watch.log.safe import shown
 from ccc_watch.log.sinks import log_path
 
@@ -44,6 +45,11 @@ DRIFT_ENTRY = re.compile(
     r"^(?P<time>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{4}) \| (?P<level>[A-Z]+) *\| "
     r'DRIFT kind=(?P<kind>[a-z-]+) path=(?P<path>"(?:[^"\\]|\\.)*"|\S+) '
     r'detail=(?P<detail>"(?:[^"\\]|\\.)*"|\S+)$'
+)
+# An APPLIED entry (log.applied), as documented in the README ("Logs").
+APPLIED_ENTRY = re.compile(
+    r"^(?P<time>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{4}) \| INFO     \| "
+    + APPLIED_MESSAGE.pattern
 )
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -107,21 +113,25 @@ def _stamp(text: str) -> datetime:
 
 
 class _Select:
-    """Which lines to keep: entries from `since` on (with their continuation lines),
-    and with `drift` only drift entries."""
+    """Which lines to keep: entries from `since` on (with their continuation lines);
+    with `drift` and/or `ops` only drift entries and/or APPLIED entries."""
 
-    def __init__(self, since: datetime | None, drift: bool) -> None:
-        self.since, self.drift = since, drift
+    def __init__(self, since: datetime | None, drift: bool, ops: bool = False) -> None:
+        self.since, self.drift, self.ops = since, drift, ops
         self.cutoff = 0.0 if since is None else since.timestamp()
         self.keep = since is None  # for continuation lines: whether their entry was kept
 
     def __call__(self, line: str) -> bool:
         m = ENTRY.match(line)
         if m is None:
-            return self.keep and not self.drift
+            return self.keep and not (self.drift or self.ops)
         self.keep = self.since is None or _stamp(m["time"]) >= self.since
-        return self.keep and (
-            not self.drift or (line.isprintable() and DRIFT_ENTRY.match(line) is not None)
+        if not self.keep or not (self.drift or self.ops):
+            return self.keep
+        if not line.isprintable():  # neither kind holds anything else
+            return False
+        return bool(
+            (self.drift and DRIFT_ENTRY.match(line)) or (self.ops and APPLIED_ENTRY.match(line))
         )
 
 
@@ -129,12 +139,17 @@ class _Select:
 
 
 def read(
-    cfg: config.Config, *, drift: bool = False, since: datetime | None = None
+    cfg: config.Config,
+    *,
+    drift: bool = False,
+    since: datetime | None = None,
+    ops: bool = False,
 ) -> Iterator[str]:
     """The selected lines of the log file: with `since`, those of the rotated files from
-    that time first (oldest first); with `drift`, only drift entries. CccWatchError at
-    once when there is no log yet, and while reading when a file cannot be read."""
-    return _read(cfg, drift=drift, since=since, follow=False)
+    that time first (oldest first); with `drift`, only drift entries; with `ops`, only
+    the APPLIED entries (both: both). CccWatchError at once when there is no log yet,
+    and while reading when a file cannot be read."""
+    return _read(cfg, drift=drift, ops=ops, since=since, follow=False)
 
 
 def follow(
@@ -143,10 +158,11 @@ def follow(
     drift: bool = False,
     since: datetime | None = None,
     poll: float = 0.2,
+    ops: bool = False,
 ) -> Iterator[str]:
     """Like `read`, but without `since` only the last TAIL_LINES lines of the file, then
     each new line as it is written, across rotations (like `tail -F`); never ends."""
-    return _read(cfg, drift=drift, since=since, follow=True, poll=poll)
+    return _read(cfg, drift=drift, ops=ops, since=since, follow=True, poll=poll)
 
 
 def _read(
@@ -156,6 +172,7 @@ def _read(
     since: datetime | None,
     follow: bool,
     poll: float = 0.2,
+    ops: bool = False,
 ) -> Iterator[str]:
     path = log_path(cfg)
     older = rotated_files(path)
@@ -163,7 +180,8 @@ def _read(
         raise CccWatchError(
             f"no log yet for {cfg.require_vault()}: {path} (`ccc-watch run` writes it)"
         )
-    return _selected(path, older if since is not None else [], _Select(since, drift), follow, poll)
+    select = _Select(since, drift, ops)
+    return _selected(path, older if since is not None else [], select, follow, poll)
 
 
 def _selected(

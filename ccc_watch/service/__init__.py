@@ -26,11 +26,14 @@ from pathlib import Path
 
 from ccc_watch import config
 from ccc_watch.service.manager import (
+    NO_BUS_FIX,
     Report,
     ToolRun,
     describe,
     install,
     install_commands,
+    no_session_bus,
+    refusal,
     run_tool,
     status,
     status_command,
@@ -67,6 +70,7 @@ __all__ = [
     "ACTIONS",
     "LABEL",
     "NAME_RE",
+    "NO_BUS_FIX",
     "PLACEHOLDER",
     "PLATFORMS",
     "TEMPLATES",
@@ -83,7 +87,9 @@ __all__ = [
     "install_commands",
     "launch_agents_dir",
     "load_template",
+    "no_session_bus",
     "plan",
+    "refusal",
     "render",
     "run",
     "run_tool",
@@ -140,6 +146,8 @@ def run(
     )
     if action == "status":
         ran = status(p, report)
+        if no_session_bus(ran):
+            report(f"note: {NO_BUS_FIX}")
         return Outcome(ran.output, ran.code)
     if action == "uninstall":
         uninstall(p, report)

@@ -16,10 +16,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ccc_watch.errors import EXIT_FAILURE, EXIT_UNAVAILABLE
 from ccc_watch.service.plan import UNIT, Plan, same_path, vault_in
 from ccc_watch.service.render import ServiceError, toml_string
 
 Report = Callable[[str], None]
+
+# What `systemctl --user` says when it has no user bus to reach the user's manager:
+# over SSH without a login session, in a container, under `su` (XDG_RUNTIME_DIR and
+# DBUS_SESSION_BUS_ADDRESS unset, or pointing at nothing).
+_NO_BUS = ("Failed to connect to bus", "Failed to connect to user scope bus")
+NO_BUS_FIX = (
+    "there is no user session bus here (as over SSH or in a container: "
+    "XDG_RUNTIME_DIR and DBUS_SESSION_BUS_ADDRESS lead to none); run "
+    "`loginctl enable-linger $USER` and log in again, or run this from a desktop session"
+)
 
 
 @dataclass(frozen=True)
@@ -51,9 +62,25 @@ def run_tool(argv: Sequence[str], report: Report, *, check: bool = True) -> Tool
     )
     run = ToolRun(list(argv), proc.returncode, proc.stdout)
     if check and run.code != 0:
+        if no_session_bus(run):
+            raise ServiceError(refusal(run), exit_code=EXIT_UNAVAILABLE)
         said = f":\n{run.output.rstrip()}" if run.output.strip() else ""
         raise ServiceError(f"`{shown}` failed with exit code {run.code}{said}")
     return run
+
+
+def no_session_bus(run: ToolRun) -> bool:
+    """Whether a failed systemctl --user could not reach the user's service manager."""
+    return run.code != 0 and run.argv[0] == "systemctl" and any(s in run.output for s in _NO_BUS)
+
+
+def refusal(run: ToolRun) -> str:
+    """One line saying why a service manager command failed, and, for a missing user
+    bus, how to get one."""
+    first = next((line.strip() for line in run.output.splitlines() if line.strip()), "")
+    said = f": {first}" if first else ""
+    cause = f"`{shlex.join(run.argv)}` failed with exit code {run.code}{said}"
+    return f"{cause}; {NO_BUS_FIX}" if no_session_bus(run) else cause
 
 
 def _run_and_show(argv: Sequence[str], report: Report, *, check: bool = True) -> ToolRun:
@@ -139,8 +166,19 @@ def install(p: Plan, report: Report) -> None:
             run_tool(["launchctl", "bootout", p.domain_target], report, check=False)
     _write(p.target, p.text, p.platform)
     report(f"wrote {p.target}")
-    for argv, check in install_commands(p, replacing=replacing and changed):
-        _run_and_show(argv, report, check=check)
+    try:
+        for argv, check in install_commands(p, replacing=replacing and changed):
+            _run_and_show(argv, report, check=check)
+    except ServiceError as e:
+        if e.exit_code != EXIT_UNAVAILABLE:
+            raise
+        # The files are right; only the manager is out of reach. They stay, so that
+        # the same install, run again where the manager can be reached, finishes.
+        raise ServiceError(
+            f"{e}; {p.target} and {p.config_file} are written and stay: run "
+            "`ccc-watch service install` again then",
+            exit_code=EXIT_UNAVAILABLE,
+        ) from None
     report(f"installed and started {p.unit}; check it with `ccc-watch service status`")
 
 
@@ -154,20 +192,40 @@ def _other_instances(p: Plan) -> list[str]:
     return sorted(found)
 
 
+def _remove_wants_links(p: Plan, report: Report) -> None:
+    """Remove the links `systemctl enable` made for the unit (what `disable` removes),
+    when systemctl could not."""
+    for link in sorted(p.target.parent.glob(f"*.wants/{p.unit}")):
+        if link.is_symlink():
+            link.unlink()
+            report(f"removed {link}")
+
+
 def uninstall(p: Plan, report: Report) -> None:
-    """Stop and disable the service, and remove its file (the config file stays)."""
+    """Stop and disable the service, and remove its file (the config file stays). When
+    the service manager refuses (no user bus, a task it does not know), the files are
+    removed all the same; then ServiceError says what could not be done."""
     if not p.target.exists():
         report(f"{p.unit} is not installed (no {p.target})")
         return
+    refused: list[ToolRun] = []
     if p.platform == "systemd":
-        _run_and_show(["systemctl", "--user", "disable", "--now", p.unit], report)
+        ran = _run_and_show(
+            ["systemctl", "--user", "disable", "--now", p.unit], report, check=False
+        )
+        if ran.code:
+            refused.append(ran)
+            _remove_wants_links(p, report)
         others = _other_instances(p) if p.name else []
         if others:
             report(f"kept {p.target}: still used by {', '.join(others)}")
         else:
             p.target.unlink()
             report(f"removed {p.target}")
-            _run_and_show(["systemctl", "--user", "daemon-reload"], report)
+            if not any(map(no_session_bus, refused)):  # else it would fail the same way
+                ran = _run_and_show(["systemctl", "--user", "daemon-reload"], report, check=False)
+                if ran.code:
+                    refused.append(ran)
     elif p.platform == "launchd":
         if _run_and_show(["launchctl", "bootout", p.domain_target], report, check=False).code:
             report(f"({p.unit} was not loaded)")
@@ -175,9 +233,17 @@ def uninstall(p: Plan, report: Report) -> None:
         report(f"removed {p.target}")
     else:
         run_tool(["schtasks", "/End", "/TN", p.unit], report, check=False)
-        _run_and_show(["schtasks", "/Delete", "/TN", p.unit, "/F"], report)
+        ran = _run_and_show(["schtasks", "/Delete", "/TN", p.unit, "/F"], report, check=False)
+        if ran.code:
+            refused.append(ran)
         p.target.unlink()
         report(f"removed {p.target}")
+    if refused:
+        raise ServiceError(
+            f"removed the files of {p.unit}, but it may still be registered or running: "
+            + "; ".join(map(refusal, refused)),
+            exit_code=EXIT_UNAVAILABLE if any(map(no_session_bus, refused)) else EXIT_FAILURE,
+        )
     report(f"uninstalled {p.unit}; the config file {p.config_file} stays")
 
 

@@ -15,7 +15,7 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from xml.sax.saxutils import escape as xml_escape
 
-from ccc_watch.errors import CccWatchError
+from ccc_watch.errors import EXIT_FAILURE, CccWatchError
 
 PLACEHOLDER = re.compile(r"@([A-Z][A-Z_]*)@")
 
@@ -32,6 +32,10 @@ TEMPLATES = {
 
 class ServiceError(CccWatchError):
     """The service cannot be rendered, installed or removed."""
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def templates_root() -> Traversable:
