@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
+
+from ccc_watch.api import Change, open_index
 from tests.conftest import cli
 from tests.daemon_harness import Daemon, wait_until
 
@@ -106,11 +109,12 @@ def churn(vault: Path, rnd: random.Random, ops: int) -> None:
 
 
 def test_a_follower_ends_equal_to_dump_across_restart_and_rebuild(
-    tmp_path: Path, env: dict[str, str]
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One follower through churn, a folder move, a daemon restart and a rebuild; a
     second consumer that stops half-way and resumes from its last cursor; both end
-    equal to `dump`, with every sequence number seen once, in order."""
+    equal to `dump`, with every sequence number seen once, in order; the library's
+    iterator, following in this process all along, yields the same operations."""
     vault = tmp_path / "vault"
     (vault / "dir1").mkdir(parents=True)
     for i in range(20):
@@ -120,9 +124,19 @@ def test_a_follower_ends_equal_to_dump_across_restart_and_rebuild(
     d.start()
     rnd = random.Random(7)
     follower: Follower | None = None
+    stop = threading.Event()
+    library: list[Change] = []
+    reader: threading.Thread | None = None
     try:
         d.settle()
         follower = Follower(d)
+        # The same feed through the library's iterator, in this process.
+        monkeypatch.setenv("XDG_CONFIG_HOME", env["XDG_CONFIG_HOME"])
+        index = open_index(vault, data_dir=d.data)
+        reader = threading.Thread(
+            target=lambda: library.extend(index.events(follow=True, stop=stop)), daemon=True
+        )
+        reader.start()
         churn(vault, rnd, 60)
         (vault / "dir1").rename(vault / "moved")  # a folder move: one move per note
         d.settle()
@@ -151,7 +165,11 @@ def test_a_follower_ends_equal_to_dump_across_restart_and_rebuild(
         d.settle()
         follower.caught_up(head(d))
         final = dumped(d)
+        wait_until(lambda: bool(library) and library[-1].seq >= head(d), "the library caught up")
     finally:
+        stop.set()
+        if reader is not None:
+            reader.join(timeout=15)
         err = follower.stop() if follower is not None else ""
         if d.proc is not None:
             d.stop()
@@ -165,6 +183,9 @@ def test_a_follower_ends_equal_to_dump_across_restart_and_rebuild(
     assert {e["op"] for e in follower.events} == {"upsert", "delete", "move"}
     assert any(e["cause"] == "rebuild" for e in follower.events)
     assert "Traceback" not in err
+    assert [vars(c) for c in library] == [
+        {k: v for k, v in e.items() if k != "cursor"} for e in follower.events
+    ]
 
     # The second consumer resumes from its cursor: only what came after, once each.
     resumed = cli(env, vault, d.data, "events", "--json", "--since", cursor)
