@@ -25,8 +25,8 @@ STORED = {
     "notes": """
         path VARCHAR, id VARCHAR, name VARCHAR, folder VARCHAR, extension VARCHAR,
         kind VARCHAR, mime VARCHAR, record_type VARCHAR, size BIGINT, mtime TIMESTAMP,
-        mtime_ns BIGINT, ctime TIMESTAMP, day DATE, blake3 VARCHAR, frontmatter JSON, frontmatter_status VARCHAR,
-        frontmatter_error VARCHAR, classification VARCHAR, title VARCHAR,
+        mtime_ns BIGINT, ctime TIMESTAMP, day DATE, blake3 VARCHAR, frontmatter JSON,
+        frontmatter_status VARCHAR, frontmatter_error VARCHAR, classification VARCHAR, title VARCHAR,
         aliases VARCHAR[], tags VARCHAR[], word_count BIGINT, body VARCHAR,
         error VARCHAR, indexed_at TIMESTAMP""",
     "links": """

@@ -289,5 +289,5 @@ VIEWS: dict[str, str] = {
         )
         SELECT n.tag, count(DISTINCT t.path) AS notes, bool_or(t.explicit) AS used_directly
         FROM tags t JOIN named n ON n.folded = lower(t.tag)
-        GROUP BY n.tag ORDER BY notes DESC, tag""",
+        GROUP BY n.tag ORDER BY notes DESC, n.tag""",
 }
