@@ -26,8 +26,8 @@ STORED = {
         path VARCHAR, id VARCHAR, name VARCHAR, folder VARCHAR, extension VARCHAR,
         kind VARCHAR, mime VARCHAR, record_type VARCHAR, size BIGINT, mtime TIMESTAMP,
         mtime_ns BIGINT, ctime TIMESTAMP, day DATE, blake3 VARCHAR, frontmatter JSON,
-        frontmatter_status VARCHAR, frontmatter_error VARCHAR, classification VARCHAR, title VARCHAR,
-        aliases VARCHAR[], tags VARCHAR[], word_count BIGINT, body VARCHAR,
+        frontmatter_status VARCHAR, frontmatter_error VARCHAR, classification VARCHAR,
+        title VARCHAR, aliases VARCHAR[], tags VARCHAR[], word_count BIGINT, body VARCHAR,
         error VARCHAR, indexed_at TIMESTAMP""",
     "links": """
         source VARCHAR, link_no INTEGER, target VARCHAR, kind VARCHAR, alias VARCHAR,
