@@ -40,7 +40,11 @@ def test_a_note_record_has_every_field(vault: Path) -> None:
     assert rec["title"] == "T"
     assert rec["tags"] == ["x", "y"]
     assert [link["target"] for link in rec["links"]] == ["Other"]
-    assert rec["tasks"] == [{"line": 7, "done": False, "text": "task"}]
+    assert rec["tasks"] == [
+        {"line": 7, "done": False, "text": "task", "status": " ", "section": "Heading",
+         **dict.fromkeys(("due", "scheduled", "start", "created", "completion", "priority"))}
+    ]  # fmt: skip
+    assert rec["headings"] == [{"level": 1, "text": "Heading", "line": 5}]
     assert rec["body"] == "# Heading\n[[Other]] #y\n- [ ] task\n"
     assert rec["classification"] == "INTERNAL" and rec["error"] is None
 

@@ -614,9 +614,9 @@ def test_not_tasks(body: str) -> None:
 
 def test_task_lines_count_frontmatter() -> None:
     note = parse_note("---\ntitle: t\n---\n- [ ] one\n- [x] two\n")
-    assert note.tasks == [
-        {"line": 4, "done": False, "text": "one"},
-        {"line": 5, "done": True, "text": "two"},
+    assert [{k: t[k] for k in ("line", "done", "text", "status")} for t in note.tasks] == [
+        {"line": 4, "done": False, "text": "one", "status": " "},
+        {"line": 5, "done": True, "text": "two", "status": "x"},
     ]
 
 

@@ -121,7 +121,10 @@ def test_link_resolution_follows_obsidians_rules(tmp_path: Path) -> None:
         ("img/pic.png", "img/pic.png"),
         ("Other Note.md", "Other Note.md"),
     ]
-    assert query(mirror, "SELECT target FROM broken_links") == [("nowhere",)]
+    assert query(mirror, "SELECT target, problem FROM broken_links ORDER BY link_no") == [
+        ("", "heading"),  # src.md has no heading "Heading"
+        ("nowhere", "note"),
+    ]
     assert ("a/x.md", "src.md") in query(mirror, "SELECT path, linked_from FROM backlinks")
     orphans = {p for (p,) in query(mirror, "SELECT path FROM orphans")}
     assert orphans == set()  # every note links or is linked; pic.png is no note
@@ -129,14 +132,16 @@ def test_link_resolution_follows_obsidians_rules(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_broken_links_are_exactly_the_missing_targets(tmp_path: Path, source: str) -> None:
-    """On a generator's ground truth, broken_links holds exactly the `Missing …` targets."""
+    """On a generator's ground truth, the links broken for want of a note are exactly the
+    `Missing …` targets (its other links name headings and blocks at random)."""
     vault = tmp_path / "v"
     truth = build_vault(source, vault, notes=300, seed=11)
     store, mirror = build(vault, tmp_path / "d")
     store.close()
     kept = [as_indexed(t) for t in truth.values()]  # a private note's links are not kept
     missing = {t for v in kept for t in v.get("links", []) if t.startswith("Missing ")}
-    broken = {t for (t,) in query(mirror, "SELECT DISTINCT target FROM broken_links")}
+    sql = "SELECT DISTINCT target FROM broken_links WHERE problem = 'note'"
+    broken = {t for (t,) in query(mirror, sql)}
     assert missing and broken == missing
     # And every other link resolves to the note its target names.
     for source_path, target, resolved in query(
@@ -349,7 +354,7 @@ def test_sql_command_formats_and_refuses_writes(tmp_path: Path) -> None:
 def test_export_writes_parquet_per_table(tmp_path: Path) -> None:
     """export --parquet DIR writes one readable Parquet file per table."""
     vault = tmp_path / "v"
-    write(vault, {"a.md": "#x [[b]]\n- [ ] t", "b.md": "---\nk: v\n---\n"})
+    write(vault, {"a.md": "#x [[b]]\n- [ ] t", "b.md": "---\nk: v\n---\n# H\n"})
     data = tmp_path / "d"
     assert run_cli(vault, data, "rebuild").returncode == 0
     out = tmp_path / "pq"
@@ -360,7 +365,7 @@ def test_export_writes_parquet_per_table(tmp_path: Path) -> None:
         for p in out.glob("*.parquet")
     }
     assert counts == {"notes": 2, "links": 1, "tags": 1, "properties": 1, "tasks": 1,
-                      "events": 2, "mirror_state": 1}  # fmt: skip
+                      "headings": 1, "events": 2, "mirror_state": 1}  # fmt: skip
 
 
 @pytest.mark.usefixtures("open_umask")
@@ -462,7 +467,7 @@ def test_export_is_private_and_writes_only_its_files(tmp_path: Path) -> None:
     fresh = tmp_path / "new" / "exports"
     written = export_parquet(mirror, fresh)
     assert sorted(p.name for p in fresh.iterdir()) == sorted(p.name for p in written)
-    assert len(written) == 7
+    assert len(written) == 8
     assert not_private(tmp_path / "new") == {}
 
     shared = tmp_path / "shared"

@@ -113,7 +113,7 @@ def rows(name):
     cur = con.execute(f"SELECT * FROM {name} ORDER BY ALL")
     names = [d[0] for d in cur.description]
     return {"columns": names, "rows": cur.fetchall()}
-tables = ["notes", "links", "tags", "properties", "tasks", "events", "mirror_state"]
+tables = ["notes", "links", "tags", "properties", "tasks", "headings", "events", "mirror_state"]
 views = ["link_keys", "resolved_links", "broken_links", "backlinks", "orphans", "tag_counts"]
 out = {
     "version": duckdb.__version__,

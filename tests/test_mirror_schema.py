@@ -5,7 +5,7 @@ table come in its columns' order."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +19,30 @@ from ccc_watch.store import Change
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
-# The tables as the mirror's DuckDB v1.4.0 files have held them since schema version 1,
-# written independently of schema.py: the generated DDL must give exactly these.
+# The tables as the mirror's DuckDB v1.4.0 files hold them (schema version 3), written
+# independently of schema.py: the generated DDL must give exactly these.
 STORED = {
     "notes": """
         path VARCHAR, id VARCHAR, name VARCHAR, folder VARCHAR, extension VARCHAR,
         kind VARCHAR, mime VARCHAR, record_type VARCHAR, size BIGINT, mtime TIMESTAMP,
-        mtime_ns BIGINT, blake3 VARCHAR, frontmatter JSON, frontmatter_status VARCHAR,
-        frontmatter_error VARCHAR, classification VARCHAR, title VARCHAR,
-        aliases VARCHAR[], tags VARCHAR[], word_count BIGINT, body VARCHAR,
+        mtime_ns BIGINT, ctime TIMESTAMP, day DATE, blake3 VARCHAR, frontmatter JSON,
+        frontmatter_status VARCHAR, frontmatter_error VARCHAR, classification VARCHAR,
+        title VARCHAR, aliases VARCHAR[], tags VARCHAR[], word_count BIGINT, body VARCHAR,
         error VARCHAR, indexed_at TIMESTAMP""",
     "links": """
         source VARCHAR, link_no INTEGER, target VARCHAR, kind VARCHAR, alias VARCHAR,
         heading VARCHAR, block VARCHAR, line INTEGER""",
     "tags": "path VARCHAR, tag VARCHAR, explicit BOOLEAN",
-    "properties": "path VARCHAR, key VARCHAR, value JSON, text VARCHAR, type VARCHAR",
-    "tasks": "path VARCHAR, line INTEGER, done BOOLEAN, text VARCHAR",
+    "properties": """
+        path VARCHAR, key VARCHAR, value JSON, text VARCHAR, type VARCHAR, source VARCHAR,
+        line INTEGER, canonical_key VARCHAR""",
+    "tasks": """
+        path VARCHAR, line INTEGER, done BOOLEAN, text VARCHAR, status VARCHAR,
+        section VARCHAR, due DATE, scheduled DATE, start DATE, created DATE,
+        completion DATE, priority VARCHAR""",
+    "headings": """
+        path VARCHAR, kind VARCHAR, level INTEGER, text VARCHAR, line INTEGER,
+        parents VARCHAR[]""",
     "events": """
         seq BIGINT, time TIMESTAMP, op VARCHAR, path VARCHAR, prev_path VARCHAR,
         id VARCHAR, blake3_before VARCHAR, blake3_after VARCHAR, cause VARCHAR, ts DOUBLE,
@@ -83,7 +91,7 @@ def test_ddl_creates_the_tables_the_readme_lists_with_todays_types() -> None:
 def full_record() -> dict[str, Any]:
     """A record with every field set, each to a value no other field has."""
     return {
-        "path": "F/G/a.md",
+        "path": "F/G/2024-02-29 a.md",
         "id": "id-1",
         "name": "a.md",
         "extension": ".md",
@@ -92,6 +100,7 @@ def full_record() -> dict[str, Any]:
         "record_type": "Log",
         "size": 11,
         "mtime_ns": 1_700_000_000_123_456_789,
+        "ctime_ns": 1_600_000_000_000_001_000,
         "blake3": "b" * 64,
         "frontmatter": {"title": "T", "n": 2},
         "frontmatter_status": "valid",
@@ -114,31 +123,50 @@ def full_record() -> dict[str, Any]:
                 "line": 4,
             },
         ],
-        "tasks": [{"line": 9, "done": True, "text": "task"}],
-    }
+        "tasks": [{
+            "line": 9, "done": True, "text": "task", "status": "/", "section": "S",
+            "due": "2024-01-02", "scheduled": "2024-01-03", "start": "2024-01-04",
+            "created": "2024-01-05", "completion": "2024-01-06", "priority": "high",
+        }],
+        "fields": [{"key": "Due Date", "value": "3", "line": 5, "task": False}],
+        "headings": [{"level": 2, "text": "S", "line": 3}],
+        "blocks": [{"id": "b1", "line": 8}],
+    }  # fmt: skip
 
 
+P = "F/G/2024-02-29 a.md"
 EXPECTED = {
     "notes": [{
-        "path": "F/G/a.md", "id": "id-1", "name": "a.md", "folder": "F/G", "extension": ".md",
+        "path": P, "id": "id-1", "name": "a.md", "folder": "F/G", "extension": ".md",
         "kind": "note", "mime": "text/markdown", "record_type": "Log", "size": 11,
         "mtime": datetime(2023, 11, 14, 22, 13, 20, 123456), "mtime_ns": 1_700_000_000_123_456_789,
+        "ctime": datetime(2020, 9, 13, 12, 26, 40, 1), "day": date(2024, 2, 29),
         "blake3": "b" * 64, "frontmatter": '{"title":"T","n":2}', "frontmatter_status": "valid",
         "frontmatter_error": "fm-error", "classification": "PUBLIC", "title": "T",
         "aliases": ["al"], "tags": ["x/y"], "word_count": 7, "body": "the body",
         "error": "read-error", "indexed_at": datetime(2023, 11, 14, 22, 13, 21, 500000),
     }],
-    "links": [{"source": "F/G/a.md", "link_no": 0, "target": "tg", "kind": "embed",
+    "links": [{"source": P, "link_no": 0, "target": "tg", "kind": "embed",
                "alias": "al", "heading": "h", "block": "bl", "line": 4}],
-    "tags": [{"path": "F/G/a.md", "tag": "x/y", "explicit": True},
-             {"path": "F/G/a.md", "tag": "x", "explicit": False}],
+    "tags": [{"path": P, "tag": "x/y", "explicit": True},
+             {"path": P, "tag": "x", "explicit": False}],
     "properties": [
-        {"path": "F/G/a.md", "key": "title", "value": '"T"', "text": "T", "type": "text"},
-        {"path": "F/G/a.md", "key": "n", "value": "2", "text": "2", "type": "number"},
+        {"path": P, "key": "title", "value": '"T"', "text": "T", "type": "text",
+         "source": "frontmatter", "line": None, "canonical_key": "title"},
+        {"path": P, "key": "n", "value": "2", "text": "2", "type": "number",
+         "source": "frontmatter", "line": None, "canonical_key": "n"},
+        {"path": P, "key": "Due Date", "value": "3", "text": "3", "type": "number",
+         "source": "inline", "line": 5, "canonical_key": "due-date"},
     ],
-    "tasks": [{"path": "F/G/a.md", "line": 9, "done": True, "text": "task"}],
+    "tasks": [{"path": P, "line": 9, "done": True, "text": "task", "status": "/", "section": "S",
+               "due": date(2024, 1, 2), "scheduled": date(2024, 1, 3), "start": date(2024, 1, 4),
+               "created": date(2024, 1, 5), "completion": date(2024, 1, 6), "priority": "high"}],
+    "headings": [
+        {"path": P, "kind": "heading", "level": 2, "text": "S", "line": 3, "parents": []},
+        {"path": P, "kind": "block", "level": None, "text": "b1", "line": 8, "parents": ["S"]},
+    ],
     "events": [{"seq": 5, "time": datetime(2023, 11, 14, 22, 13, 22, 250000), "op": "move",
-                "path": "F/G/a.md", "prev_path": "a.md", "id": "id-1", "blake3_before": "c",
+                "path": P, "prev_path": "a.md", "id": "id-1", "blake3_before": "c",
                 "blake3_after": "d", "cause": "watch", "ts": 1_700_000_002.25, "hash": "e" * 64}],
 }  # fmt: skip
 
@@ -148,7 +176,7 @@ def test_rows_come_in_the_schemas_column_order_for_every_table() -> None:
     each value lands in its own column once written through the generated DDL."""
     rows = dict(Rows.of([full_record()], IndexPolicy()).tables())
     change = Change(
-        seq=5, op="move", path="F/G/a.md", prev_path="a.md", id="id-1", blake3_before="c",
+        seq=5, op="move", path=P, prev_path="a.md", id="id-1", blake3_before="c",
         blake3_after="d", cause="watch", ts=1_700_000_002.25, hash="e" * 64,
     )  # fmt: skip
     rows["events"] = _events([change])

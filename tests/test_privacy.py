@@ -24,10 +24,12 @@ from ccc_watch.vault.ignore import IgnoreRules
 VAULT_ID = str(uuid.uuid4())
 # Every place a note's text can reach a record: body, H1 title, frontmatter title,
 # alias, frontmatter tag, inline tag, task, link target, link alias, link heading,
-# another property's value and key.
+# another property's value and key; Dataview's: a lower heading, an inline field's key
+# and value (whole-line and bracketed), a field on the task, a block id.
 CHANNELS = (
     "body", "h1", "fmtitle", "alias", "fmtag", "tag", "task", "target", "linkalias",
-    "heading", "property", "key",
+    "heading", "property", "key", "h2", "fieldkey", "fieldvalue", "bracketkey",
+    "bracketvalue", "taskfield", "block",
 )  # fmt: skip
 
 
@@ -45,6 +47,9 @@ def note_text(m: dict[str, str], frontmatter: str = "") -> str:
         f"tags: [{m['fmtag']}]\nproject: {m['property']}\n{m['key']}: 1\n---\n"
         f"# {m['h1']}\n\n{m['body']} text #{m['tag']}\n\n- [ ] {m['task']}\n"
         f"See [[{m['target']}#{m['heading']}|{m['linkalias']}]].\n"
+        f"## {m['h2']}\n{m['fieldkey']}:: {m['fieldvalue']}\n"
+        f"A [{m['bracketkey']}:: {m['bracketvalue']}] field. ^{m['block']}\n"
+        f"- [/] later 📅 2030-01-02 [owner:: {m['taskfield']}]\n"
     )
 
 
@@ -83,7 +88,11 @@ def test_confidential_keeps_structure_and_no_text(tmp_path: Path) -> None:
     rec = result.record
     assert leaked(orjson.dumps(rec), m) == []
     assert rec["classification"] == "CONFIDENTIAL" and result.unsure is None
-    assert rec["tasks"] == [{"line": 13, "done": False, "text": None}]
+    assert rec["tasks"] == [
+        {"line": 13, "done": False, "text": None},
+        {"line": 18, "done": True, "text": None},  # no status, date or section either
+    ]
+    assert (rec["fields"], rec["headings"], rec["blocks"]) == ([], [], [])
     assert rec["word_count"] > 0
     assert rec["frontmatter_status"] == "valid"
     assert (rec["frontmatter"], rec["title"], rec["aliases"], rec["tags"], rec["links"]) == (
@@ -102,6 +111,7 @@ def test_secret_keeps_only_the_file_facts_and_the_level(tmp_path: Path) -> None:
     assert rec["classification"] == "SECRET"
     assert rec["record_type"] == "Log"  # from the path, which the record keeps anyway
     assert (rec["tasks"], rec["word_count"], rec["links"], rec["tags"]) == ([], None, [], [])
+    assert (rec["fields"], rec["headings"], rec["blocks"]) == ([], [], [])
     assert rec["frontmatter"] == {} and rec["title"] is None and rec["body"] is None
     assert rec["size"] > 0 and rec["blake3"] and rec["mtime_ns"] and rec["id"]
 

@@ -4,10 +4,15 @@ heading (a title when the frontmatter gives none), links, tags, tasks and words.
 - Nothing inside fenced or indented code, inline code, `<!-- -->` or `%% %%` comments
   is a link, tag or task, or counts as a word (inline code does count as words).
 - Inline `#tag`s: '#' at a line start or after whitespace or '(', then letters,
-  digits, '_', '-', '/', combining marks or emoji, not all digits. Kept as written
-  (`#Tag` and `#tag` are two entries).
+  digits, '_', '-', '/', combining marks or emoji, not all digits. Counted per
+  spelling: tags are one tag whatever their case (note.py keeps the most used one).
 - A task is any list item `[c]` box; like Obsidian's metadata cache, a space is open
-  and any other character (`x`, `X`, `-`, `/`, `>` ...) is done.
+  and any other character (`x`, `X`, `-`, `/`, `>` ...) is done. Its status is the
+  character itself, its section the heading above it; fields.py reads its dates.
+- Headings are ATX headings (`#` to `######`, not in a blockquote); a block id is a
+  `^id` (letters, digits, '-') ending a line, after a space or alone on it.
+- Inline fields follow Dataview (fields.py); like links and tags, none is read in
+  code or comments, and inline code inside a field's value is left out.
 - Wikilink targets are kept as written (Obsidian does not URL-decode them); Markdown
   link targets are URL-decoded. Reference-style links, raw HTML blocks and math are
   not looked at.
@@ -21,6 +26,8 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
+
+from ccc_watch.index.fields import EMOJI, MAX_FIELDS, MAX_LINE, bracketed, full_line, task_meta
 
 
 def _mark_ranges() -> str:
@@ -38,7 +45,7 @@ def _mark_ranges() -> str:
 
 
 # Letters, digits, '_', '-', '/', combining marks, and emoji (which Obsidian accepts).
-_TAG_CHARS = r"\w\-/" + _mark_ranges() + r"\u200d\u2600-\u27bf\U0001f000-\U0001faff"
+_TAG_CHARS = r"\w\-/" + _mark_ranges() + EMOJI
 # '#' at the start or after whitespace or '('.
 # The lookbehind follows the '#' so that the regex engine can search for the literal.
 _TAG = re.compile(rf"#(?<![^\s(]#)([{_TAG_CHARS}]+)")
@@ -57,7 +64,8 @@ _QUOTE_PREFIX = re.compile(r"(?:>[ \t]?)+")
 _LIST_ITEM = re.compile(r"(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$)")
 # Written so that no two quantifiers compete for the same spaces: no backtracking blow-up.
 _TASK = re.compile(r"[ \t]*(?:>[ \t]*)*(?:[-*+]|\d{1,9}[.)])[ \t]+\[([^\]\n])\](?:[ \t]+(.*))?$")
-_H1 = re.compile(r" {0,3}#[ \t]+(.*)")
+_HEADING = re.compile(r" {0,3}(#{1,6})[ \t]+(.*)")
+_BLOCK_ID = re.compile(r"[A-Za-z0-9-]+")
 _ITEM_START = frozenset("-*+0123456789")
 _FENCE_START = frozenset("`~")
 _CODE_MASK = "\x00"  # stands in for code and links: neither space nor a tag character
@@ -230,18 +238,34 @@ class Body:
 
     title: str | None
     links: list[dict[str, Any]]
-    tags: set[str]
+    tags: dict[str, int]  # each spelling and how often it is used
     tasks: list[dict[str, Any]]
     words: int
+    headings: list[dict[str, Any]]  # level, text, line
+    blocks: list[dict[str, Any]]  # id, line
+    fields: list[dict[str, Any]]  # key, value, line, task (on a task's line)
+
+
+def _block_id(scan: str) -> str | None:
+    """The `^id` that ends a line, if any."""
+    at = scan.rfind("^")
+    if at < 0 or (at > 0 and scan[at - 1] not in " \t"):
+        return None
+    found = scan[at + 1 :].rstrip(" \t")
+    return found if _BLOCK_ID.fullmatch(found) else None
 
 
 def scan_body(body: str, first_line: int) -> Body:
     """Scan a note's body (its first line is first_line of the file) line by line."""
     title: str | None = None
     links: list[dict[str, Any]] = []
-    tags: set[str] = set()
+    tags: dict[str, int] = {}
     tasks: list[dict[str, Any]] = []
     words = 0
+    headings: list[dict[str, Any]] = []
+    blocks: list[dict[str, Any]] = []
+    fields: list[dict[str, Any]] = []
+    section: str | None = None  # the text of the last heading
 
     fence = ""  # the opening fence run while inside a fenced block
     fence_quoted = False  # that fence opened inside a blockquote
@@ -307,27 +331,65 @@ def scan_body(body: str, first_line: int) -> Body:
         else:
             text = scan = line
         words += _count_words(text)
+        unlinked = scan  # code and comments masked, links still there: for fields
         if "[" in scan:
             scan = _links(scan, lineno, links)
         if "#" in scan:
             for tag in _TAG.findall(scan):
                 if not tag.isdigit():
-                    tags.add(tag)
+                    tags[tag] = tags.get(tag, 0) + 1
+        if "^" in scan:
+            block = _block_id(scan)
+            if block is not None:
+                blocks.append({"id": block, "line": lineno})
+        has_fields = (
+            ":" in unlinked
+            and "::" in unlinked
+            and len(unlinked) <= MAX_LINE
+            and len(fields) < MAX_FIELDS
+        )
         if resumed:
+            if has_fields:
+                _add_fields(fields, bracketed(unlinked), lineno, False)
             continue
-        if title is None and "#" in text[:4]:
-            h1 = _H1.match(text)
-            if h1 is not None:
-                title = _heading_text(h1.group(1))
-        if "[" in text:
-            task = _TASK.match(text)
-            if task is not None:
-                mark = task.group(1)
-                tasks.append(
-                    {
-                        "line": lineno,
-                        "done": not mark.isspace(),
-                        "text": (task.group(2) or "").strip(),
-                    }
-                )
-    return Body(title, links, tags, tasks, words)
+        if "#" in text[:4]:
+            heading = _HEADING.match(text)
+            if heading is not None:
+                section = _heading_text(heading.group(2))
+                if section is not None:
+                    level = len(heading.group(1))
+                    headings.append({"level": level, "text": section, "line": lineno})
+                    if title is None and level == 1:
+                        title = section
+        task = _TASK.match(text) if "[" in text else None
+        pairs = bracketed(unlinked) if has_fields else []
+        if task is not None:
+            mark = task.group(1)
+            tasks.append(
+                {
+                    "line": lineno,
+                    "done": not mark.isspace(),
+                    "text": (task.group(2) or "").strip(),
+                    "status": mark,
+                    "section": section,
+                    **task_meta(unlinked, pairs),
+                }
+            )
+            _add_fields(fields, pairs, lineno, True)
+        elif pairs:
+            _add_fields(fields, pairs, lineno, False)
+        elif has_fields:
+            whole = full_line(unlinked)
+            if whole is not None:
+                _add_fields(fields, [(0, *whole)], lineno, False)
+    return Body(title, links, tags, tasks, words, headings, blocks, fields)
+
+
+def _add_fields(
+    out: list[dict[str, Any]], found: list[tuple[int, str, str]], line: int, task: bool
+) -> None:
+    for _, key, value in found[: MAX_FIELDS - len(out)]:
+        key = key.replace(_CODE_MASK, "").strip()
+        if key:
+            value = value.replace(_CODE_MASK, "").strip()
+            out.append({"key": key, "value": value, "line": line, "task": task})

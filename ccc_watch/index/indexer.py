@@ -136,6 +136,9 @@ class Indexer:
             "links": [],
             "tasks": [],
             "word_count": 0,
+            "headings": [],
+            "blocks": [],
+            "fields": [],
             "body": None,
             "error": error,
             "indexed_at": time.time(),
@@ -194,6 +197,9 @@ class Indexer:
             links=parsed.links,
             tasks=parsed.tasks,
             word_count=parsed.word_count,
+            headings=parsed.headings,
+            blocks=parsed.blocks,
+            fields=parsed.fields,
             body=parsed.body,
         )
         return IndexResult(self.policy.stored(rec), warnings=warnings, unsure=level.unsure)

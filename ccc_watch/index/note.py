@@ -3,13 +3,15 @@
 Pure functions, no file I/O: the indexer decodes the bytes and calls `parse_note`,
 which splits off the frontmatter (`frontmatter.py`) and scans the body (`body.py`).
 The aim is to find what Obsidian shows, not what a generic Markdown parser would.
-Tags are the frontmatter's and the body's together, sorted; links in frontmatter
-values are not looked at.
+Tags are the frontmatter's and the body's together, sorted, and one tag whatever
+its case, as in Obsidian: `MOC` and `moc` are one tag, spelled as it is most often in
+the note (the first seen on a tie; frontmatter first). Links in frontmatter values are
+not looked at.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ccc_watch.index.body import scan_body
@@ -38,6 +40,9 @@ class ParsedNote:
     links: list[dict[str, Any]]
     tasks: list[dict[str, Any]]
     word_count: int
+    headings: list[dict[str, Any]] = field(default_factory=list)
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    fields: list[dict[str, Any]] = field(default_factory=list)
     body: str = ""  # the text after the frontmatter block
     # The block's raw text, for the classification's fail-closed reading: the YAML, or
     # for a block never closed (`unclosed`) the text after its opening line.
@@ -57,18 +62,35 @@ def parse_note(text: str) -> ParsedNote:
     scanned = scan_body(body, body_line)
     title = frontmatter.get("title")
     title = title.strip() if isinstance(title, str) else None
-    scanned.tags.update(frontmatter_tags(frontmatter))
+    spellings = dict.fromkeys(frontmatter_tags(frontmatter), 1)
+    for tag, count in scanned.tags.items():
+        spellings[tag] = spellings.get(tag, 0) + count
     return ParsedNote(
         frontmatter=frontmatter,
         frontmatter_status=status,
         frontmatter_error=error,
         title=title or scanned.title,
         aliases=aliases(frontmatter),
-        tags=sorted(scanned.tags),
+        tags=fold_tags(spellings),
         links=scanned.links,
         tasks=scanned.tasks,
         word_count=scanned.words,
+        headings=scanned.headings,
+        blocks=scanned.blocks,
+        fields=scanned.fields,
         body=body,
         raw_frontmatter=yaml_text if unclosed is None else unclosed,
         unclosed=unclosed is not None,
     )
+
+
+def fold_tags(spellings: dict[str, int]) -> list[str]:
+    """One spelling per tag compared case-insensitively: the most used one, the first
+    seen on a tie; sorted."""
+    best: dict[str, tuple[str, int]] = {}
+    for tag, count in spellings.items():
+        folded = tag.lower()
+        kept = best.get(folded)
+        if kept is None or count > kept[1]:
+            best[folded] = (tag, count)
+    return sorted(tag for tag, _ in best.values())

@@ -21,8 +21,9 @@ PRIVATE = frozenset({"CONFIDENTIAL", "SECRET"})  # their text never reaches a da
 # A private level whose records keep only the file's facts: not even the note's shape.
 FACTS_ONLY = "SECRET"
 # Raised whenever what a record keeps changes, so that stores indexed under the old
-# rules are indexed again (see IndexPolicy.fingerprint).
-REDACTION_VERSION = 2
+# rules are indexed again (see IndexPolicy.fingerprint). 3: Dataview's fields, task
+# metadata, headings and block ids (a private note keeps none of them).
+REDACTION_VERSION = 3
 _ERROR_LINE = re.compile(r"line \d+")
 # What a CONFIDENTIAL record does with the text it drops (the confidential_text setting).
 CONFIDENTIAL_TEXT = ("drop", "seal")
@@ -133,9 +134,10 @@ class IndexPolicy:
         PUBLIC, INTERNAL: everything. A private level keeps the file's facts (path and
         what it gives, id, size, times, blake3, error), the level and the frontmatter's
         status, and no text: no body, title, aliases, tags, links, frontmatter values
-        or keys, task text, nor the parser's message (it can quote the note). Other
-        than SECRET it keeps the note's shape: word count, each task's line and state,
-        a record type from a frontmatter key. SECRET keeps no shape.
+        or keys, task text or metadata, headings, block ids, inline fields, nor the
+        parser's message (it can quote the note). Other than SECRET it keeps the note's
+        shape: word count, each task's line and state, a record type from a frontmatter
+        key. SECRET keeps no shape.
         """
         level = record.get("classification")
         if level not in self.private_classifications:
@@ -147,7 +149,7 @@ class IndexPolicy:
             error += f" (the parser's message is withheld: the note is {level})"
         kept = dict(
             record, frontmatter={}, frontmatter_error=error, title=None, aliases=[], tags=[],
-            links=[], body=None,
+            links=[], body=None, headings=[], blocks=[], fields=[],
             tasks=[{"line": t.get("line"), "done": t.get("done"), "text": None}
                    for t in record.get("tasks") or []],
         )  # fmt: skip

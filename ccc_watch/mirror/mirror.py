@@ -13,6 +13,7 @@ Between flushes any process may open it, read-only, with DuckDB itself.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import time
@@ -28,9 +29,11 @@ import pyarrow as pa
 from loguru import logger
 
 from ccc_watch.errors import CccWatchError
+from ccc_watch.index.fields import canonical
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.mirror.schema import (
     EVENTS,
+    HEADINGS,
     LINKS,
     MIRROR_SCHEMA_VERSION,
     NOTES,
@@ -120,10 +123,108 @@ def _micros(seconds: float | None) -> int | None:
 
 
 def _tag_rows(tags: list[str]) -> list[tuple[str, bool]]:
-    """(tag, explicit): the note's own tags, then the parents they imply."""
-    explicit = set(tags)
-    implied = {p for t in explicit for p in _tag_parents(t)} - explicit
-    return [(t, True) for t in sorted(explicit)] + [(t, False) for t in sorted(implied)]
+    """(tag, explicit): the note's own tags, then the parents they imply that it does
+    not have in any case (`A/b` and `a/c` imply one `A`)."""
+    explicit = sorted(set(tags))
+    seen = {t.lower() for t in explicit}
+    implied = []
+    for parent in sorted({p for t in explicit for p in _tag_parents(t)}):
+        if parent.lower() not in seen:
+            seen.add(parent.lower())
+            implied.append(parent)
+    return [(t, True) for t in explicit] + [(t, False) for t in implied]
+
+
+_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+# Dataview's file.day: a date in the file's name, yyyy-mm-dd or else yyyymmdd.
+_NAME_DATES = (re.compile(r"(\d{4})-(\d{2})-(\d{2})"), re.compile(r"(\d{4})(\d{2})(\d{2})"))
+# Beyond Dataview: daily notes filed as .../yyyy/mm/dd.md or under a yyyy-mm-dd folder.
+_PATH_DATE = re.compile(r"(?:^|/)(\d{4})[/-](\d{2})[/-](\d{2})(?:\.md$|/)")
+_FIELD_DATE = re.compile(r"(?:\[\[)?(\d{4})-(\d{2})-(\d{2})")
+
+
+def _inline_value(text: str) -> Any:
+    """An inline field's value as JSON: a number, true/false, or the text (empty: null)."""
+    if not text:
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    if len(text) <= 64 and _NUMBER.fullmatch(text):
+        number = float(text)
+        return (
+            int(number)
+            if number.is_integer() and "." not in text and "e" not in text.lower()
+            else number
+        )
+    return text
+
+
+def _ymd(m: re.Match[str] | None) -> dt.date | None:
+    if m is None:
+        return None
+    try:
+        return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
+
+
+def _day(
+    path: str, frontmatter: Mapping[str, Any], fields: list[Mapping[str, Any]]
+) -> dt.date | None:
+    """Dataview's file.day: a `date` or `day` field (frontmatter first, then inline)
+    holding a date or a link to a dated note; else a date in the file's name; else (our
+    addition) a yyyy/mm/dd or yyyy-mm-dd folder path."""
+    pairs = [
+        *frontmatter.items(),
+        *((f.get("key"), f.get("value")) for f in fields if not f.get("task")),
+    ]
+    for key, value in pairs:
+        if not isinstance(key, str) or key.lower() not in ("date", "day"):
+            continue
+        if isinstance(value, list) and value:
+            value = value[0]
+        if isinstance(value, str):
+            day = _ymd(_FIELD_DATE.match(value.strip()))
+            if day is not None:
+                return day
+    name = path.rsplit("/", 1)[-1]
+    name = name[:-3] if name.endswith(".md") else name
+    for pattern in _NAME_DATES:
+        m = pattern.search(name)
+        if m is not None:
+            return _ymd(m)
+    return _ymd(_PATH_DATE.search(path))
+
+
+def _anchor_rows(note: Mapping[str, Any]) -> list[tuple[str, int | None, str, int, list[str]]]:
+    """(kind, level, text, line, parents) of a note's headings and block ids, in line
+    order; parents are the headings each lies under, outermost first."""
+    items = [
+        ("heading", h.get("level"), h.get("text"), h.get("line"))
+        for h in note.get("headings") or []
+    ]
+    items += [("block", None, b.get("id"), b.get("line")) for b in note.get("blocks") or []]
+    items.sort(key=lambda item: (item[3] or 0, item[0] == "block"))
+    stack: list[tuple[int, str]] = []
+    rows = []
+    for kind, level, text, line in items:
+        if kind == "heading":
+            while stack and stack[-1][0] >= (level or 0):
+                stack.pop()
+        rows.append((kind, level, text, line, [t for _, t in stack]))
+        if kind == "heading":
+            stack.append((level or 0, text))
+    return rows
+
+
+def _date_value(text: Any) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+_TASK_DATES = ("due", "scheduled", "start", "created", "completion")
 
 
 def _copied(items: Sequence[Mapping[str, Any]], *names: str) -> dict[str, list[Any]]:
@@ -148,6 +249,7 @@ class Rows:
     tags: pa.Table
     properties: pa.Table
     tasks: pa.Table
+    headings: pa.Table
 
     @classmethod
     def of(cls, records: Iterable[Record], policy: IndexPolicy) -> Rows:
@@ -160,15 +262,34 @@ class Rows:
         link_lists = [n.get("links") or [] for n in notes]
         link_paths, links = _spread(paths, link_lists)
         tag_paths, tags = _spread(paths, [_tag_rows(n.get("tags") or []) for n in notes])
-        property_paths, properties = _spread(paths, [list(fm.items()) for fm in frontmatters])
-        values = [v for _, v in properties]
+        field_lists = [n.get("fields") or [] for n in notes]
+        property_paths, properties = _spread(
+            paths,
+            [
+                [(k, v, "frontmatter", None) for k, v in fm.items()]
+                + [
+                    (
+                        f.get("key"),
+                        _inline_value(f.get("value") or ""),
+                        "task" if f.get("task") else "inline",
+                        f.get("line"),
+                    )
+                    for f in fields
+                ]
+                for fm, fields in zip(frontmatters, field_lists, strict=True)
+            ],
+        )
+        values = [v for _, v, _, _ in properties]
         task_paths, tasks = _spread(paths, [n.get("tasks") or [] for n in notes])
+        anchor_paths, anchors = _spread(paths, [_anchor_rows(n) for n in notes])
         return cls(
             notes=NOTES.arrow_table(
                 path=paths,
                 folder=[p.rpartition("/")[0] for p in paths],
                 mtime=[None if ns is None else ns // 1000 for ns in mtime_ns],
                 mtime_ns=mtime_ns,
+                ctime=[None if (ns := n.get("ctime_ns")) is None else ns // 1000 for n in notes],
+                day=list(map(_day, paths, frontmatters, field_lists)),
                 frontmatter=[orjson.dumps(fm).decode() for fm in frontmatters],
                 aliases=[n.get("aliases") or [] for n in notes],
                 tags=[n.get("tags") or [] for n in notes],
@@ -190,12 +311,25 @@ class Rows:
             ),
             properties=PROPERTIES.arrow_table(
                 path=property_paths,
-                key=[k for k, _ in properties],
+                key=[k for k, _, _, _ in properties],
                 value=[orjson.dumps(v).decode() for v in values],
                 text=[_property_text(v) for v in values],
                 type=[_property_type(v) for v in values],
+                source=[s for _, _, s, _ in properties],
+                line=[line for _, _, _, line in properties],
+                canonical_key=[canonical(str(k)) for k, _, _, _ in properties],
             ),
-            tasks=TASKS.arrow_table(path=task_paths, **_copied(tasks, "line", "done", "text")),
+            tasks=TASKS.arrow_table(
+                path=task_paths,
+                **{d: [_date_value(t.get(d)) for t in tasks] for d in _TASK_DATES},
+                **_copied(tasks, "line", "done", "text", "status", "section", "priority"),
+            ),
+            headings=HEADINGS.arrow_table(
+                path=anchor_paths,
+                kind=[a[0] for a in anchors], level=[a[1] for a in anchors],
+                text=[a[2] for a in anchors], line=[a[3] for a in anchors],
+                parents=[a[4] for a in anchors],
+            ),
         )  # fmt: skip
 
     def tables(self) -> Iterator[tuple[str, pa.Table]]:

@@ -14,7 +14,9 @@ from typing import Any
 import pyarrow as pa
 
 # 2: `events` keeps each entry's exact time (ts) and its audit chain hash.
-MIRROR_SCHEMA_VERSION = 2
+# 3: Dataview's vocabulary: notes.ctime and day, inline fields in `properties`, task
+#    metadata, the `headings` table, broken_links.problem.
+MIRROR_SCHEMA_VERSION = 3
 
 # How each DuckDB type travels in Arrow: timestamps in microseconds since the epoch,
 # JSON as its text.
@@ -27,6 +29,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "BOOLEAN": pa.bool_(),
     "DOUBLE": pa.float64(),
     "TIMESTAMP": pa.timestamp("us"),
+    "DATE": pa.date32(),
 }
 
 
@@ -83,6 +86,8 @@ NOTES = Table(
         ("size", "BIGINT"),
         ("mtime", "TIMESTAMP"),
         ("mtime_ns", "BIGINT"),
+        ("ctime", "TIMESTAMP"),
+        ("day", "DATE"),
         ("blake3", "VARCHAR"),
         ("frontmatter", "JSON"),
         ("frontmatter_status", "VARCHAR"),
@@ -121,12 +126,40 @@ PROPERTIES = Table(
         ("value", "JSON"),
         ("text", "VARCHAR"),
         ("type", "VARCHAR"),
+        ("source", "VARCHAR"),  # frontmatter, inline, or task (an inline field on a task)
+        ("line", "INTEGER"),
+        ("canonical_key", "VARCHAR"),  # Dataview's sanitized key: `Due Date` -> due-date
     ),
     key="path",
 )
 TASKS = Table(
     "tasks",
-    (("path", "VARCHAR"), ("line", "INTEGER"), ("done", "BOOLEAN"), ("text", "VARCHAR")),
+    (
+        ("path", "VARCHAR"),
+        ("line", "INTEGER"),
+        ("done", "BOOLEAN"),
+        ("text", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("section", "VARCHAR"),
+        ("due", "DATE"),
+        ("scheduled", "DATE"),
+        ("start", "DATE"),
+        ("created", "DATE"),
+        ("completion", "DATE"),
+        ("priority", "VARCHAR"),
+    ),
+    key="path",
+)
+HEADINGS = Table(
+    "headings",
+    (
+        ("path", "VARCHAR"),
+        ("kind", "VARCHAR"),  # heading, or block (a ^block id)
+        ("level", "INTEGER"),
+        ("text", "VARCHAR"),  # the heading's text, or the block's id
+        ("line", "INTEGER"),
+        ("parents", "VARCHAR[]"),  # the headings it lies under, outermost first
+    ),
     key="path",
 )
 EVENTS = Table(
@@ -155,9 +188,18 @@ MIRROR_STATE = Table(
         ("updated_at", "TIMESTAMP"),
     ),
 )
-TABLES = (NOTES, LINKS, TAGS, PROPERTIES, TASKS, EVENTS, MIRROR_STATE)
+TABLES = (NOTES, LINKS, TAGS, PROPERTIES, TASKS, HEADINGS, EVENTS, MIRROR_STATE)
 # The tables whose rows belong to one note each; a flush replaces a note's rows in all.
 PER_NOTE = tuple(t for t in TABLES if t.key is not None)
+
+
+def _anchor(sql: str) -> str:
+    """A heading's text as link subpaths are compared with it (Dataview's rule, which
+    mirrors Obsidian's): lower-cased, every run of characters other than letters,
+    marks, digits, '_' and '-' one space, trimmed. `[[Note#What's New?]]` finds
+    `## What's new`."""
+    return f"trim(regexp_replace(lower({sql}), '[^\\p{{L}}\\p{{M}}\\p{{N}}_-]+', ' ', 'g'))"
+
 
 # Created in this order: a view may read the ones before it.
 VIEWS: dict[str, str] = {
@@ -190,7 +232,44 @@ VIEWS: dict[str, str] = {
         SELECT w.source, w.link_no, w.target, w.kind, w.alias, w.heading, w.block, w.line,
                CASE WHEN w.key = '' THEN w.source ELSE m.resolved_path END AS resolved_path
         FROM wanted w LEFT JOIN matched m USING (source, link_no)""",
-    "broken_links": "SELECT * FROM resolved_links WHERE resolved_path IS NULL",
+    # A link is broken when its note is missing ('note'), or when the note is there but
+    # not the heading ('heading') or block ('block') it names. Headings are looked for
+    # only in notes whose text the mirror holds (not a private or unparsed one). In
+    # [[Note#A#B]] the last part must be a heading and each earlier one a heading it
+    # lies under.
+    "broken_links": f"""
+        WITH targets AS (
+            SELECT r.*, coalesce(n.kind = 'note' AND n.body IS NOT NULL, false) AS readable
+            FROM resolved_links r LEFT JOIN notes n ON n.path = r.resolved_path
+        ), anchors AS (
+            SELECT path, kind,
+                   CASE kind WHEN 'block' THEN lower(text) ELSE {_anchor("text")} END AS key,
+                   list_transform(parents, lambda p: {_anchor("p")}) AS parent_keys
+            FROM headings
+        ), subpaths AS (
+            SELECT source, link_no, resolved_path,
+                   list_filter(list_transform(string_split(heading, '#'), lambda x: {_anchor("x")}),
+                               lambda x: x <> '') AS parts
+            FROM targets WHERE readable AND heading IS NOT NULL AND block IS NULL
+        ), found AS (
+            SELECT DISTINCT s.source, s.link_no FROM subpaths s
+            JOIN anchors a ON a.path = s.resolved_path AND a.kind = 'heading'
+                          AND a.key = s.parts[-1]
+            WHERE list_has_all(a.parent_keys, list_slice(s.parts, 1, len(s.parts) - 1))
+            UNION
+            SELECT DISTINCT t.source, t.link_no FROM targets t
+            JOIN anchors a ON a.path = t.resolved_path AND a.kind = 'block'
+                          AND a.key = lower(t.block)
+            WHERE t.readable AND t.block IS NOT NULL
+        ), judged AS (
+            SELECT t.* EXCLUDE (readable),
+                   CASE WHEN t.resolved_path IS NULL THEN 'note'
+                        WHEN NOT t.readable OR f.source IS NOT NULL THEN NULL
+                        WHEN t.block IS NOT NULL THEN 'block'
+                        WHEN t.heading IS NOT NULL THEN 'heading' END AS problem
+            FROM targets t LEFT JOIN found f USING (source, link_no)
+        )
+        SELECT * FROM judged WHERE problem IS NOT NULL""",
     "backlinks": """
         SELECT resolved_path AS path, source AS linked_from, kind, alias, heading, block,
                line
@@ -200,7 +279,15 @@ VIEWS: dict[str, str] = {
         WHERE n.kind = 'note'
           AND NOT EXISTS (SELECT 1 FROM links l WHERE l.source = n.path)
           AND NOT EXISTS (SELECT 1 FROM backlinks b WHERE b.path = n.path)""",
+    # Tags compared case-insensitively, as Obsidian does: `MOC` and `moc` are one tag,
+    # named by the spelling the most notes use (the first in sort order on a tie).
     "tag_counts": """
-        SELECT tag, count(DISTINCT path) AS notes, bool_or(explicit) AS used_directly
-        FROM tags GROUP BY tag ORDER BY notes DESC, tag""",
+        WITH spellings AS (
+            SELECT lower(tag) AS folded, tag, count(DISTINCT path) AS n FROM tags GROUP BY ALL
+        ), named AS (
+            SELECT folded, first(tag ORDER BY n DESC, tag) AS tag FROM spellings GROUP BY folded
+        )
+        SELECT n.tag, count(DISTINCT t.path) AS notes, bool_or(t.explicit) AS used_directly
+        FROM tags t JOIN named n ON n.folded = lower(t.tag)
+        GROUP BY n.tag ORDER BY notes DESC, n.tag""",
 }
