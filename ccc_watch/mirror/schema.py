@@ -14,9 +14,11 @@ from typing import Any
 import pyarrow as pa
 
 # 2: `events` keeps each entry's exact time (ts) and its audit chain hash.
-MIRROR_SCHEMA_VERSION = 2
+# 3: every time is a TIMESTAMPTZ (an instant, shown in the reader's time zone), so a
+#    query like `time > now() - INTERVAL 1 HOUR` means the same in every zone.
+MIRROR_SCHEMA_VERSION = 3
 
-# How each DuckDB type travels in Arrow: timestamps in microseconds since the epoch,
+# How each DuckDB type travels in Arrow: times in microseconds since the epoch (UTC),
 # JSON as its text.
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "VARCHAR": pa.string(),
@@ -26,7 +28,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "INTEGER": pa.int32(),
     "BOOLEAN": pa.bool_(),
     "DOUBLE": pa.float64(),
-    "TIMESTAMP": pa.timestamp("us"),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
 }
 
 
@@ -81,7 +83,7 @@ NOTES = Table(
         ("mime", "VARCHAR"),
         ("record_type", "VARCHAR"),
         ("size", "BIGINT"),
-        ("mtime", "TIMESTAMP"),
+        ("mtime", "TIMESTAMPTZ"),
         ("mtime_ns", "BIGINT"),
         ("blake3", "VARCHAR"),
         ("frontmatter", "JSON"),
@@ -94,7 +96,7 @@ NOTES = Table(
         ("word_count", "BIGINT"),
         ("body", "VARCHAR"),
         ("error", "VARCHAR"),
-        ("indexed_at", "TIMESTAMP"),
+        ("indexed_at", "TIMESTAMPTZ"),
     ),
     key="path",
 )
@@ -133,7 +135,7 @@ EVENTS = Table(
     "events",
     (
         ("seq", "BIGINT"),
-        ("time", "TIMESTAMP"),
+        ("time", "TIMESTAMPTZ"),
         ("op", "VARCHAR"),
         ("path", "VARCHAR"),
         ("prev_path", "VARCHAR"),
@@ -152,7 +154,7 @@ MIRROR_STATE = Table(
         ("store_id", "VARCHAR"),
         ("vault_id", "VARCHAR"),
         ("schema_version", "INTEGER"),
-        ("updated_at", "TIMESTAMP"),
+        ("updated_at", "TIMESTAMPTZ"),
     ),
 )
 TABLES = (NOTES, LINKS, TAGS, PROPERTIES, TASKS, EVENTS, MIRROR_STATE)
