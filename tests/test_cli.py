@@ -625,6 +625,55 @@ def test_closed_stdout_pipe_ends_quietly(ccc: Cli) -> None:
     assert err == ""
 
 
+# Each command that can print many lines, as `CMD | head` runs it.
+MANY_LINES = [
+    ["dump"],
+    ["sql", "FROM notes"],
+    ["sql", "FROM notes", "--format", "json"],
+    ["sql", "FROM notes", "--format", "nl"],
+    ["sql", "FROM notes", "--format", "csv"],
+    ["history", "Welcome.md"],
+    ["log"],
+    ["log", "--since", "1w"],
+    ["manifest", "show"],
+    ["nodes"],
+    ["drift"],
+    ["drift", "--missing"],
+    ["verify"],
+    ["audit", "verify"],
+    ["export", "--parquet", "exported"],
+]
+
+
+def test_a_pipe_closed_before_the_first_line_ends_quietly(ccc: Cli) -> None:
+    """`ccc-watch CMD | head` where the reader is gone before CMD writes a line (the
+    harshest case: every write fails): exit 0, no traceback and no error line, for each
+    command that prints many lines (drift with another node's manifest to compare with;
+    its DRIFT log lines on stderr are its report, as ever)."""
+    log = ccc.root / "daemon.log"
+    log.write_text("2026-11-27 14:03:07.412+0100 | INFO     | watching\n" * 2000)
+    common = ["--vault", ccc.vault, "--log-file", log, "--manifest-dir", ccc.root / "manifests"]
+    assert ccc.run(*common, "rebuild").returncode == 0
+    published = ccc.run(*common, "--node", "other", "manifest", "publish")
+    assert published.returncode == 0, published.stderr
+    (ccc.vault / "Welcome.md").write_text("# changed\n")  # drifts to report
+    (ccc.vault / "Reading list.md").unlink()
+    assert ccc.run(*common, "scan").returncode == 0
+    for args in MANY_LINES:
+        r, w = os.pipe()
+        os.close(r)  # no reader, before the child starts
+        try:
+            proc = subprocess.run(
+                [*MODULE, *map(str, common), "--node", "this", *args],
+                stdout=w, stderr=subprocess.PIPE, env=ccc.env, cwd=ccc.cwd, timeout=120,
+                check=False, text=True,
+            )  # fmt: skip
+        finally:
+            os.close(w)
+        unexpected = [line for line in proc.stderr.splitlines() if "DRIFT kind=" not in line]
+        assert (proc.returncode, unexpected) == (0, []), args
+
+
 def test_ctrl_c_ends_log_follow_quietly(ccc: Cli) -> None:
     """Ctrl-C is how `log -f` is stopped: exit 0, nothing on stderr."""
     log = ccc.root / "daemon.log"

@@ -516,8 +516,9 @@ def test_cli_sql_fails_with_one_line_when_the_hold_outlasts_5_s(
 
 @pytest.fixture(scope="session")
 def duckdb14(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The python of a fresh virtualenv with duckdb 1.4.x (the LTS) installed; the
-    test skips when it cannot be installed (no network, no wheel)."""
+    """The python of a fresh virtualenv with duckdb 1.4.x (the LTS) installed, and pytz,
+    which its Python client needs to hand over a TIMESTAMPTZ (README "The DuckDB
+    mirror"); the test skips when they cannot be installed (no network, no wheel)."""
     venv = tmp_path_factory.mktemp("duckdb14") / "venv"
     try:
         subprocess.run(
@@ -525,7 +526,7 @@ def duckdb14(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
         python = venv / "bin" / "python"
         proc = subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "duckdb>=1.4,<1.5"],
+            [str(python), "-m", "pip", "install", "-q", "duckdb>=1.4,<1.5", "pytz"],
             capture_output=True,
             text=True,
             timeout=300,

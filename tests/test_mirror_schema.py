@@ -5,7 +5,7 @@ table come in its columns' order."""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +19,17 @@ from ccc_watch.store import Change
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
-# The tables as the mirror's DuckDB v1.4.0 files hold them (schema version 3), written
-# independently of schema.py: the generated DDL must give exactly these.
+# The tables as the mirror's DuckDB v1.4.0 files hold them (schema version 3: every
+# time a TIMESTAMPTZ, Dataview's vocabulary), written independently of schema.py: the
+# generated DDL must give exactly these.
 STORED = {
     "notes": """
         path VARCHAR, id VARCHAR, name VARCHAR, folder VARCHAR, extension VARCHAR,
-        kind VARCHAR, mime VARCHAR, record_type VARCHAR, size BIGINT, mtime TIMESTAMP,
-        mtime_ns BIGINT, ctime TIMESTAMP, day DATE, blake3 VARCHAR, frontmatter JSON,
+        kind VARCHAR, mime VARCHAR, record_type VARCHAR, size BIGINT, mtime TIMESTAMPTZ,
+        mtime_ns BIGINT, ctime TIMESTAMPTZ, day DATE, blake3 VARCHAR, frontmatter JSON,
         frontmatter_status VARCHAR, frontmatter_error VARCHAR, classification VARCHAR,
         title VARCHAR, aliases VARCHAR[], tags VARCHAR[], word_count BIGINT, body VARCHAR,
-        error VARCHAR, indexed_at TIMESTAMP""",
+        error VARCHAR, indexed_at TIMESTAMPTZ""",
     "links": """
         source VARCHAR, link_no INTEGER, target VARCHAR, kind VARCHAR, alias VARCHAR,
         heading VARCHAR, block VARCHAR, line INTEGER""",
@@ -44,25 +45,29 @@ STORED = {
         path VARCHAR, kind VARCHAR, level INTEGER, text VARCHAR, line INTEGER,
         parents VARCHAR[]""",
     "events": """
-        seq BIGINT, time TIMESTAMP, op VARCHAR, path VARCHAR, prev_path VARCHAR,
+        seq BIGINT, time TIMESTAMPTZ, op VARCHAR, path VARCHAR, prev_path VARCHAR,
         id VARCHAR, blake3_before VARCHAR, blake3_after VARCHAR, cause VARCHAR, ts DOUBLE,
         hash VARCHAR""",
     "mirror_state": """
         watermark BIGINT, store_id VARCHAR, vault_id VARCHAR, schema_version INTEGER,
-        updated_at TIMESTAMP""",
+        updated_at TIMESTAMPTZ""",
 }
 
 
 def readme_tables() -> dict[str, list[str]]:
-    """The README's mirror table: each table's column names, '[]' kept for lists and
-    ' JSON' added where it says '(JSON)'."""
+    """The README's mirror table: each table's column names, '[]' kept for lists, and
+    ' JSON' or ' TIMESTAMPTZ' added where it says '(JSON)' or '(TIMESTAMPTZ)'."""
     section = README.read_text().split("## The DuckDB mirror", 1)[1].split("\n## ", 1)[0]
     tables = {}
     for name, columns in re.findall(r"^\| `(\w+)` \| (.+) \|$", section, re.MULTILINE):
-        columns = re.sub(r" \(JSON\)", " JSON", columns)
+        columns = re.sub(r" \((JSON|TIMESTAMPTZ)\)", r" \1", columns)
         columns = re.sub(r" \([^)]*\)", "", columns)  # the explanations
         tables[name] = [c.strip() for c in columns.rpartition(": ")[2].split(",")]
     return tables
+
+
+# How the README marks a column's type where it matters to a query (DESCRIBE's names).
+DOCUMENTED_TYPES = {"JSON": " JSON", "TIMESTAMP WITH TIME ZONE": " TIMESTAMPTZ", "VARCHAR[]": "[]"}
 
 
 def described(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
@@ -79,10 +84,7 @@ def test_ddl_creates_the_tables_the_readme_lists_with_todays_types() -> None:
         con.execute(f"CREATE TABLE stored_{table.name} ({STORED[table.name]})")
         columns = described(con, table.name)
         assert columns == described(con, f"stored_{table.name}"), table.name
-        documented = [
-            f"{name} {type_}" if type_ == "JSON" else f"{name}[]" if type_ == "VARCHAR[]" else name
-            for name, type_ in columns
-        ]
+        documented = [name + DOCUMENTED_TYPES.get(type_, "") for name, type_ in columns]
         assert documented == readme[table.name], table.name
     assert set(readme) == {t.name for t in TABLES} | (set(VIEWS) - {"link_keys"})
     assert [t.name for t in TABLES] == list(STORED)
@@ -139,12 +141,13 @@ EXPECTED = {
     "notes": [{
         "path": P, "id": "id-1", "name": "a.md", "folder": "F/G", "extension": ".md",
         "kind": "note", "mime": "text/markdown", "record_type": "Log", "size": 11,
-        "mtime": datetime(2023, 11, 14, 22, 13, 20, 123456), "mtime_ns": 1_700_000_000_123_456_789,
-        "ctime": datetime(2020, 9, 13, 12, 26, 40, 1), "day": date(2024, 2, 29),
+        "mtime": datetime(2023, 11, 14, 22, 13, 20, 123456, UTC),
+        "mtime_ns": 1_700_000_000_123_456_789,
+        "ctime": datetime(2020, 9, 13, 12, 26, 40, 1, UTC), "day": date(2024, 2, 29),
         "blake3": "b" * 64, "frontmatter": '{"title":"T","n":2}', "frontmatter_status": "valid",
         "frontmatter_error": "fm-error", "classification": "PUBLIC", "title": "T",
         "aliases": ["al"], "tags": ["x/y"], "word_count": 7, "body": "the body",
-        "error": "read-error", "indexed_at": datetime(2023, 11, 14, 22, 13, 21, 500000),
+        "error": "read-error", "indexed_at": datetime(2023, 11, 14, 22, 13, 21, 500000, UTC),
     }],
     "links": [{"source": P, "link_no": 0, "target": "tg", "kind": "embed",
                "alias": "al", "heading": "h", "block": "bl", "line": 4}],
@@ -165,7 +168,7 @@ EXPECTED = {
         {"path": P, "kind": "heading", "level": 2, "text": "S", "line": 3, "parents": []},
         {"path": P, "kind": "block", "level": None, "text": "b1", "line": 8, "parents": ["S"]},
     ],
-    "events": [{"seq": 5, "time": datetime(2023, 11, 14, 22, 13, 22, 250000), "op": "move",
+    "events": [{"seq": 5, "time": datetime(2023, 11, 14, 22, 13, 22, 250000, UTC), "op": "move",
                 "path": P, "prev_path": "a.md", "id": "id-1", "blake3_before": "c",
                 "blake3_after": "d", "cause": "watch", "ts": 1_700_000_002.25, "hash": "e" * 64}],
 }  # fmt: skip

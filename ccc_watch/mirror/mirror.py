@@ -118,7 +118,7 @@ def _tag_parents(tag: str) -> list[str]:
 
 
 def _micros(seconds: float | None) -> int | None:
-    """Microseconds since the epoch: what an Arrow timestamp('us') column holds."""
+    """Microseconds since the epoch: what an Arrow timestamp('us', 'UTC') column holds."""
     return None if seconds is None else round(seconds * 1_000_000)
 
 

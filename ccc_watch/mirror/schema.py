@@ -14,11 +14,13 @@ from typing import Any
 import pyarrow as pa
 
 # 2: `events` keeps each entry's exact time (ts) and its audit chain hash.
-# 3: Dataview's vocabulary: notes.ctime and day, inline fields in `properties`, task
+# 3: every time is a TIMESTAMPTZ (an instant, shown in the reader's time zone), so a
+#    query like `time > now() - INTERVAL 1 HOUR` means the same in every zone; and
+#    Dataview's vocabulary: notes.ctime and day, inline fields in `properties`, task
 #    metadata, the `headings` table, broken_links.problem.
 MIRROR_SCHEMA_VERSION = 3
 
-# How each DuckDB type travels in Arrow: timestamps in microseconds since the epoch,
+# How each DuckDB type travels in Arrow: times in microseconds since the epoch (UTC),
 # JSON as its text.
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "VARCHAR": pa.string(),
@@ -28,7 +30,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "INTEGER": pa.int32(),
     "BOOLEAN": pa.bool_(),
     "DOUBLE": pa.float64(),
-    "TIMESTAMP": pa.timestamp("us"),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
     "DATE": pa.date32(),
 }
 
@@ -84,9 +86,9 @@ NOTES = Table(
         ("mime", "VARCHAR"),
         ("record_type", "VARCHAR"),
         ("size", "BIGINT"),
-        ("mtime", "TIMESTAMP"),
+        ("mtime", "TIMESTAMPTZ"),
         ("mtime_ns", "BIGINT"),
-        ("ctime", "TIMESTAMP"),
+        ("ctime", "TIMESTAMPTZ"),
         ("day", "DATE"),
         ("blake3", "VARCHAR"),
         ("frontmatter", "JSON"),
@@ -99,7 +101,7 @@ NOTES = Table(
         ("word_count", "BIGINT"),
         ("body", "VARCHAR"),
         ("error", "VARCHAR"),
-        ("indexed_at", "TIMESTAMP"),
+        ("indexed_at", "TIMESTAMPTZ"),
     ),
     key="path",
 )
@@ -166,7 +168,7 @@ EVENTS = Table(
     "events",
     (
         ("seq", "BIGINT"),
-        ("time", "TIMESTAMP"),
+        ("time", "TIMESTAMPTZ"),
         ("op", "VARCHAR"),
         ("path", "VARCHAR"),
         ("prev_path", "VARCHAR"),
@@ -185,7 +187,7 @@ MIRROR_STATE = Table(
         ("store_id", "VARCHAR"),
         ("vault_id", "VARCHAR"),
         ("schema_version", "INTEGER"),
-        ("updated_at", "TIMESTAMP"),
+        ("updated_at", "TIMESTAMPTZ"),
     ),
 )
 TABLES = (NOTES, LINKS, TAGS, PROPERTIES, TASKS, HEADINGS, EVENTS, MIRROR_STATE)

@@ -2,36 +2,79 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from datetime import date, datetime
-from decimal import Decimal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from ccc_watch.log.safe import json_shown, shown
 from ccc_watch.mirror.mirror import Mirror, MirrorError, sql_str
+from ccc_watch.mirror.output import Result, render
 from ccc_watch.mirror.schema import TABLES
 from ccc_watch.procs import private_umask, secure_dir
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-friendly form of a DuckDB value."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
+@dataclass(frozen=True)
+class Answer:
+    """A query's result, and the mirror's state it was read from: (watermark, store id,
+    schema version), or None when the mirror has no state row."""
+
+    result: Result
+    state: tuple[int, str | None, int | None] | None
+
+
+def ask(
+    mirror: Mirror,
+    query: str,
+    allow_files: Sequence[Path] = (),
+    params: Sequence[Any] | dict[str, Any] | None = None,
+) -> Answer:
+    """Run one query on the mirror, with DuckDB parameters ($1 or $name) when given;
+    return its result and the mirror's state.
+
+    It reaches the mirror and nothing else (see Mirror.connect); allow_files names
+    folders whose files it may read as well. Only one SELECT runs (DESCRIBE, SHOW,
+    SUMMARIZE and FROM-first queries are SELECTs): anything else, or a second
+    statement, is refused before DuckDB runs any of it, so even those folders are
+    never written. A refusal or a failing query is a MirrorError of one line.
+    """
+    statement = _one_select(query)
+    with mirror.connect(allow_files=allow_files) as con:
+        try:
+            # The parsed statement itself: what runs is exactly what was checked.
+            cur = con.execute(statement, params)
+            description = cur.description or ()
+            rows = cur.fetchall() if description else []
+        except duckdb.PermissionException as e:
+            raise MirrorError(
+                f"sql reads the mirror only ({_first_line(e)}); to read the files of a "
+                "folder of your own, name it with --allow-files DIR"
+            ) from None
+        except duckdb.Error as e:
+            raise MirrorError(f"query failed: {_first_line(e)}") from None
+        state = _state(con)
+    names = [d[0] for d in description]
+    types = [str(d[1]) for d in description]
+    return Answer(Result(names, types, rows), state)
+
+
+def _state(con: duckdb.DuckDBPyConnection) -> tuple[int, str | None, int | None] | None:
+    """The mirror_state row, read in the query's own connection (so of the same file)."""
+    try:
+        rows = con.execute(
+            "SELECT watermark, store_id, schema_version FROM mirror_state"
+        ).fetchall()
+    except duckdb.Error:  # a mirror of no known shape: the query said what it could
+        return None
+    if not rows or rows[0][0] is None:
+        return None
+    watermark, store_id, version = rows[0]
+    return int(watermark), store_id, None if version is None else int(version)
 
 
 def run_query(
@@ -40,59 +83,13 @@ def run_query(
     fmt: str = "table",
     allow_files: Sequence[Path] = (),
     terminal: bool = False,
+    width: int | None = None,
 ) -> str:
-    """Run one query on the mirror; return it formatted as table, json or csv.
-
-    It reaches the mirror and nothing else (see Mirror.connect); allow_files names
-    folders whose files it may read as well. Only one SELECT runs (DESCRIBE, SHOW,
-    SUMMARIZE and FROM-first queries are SELECTs): anything else, or a second
-    statement, is refused before DuckDB runs any of it, so even those folders are
-    never written. A refusal or a failing query is a MirrorError of one line.
-
-    Nothing in the output makes a terminal act (values come from the vault): a table
-    escapes what is not printable as Python writes it, JSON as \\u escapes (the same
-    JSON to a parser), and CSV, which has no escapes, the way a table does when
-    terminal says it goes to one.
-    """
-    statement = _one_select(query)
-    with mirror.connect(allow_files=allow_files) as con:
-        try:
-            # The parsed statement itself: what runs is exactly what was checked.
-            cur = con.execute(statement)
-            names = [d[0] for d in cur.description or ()]
-            rows = cur.fetchall() if names else []
-        except duckdb.PermissionException as e:
-            raise MirrorError(
-                f"sql reads the mirror only ({_first_line(e)}); to read the files of a "
-                "folder of your own, name it with --allow-files DIR"
-            ) from None
-        except duckdb.Error as e:
-            raise MirrorError(f"query failed: {_first_line(e)}") from None
-    if not names:
-        return ""
-    if fmt == "json":
-        return (
-            json_shown(
-                json.dumps(
-                    [dict(zip(names, map(_plain, r), strict=True)) for r in rows],
-                    ensure_ascii=False,
-                    indent=1,
-                )
-            )
-            + "\n"
-        )
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-
-        def cell(value: Any) -> Any:
-            plain = _plain(value)
-            return shown(plain) if terminal and plain is not None else plain
-
-        writer.writerow(map(cell, names))
-        writer.writerows([map(cell, r) for r in rows])
-        return out.getvalue()
-    return _table(names, rows)
+    """Run one query on the mirror (see ask) and return it formatted as table, json,
+    nl (JSON lines) or csv (see ccc_watch.mirror.output: nothing in the output makes a
+    terminal act, whatever the vault holds). A table fits in width cells (None: no
+    limit); CSV is escaped when terminal says it goes to one."""
+    return render(ask(mirror, query, allow_files).result, fmt, terminal=terminal, width=width)
 
 
 def _first_line(err: BaseException) -> str:
@@ -117,21 +114,6 @@ def _one_select(query: str) -> duckdb.Statement:
             "from it at will: change the notes instead"
         )
     return statement
-
-
-def _table(names: list[str], rows: list[tuple[Any, ...]], width: int = 60) -> str:
-    def cell(value: Any) -> str:
-        text = "NULL" if value is None else shown(_plain(value))
-        return text if len(text) <= width else text[: width - 1] + "…"
-
-    names = [shown(n) for n in names]
-    cells = [[cell(v) for v in r] for r in rows]
-    widths = [max([len(n), *(len(r[i]) for r in cells)]) for i, n in enumerate(names)]
-    line = "  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True))
-    rule = "  ".join("-" * w for w in widths)
-    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    footer = f"({len(rows)} row{'s' if len(rows) != 1 else ''})"
-    return "\n".join([line, rule, *body, footer]) + "\n"
 
 
 def export_parquet(mirror: Mirror, folder: Path) -> list[Path]:
@@ -169,16 +151,9 @@ def export_parquet(mirror: Mirror, folder: Path) -> list[Path]:
 def select(
     mirror: Mirror, query: str, params: Sequence[Any] | dict[str, Any] | None = None
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Rows of one read-only SELECT on the mirror, with DuckDB parameters ($1 or
-    $name): (column names, rows). The same sandbox and refusals as run_query."""
-    statement = _one_select(query)
-    with mirror.connect() as con:
-        try:
-            cur = con.execute(statement, params)
-            names = [d[0] for d in cur.description or ()]
-            return names, cur.fetchall() if names else []
-        except duckdb.Error as e:
-            raise MirrorError(f"query failed: {_first_line(e)}") from None
+    """(column names, rows) of one read-only SELECT on the mirror (see ask)."""
+    result = ask(mirror, query, params=params).result
+    return result.names, result.rows
 
 
 def select_arrow(
