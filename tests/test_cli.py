@@ -7,9 +7,11 @@ working folder. The vault is a copy of the repository's sample-vault/.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -173,8 +175,9 @@ def test_help_lists_every_command(ccc: Cli) -> None:
 @pytest.mark.parametrize("name", list(cli.COMMANDS))
 def test_every_command_has_help_and_description(ccc: Cli, name: str) -> None:
     """Each command has a help line (shown in `ccc-watch --help`) and a description (its
-    handler's docstring, shown first in `ccc-watch CMD --help`), and its --help
-    accepts every settings flag; fails for a command missing either text."""
+    handler's docstring, shown first in `ccc-watch CMD --help`); then its own options,
+    and after them one line about the shared settings (not the 30-odd flags) and the
+    exit codes; fails for a command missing either text."""
     handler, help_text = cli.COMMANDS[name]
     assert help_text.strip(), f"{name}: no help text in cli.COMMANDS"
     assert (handler.__doc__ or "").strip(), f"{name}: handler has no docstring"
@@ -182,15 +185,43 @@ def test_every_command_has_help_and_description(ccc: Cli, name: str) -> None:
     out = ccc.ok(name, "--help")
     blocks = out.split("\n\n")
     assert blocks[0].startswith(f"usage: ccc-watch {name}"), out
-    description = blocks[1].strip()
+    # The description's paragraphs, as the docstring has them, up to the options.
+    end = next(i for i, b in enumerate(blocks) if b.startswith(("options:", "positional ")))
+    description = "\n\n".join(blocks[1:end]).strip()
     assert description, f"{name}: --help shows no description"
-    assert not description.startswith(("options:", "positional arguments:")), (
-        f"{name}: --help shows no description"
-    )
     assert " ".join(description.split()) == " ".join(handler.__doc__.split())
+    # Its own options (and --quiet) are listed; the settings are named in one paragraph.
+    parser = cli.build_parser().commands[name]
+    own = [a for a in parser._actions if a.help != argparse.SUPPRESS]
+    assert {a.dest for a in own} >= {"help", "quiet"}
+    listed = blocks[end:]
+    shared = [i for i, b in enumerate(listed) if b.startswith("shared settings: ")]
+    assert len(shared) == 1, out
+    for action in own:
+        for flag in action.option_strings:
+            at = [i for i, b in enumerate(listed) if flag in re.findall(r"-[-\w]+", b)]
+            assert at and at[0] < shared[0], f"{name}: {flag} is not listed before the settings"
+    assert "--vault" in listed[shared[0]] and "`ccc-watch --help`" in listed[shared[0]]
+    hidden = [s for s in config.SETTINGS if s.flag not in listed[shared[0]]]
+    options = re.findall(r"-[-\w]+", "\n".join([blocks[0], *listed]))  # not the description
+    assert hidden and not any(s.flag in options for s in hidden), f"{name} lists settings"
+    assert listed[shared[0] + 1].startswith("exit codes: 0 success, 1 ")
+    assert " 78 bad" in " ".join(listed[shared[0] + 1].split())
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_every_command_takes_every_setting_flag(name: str) -> None:
+    """The settings flags, hidden from a command's --help, still work after it."""
+    positional = []  # what the command requires, made up from its parser
+    for a in cli.build_parser().commands[name]._actions:
+        if a.required or (not a.option_strings and a.nargs not in ("?", "*")):
+            value = str(next(iter(a.choices))) if a.choices else "x"
+            positional += [a.option_strings[0], value] if a.option_strings else [value]
     for s in config.SETTINGS:
-        assert s.flag in out, f"{name} --help lacks {s.flag}"
-    assert "--config" in out
+        args = cli.build_parser().parse_args([name, *positional, s.flag, "x"])
+        assert getattr(args, s.key) == "x", (name, s.flag)
+    args = cli.build_parser().parse_args([name, *positional, "--config", "c.toml", "-q"])
+    assert args.config == Path("c.toml") and args.quiet is True
 
 
 def test_console_script_on_path_runs_help(ccc: Cli) -> None:
