@@ -139,10 +139,10 @@ def did_you_mean(what: str, given: str, known: Iterable[str]) -> str:
     known = [str(k) for k in known]
     close = difflib.get_close_matches(given, known, n=1)
     if close:
-        return f"unknown {what} {shown(given)!r}; did you mean {close[0]!r}?"
+        return f"unknown {what} '{shown(given)}'; did you mean {close[0]!r}?"
     if what == "command":
-        return f"unknown command {shown(given)!r} (`ccc-watch --help` lists them)"
-    return f"unknown {what} {shown(given)!r} (choose from {', '.join(map(repr, known))})"
+        return f"unknown command '{shown(given)}' (`ccc-watch --help` lists them)"
+    return f"unknown {what} '{shown(given)}' (choose from {', '.join(map(repr, known))})"
 
 
 def _add_settings(parser: argparse.ArgumentParser, *, hidden: bool) -> None:
@@ -253,7 +253,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if first.startswith("-"):
             options = [o for action in command._actions for o in action.option_strings]
             command.error(did_you_mean("option", first.partition("=")[0], options))
-        command.error(f"unexpected argument {shown(first)!r}")
+        command.error(f"unexpected argument '{shown(first)}'")
     return args
 
 
