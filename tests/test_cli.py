@@ -247,9 +247,11 @@ def test_help_lists_the_exit_codes(ccc: Cli) -> None:
         (["info", "--vualt=v"], "unknown option '--vualt'; did you mean '--vault'?"),
         (["audit", "verfy"], "action: unknown choice 'verfy'; did you mean 'verify'?"),
         (["status", "extra"], "unexpected argument 'extra'"),
+        (["--vualt", "v", "status"], "unknown option '--vualt'; did you mean '--vault'?"),
+        (["status", "--xyz"], "unknown option '--xyz' (`ccc-watch status --help` lists them)"),
     ],
     ids=["command", "command-after-settings", "no-match", "escape", "option", "setting",
-         "choice", "extra"],
+         "choice", "extra", "option-before-the-command", "option-no-match"],
 )  # fmt: skip
 def test_a_mistake_on_the_command_line_is_two_lines(ccc: Cli, args: list[str], error: str) -> None:
     """A mistyped command, option or choice exits 2 with two lines on stderr: the usage
@@ -261,7 +263,7 @@ def test_a_mistake_on_the_command_line_is_two_lines(ccc: Cli, args: list[str], e
     *usage_lines, line = proc.stderr.splitlines()
     usage = usage_lines[0]
     assert len(usage_lines) == 1 or args[0] == "audit", proc.stderr
-    command = "" if error.startswith("unknown command") else f" {args[0]}"
+    command = "" if args[0].startswith("-") or "command" in error else f" {args[0]}"
     assert usage.startswith(f"usage: ccc-watch{command} "), usage
     assert line == f"ccc-watch{command}: error: {error}"
     assert "\x1b" not in proc.stderr and proc.stdout == ""

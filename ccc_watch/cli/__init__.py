@@ -133,16 +133,16 @@ class _Parser(argparse.ArgumentParser):
         raise argparse.ArgumentError(None, name + did_you_mean(what, str(value), choices))
 
 
-def did_you_mean(what: str, given: str, known: Iterable[str]) -> str:
+def did_you_mean(what: str, given: str, known: Iterable[str], where: str = "") -> str:
     """One line naming an unknown command, choice or option and the closest known one
-    (difflib), or what to read when none is close."""
+    (difflib), or what to read when none is close (`ccc-watch{where} --help`)."""
     known = [str(k) for k in known]
     close = difflib.get_close_matches(given, known, n=1)
     if close:
         return f"unknown {what} '{shown(given)}'; did you mean {close[0]!r}?"
-    if what == "command":
-        return f"unknown command '{shown(given)}' (`ccc-watch --help` lists them)"
-    return f"unknown {what} '{shown(given)}' (choose from {', '.join(map(repr, known))})"
+    if what == "choice":
+        return f"unknown choice '{shown(given)}' (choose from {', '.join(map(repr, known))})"
+    return f"unknown {what} '{shown(given)}' (`ccc-watch{where} --help` lists them)"
 
 
 def _add_settings(parser: argparse.ArgumentParser, *, hidden: bool) -> None:
@@ -246,15 +246,36 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line parsed; a mistake (exit 2) is named in one line after the
     usage of the command it was given to, with the closest option when one is close."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _unknown_before_the_command(parser, argv)
     args, extra = parser.parse_known_args(argv)
     if extra:
         command = parser.commands[args.command]
         first = extra[0]
         if first.startswith("-"):
             options = [o for action in command._actions for o in action.option_strings]
-            command.error(did_you_mean("option", first.partition("=")[0], options))
+            given = first.partition("=")[0]
+            command.error(did_you_mean("option", given, options, f" {args.command}"))
         command.error(f"unexpected argument '{shown(first)}'")
     return args
+
+
+def _unknown_before_the_command(parser: _Parser, argv: list[str]) -> None:
+    """A usage error for an unknown option before the command, which argparse would
+    pass over, taking its value for the command (`--vualt V status`: command 'V')."""
+    # nargs 0: a flag (--quiet, --help, --version); any other takes the next argument
+    takes_value = {o for a in parser._actions if a.nargs != 0 for o in a.option_strings}
+    known = {o for a in parser._actions for o in a.option_strings}
+    args = iter(argv)
+    for arg in args:
+        if arg == "--" or not arg.startswith("-"):
+            return  # the command
+        name = arg.partition("=")[0]
+        abbreviated = name.startswith("--") and any(k.startswith(name) for k in known)
+        if name not in known and not abbreviated:  # argparse takes a unique abbreviation
+            parser.error(did_you_mean("option", name, known))
+        if arg in takes_value:
+            next(args, None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
