@@ -11,7 +11,6 @@ setting).
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 import textwrap
@@ -136,6 +135,8 @@ class _Parser(argparse.ArgumentParser):
 def did_you_mean(what: str, given: str, known: Iterable[str], where: str = "") -> str:
     """One line naming an unknown command, choice or option and the closest known one
     (difflib), or what to read when none is close (`ccc-watch{where} --help`)."""
+    import difflib  # only for a mistake: ~7 ms of start-up otherwise
+
     known = [str(k) for k in known]
     close = difflib.get_close_matches(given, known, n=1)
     if close:
@@ -168,7 +169,9 @@ def _add_settings(parser: argparse.ArgumentParser, *, hidden: bool) -> None:
         type=Path,
         metavar="FILE",
         default=argparse.SUPPRESS,
-        help=about(f"TOML config file (env {CONFIG_ENV}; default: {default_config_file()})"),
+        help=argparse.SUPPRESS
+        if hidden
+        else f"TOML config file (env {CONFIG_ENV}; default: {default_config_file()})",
     )
     for s in SETTINGS:
         group.add_argument(
@@ -226,6 +229,10 @@ def build_parser() -> _Parser:
     _add_settings(parser, hidden=False)  # after the commands: a long list
     parser.commands = {}
     epilog = _shared_line() + "\n\n" + _exit_codes(short=True)
+    # Made once and copied into each command (as `parents`): adding 33 arguments to
+    # each of 24 parsers one by one costs ~13 ms of every start-up.
+    hidden = _Parser(add_help=False)
+    _add_settings(hidden, hidden=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(
             name,
@@ -233,10 +240,10 @@ def build_parser() -> _Parser:
             description=(module.__doc__ or help_text).strip(),
             epilog=epilog,
             formatter_class=_Formatter,
+            parents=[hidden],  # not listed: the epilog names them in one line
         )
         module.add_arguments(p)  # its own options first
         _add_quiet(p)
-        _add_settings(p, hidden=True)
         p.set_defaults(handler=module.run)
         parser.commands[name] = p
     return parser
