@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -589,6 +590,28 @@ def test_text_output_has_human_sizes_and_times_json_the_numbers(ccc: Cli) -> Non
     assert rows["uptime"] == "-" and "uptime_seconds" not in rows
     status = json.loads(ccc.run("--vault", ccc.vault, "status", "--json").stdout)
     assert isinstance(status["store"]["bytes"], int) and "uptime_seconds" in status
+
+
+def test_human_sizes_durations_and_times() -> None:
+    """The text forms: binary units, two time units, local time with its age; a value
+    that is no time (or beyond the calendar) is shown as it is, never raised."""
+    from ccc_watch.cli._common import human_duration, human_size, human_time
+
+    sizes = {0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 110592: "108.0 KiB",
+             2633728: "2.5 MiB", 5 * 2**30: "5.0 GiB", 3 * 2**50: "3072.0 TiB"}  # fmt: skip
+    assert {n: human_size(n) for n in sizes} == sizes and human_size(None) is None
+    spans = {0: "0 s", 59.6: "1 min 0 s", 200: "3 min 20 s", 7500: "2 h 5 min",
+             90000: "1 d 1 h"}  # fmt: skip
+    assert {t: human_duration(t) for t in spans} == spans
+    now = 1_800_000_000.0
+    local = datetime.fromtimestamp(now - 130).astimezone().isoformat(" ", "seconds")
+    assert human_time(now - 130, now) == f"{local} (2 min 10 s ago)"
+    utc = datetime.fromtimestamp(now - 130, UTC).isoformat()
+    assert human_time(utc, now) == f"{local} (2 min 10 s ago)"  # status's UTC, as local
+    assert human_time(now + 5, now).endswith("(5 s from now)")
+    assert human_time(now, now).endswith("(now)")
+    assert human_time("not a time") == "not a time" and human_time(1e300) == "1e+300"
+    assert human_time(None) is None
 
 
 def test_off_a_terminal_results_and_warnings_only_and_quiet(ccc: Cli) -> None:
