@@ -385,7 +385,10 @@ class Config(Settings):
     """Resolved settings, plus where each one came from (flag, env, file or default)."""
 
     sources: Mapping[str, str] = field(default_factory=dict)
-    config_file: Path | None = None
+    config_file: Path | None = None  # the file read, None when there was none
+    # Where the config file's name came from: "flag" (--config), "env"
+    # (CCC_WATCH_CONFIG) or "default" (config.toml in the user config dir).
+    config_from: str = "default"
 
     @property
     def values(self) -> dict[str, Any]:
@@ -400,7 +403,9 @@ class Config(Settings):
         kept |= {"vault", "data_dir"}
         values = {k: getattr(self if k in kept else new, k) for k in BY_KEY}
         sources = {k: (self if k in kept else new).sources[k] for k in BY_KEY}
-        return Config(**values, sources=sources, config_file=new.config_file)
+        return Config(
+            **values, sources=sources, config_file=new.config_file, config_from=new.config_from
+        )
 
     def require_vault(self) -> Path:
         """The vault folder, or ConfigError when it is unset or not a folder."""
@@ -533,6 +538,7 @@ def load(
     named_by = (
         "--config" if config_file is not None else CONFIG_ENV if env.get(CONFIG_ENV) else None
     )
+    config_from = "flag" if config_file is not None else "env" if env.get(CONFIG_ENV) else "default"
     if config_file is None:
         config_file = Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else default_config_file()
     # Absolute, so relative paths inside it stay right if the process changes folder.
@@ -562,5 +568,8 @@ def load(
             values[s.key] = s.default
             sources[s.key] = "default"
     return Config(
-        **values, sources=sources, config_file=config_file if config_file.exists() else None
+        **values,
+        sources=sources,
+        config_file=config_file if config_file.exists() else None,
+        config_from=config_from,
     )

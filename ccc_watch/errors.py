@@ -15,6 +15,24 @@ EXIT_IOERR = 74  # disk full, or another I/O error on the store file
 EXIT_TEMPFAIL = 75  # the store is open for writing in another process: try again later
 EXIT_NOPERM = 77  # permission denied on the store file or its folder
 EXIT_CONFIG = 78  # a bad setting: systemd units use it in RestartPreventExitStatus
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+
+# What each exit code means, for `ccc-watch --help` (and its short form in every
+# command's --help): one table, so the help and the codes cannot drift apart.
+EXIT_CODES: dict[int, str] = {
+    0: "success (status: Healthy; verify, drift, audit: all agree)",
+    1: "failure, or differences found (status: Degraded)",
+    EXIT_USAGE: "usage error: a bad command line (status: Unhealthy or not running)",
+    EXIT_RESYNC: "events: the cursor's history is gone; resync from `ccc-watch dump`",
+    EXIT_DATAERR: "the store file is damaged: `ccc-watch rebuild`",
+    EXIT_UNAVAILABLE: "headquarters' database, or the user's service manager, is out of reach",
+    EXIT_SOFTWARE: "internal error: a bug in ccc-watch",
+    EXIT_IOERR: "disk full, or another I/O error",
+    EXIT_TEMPFAIL: "the store is open for writing in another process: try again later",
+    EXIT_NOPERM: "permission denied",
+    EXIT_CONFIG: "a bad setting (the message names it and where it came from)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
 
 
 class CccWatchError(Exception):

@@ -7,15 +7,18 @@ working folder. The vault is a copy of the repository's sample-vault/.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from conftest import not_private
 
 import ccc_watch
 from ccc_watch import cli, config
+from ccc_watch.errors import EXIT_CODES
 
 SAMPLE_VAULT = Path(__file__).parent.parent / "sample-vault"
 MODULE = [sys.executable, "-m", "ccc_watch.cli"]
@@ -173,8 +177,9 @@ def test_help_lists_every_command(ccc: Cli) -> None:
 @pytest.mark.parametrize("name", list(cli.COMMANDS))
 def test_every_command_has_help_and_description(ccc: Cli, name: str) -> None:
     """Each command has a help line (shown in `ccc-watch --help`) and a description (its
-    handler's docstring, shown first in `ccc-watch CMD --help`), and its --help
-    accepts every settings flag; fails for a command missing either text."""
+    handler's docstring, shown first in `ccc-watch CMD --help`); then its own options,
+    and after them one line about the shared settings (not the 30-odd flags) and the
+    exit codes; fails for a command missing either text."""
     handler, help_text = cli.COMMANDS[name]
     assert help_text.strip(), f"{name}: no help text in cli.COMMANDS"
     assert (handler.__doc__ or "").strip(), f"{name}: handler has no docstring"
@@ -182,15 +187,87 @@ def test_every_command_has_help_and_description(ccc: Cli, name: str) -> None:
     out = ccc.ok(name, "--help")
     blocks = out.split("\n\n")
     assert blocks[0].startswith(f"usage: ccc-watch {name}"), out
-    description = blocks[1].strip()
+    # The description's paragraphs, as the docstring has them, up to the options.
+    end = next(i for i, b in enumerate(blocks) if b.startswith(("options:", "positional ")))
+    description = "\n\n".join(blocks[1:end]).strip()
     assert description, f"{name}: --help shows no description"
-    assert not description.startswith(("options:", "positional arguments:")), (
-        f"{name}: --help shows no description"
-    )
     assert " ".join(description.split()) == " ".join(handler.__doc__.split())
+    # Its own options (and --quiet) are listed; the settings are named in one paragraph.
+    parser = cli.build_parser().commands[name]
+    own = [a for a in parser._actions if a.help != argparse.SUPPRESS]
+    assert {a.dest for a in own} >= {"help", "quiet"}
+    listed = blocks[end:]
+    shared = [i for i, b in enumerate(listed) if b.startswith("shared settings: ")]
+    assert len(shared) == 1, out
+    for action in own:
+        for flag in action.option_strings:
+            at = [i for i, b in enumerate(listed) if flag in re.findall(r"-[-\w]+", b)]
+            assert at and at[0] < shared[0], f"{name}: {flag} is not listed before the settings"
+    assert "--vault" in listed[shared[0]] and "`ccc-watch --help`" in listed[shared[0]]
+    hidden = [s for s in config.SETTINGS if s.flag not in listed[shared[0]]]
+    options = re.findall(r"-[-\w]+", "\n".join([blocks[0], *listed]))  # not the description
+    assert hidden and not any(s.flag in options for s in hidden), f"{name} lists settings"
+    assert listed[shared[0] + 1].startswith("exit codes: 0 success, 1 ")
+    assert " 78 bad" in " ".join(listed[shared[0] + 1].split())
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_every_command_takes_every_setting_flag(name: str) -> None:
+    """The settings flags, hidden from a command's --help, still work after it."""
+    positional = []  # what the command requires, made up from its parser
+    for a in cli.build_parser().commands[name]._actions:
+        if a.required or (not a.option_strings and a.nargs not in ("?", "*")):
+            value = str(next(iter(a.choices))) if a.choices else "x"
+            positional += [a.option_strings[0], value] if a.option_strings else [value]
     for s in config.SETTINGS:
-        assert s.flag in out, f"{name} --help lacks {s.flag}"
-    assert "--config" in out
+        args = cli.build_parser().parse_args([name, *positional, s.flag, "x"])
+        assert getattr(args, s.key) == "x", (name, s.flag)
+    args = cli.build_parser().parse_args([name, *positional, "--config", "c.toml", "-q"])
+    assert args.config == Path("c.toml") and args.quiet is True
+
+
+def test_help_lists_the_exit_codes(ccc: Cli) -> None:
+    """`ccc-watch --help` ends with every exit code of errors.EXIT_CODES and its
+    meaning, the settings and the commands before it; commands come before settings."""
+    out = ccc.ok("--help")
+    tail = out[out.index("\nexit codes:\n") :]
+    for code, meaning in EXIT_CODES.items():
+        assert re.search(rf"^ +{code}  {re.escape(meaning)}$", tail, re.M), (code, tail)
+    assert out.index("\ncommands:\n") < out.index("\nsettings:\n") < out.index(tail)
+    assert out.splitlines()[0] == "usage: ccc-watch [-h] [--version] [-q] [SETTINGS] COMMAND [ARGS]"
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["stauts"], "unknown command 'stauts'; did you mean 'status'?"),
+        (["--vault", "v", "rebuidl"], "unknown command 'rebuidl'; did you mean 'rebuild'?"),
+        (["xyzzy"], "unknown command 'xyzzy' (`ccc-watch --help` lists them)"),
+        (["x\x1b[2Jy"], "unknown command 'x\\x1b[2Jy' (`ccc-watch --help` lists them)"),
+        (["status", "--jsno"], "unknown option '--jsno'; did you mean '--json'?"),
+        (["info", "--vualt=v"], "unknown option '--vualt'; did you mean '--vault'?"),
+        (["audit", "verfy"], "action: unknown choice 'verfy'; did you mean 'verify'?"),
+        (["status", "extra"], "unexpected argument 'extra'"),
+        (["--vualt", "v", "status"], "unknown option '--vualt'; did you mean '--vault'?"),
+        (["status", "--xyz"], "unknown option '--xyz' (`ccc-watch status --help` lists them)"),
+    ],
+    ids=["command", "command-after-settings", "no-match", "escape", "option", "setting",
+         "choice", "extra", "option-before-the-command", "option-no-match"],
+)  # fmt: skip
+def test_a_mistake_on_the_command_line_is_two_lines(ccc: Cli, args: list[str], error: str) -> None:
+    """A mistyped command, option or choice exits 2 with two lines on stderr: the usage
+    of the command it was given to (a long one wraps), and one error naming the closest
+    known one (or where to look); no terminal escape from the command line gets
+    through."""
+    proc = ccc.run(*args)
+    assert proc.returncode == 2
+    *usage_lines, line = proc.stderr.splitlines()
+    usage = usage_lines[0]
+    assert len(usage_lines) == 1 or args[0] == "audit", proc.stderr
+    command = "" if args[0].startswith("-") or "command" in error else f" {args[0]}"
+    assert usage.startswith(f"usage: ccc-watch{command} "), usage
+    assert line == f"ccc-watch{command}: error: {error}"
+    assert "\x1b" not in proc.stderr and proc.stdout == ""
 
 
 def test_console_script_on_path_runs_help(ccc: Cli) -> None:
@@ -544,6 +621,155 @@ def test_get_suggests_near_matches_when_nothing_matches(ccc: Cli) -> None:
     proc = ccc.run(*args, "get", "zzzzqqqq")
     assert proc.returncode == 1
     assert one_error_line(proc) == "ccc-watch: no record at zzzzqqqq"
+
+
+def test_config_names_where_the_config_file_came_from_and_the_log_file(ccc: Cli) -> None:
+    """`config` says which file it read and why that one (--config, CCC_WATCH_CONFIG,
+    the default path), or none; and the log file as resolved, not only the setting."""
+    text = ccc.ok("config", "--vault", ccc.vault)
+    rows = dict(line.split(None, 1) for line in text.splitlines())
+    assert rows["config_file"] == f"none: all defaults ({ccc.default_config} is absent)"
+    log_dir = ccc.root / "xdg-state" / "ccc-watch" / "log"
+    data_dir = Path(ccc.json("config", "--vault", ccc.vault)["settings"]["data_dir"])
+    assert rows["log_file"] == f"{log_dir / data_dir.name}.log  [default]"
+    assert ccc.json("config", "--vault", ccc.vault)["config_from"] == "none"
+
+    ccc.default_config.parent.mkdir(parents=True)
+    ccc.default_config.write_text("batch_size = 64\n")
+    own = ccc.root / "own.toml"
+    own.write_text(f'log_file = "{ccc.root / "logs" / "v.log"}"\n')
+    cases = [
+        ([], {}, ccc.default_config, "the default path", "default"),
+        (["--config", own], {}, own, "--config", "flag"),
+        ([], {"CCC_WATCH_CONFIG": str(own)}, own, "CCC_WATCH_CONFIG", "env"),
+    ]
+    for args, env, file, said, source in cases:
+        text = ccc.ok("config", "--vault", ccc.vault, *args, extra_env=env)
+        rows = dict(line.split(None, 1) for line in text.splitlines())
+        assert rows["config_file"] == f"{file}  [{said}]", text
+        got = ccc.json("config", "--vault", ccc.vault, *args, extra_env=env)
+        assert got["config_file"] == str(file) and got["config_from"] == source
+    assert rows["log_file"] == f"{ccc.root / 'logs' / 'v.log'}  [file]"
+
+
+def test_text_output_has_human_sizes_and_times_json_the_numbers(ccc: Cli) -> None:
+    """`info` and `status` print sizes in KiB/MiB and times as local ISO time with
+    their age; --json keeps bytes, epochs and UTC for programs."""
+    ccc.ok("--vault", ccc.vault, "rebuild")
+    ccc.ok("--vault", ccc.vault, "scan")  # sets meta.last_scan_started_ns
+    info = ccc.json("--vault", ccc.vault, "info")
+    rows = dict(line.split(None, 1) for line in ccc.ok("--vault", ccc.vault, "info").splitlines())
+    assert "size_bytes" not in rows
+    assert re.fullmatch(r"\d+\.\d (KiB|MiB)", rows["size"]), rows["size"]
+    assert float(rows["size"].split()[0]) * 1024 ** (1 if "KiB" in rows["size"] else 2) == (
+        pytest.approx(info["size_bytes"], rel=0.01)
+    )
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d"
+    age = r"\((now|\d+ s ago|\d+ min \d+ s ago)\)"
+    for key in ("meta.created_at", "meta.last_scan_started_ns"):
+        assert re.fullmatch(f"{stamp} {age}", rows[key]), rows[key]
+        assert isinstance(info[key], int | float)
+
+    proc = ccc.run("--vault", ccc.vault, "status")
+    assert proc.returncode == 2  # no daemon
+    rows = dict(re.split(r"  +", line, maxsplit=1) for line in proc.stdout.splitlines())
+    assert re.fullmatch(r"\d+(\.\d)? (B|KiB|MiB)", rows["store size"]), rows
+    assert re.fullmatch(r"\d+(\.\d)? (B|KiB|MiB)", rows["mirror size"]), rows
+    assert rows["uptime"] == "-" and "uptime_seconds" not in rows
+    status = json.loads(ccc.run("--vault", ccc.vault, "status", "--json").stdout)
+    assert isinstance(status["store"]["bytes"], int) and "uptime_seconds" in status
+
+
+def test_human_sizes_durations_and_times() -> None:
+    """The text forms: binary units, two time units, local time with its age; a value
+    that is no time (or beyond the calendar) is shown as it is, never raised."""
+    from ccc_watch.cli._common import human_duration, human_size, human_time
+
+    sizes = {0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 110592: "108.0 KiB",
+             2633728: "2.5 MiB", 5 * 2**30: "5.0 GiB", 3 * 2**50: "3072.0 TiB"}  # fmt: skip
+    assert {n: human_size(n) for n in sizes} == sizes and human_size(None) is None
+    spans = {0: "0 s", 59.6: "1 min 0 s", 200: "3 min 20 s", 7500: "2 h 5 min",
+             90000: "1 d 1 h"}  # fmt: skip
+    assert {t: human_duration(t) for t in spans} == spans
+    now = 1_800_000_000.0
+    local = datetime.fromtimestamp(now - 130).astimezone().isoformat(" ", "seconds")
+    assert human_time(now - 130, now) == f"{local} (2 min 10 s ago)"
+    utc = datetime.fromtimestamp(now - 130, UTC).isoformat()
+    assert human_time(utc, now) == f"{local} (2 min 10 s ago)"  # status's UTC, as local
+    assert human_time(now + 5, now).endswith("(5 s from now)")
+    assert human_time(now, now).endswith("(now)")
+    assert human_time("not a time") == "not a time" and human_time(1e300) == "1e+300"
+    assert human_time(None) is None
+
+
+def test_off_a_terminal_results_and_warnings_only_and_quiet(ccc: Cli) -> None:
+    """Piped, `scan` prints its findings and one summary line on stdout, and the same
+    findings on stderr as WARNING entries in the log file's shape (no INFO line, no
+    source location); --quiet (before or after the command) keeps only the findings."""
+    ccc.ok("--vault", ccc.vault, "rebuild")
+    (ccc.vault / "new one.md").write_text("# new\n")
+    proc = ccc.run("--vault", ccc.vault, "scan")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[0] == 'DRIFT kind=created-offline path="new one.md" detail="new file"'
+    assert len(out) == 2 and out[1].startswith("scanned "), out
+    (entry,) = proc.stderr.splitlines()
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}[+-]\d{4} \| WARNING  \| " + re.escape(out[0]),
+        entry,
+    ), entry
+
+    (ccc.vault / "new one.md").unlink()
+    quiet = ccc.ok("--quiet", "--vault", ccc.vault, "scan")
+    assert quiet == 'DRIFT kind=deleted-offline path="new one.md" detail="file is gone"\n'
+    (ccc.vault / "new one.md").write_text("# new\n")
+    assert ccc.ok("--vault", ccc.vault, "scan", "-q") == proc.stdout.splitlines()[0] + "\n"
+    assert ccc.ok("--vault", ccc.vault, "verify", "-q") == ""
+    assert ccc.ok("--vault", ccc.vault, "mirror", "-q") == ""
+    assert ccc.ok("--vault", ccc.vault, "rebuild", "-q") == ""
+
+
+def on_terminal(ccc: Cli, *args: str | os.PathLike[str]) -> tuple[int, str, str]:
+    """Run ccc-watch with stderr on a pseudo-terminal and stdout on a pipe: exit code,
+    stdout, and what the terminal showed."""
+    import fcntl  # POSIX only, as this test
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    # A terminal of 24 rows and 100 columns: tqdm draws nothing on one of unknown size.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen(
+        [*MODULE, *map(str, args)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=follower, env=ccc.env, cwd=ccc.cwd)  # fmt: skip
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert proc.stdout is not None
+    out = proc.stdout.read().decode()
+    return proc.wait(timeout=60), out, shown.decode(errors="replace")
+
+
+def test_on_a_terminal_a_progress_bar_and_quiet_has_none(ccc: Cli) -> None:
+    """With stderr on a terminal, `rebuild` and `verify` draw a progress bar there (and
+    clear it), the results still go to stdout; --quiet draws none."""
+    code, out, shown = on_terminal(ccc, "--vault", ccc.vault, "rebuild")
+    assert code == 0 and out.startswith("indexed "), (out, shown)
+    assert "rebuild:" in shown and "file" in shown and "\r" in shown, repr(shown)
+    code, out, shown = on_terminal(ccc, "--vault", ccc.vault, "verify")
+    assert code == 0 and out == "verify: clean\n", out
+    assert "verify:" in shown, repr(shown)
+    code, out, shown = on_terminal(ccc, "--vault", ccc.vault, "rebuild", "--quiet")
+    assert code == 0 and out == "" and shown == "", repr(shown)
 
 
 # --- safety -----------------------------------------------------------------------

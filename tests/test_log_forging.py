@@ -278,7 +278,7 @@ def test_rebuild_scan_and_verify_print_safe_lines(
     notes = [line for line in done.stdout.splitlines() if line.startswith("note: ")]
     assert len(notes) == 2 * len(HOSTILE) + 1  # binary, not UTF-8, the bad-bytes name
     assert unsafe(done.stdout.splitlines()) == []
-    assert all(STDERR_ENTRY.match(line) for line in done.stderr.splitlines()), done.stderr
+    assert all(ENTRY.match(line) for line in done.stderr.splitlines()), done.stderr
     assert unsafe(done.stderr.splitlines()) == []
     plant(vault, "b")
     checked = cli(env, vault, data, "verify")
@@ -290,9 +290,12 @@ def test_rebuild_scan_and_verify_print_safe_lines(
     drift = [line for line in scanned.stdout.split("\n") if line.startswith("DRIFT ")]
     assert len(drift) == 4 * len(HOSTILE)  # created-offline, and sync-conflict for copies
     assert all(DOCUMENTED_DRIFT.match(f"{STAMP} | WARNING  | {d}") for d in drift)
+    # stderr, a pipe: the same findings as WARNING entries in the log file's shape
+    logged = [m for m in map(DOCUMENTED_DRIFT.match, scanned.stderr.split("\n")) if m]
+    assert sorted(m.group(0).split(" | ", 2)[2] for m in logged) == sorted(drift)
     for proc in (checked, scanned):
         assert unsafe(proc.stdout.split("\n")) == []
-        assert all(STDERR_ENTRY.match(line) for line in proc.stderr.split("\n")[:-1])
+        assert all(ENTRY.match(line) for line in proc.stderr.split("\n")[:-1])
         assert unsafe(proc.stderr.split("\n")) == []
 
 

@@ -234,14 +234,28 @@ def test_log_without_a_log_file_says_so(tmp_path: Path, vault: Path, env: dict[s
 def test_other_commands_keep_stderr_and_write_no_file(
     tmp_path: Path, vault: Path, env: dict[str, str]
 ) -> None:
-    """A command other than `run` logs to stderr in loguru's usual format, and only there."""
+    """A command other than `run` logs to stderr only. Off a terminal (here, a pipe)
+    that is its warnings and errors, each one line in the log file's own shape (no
+    source location, no INFO line); with --quiet, nothing but errors; $LOGURU_LEVEL
+    brings back loguru's usual format, with source locations, from that level."""
     (vault / ".obsidian").mkdir()
     (vault / ".obsidian" / "app.json").write_text('{"userIgnoreFilters": ["/[unclosed/"]}')
     proc = cli(env, vault, tmp_path / "data", "rebuild", "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    warning = [line for line in proc.stderr.splitlines() if "bad regex" in line]
-    assert len(warning) == 1 and LOGURU_DEFAULT.match(warning[0]), proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "bad regex" in lines[0], proc.stderr
+    assert ENTRY.match(lines[0]) and " | WARNING  | " in lines[0], lines
+    assert "ccc_watch.vault.ignore:" not in lines[0]
+    assert proc.stdout.startswith("would index ")
+
+    quiet = cli(env, vault, tmp_path / "data", "rebuild", "--dry-run", "--quiet")
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == "", quiet
+
+    debug = cli(env | {"LOGURU_LEVEL": "DEBUG"}, vault, tmp_path / "data", "rebuild", "--dry-run")
+    warning = [line for line in debug.stderr.splitlines() if "bad regex" in line]
+    assert len(warning) == 1 and LOGURU_DEFAULT.match(warning[0]), debug.stderr
     assert " | WARNING  | ccc_watch.vault.ignore:" in warning[0]
+    assert any(" | INFO     | " in line for line in debug.stderr.splitlines()), debug.stderr
     assert not (tmp_path / "state").exists()
 
 
@@ -510,7 +524,8 @@ def test_journald_prefixes_and_no_variable_values(
     tmp_path: Path, vault: Path, env: dict[str, str]
 ) -> None:
     """With JOURNAL_STREAM naming the child's stderr, every stderr line (a traceback's
-    too) starts with its syslog priority; with another dev:ino, loguru's usual format.
+    too) starts with its syslog priority; with another dev:ino, the usual stderr (for a
+    command off a terminal, its warnings and errors in the file's shape).
     Neither stderr nor the file shows the value of a variable in a traceback."""
     secret = "hunter2-" + "s3cr3t"
     err = tmp_path / "stderr.txt"
@@ -548,6 +563,9 @@ def test_journald_prefixes_and_no_variable_values(
         "status", secret, stderr=other)  # fmt: skip
     plain = other.read_text()
     assert not re.search(r"^<\d>", plain, re.M)
-    assert [bool(LOGURU_DEFAULT.match(x)) for x in plain.splitlines()[:4]] == [True] * 4
+    # `status` off a terminal: its warning and its error, in the file's shape
+    entries = [m["message"] for m in map(ENTRY.match, plain.splitlines()) if m]
+    assert entries == ["a warning line", "it failed"], plain
+    assert plain.splitlines()[2] == "Traceback (most recent call last):"
     assert secret not in plain
     assert not log_file(tmp_path).exists()  # `status` writes no file

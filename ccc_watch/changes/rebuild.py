@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -44,6 +43,8 @@ from ccc_watch.index.indexer import IndexResult
 from ccc_watch.index.policy import IndexPolicy, KeySource, key_source
 from ccc_watch.index.pool import chunks, indexing
 from ccc_watch.log.drift import Drift
+from ccc_watch.log.progress import Progress
+from ccc_watch.log.progress import enabled as progress_enabled
 from ccc_watch.procs import owner_pid, pid_alive, replace_durably, running_pid, secure_dir
 from ccc_watch.store import (
     BACKENDS,
@@ -253,20 +254,17 @@ def _refuse_other_writer(data_dir: Path, backend: str) -> None:
 
 
 class _Progress:
-    """A tqdm bar on a terminal; a log line every few seconds otherwise."""
+    """A bar on a terminal (log.progress); a log line every few seconds otherwise (the
+    daemon's log, when it rebuilds on request)."""
 
     def __init__(self, total: int) -> None:
         self.total, self.done, self.last = total, 0, time.monotonic()
-        self.bar: Any = None
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="file", desc="rebuild", file=sys.stderr)
+        self.bar = Progress(total, "rebuild") if progress_enabled() else None
 
     def advance(self, n: int) -> None:
         self.done += n
         if self.bar is not None:
-            self.bar.update(n)
+            self.bar.advance(n)
         elif time.monotonic() - self.last >= 5 or self.done == self.total:
             self.last = time.monotonic()
             logger.info("rebuild: {}/{} files", self.done, self.total)

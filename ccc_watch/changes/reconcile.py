@@ -27,6 +27,7 @@ from ccc_watch.index.policy import IndexPolicy, key_source
 from ccc_watch.index.pool import chunks, indexing
 from ccc_watch.log.applied import applied_line
 from ccc_watch.log.drift import Drift, DriftKind, conflict_original
+from ccc_watch.log.progress import Progress
 from ccc_watch.log.safe import shown
 from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert, open_store
 from ccc_watch.store.store import SCRUB_DUE
@@ -117,10 +118,14 @@ def reconcile(
             todo.append((key, str(f.path), None if rec is None else rec["id"]))
     result.hashed = len(todo)
     # Many changed files (a branch switch) are parsed on every core, as rebuild does.
-    with indexing(indexer.vault, indexer.vault_id, indexer.policy, len(todo), None) as many:
+    with (
+        indexing(indexer.vault, indexer.vault_id, indexer.policy, len(todo), None) as many,
+        Progress(len(todo), "scan") as bar,  # a terminal's, for `ccc-watch scan`
+    ):
         for batch, results in zip(
             chunks(todo, batch_size), many(chunks(todo, batch_size)), strict=True
         ):
+            bar.advance(len(batch))
             if progress is not None:
                 progress()
             for (key, _, _), res in zip(batch, results, strict=True):

@@ -26,6 +26,7 @@ from ccc_watch.errors import StoreMissingError
 from ccc_watch.index.indexer import Indexer
 from ccc_watch.index.policy import IndexPolicy, KeySource
 from ccc_watch.index.seal import SEALED, Sealer, SealError
+from ccc_watch.log.progress import Progress
 from ccc_watch.log.safe import shown
 from ccc_watch.mirror.mirror import Mirror, MirrorError
 from ccc_watch.store import Record, open_store
@@ -96,28 +97,30 @@ def verify(
     indexer = None
     if deep:  # under "seal" without a key: NoKeyError, as the indexer itself
         indexer = Indexer(vault, vault_id, (policy or IndexPolicy()).keyed_for(vault_id, seal_key))
-    for key, f in sorted(files.items()):
-        rec = records.get(key)
-        if rec is None:
-            diffs.append(Difference("store", "missing-record", key, "file has no record"))
-            continue
-        fresh = None if indexer is None else indexer.index(key, f.path, rec.get("id")).record
-        if indexer is not None and fresh is None:
-            continue  # gone meanwhile: the next verify sees it
-        digest = _hash(vault, f.path) if fresh is None else fresh.get("blake3")
-        if digest is not None and digest != rec.get("blake3"):
-            diffs.append(
-                Difference(
-                    "store",
-                    "checksum-mismatch",
-                    key,
-                    f"file {digest[:12]} != record {str(rec.get('blake3'))[:12]}",
+    with Progress(len(files), "verify") as bar:  # a terminal's, for `ccc-watch verify`
+        for key, f in sorted(files.items()):
+            bar.advance()
+            rec = records.get(key)
+            if rec is None:
+                diffs.append(Difference("store", "missing-record", key, "file has no record"))
+                continue
+            fresh = None if indexer is None else indexer.index(key, f.path, rec.get("id")).record
+            if indexer is not None and fresh is None:
+                continue  # gone meanwhile: the next verify sees it
+            digest = _hash(vault, f.path) if fresh is None else fresh.get("blake3")
+            if digest is not None and digest != rec.get("blake3"):
+                diffs.append(
+                    Difference(
+                        "store",
+                        "checksum-mismatch",
+                        key,
+                        f"file {digest[:12]} != record {str(rec.get('blake3'))[:12]}",
+                    )
                 )
-            )
-        if fresh is not None:
-            diffs += _record_differences(key, fresh, rec, last_ids.get(key))
-            assert indexer is not None
-            diffs += _sealed_differences(key, fresh, rec, indexer.policy.sealer)
+            if fresh is not None:
+                diffs += _record_differences(key, fresh, rec, last_ids.get(key))
+                assert indexer is not None
+                diffs += _sealed_differences(key, fresh, rec, indexer.policy.sealer)
     for path in sorted(records.keys() - files.keys()):
         if not any(path.startswith(u) for u in unreadable) and not icloud_evicted(vault, path):
             diffs.append(Difference("store", "orphan-record", path, "record has no file"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ccc_watch.cli._common import add_json, print_fields
+from ccc_watch.cli._common import add_json, human_size, human_time, print_fields
 from ccc_watch.config import Config
 from ccc_watch.errors import UsageError
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             "archive": checked.path,
             "encrypted": checked.encrypted,
             "vault_id": m["vault_id"],
-            "created": m["created"],
+            "created": m["created"] if args.json else human_time(m["created"]),
             "records": m["records"],
             "chain_head": f"{m['chain_head']['seq']}:{m['chain_head']['hash']}",
             "verify": "ok",
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     fields = {
         "archive": report.path,
         "encrypted": report.encrypted,
-        "bytes": report.bytes,
+        **({"bytes": report.bytes} if args.json else {"size": human_size(report.bytes)}),
         "records": report.records,
         "chain_head": f"{report.chain_head[0]}:{report.chain_head[1]}",
         "seconds": report.seconds,

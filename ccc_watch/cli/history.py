@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
 
-from ccc_watch.cli._common import add_json, read_store
+from ccc_watch.cli._common import add_json, human_time, read_store, say
 from ccc_watch.config import Config
 from ccc_watch.log.safe import json_shown, shown
 from ccc_watch.vault.paths import vault_key
@@ -35,10 +34,10 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         print(json_shown(json.dumps([vars(c) for c in changes], indent=2, ensure_ascii=False)))
         return 0
     for c in changes:
-        when = datetime.fromtimestamp(c.ts).astimezone().isoformat(" ", "seconds")
+        when = human_time(c.ts)
         what = shown(c.path) if c.prev_path is None else f"{shown(c.prev_path)} -> {shown(c.path)}"
         hashes = f"{(c.blake3_before or '-')[:12]} -> {(c.blake3_after or '-')[:12]}"
         print(f"{when}  {c.op:<6}  {what}  ({c.cause}; {hashes})")
     if not changes:
-        print(f"history: no entries for {shown(args.path)}")
+        say(args, f"history: no entries for {shown(args.path)}")
     return 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from ccc_watch.cli._common import add_json, print_fields, read_store
+from ccc_watch.cli._common import add_json, human_size, human_time, print_fields, read_store
 from ccc_watch.config import Config
 
 HELP = "describe the vault's store, read-only"
@@ -16,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
-    """Print the store's path, backend, size, meta, record count and changelog head."""
+    """Print the store's path, backend, size, meta, record count and changelog head (text:
+    the size in KiB/MiB and times as local time and age; --json: bytes and epochs)."""
     with read_store(cfg) as store:
         data = {
             "store": str(store.path),
@@ -26,5 +28,18 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             "records": len(store),
             "changelog_head": store.head(),
         }
+    if not args.json:  # for people: a size, and times with their age
+        data = {("size" if k == "size_bytes" else k): _shown(k, v) for k, v in data.items()}
     print_fields(data, args.json)
     return 0
+
+
+def _shown(key: str, value: Any) -> Any:
+    if key == "size_bytes":
+        return human_size(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if key.endswith("_ns"):
+            return human_time(value / 1e9)
+        if key.endswith("_at"):
+            return human_time(value)
+    return value

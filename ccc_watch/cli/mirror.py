@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ccc_watch.cli._common import mirror_of, read_store
+from ccc_watch.cli._common import mirror_of, read_store, say
 from ccc_watch.config import Config
 
 HELP = "apply the store's changes to the DuckDB mirror"
@@ -25,8 +25,9 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     with read_store(cfg) as store:
         result = mirror.rebuild(store) if args.rebuild else mirror.flush(store)
     verb = "rebuilt" if result.rebuilt else "applied"
-    print(
+    say(
+        args,
         f"mirror {verb}: {result.applied} changes, watermark {result.watermark}, "
-        f"{result.held_seconds:.3f} s: {mirror.path}"
+        f"{result.held_seconds:.3f} s: {mirror.path}",
     )
     return 0

@@ -9,7 +9,7 @@ import json
 import time
 from typing import Any
 
-from ccc_watch.cli._common import add_json
+from ccc_watch.cli._common import add_json, human_duration
 from ccc_watch.config import Config
 from ccc_watch.log.safe import shown
 
@@ -54,12 +54,7 @@ def seen(cfg: Config) -> list[dict[str, Any]]:
 
 
 def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "never published"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f} {unit}"
-    return f"{seconds:.0f} s"
+    return "never published" if seconds is None else f"{human_duration(seconds)} ago"
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:

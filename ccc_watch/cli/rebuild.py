@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from ccc_watch.cli._common import add_json
+from ccc_watch.cli._common import add_json, say
 from ccc_watch.config import Config
 from ccc_watch.daemon import control
 from ccc_watch.log.safe import shown
@@ -30,30 +29,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
-    """Rebuild (through the daemon when one runs) and print the report."""
+    """Rebuild (through the daemon when one runs) and print the report; with --quiet,
+    only the files that failed."""
     from ccc_watch.changes.rebuild import rebuild_vault
 
-    report = rebuild_vault(cfg, dry_run=args.dry_run, ask_daemon=_ask_daemon)
+    def ask_daemon(data_dir: Path, pid: int, request: dict[str, Any]) -> dict[str, Any]:
+        say(args, f"asking the running daemon (pid {pid}) to rebuild...", err=True)
+        return control.ask(data_dir, pid, request)
+
+    report = rebuild_vault(cfg, dry_run=args.dry_run, ask_daemon=ask_daemon)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
-    else:
-        verb = "would index" if report.dry_run else "indexed"
-        print(
-            f"{verb} {report.indexed} of {report.seen} files in {report.seconds:.2f} s: "
-            f"{report.added} new, {report.changed} changed, {report.unchanged} unchanged, "
-            f"{report.removed} removed, {len(report.failed)} failed, "
-            f"{len(report.skipped)} skipped"
-        )
-        for item in report.failed:
-            print(f"failed: {shown(item['path'])}: {shown(item['reason'])}")
-        for item in report.warnings + report.skipped:
-            print(f"note: {shown(item['path'])}: {shown(item['reason'])}")
-        if not report.dry_run:
-            print(f"store: {report.store}")
-            print(f"mirror: {cfg.resolved_data_dir() / MIRROR_FILE}")
+        return 1 if report.failed else 0
+    verb = "would index" if report.dry_run else "indexed"
+    say(
+        args,
+        f"{verb} {report.indexed} of {report.seen} files in {report.seconds:.2f} s: "
+        f"{report.added} new, {report.changed} changed, {report.unchanged} unchanged, "
+        f"{report.removed} removed, {len(report.failed)} failed, "
+        f"{len(report.skipped)} skipped",
+    )
+    for item in report.failed:
+        print(f"failed: {shown(item['path'])}: {shown(item['reason'])}")
+    for item in report.warnings + report.skipped:
+        say(args, f"note: {shown(item['path'])}: {shown(item['reason'])}")
+    if not report.dry_run:
+        say(args, f"store: {report.store}")
+        say(args, f"mirror: {cfg.resolved_data_dir() / MIRROR_FILE}")
     return 1 if report.failed else 0
-
-
-def _ask_daemon(data_dir: Path, pid: int, request: dict[str, Any]) -> dict[str, Any]:
-    print(f"asking the running daemon (pid {pid}) to rebuild...", file=sys.stderr)
-    return control.ask(data_dir, pid, request)

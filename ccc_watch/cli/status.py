@@ -7,11 +7,12 @@ import argparse
 import json
 from typing import Any
 
-from ccc_watch.cli._common import add_json, print_fields
+from ccc_watch.cli._common import add_json, human_duration, human_size, human_time, print_fields
 from ccc_watch.config import Config
 from ccc_watch.log.safe import shown
 
 HELP = "is a daemon running for this vault, and in what state"
+TIMES = ("last_event", "last_reconcile", "status_updated")  # shown as local time and age
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,16 +21,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
-    """Print the status report; the exit code of its verdict."""
+    """Print the status report (text: sizes, times and the uptime for people; --json:
+    bytes, UTC times and seconds); the exit code of its verdict."""
     from ccc_watch.daemon import status
 
     report = status.report(cfg)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        flat = {k: v for k, v in report.items() if not isinstance(v, dict | list)}
+        flat: dict[str, Any] = {}
+        for key, value in report.items():
+            if key == "uptime_seconds":
+                flat["uptime"] = None if value is None else human_duration(value)
+            elif key in TIMES:
+                flat[key] = human_time(value)
+            elif not isinstance(value, dict | list):
+                flat[key] = value
         for part in ("store", "mirror"):
-            flat |= {f"{part} {k}": v for k, v in report[part].items()}
+            for key, value in report[part].items():
+                if key == "bytes":
+                    flat[f"{part} size"] = human_size(value)
+                else:
+                    flat[f"{part} {key}"] = value
         types = report["records_by_type"] or {}
         flat["records"] = ", ".join(f"{t} {n}" for t, n in types.items()) or None
         flat["recent changes"] = "newest first:" if report["recent_changes"] else "none"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ccc_watch.cli._common import add_json, mirror_of
+from ccc_watch.cli._common import add_json, mirror_of, say
 from ccc_watch.config import Config
 from ccc_watch.index.policy import IndexPolicy, key_source
 from ccc_watch.log.safe import json_shown
@@ -48,5 +48,5 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     else:
         for d in diffs:
             print(d.line())
-        print("verify: clean" if not diffs else f"verify: {len(diffs)} differences")
+        say(args, "verify: clean" if not diffs else f"verify: {len(diffs)} differences")
     return 1 if diffs else 0

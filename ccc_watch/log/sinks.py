@@ -1,10 +1,14 @@
 """Logging: where the daemon's log goes and in what shape (log.reader reads it back).
 
-`setup(cfg, command=...)` is called once per process by the CLI. For `run` it adds a
-file sink, `log_path(cfg)`, rotated at `log_max_bytes` into gzip-compressed files of
-which `log_retention` are kept, at INFO; every command gets a stderr sink at loguru's
-usual level and format, or, when stderr is the systemd journal, lines prefixed with
-their syslog priority (`<3>` error, `<4>` warning, `<6>` info, `<7>` debug; see
+`setup(cfg, command=..., quiet=...)` is called once per process by the CLI. For `run`
+it adds a file sink, `log_path(cfg)`, rotated at `log_max_bytes` into gzip-compressed
+files of which `log_retention` are kept, at INFO, and a stderr sink at loguru's usual
+level and format. Every other command's stderr gets the entries a person wants beside
+the command's results, in the file's own shape (no source locations): INFO and up on a
+terminal (in colour), WARNING and up otherwise (a pipe, a file, cron), ERROR only with
+--quiet; $LOGURU_LEVEL, for debugging, brings back loguru's usual format from that
+level. When stderr is the systemd journal, lines are prefixed with their syslog
+priority instead (`<3>` error, `<4>` warning, `<6>` info, `<7>` debug; see
 sd-daemon(3)). No sink prints variable values in a traceback (diagnose off).
 
 Every sink writes each message as one line of printable text (log.safe.shown), and a
@@ -46,6 +50,11 @@ STDERR_FORMAT = (
     f"<level>{_LINE}</level>\n{_TRACEBACK}"
 )
 JOURNAL_FORMAT = _LINE + "\n" + _TRACEBACK
+# A command's stderr (not `run`'s): the file's shape, coloured on a terminal.
+COMMAND_FORMAT = (
+    "<green>{time:YYYY-MM-DD HH:mm:ss.SSSZZ}</green> | <level>{level: <8}</level> | "
+    f"<level>{_LINE}</level>\n{_TRACEBACK}"
+)
 
 _handlers: list[int] = []  # the sinks setup added (the daemon may add its own)
 _default_removed = False
@@ -140,9 +149,22 @@ def child_setup() -> None:
     )
 
 
-def setup(cfg: config.Config, *, command: str) -> None:
-    """Configure loguru for this process: stderr for every command, plus the rotating
-    log file for `run`. Calling it again replaces what an earlier call added."""
+def stderr_level(command: str, *, quiet: bool = False) -> tuple[str, bool]:
+    """The lowest level a command's stderr shows, and whether in loguru's usual format
+    (with source locations): `run` and $LOGURU_LEVEL keep that; otherwise INFO on a
+    terminal, WARNING off one, ERROR when quiet."""
+    explicit = os.environ.get("LOGURU_LEVEL")
+    if quiet:
+        return "ERROR", False
+    if command == "run" or explicit:
+        return explicit or "DEBUG", True
+    return ("INFO" if sys.stderr.isatty() else "WARNING"), False
+
+
+def setup(cfg: config.Config, *, command: str, quiet: bool = False) -> None:
+    """Configure loguru for this process: stderr for every command (see stderr_level),
+    plus the rotating log file for `run`. Calling it again replaces what an earlier
+    call added."""
     global _default_removed
     for handler in _handlers:
         logger.remove(handler)
@@ -151,7 +173,7 @@ def setup(cfg: config.Config, *, command: str) -> None:
         with contextlib.suppress(ValueError):  # loguru's own stderr sink: shows variables
             logger.remove(0)
         _default_removed = True
-    level = os.environ.get("LOGURU_LEVEL", "DEBUG")
+    level, usual = stderr_level(command, quiet=quiet)
     if journald_stderr():
         _handlers.append(
             logger.add(
@@ -167,7 +189,7 @@ def setup(cfg: config.Config, *, command: str) -> None:
             logger.add(
                 _Stderr(),
                 level=level,
-                format=_formatter(STDERR_FORMAT),
+                format=_formatter(STDERR_FORMAT if usual else COMMAND_FORMAT),
                 backtrace=False,
                 diagnose=False,
             )
