@@ -571,8 +571,8 @@ def test_kill_9_during_flush_leaves_a_consistent_mirror_that_the_next_flush_comp
                     working = assert_consistent(con)
                 outcome = (
                     f"{when}+{delay:.2f}s: published {watermark}, working file {working} "
-                    f"from {start}, head {old} -> {head}, child printed {len(run.lines)} lines, the last "
-                    f"{run.lines[-1:]}, wal={wal}"
+                    f"from {start}, head {old} -> {head}, child printed {len(run.lines)} "
+                    f"lines, the last {run.lines[-1:]}, wal={wal}"
                 )
                 outcomes.append(outcome)
                 assert watermark in (old, head), outcome
