@@ -647,6 +647,26 @@ class ShortRetryMirror(Mirror):
         return super().connect(self.window if retry_seconds is None else retry_seconds, allow_files)
 
 
+def test_a_read_write_hold_on_the_mirror_makes_flushes_busy_not_failed(
+    setup: tuple[Store, Mirror, Path], children: list[Child]
+) -> None:
+    """A program that opens mirror.duckdb read-write (not as the README says) is the one
+    thing that stops a flush: MirrorBusyError (the flusher retries soon, it does not
+    count as damage or rebuild anything), saying to open it read-only. Once it lets go,
+    the next flush publishes."""
+    store, mirror, _ = setup
+    holder = start_holder(mirror, children)
+    churn(store, 0)
+    with pytest.raises(MirrorBusyError, match="open it read-only") as info:
+        mirror.flush(store)
+    assert str(mirror.path) in str(info.value)
+    holder.send("go")
+    holder.expect("released")
+    result = mirror.flush(store)
+    assert (result.rebuilt, result.watermark) == (False, store.head())
+    assert mirror_state(mirror) == (store.head(), store_blake3(store))
+
+
 def test_cli_sql_waits_out_a_short_write_hold(
     setup: tuple[Store, Mirror, Path], children: list[Child], tmp_path: Path
 ) -> None:

@@ -381,6 +381,11 @@ class Mirror:
             try:
                 con.execute(f"ATTACH '{sql_str(self.path)}' AS {ALIAS} (READ_ONLY)")
             except duckdb.IOException as e:
+                if "lock" in str(e).lower():  # another program holds it read-write
+                    raise MirrorBusyError(
+                        f"the mirror is open read-write in another process; open it "
+                        f"read-only: {self.path}"
+                    ) from e
                 raise MirrorError(f"cannot open the mirror {self.path}: {e}") from e
             con.execute(f"USE {ALIAS}")
             return self._follows(con, store)
