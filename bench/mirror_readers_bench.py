@@ -99,7 +99,7 @@ def saves(
 ) -> dict[str, Any]:
     """n saves, each timed until a new connection sees it."""
     latencies: list[float] = []
-    failed = 0
+    failed: list[str] = []
     for i in range(n):
         note = rng.choice(notes)
         with note.open("a") as f:
@@ -111,8 +111,8 @@ def saves(
             try:
                 if new_connection_size(mirror, key) == size:
                     break
-            except duckdb.Error:
-                failed += 1
+            except duckdb.Error as e:
+                failed.append(f"{type(e).__name__}: {e}")
             if time.perf_counter() - saved > 60:
                 raise SystemExit(f"save {i} of {key} not visible after 60 s")
             time.sleep(0.01)
@@ -189,8 +189,11 @@ def main() -> None:
         lat = got["latencies"]
         print(
             f"{name:<18} {len(lat):>5} {quantile(lat, 0.5) * 1000:>6.0f}ms "
-            f"{quantile(lat, 0.99) * 1000:>6.0f}ms {max(lat) * 1000:>6.0f}ms {got['failed']:>16}"
+            f"{quantile(lat, 0.99) * 1000:>6.0f}ms {max(lat) * 1000:>6.0f}ms "
+            f"{len(got['failed']):>16}"
         )
+        for failure in got["failed"][:5]:
+            print(f"  failed connect: {failure}")
     for name, summary in zip(("holder", "hopper"), summaries, strict=True):
         print(f"{name} reader: {summary}")
     shutil.rmtree(root, ignore_errors=True)

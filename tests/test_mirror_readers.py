@@ -528,9 +528,9 @@ def test_readers_never_stall_the_daemons_mirror(tmp_path: Path, children: list[C
     while a churn adds, edits and deletes notes. Every reader query succeeds and each
     connection's view never changes under it and is consistent (one row per path,
     events 1..watermark, no dangling links); new connections (this test's, once per
-    change) see each new note within 5 s and never fail; the published watermark
-    advances; `status` stays Healthy; no flush fails (the log says so); at the end the
-    mirror equals the store (verify --deep)."""
+    change) see each new note within 10 s (a few seconds even on a busy machine) and
+    never fail; the published watermark advances; `status` stays Healthy; no flush
+    fails (the log says so); at the end the mirror equals the store (verify --deep)."""
     vault = tmp_path / "vault"
     own_vault(vault, notes=150, seed=11, bad=False)
     d = start_daemon(tmp_path, vault)
@@ -553,9 +553,9 @@ def test_readers_never_stall_the_daemons_mirror(tmp_path: Path, children: list[C
             if i % 4 == 3:
                 (vault / f"churn/new {i - 2}.md").unlink()
             saved = time.monotonic()
-            deadline = saved + 5
+            deadline = saved + 10  # ~1.3 s at p99 (bench/mirror_readers_bench.py): load
             while added not in fresh_view(published)[1]:
-                assert time.monotonic() < deadline, f"{added} not visible after 5 s"
+                assert time.monotonic() < deadline, f"{added} not visible after 10 s"
                 time.sleep(0.05)
             latencies.append(time.monotonic() - saved)
             if i % 4 == 0:
@@ -583,7 +583,7 @@ def test_readers_never_stall_the_daemons_mirror(tmp_path: Path, children: list[C
     assert all(h[:2] == ("watching", "Healthy") for h in health), health
     log = d.log.read_text(errors="replace")
     assert "mirror flush" not in log and "mirror-lag" not in log, log[-3000:]
-    assert max(latencies) < 5, latencies
+    assert max(latencies) < 10, latencies
 
 
 # --- 3. another program holding the file read-write makes readers retry ---------

@@ -14,7 +14,7 @@ becomes the next working file. A reader's open connection keeps the inode it ope
 consistent, older view); a new connection opens the newest complete file; no reader
 ever waits or sees half a file. When a reader still holds the working file (it opened
 it while it was published), that file is let go (the reader keeps it) and a new one is
-copied from the published file, at most every few seconds (see `_copy_wait`).
+copied from the published file, at most every few seconds (see COPY_SPACING).
 """
 
 from __future__ import annotations
