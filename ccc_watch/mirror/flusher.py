@@ -194,6 +194,7 @@ class MirrorFlusher:
             if self.failures >= DEGRADED_AFTER:
                 logger.info("mirror flushes work again after {} failures", self.failures)
             self.failures = 0
+            self.deferred = 0.0
             self.last_error = None
             self.last_flush = time.time()
             self.watermark = reply.get("watermark")
