@@ -1,7 +1,8 @@
 """Benchmark of the DuckDB mirror: full rebuilds, incremental flushes, and publishing.
 
 Run: python bench/mirror_bench.py [--records N] [--flush-records N] [--compare-records N]
-                                  [--rounds N] [--changes N] [--batch N] [--dir PATH]
+                                  [--rounds N] [--changes N] [--copy-rounds N]
+                                  [--batch N] [--parts 1,2,3] [--dir PATH]
 
 A hand-run benchmark, not a test. Records are note records shaped like the indexer's
 (sample_record() of bench/serialization.py: 8 links, 3 tags and 1 implied parent, 6
@@ -13,16 +14,22 @@ properties, 4 tasks, a 2 KB body), written into a fresh redb store in batches of
    links, tags, properties, tasks and events).
 2. Incremental flush: on a mirror of --flush-records notes, --rounds rounds of
    "upsert --changes changed records into the store (not timed), Mirror.flush()
-   (timed)": median and p99 of the flush, and of FlushResult.held_seconds, how long
-   the DuckDB file was held read-write (readers are locked out meanwhile).
-3. The README's two designs for letting readers in, on a mirror of --compare-records
-   notes, the same rounds each:
-   (a) what Mirror does: ATTACH the published file read-write, apply the changes,
-       DETACH; readers are locked out for the whole flush;
-   (b) a private working database (a Mirror on a private file, flushed the same way)
-       published after each flush by copying the whole file to a temporary name beside
-       the published one, fsync, and os.replace(); readers are never locked out, and a
-       reader with an open connection keeps the snapshot it opened.
+   (timed)": median and p99 of the flush (apply to the working file, checkpoint,
+   fsync, rename over mirror.duckdb), and of FlushResult.held_seconds, how long the
+   working file was held read-write (readers of mirror.duckdb are never locked out);
+   then --copy-rounds rounds in which a reader process holds the working file, so
+   that the flush must copy the published file first (the copy spacing is switched
+   off): the flush, the copy itself, and the bytes copied.
+3. Publishing, on a mirror of --compare-records notes, the same rounds each, after
+   the design this replaced for comparison (attach mirror.duckdb read-write, apply,
+   detach: readers locked out meanwhile, and a reader holding the file stops it):
+   (a) no reader: the working file is the previous generation, nothing is copied;
+   (b) a reader process holding mirror.duckdb for the whole part: one copy (the flush
+       after it opened), then as (a);
+   (c) readers that hold every generation for two flushes (the worst case, spacing
+       off; played by a reader holding the working file): a copy on every flush,
+       which is also what "a private working database copied to the published name on
+       every flush" would cost.
 
 Machine facts and the command line are printed first. The figures depend on the disk
 under --dir (default: the system temp dir; its file system is printed).
@@ -38,6 +45,7 @@ import platform
 import shlex
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a pack
 
 import duckdb
 import pyarrow as pa
+from loguru import logger
 from serialization import sample_record
 from store_bench import filesystem_of
 
@@ -57,6 +66,43 @@ from ccc_watch.mirror.mirror import Mirror
 from ccc_watch.store import Store, Upsert, open_store
 
 Record = dict[str, Any]
+
+# A plain-duckdb reader: "open PATH" closes the connection it has and opens PATH
+# read-only (and says "ok"); end of input ends it.
+PINNER = r"""
+import sys
+import duckdb
+con = None
+for line in sys.stdin:
+    if con is not None:
+        con.close()
+    con = duckdb.connect(line.strip().split(" ", 1)[1], read_only=True)
+    con.execute("SELECT count(*) FROM notes").fetchall()
+    print("ok", flush=True)
+"""
+
+
+class Pinner:
+    """A reader process that holds whichever mirror file it was last told to open."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", PINNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def open(self, path: Path) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"open {path}\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "ok":
+            raise SystemExit(f"the reader could not open {path}")
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
 ROW_TABLES = ("notes", "links", "tags", "properties", "tasks", "events")
 
 
@@ -144,25 +190,33 @@ def flush_rounds(
     store: Store,
     mirror: Mirror,
     rounds: list[list[Record]],
-    after: Callable[[], dict[str, float]] | None = None,
+    before: Callable[[], None] | None = None,
 ) -> dict[str, list[float]]:
-    """Per round: upsert the round's records (untimed), then time mirror.flush() and,
-    when given, after() (which returns its own named timings)."""
-    out: dict[str, list[float]] = {"flush": [], "held": []}
+    """Per round: upsert the round's records and call before() (untimed), then time
+    mirror.flush(); also collects held_seconds and whether the flush copied."""
+    out: dict[str, list[float]] = {"flush": [], "held": [], "copied": []}
     for batch in rounds:
         changes = store.apply([Upsert(r) for r in batch])
         if len(changes) != len(batch):
             raise SystemExit(f"expected {len(batch)} changes, the store appended {len(changes)}")
+        if before is not None:
+            before()
         started = time.perf_counter()
         result = mirror.flush(store)
         out["flush"].append(time.perf_counter() - started)
         out["held"].append(result.held_seconds)
+        out["copied"].append(float(result.copied))
         if result.rebuilt or result.applied != len(batch) or result.watermark != store.head():
             raise SystemExit(f"unexpected flush result {result} (head {store.head()})")
-        if after is not None:
-            for name, seconds in after().items():
-                out.setdefault(name, []).append(seconds)
     return out
+
+
+def copy_seconds(mirror: Mirror) -> float:
+    """One copy of the published file to the working file, as a reader-forced flush
+    makes it (copy + fsync + rename)."""
+    started = time.perf_counter()
+    mirror._copy_published()
+    return time.perf_counter() - started
 
 
 def part_rebuild(args: argparse.Namespace, root: Path, table: Table) -> None:
@@ -201,82 +255,99 @@ def part_flush(args: argparse.Namespace, root: Path, table: Table) -> None:
     data, vault = root / "flush" / "data", root / "flush" / "vault"
     vault.mkdir(parents=True)
     store, _ = build_store(data, vault, args.flush_records, args.batch)
-    rounds = changed_rounds(args.flush_records, args.rounds, args.changes)
+    rounds = changed_rounds(args.flush_records, args.rounds + args.copy_rounds, args.changes)
     with store:
         mirror = Mirror(data)
         table.add(section, "initial Mirror.rebuild", f"{mirror.rebuild(store).held_seconds:.1f} s")
         size = mirror.path.stat().st_size
-        t = flush_rounds(store, mirror, rounds)
-    table.add(section, f"Mirror.flush, median / p99 ({args.rounds} rounds)", dist(t["flush"]))
-    table.add(section, "file held (held_seconds), median / p99", dist(t["held"]))
+        flush_rounds(store, mirror, rounds[:1])  # makes the working file (a copy)
+        t = flush_rounds(store, mirror, rounds[1 : args.rounds])
+        pinner = Pinner()
+
+        def pin_the_working_file() -> None:
+            pinner.open(mirror.work)
+            mirror.copy_due = 0.0  # no spacing: every one of these flushes copies
+
+        c = flush_rounds(store, mirror, rounds[args.rounds :], pin_the_working_file)
+        pinner.close()
+        copies = [copy_seconds(mirror) for _ in range(args.copy_rounds)]
+    if sum(t["copied"]) or not all(c["copied"]):
+        raise SystemExit("the flushes did not copy when expected")
+    n = args.rounds - 1
+    table.add(section, f"Mirror.flush, median / p99 ({n} rounds)", dist(t["flush"]))
+    table.add(section, "working file held, median / p99", dist(t["held"]))
+    table.add(section, "readers of mirror.duckdb locked out", "never")
+    table.add(
+        section, f"flush with a copy (reader holds the working file), {args.copy_rounds} rounds",
+        dist(c["flush"]),
+    )  # fmt: skip
+    table.add(section, "  the copy alone (copy + fsync + rename)", dist(copies))
+    table.add(section, "  bytes copied", mib(mirror.path.stat().st_size))
     table.add(
         section, "mirror file before / after", f"{mib(size)} / {mib(mirror.path.stat().st_size)}"
     )
     shutil.rmtree(root / "flush")
 
 
-def publish(private: Path, published: Path) -> dict[str, float]:
-    """Copy the private database to a temporary name beside `published`, fsync it,
-    and rename it over `published`; the time of each step."""
-    tmp = published.with_name(f".{published.name}.{os.getpid()}.publish")
-    t0 = time.perf_counter()
-    shutil.copyfile(private, tmp)
-    t1 = time.perf_counter()
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    t2 = time.perf_counter()
-    os.replace(tmp, published)
-    t3 = time.perf_counter()
-    return {"copy": t1 - t0, "fsync": t2 - t1, "replace": t3 - t2, "publish": t3 - t0}
+def in_place(mirror: Mirror, store: Store) -> dict[str, float]:
+    """The design this replaced, for comparison: attach mirror.duckdb itself read-write
+    (readers locked out meanwhile), apply, detach. Returns the flush's seconds."""
+    started = time.perf_counter()
+    with mirror._attached(mirror.path) as con:
+        state = mirror.state(con)
+        assert state is not None
+        watermark = state[0]
+        while changes := store.changes_after(watermark, mirror.batch_changes):
+            touched = {c.path for c in changes} | {c.prev_path for c in changes if c.prev_path}
+            records = [r for r in map(store.get, sorted(touched)) if r is not None]
+            mirror._apply(con, watermark, changes, touched, records)
+            watermark = changes[-1].seq
+    return {"flush": time.perf_counter() - started}
 
 
 def part_compare(args: argparse.Namespace, root: Path, table: Table) -> None:
     n = args.compare_records
-    section = f"3. designs, {args.changes} changes, {n:,}-note mirror"
+    section = f"3. publishing, {args.changes} changes, {n:,}-note mirror"
     print(f"\n{section}", flush=True)
     base = root / "compare"
     data, vault = base / "data", base / "vault"
     vault.mkdir(parents=True)
     store, _ = build_store(data, vault, n, args.batch)
-    rounds = changed_rounds(n, args.rounds, args.changes)
+    rounds = changed_rounds(n, args.rounds * 4 + 1, args.changes)
     with store:
-        # (a) attach read-write, apply, detach: the published file itself
         mirror = Mirror(data)
         mirror.rebuild(store)
-        a = flush_rounds(store, mirror, rounds)
-        # (b) a private working file, flushed the same way, then published by copy +
-        # rename. The store gets new changes for the same paths, so (b) applies the
-        # same amount of work as (a).
-        private_dir = base / "private"
-        private_dir.mkdir()
-        working = Mirror(private_dir)
-        working.rebuild(store)
-        published = base / "published.duckdb"
-        shutil.copyfile(working.path, published)
-        rounds_b = changed_rounds(n, args.rounds, args.changes)
-        for r, batch in enumerate(rounds_b):  # new contents, so every upsert changes
-            for rec in batch:
-                rec["blake3"] = hashlib.sha256(f"b:{rec['path']}:{r}".encode()).hexdigest()
-        b = flush_rounds(store, working, rounds_b, lambda: publish(working.path, published))
-        size = working.path.stat().st_size
-        with duckdb.connect(str(published), read_only=True) as con:
-            head = con.execute("SELECT watermark FROM mirror_state").fetchall()[0][0]
-        if head != store.head():
-            raise SystemExit(f"published snapshot at {head}, store at {store.head()}")
-    total_b = [f + p for f, p in zip(b["flush"], b["publish"], strict=True)]
+        old = []
+        for batch in rounds[: args.rounds]:
+            store.apply([Upsert(r) for r in batch])
+            old.append(in_place(mirror, store)["flush"])
+        rounds = rounds[args.rounds :]
+        flush_rounds(store, mirror, rounds[:1])  # makes the working file (a copy)
+        rest = rounds[1:]
+        a = flush_rounds(store, mirror, rest[: args.rounds])
+        holder = Pinner()
+        holder.open(mirror.path)  # holds this generation for the rest of (b)
+        b = flush_rounds(store, mirror, rest[args.rounds : 2 * args.rounds])
+        pinner = Pinner()
+
+        def pin_every_generation() -> None:  # as if each had been held since it was published
+            pinner.open(mirror.work)
+            mirror.copy_due = 0.0
+
+        c = flush_rounds(store, mirror, rest[2 * args.rounds :], pin_every_generation)
+        holder.close()
+        pinner.close()
+        size = mirror.path.stat().st_size
     table.add(section, "mirror file size", mib(size))
-    table.add(section, "(a) attach/apply/detach, median / p99", dist(a["flush"]))
-    table.add(section, "(a)   readers locked out, median / p99", dist(a["held"]))
-    table.add(section, "(b) apply to private file, median / p99", dist(b["flush"]))
-    table.add(section, "(b)   copy whole file, median / p99", dist(b["copy"]))
-    table.add(section, "(b)   fsync copy, median / p99", dist(b["fsync"]))
-    table.add(section, "(b)   os.replace, median / p99", dist(b["replace"]))
-    table.add(section, "(b) apply + publish, median / p99", dist(total_b))
-    table.add(section, "(b)   readers locked out", "0 (readers of the old file keep it)")
-    table.add(section, "(b)   bytes written per flush (copy)", mib(size))
+    table.add(section, "in place (the old design): readers locked out", dist(old))
+    table.add(section, "(a) no reader, median / p99", dist(a["flush"]))
+    table.add(section, "(a)   copies", f"{sum(a['copied']):.0f} of {args.rounds}")
+    table.add(section, "(b) a reader holds mirror.duckdb, median / p99", dist(b["flush"]))
+    table.add(section, "(b)   copies", f"{sum(b['copied']):.0f} of {args.rounds}")
+    table.add(section, "(c) a reader pins every generation, median / p99", dist(c["flush"]))
+    table.add(section, "(c)   copies", f"{sum(c['copied']):.0f} of {args.rounds}")
+    table.add(section, "(c)   bytes copied per flush", mib(size))
+    table.add(section, "readers locked out, or a flush refused", "never, in all three")
     shutil.rmtree(base)
 
 
@@ -287,6 +358,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare-records", type=int, default=10_000, help="notes for part 3")
     parser.add_argument("--rounds", type=int, default=100, help="flush rounds in parts 2 and 3")
     parser.add_argument("--changes", type=int, default=50, help="changed notes per round")
+    parser.add_argument(
+        "--copy-rounds", type=int, default=10, help="part 2's flushes that must copy"
+    )
     parser.add_argument("--batch", type=int, default=1_000, help="records per store.apply")
     parser.add_argument("--parts", default="1,2,3", help="comma-separated parts to run")
     parser.add_argument("--dir", type=Path, default=None, help="parent of the temp dir")
@@ -300,6 +374,8 @@ def main(argv: list[str] | None = None) -> None:
     if not parts or parts - {"1", "2", "3"}:
         parser.error("--parts takes a comma-separated subset of 1,2,3")
 
+    logger.remove()  # the mirror's debug lines (one per copy) would drown the figures
+    logger.add(sys.stderr, level="INFO")
     parent = args.dir if args.dir is not None else Path(tempfile.gettempdir())
     mem = next(
         (line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()

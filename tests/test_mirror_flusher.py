@@ -168,3 +168,57 @@ def test_stop_in_a_hurry_kills_a_child_stuck_in_a_flush(store: Store, tmp_path: 
     assert TERM_GRACE <= stopped_in_a_hurry(flusher) < TERM_GRACE + 3
     assert child.returncode == -signal.SIGKILL
     assert Mirror(data_dir).watermark() == 2 < store.head()
+
+
+# Holds a read-only connection on argv[1] until its stdin closes.
+HOLDER = r"""
+import sys
+import duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+con.execute("SELECT count(*) FROM notes").fetchall()
+print("open", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_readers_pinning_working_files_defer_publishing_without_failures(
+    store: Store, tmp_path: Path
+) -> None:
+    """Two reader processes each hold a generation of the mirror, so that the third
+    flush finds the working file held again right after a copy made for that reason:
+    the child answers 'deferred' (publishing waits for the copy spacing), which the
+    flusher neither counts as a failure nor logs; it flushes again when the wait is
+    over and the mirror reaches the store's head."""
+    data_dir = tmp_path / "data"
+    flusher, _ = started(data_dir)
+    readers: list[subprocess.Popen[str]] = []
+    try:
+
+        def pin() -> None:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", HOLDER, str(data_dir / "mirror.duckdb")],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            readers.append(proc)
+            assert proc.stdout is not None and proc.stdout.readline() == "open\n"
+
+        def change(n: int) -> None:
+            store.apply([Upsert(make_record(n))])
+            flusher.poke()
+            wait_until(lambda: flusher.watermark == store.head() or flusher.deferred > 0)
+
+        pin()
+        change(3)  # makes the working file
+        pin()
+        change(4)  # the first reader holds the working file: a copy
+        assert flusher.deferred == 0
+        change(5)  # the second reader holds it, and the last copy was just now
+        assert flusher.deferred > 0 and flusher.watermark == 4
+        assert flusher.failures == 0 and not flusher.degraded
+        wait_until(lambda: flusher.watermark == store.head(), timeout=30)
+        assert flusher.failures == 0 and flusher.last_error is None
+    finally:
+        flusher.stop()
+        for proc in readers:
+            proc.communicate("", timeout=30)
+    assert Mirror(data_dir).watermark() == store.head() == 5

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 from records import make_record
 
-from ccc_watch.mirror.mirror import MIRROR_FILE, Mirror, mirror_rows
+from ccc_watch.mirror.mirror import LOCK_FILE, MIRROR_FILE, WORK_FILE, Mirror, mirror_rows
 from ccc_watch.store import Change, Delete, Move, Operation, Record, Store, Upsert, open_store
 
 WORKER = Path(__file__).resolve().parent / "workers" / "mirror_worker.py"
@@ -505,16 +505,26 @@ def run_child(data_dir: Path, when: str, delay: float = 0.0) -> ChildRun:
     return run
 
 
+def mirror_at(path: Path) -> Mirror:
+    """A Mirror that reads `path` (the working file, say) instead of mirror.duckdb."""
+    mirror = Mirror(path.parent)
+    mirror.path = path
+    return mirror
+
+
 def test_kill_9_during_flush_leaves_a_consistent_mirror_that_the_next_flush_completes() -> None:
     """I6 for the mirror: a flushing process SIGKILLed at random moments (while Python
-    starts, right at the start, at several points inside the flush, after it) leaves a
-    mirror that opens (DuckDB replays its WAL) at the old watermark or a later one: one
-    mirror_state row, `events` = 1..watermark once each, no path twice in `notes`, at
-    least every batch the child reported committed, and every table exactly as the
-    store's records say for the paths the applied entries touched (the state before the
-    round for the others). A flush in the parent then brings it to full equality (I2).
-    At least one run must have been killed with the watermark strictly inside the
-    round, so the test proves a mid-flush kill and not only kills around the flush."""
+    starts, right at the start, at several points inside the flush, after it) leaves
+    the published mirror whole, at the old watermark or the store's head, never in
+    between: the flush applies to the working file and publishes it by rename. The
+    working file then opens (DuckDB replays its WAL) at a watermark between where it
+    started and the head, at least every batch the child reported committed: one
+    mirror_state row, `events` = 1..watermark once each, no path twice in `notes`, and
+    every table exactly as the store's records say for the paths the applied entries
+    touched (the state it started from for the others). A flush in the parent then
+    carries on from there and publishes full equality (I2). At least one run must have
+    been killed with the working file strictly inside its flush, so the test proves a
+    mid-flush kill and not only kills around the flush."""
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -523,11 +533,19 @@ def test_kill_9_during_flush_leaves_a_consistent_mirror_that_the_next_flush_comp
         try:
             store_id = store.meta["store_id"]
             mirror = Mirror(data_dir)
+            work = mirror_at(data_dir / WORK_FILE)
+            states: dict[int, dict[str, Record]] = {}  # the records at each round's end
+
+            def remember() -> None:
+                states[store.head()] = {r["path"]: r for r in store.records()}
+
             apply_round(store, rng, 0, 500)
+            remember()
             assert mirror.flush(store).rebuilt
 
             # Calibrate: how long does the child's flush of a round take here?
             apply_round(store, rng, 1, CHANGES_PER_ROUND)
+            remember()
             calibration = run_child(data_dir, "never")
             assert calibration.flushed, calibration.lines
             assert_mirror_equals_store(mirror, store)
@@ -540,36 +558,45 @@ def test_kill_9_during_flush_leaves_a_consistent_mirror_that_the_next_flush_comp
             inside = 0
             for round_no, (when, delay) in enumerate(plan, start=2):
                 old = store.head()
-                before = {r["path"]: r for r in store.records()}
+                with work.connect() as con:
+                    start = assert_consistent(con)  # where the working file starts
                 apply_round(store, rng, round_no, CHANGES_PER_ROUND)
+                remember()
                 with store.snapshot() as snap:
                     now = {r["path"]: r for r in snap.records()}
                     changes = snap.changes_after(0)
                     head = snap.head()
 
                 run = run_child(data_dir, when, delay)
-                wal = (data_dir / f"{MIRROR_FILE}.wal").exists()
+                wal = work.path.with_name(work.path.name + ".wal").exists()
 
                 with mirror.connect() as con:
                     watermark = assert_consistent(con)
+                with work.connect() as con:
+                    working = assert_consistent(con)
                 outcome = (
-                    f"{when}+{delay:.2f}s: watermark {watermark} in [{old}, {head}], "
-                    f"child printed {len(run.lines)} lines, the last {run.lines[-1:]}, "
-                    f"wal={wal}"
+                    f"{when}+{delay:.2f}s: published {watermark}, working file {working} "
+                    f"from {start}, head {old} -> {head}, child printed {len(run.lines)} "
+                    f"lines, the last {run.lines[-1:]}, wal={wal}"
                 )
                 outcomes.append(outcome)
-                assert old <= watermark <= head, outcome
-                if run.last_applied is not None:
-                    assert watermark >= run.last_applied, outcome
+                assert watermark in (old, head), outcome
                 if run.flushed:
                     assert watermark == head, outcome
-                inside += old < watermark < head
-
-                touched = {c.path for c in changes[old:watermark]}
-                touched |= {c.prev_path for c in changes[old:watermark] if c.prev_path}
-                expected = {p: r for p, r in before.items() if p not in touched}
-                expected |= {p: r for p, r in now.items() if p in touched}
-                assert_mirror_matches(mirror, expected, changes[:watermark], watermark, store_id)
+                if watermark == head:  # published: the working file is the old one
+                    assert working == old, outcome
+                    assert_mirror_equals_store(mirror, store)
+                else:
+                    assert_mirror_matches(mirror, states[old], changes[:old], old, store_id)
+                    assert start <= working <= head, outcome
+                    if run.last_applied is not None:
+                        assert working >= run.last_applied, outcome
+                    inside += start < working < head
+                    touched = {c.path for c in changes[start:working]}
+                    touched |= {c.prev_path for c in changes[start:working] if c.prev_path}
+                    expected = {p: r for p, r in states[start].items() if p not in touched}
+                    expected |= {p: r for p, r in now.items() if p in touched}
+                    assert_mirror_matches(work, expected, changes[:working], working, store_id)
 
                 result = mirror.flush(store)
                 assert (result.rebuilt, result.applied, result.watermark) == (
@@ -665,9 +692,10 @@ def test_kill_9_during_a_rebuild_leaves_no_mirror_and_the_next_flush_builds_it()
 
 def test_the_next_flush_removes_what_a_killed_rebuild_left_behind() -> None:
     """After a rebuild killed mid-way and a successful flush, the data dir holds only
-    the store and the mirror: no stray temporary database or WAL."""
+    the store, the mirror and the mirror's writer lock: no stray temporary database or
+    WAL."""
     with tempfile.TemporaryDirectory() as tmp, open_store(Path(tmp)) as store:
         data_dir = Path(tmp)
         _kill_during_rebuild(data_dir, store)
         Mirror(data_dir).flush(store)
-        assert sorted(p.name for p in data_dir.iterdir()) == ["index.redb", MIRROR_FILE]
+        assert sorted(p.name for p in data_dir.iterdir()) == ["index.redb", MIRROR_FILE, LOCK_FILE]

@@ -4,9 +4,10 @@ The daemon's `MirrorFlusher` thread starts `python -m ccc_watch.mirror.flusher` 
 has moved, asks it to flush (one line in, one JSON line out) and lets it exit after a
 quiet spell. So:
 - the watcher never waits for DuckDB, not even for a mirror rebuild of 100,000 notes;
-- a reader holding the mirror file, a full disk or a DuckDB crash only ever stops the
-  child: the store stays current, the daemon marks itself degraded, retries with
-  exponential back-off (a circuit breaker) and catches up from the changelog later;
+- readers never stop a flush (the mirror publishes by rename, see mirror.py); a full
+  disk or a DuckDB crash only ever stops the child: the store stays current, the daemon
+  marks itself degraded, retries with exponential back-off (a circuit breaker) and
+  catches up from the changelog later;
 - an idle daemon carries neither DuckDB nor Arrow (about 100 MB of memory).
 The child opens the store read-only for each flush: redb lets readers follow the one
 writer, and a store swapped by `rebuild` is picked up at the next flush.
@@ -26,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from loguru import logger
 
@@ -34,8 +35,11 @@ from ccc_watch.index.policy import IndexPolicy, policy_from_json, policy_json
 from ccc_watch.log.drift import Drift
 from ccc_watch.store import MIRROR_FILE
 
+if TYPE_CHECKING:  # the daemon's side loads neither DuckDB nor Arrow
+    from ccc_watch.mirror.mirror import Mirror
+
 IDLE_EXIT = 30.0  # seconds without a flush before the child is let go
-BUSY_CAP = 5.0  # a reader lets go soon: retry within seconds
+BUSY_CAP = 5.0  # another writer of the mirror (`ccc-watch mirror`) is done soon
 FAILED_CAP = 60.0  # anything else (disk full, damage) backs off up to a minute
 DEGRADED_AFTER = 3  # consecutive failed flushes before status says degraded
 TERM_GRACE = 2.0  # seconds a terminated child gets to go before it is killed
@@ -53,6 +57,7 @@ class MirrorFlusher:
         self.last_error: str | None = None
         self.last_flush: float | None = None  # wall time of the last good flush
         self.watermark: int | None = None
+        self.deferred = 0.0  # seconds the last flush said publishing must wait
         self.on_flush: Callable[[float], None] | None = None  # seconds of each good flush
         self._poked = threading.Event()
         self._retry = threading.Event()
@@ -165,13 +170,15 @@ class MirrorFlusher:
             if outcome == "ok":
                 pending = False
                 due = time.monotonic() + self.interval
+            elif outcome == "deferred":  # not a failure: publishing waits for a copy
+                due = time.monotonic() + max(self.interval, self.deferred)
             else:
                 cap = BUSY_CAP if outcome == "busy" else FAILED_CAP
                 delay = min(0.25 * 2 ** (self.failures - 1), cap)
                 due = time.monotonic() + delay * random.uniform(0.8, 1.2)
 
     def _flush(self, timeout: float | None) -> str:
-        """One flush through the child: 'ok', 'busy' or 'failed'."""
+        """One flush through the child: 'ok', 'deferred', 'busy' or 'failed'."""
         started = time.perf_counter()
         try:
             reply = self._ask(timeout)
@@ -179,10 +186,15 @@ class MirrorFlusher:
             self._end_child(how="kill")
             reply = {"outcome": "failed", "error": f"mirror process: {e}"}
         outcome = str(reply.get("outcome"))
+        if outcome == "deferred":
+            self.deferred = float(reply.get("deferred", 0.0))
+            self.watermark = reply.get("watermark")
+            return "deferred"
         if outcome == "ok":
             if self.failures >= DEGRADED_AFTER:
                 logger.info("mirror flushes work again after {} failures", self.failures)
             self.failures = 0
+            self.deferred = 0.0
             self.last_error = None
             self.last_flush = time.time()
             self.watermark = reply.get("watermark")
@@ -276,23 +288,22 @@ def _readline(stream: IO[bytes], timeout: float | None) -> bytes:
 # --- the child's side ----------------------------------------------------------
 
 
-def _flush_once(
-    data_dir: Path, backend: str, policy: IndexPolicy, rebuild: bool = False
-) -> dict[str, Any]:
+def _flush_once(mirror: Mirror, backend: str, rebuild: bool = False) -> dict[str, Any]:
     import duckdb
 
     from ccc_watch.errors import StoreError
-    from ccc_watch.mirror.mirror import Mirror, MirrorBusyError, MirrorError
+    from ccc_watch.mirror.mirror import MirrorBusyError, MirrorError
     from ccc_watch.store import open_store
 
     try:
-        with open_store(data_dir, backend=backend, readonly=True) as store:
-            mirror = Mirror(data_dir, policy)
+        with open_store(mirror.path.parent, backend=backend, readonly=True) as store:
             result = mirror.rebuild(store) if rebuild else mirror.flush(store)
     except MirrorBusyError as e:
         return {"outcome": "busy", "error": str(e)}
     except (MirrorError, StoreError, OSError, duckdb.Error) as e:
         return {"outcome": "failed", "error": str(e)}
+    if result.deferred:
+        return {"outcome": "deferred", "deferred": result.deferred, "watermark": result.watermark}
     return {
         "outcome": "ok",
         "applied": result.applied,
@@ -314,15 +325,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         parser.error(f"malformed policy: {e}")
     from ccc_watch.log import sinks as logs
+    from ccc_watch.mirror.mirror import Mirror
 
     logs.child_setup()
+    # One Mirror for the child's life: it remembers when it last had to copy the file.
+    mirror = Mirror(args.data_dir, policy)
+    mirror.writer_wait = 1.0  # another writer: answer "busy" soon, the thread retries
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
         if line.strip() not in (b"flush", b"rebuild"):
             reply: dict[str, Any] = {"outcome": "failed", "error": f"unknown request {line!r}"}
         else:
             rebuild = line.strip() == b"rebuild"
-            reply = _flush_once(args.data_dir, args.backend, policy, rebuild)
+            reply = _flush_once(mirror, args.backend, rebuild)
         try:
             out.write(json.dumps(reply).encode() + b"\n")
             out.flush()

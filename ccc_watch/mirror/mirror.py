@@ -6,9 +6,15 @@ changes touched are replaced by the store's current records, the changes are add
 leaves the old or the new state; re-applying is harmless because rows are replaced by
 path, and the watermark check keeps `events` free of duplicates.
 
-The file is held only while a batch is applied: an in-memory connection ATTACHes it
-read-write, applies, and DETACHes (see the README for the measurement behind this).
-Between flushes any process may open it, read-only, with DuckDB itself.
+DuckDB lets one process write a file or many read it, never both. So the published
+file, `mirror.duckdb`, is never opened for writing: a flush applies the changes to a
+private working file (`mirror.duckdb.work`, the previous published generation),
+checkpoints and fsyncs it, and renames it over `mirror.duckdb`; the file it replaces
+becomes the next working file. A reader's open connection keeps the inode it opened (a
+consistent, older view); a new connection opens the newest complete file; no reader
+ever waits or sees half a file. When a reader still holds the working file (it opened
+it while it was published), that file is let go (the reader keeps it) and a new one is
+copied from the published file, at most every few seconds (see COPY_SPACING).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -28,6 +35,7 @@ import orjson
 import pyarrow as pa
 from loguru import logger
 
+from ccc_watch import procs
 from ccc_watch.errors import CccWatchError
 from ccc_watch.index.fields import canonical
 from ccc_watch.index.policy import IndexPolicy
@@ -55,6 +63,16 @@ ALIAS = "mirror"
 # The mirror needs no extension beyond those built in (json, parquet): a query must not
 # make DuckDB download or load one.
 _NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+# The private working file, written by flushes and renamed over MIRROR_FILE to publish
+# it, and the lock file that lets one writer at a time do so.
+WORK_FILE = f"{MIRROR_FILE}.work"
+LOCK_FILE = "mirror.lock"
+# While readers keep opening the published file and holding it until it is the working
+# file again, each flush would copy the whole file (~120 MB at 100,000 notes): a copy
+# made for that reason is followed by none for COPY_SPACING seconds, or COPY_FACTOR
+# times as long as it took, whichever is longer. Publishing waits meanwhile.
+COPY_SPACING = 2.0
+COPY_FACTOR = 10.0
 
 
 class MirrorError(CccWatchError):
@@ -62,7 +80,7 @@ class MirrorError(CccWatchError):
 
 
 class MirrorBusyError(MirrorError):
-    """Another process holds the DuckDB file (a reader, or another writer)."""
+    """Another process holds a DuckDB file of the mirror read-write, or the writer lock."""
 
 
 # How DuckDB (2.0) words a mirror file that is damaged: a bad header, a short file, a
@@ -353,21 +371,31 @@ def _events(changes: list[Change]) -> pa.Table:
 class FlushResult:
     """What one flush did."""
 
-    applied: int  # changelog entries applied
-    watermark: int
+    applied: int  # changelog entries newly published
+    watermark: int  # the published watermark
     rebuilt: bool
-    held_seconds: float  # how long the DuckDB file was held read-write
+    # How long the working file was held read-write. Readers of mirror.duckdb are never
+    # locked out: they read the published file, which nobody writes.
+    held_seconds: float
+    copied: bool = False  # the working file was made anew, by copying the published one
+    # Seconds until this flush can publish: a reader holds the working file and the last
+    # copy was too recent to make another (nothing was applied; flush again then).
+    deferred: float = 0.0
 
 
 class Mirror:
-    """The DuckDB mirror of one store, in `<data_dir>/mirror.duckdb`."""
+    """The DuckDB mirror of one store: `<data_dir>/mirror.duckdb`, published by rename
+    from the private working file `<data_dir>/mirror.duckdb.work`."""
 
     def __init__(
         self, data_dir: Path, policy: IndexPolicy | None = None, batch_changes: int = 50_000
     ) -> None:
         self.path = data_dir / MIRROR_FILE
+        self.work = data_dir / WORK_FILE
         self.policy = policy or IndexPolicy()
         self.batch_changes = batch_changes
+        self.writer_wait = 10.0  # seconds to wait for another writer of the mirror
+        self.copy_due = 0.0  # time.monotonic() before which no reader-forced copy is made
 
     # --- writing ------------------------------------------------------------
 
@@ -399,6 +427,33 @@ class Mirror:
             finally:
                 con.close()
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The mirror's writer lock (`mirror.lock` in the data dir): one process at a
+        time renames files in and out of the published name. Waits up to writer_wait
+        seconds for another writer (`ccc-watch mirror` beside the daemon, say)."""
+        if os.name == "nt":  # pragma: no cover - no POSIX locks, and no daemon to race
+            yield
+            return
+        lock = self.path.with_name(LOCK_FILE)
+        deadline = time.monotonic() + self.writer_wait
+        while True:
+            try:
+                fd, _ = procs.try_lock(lock)
+            except OSError as e:
+                raise MirrorError(f"cannot lock the mirror {lock}: {e}") from e
+            if fd >= 0:
+                break
+            if time.monotonic() >= deadline:
+                raise MirrorBusyError(
+                    f"another process is writing the mirror; retry when it is done: {self.path}"
+                )
+            time.sleep(0.05)
+        try:
+            yield
+        finally:
+            os.close(fd)
+
     def state(self, con: duckdb.DuckDBPyConnection) -> tuple[int, str | None] | None:
         """(watermark, store id) of an attached mirror, or None when it has no state or
         another schema (an older version's mirror: rebuilt, never patched)."""
@@ -413,56 +468,167 @@ class Mirror:
             return None
         return int(rows[0][0]), rows[0][1]
 
+    def _follows(self, con: duckdb.DuckDBPyConnection, store: Store) -> int | None:
+        """The watermark of an attached mirror when it is a past state of this store:
+        same store id and schema, not ahead, and its last event the store's entry of
+        that sequence, hash and all (a store restored from a backup and changed since
+        has other entries after the same sequence numbers). Otherwise None."""
+        state = self.state(con)
+        if state is None or state[1] != store.meta.get("store_id"):
+            return None
+        watermark = state[0]
+        with store.snapshot() as snap:
+            if snap.head() < watermark:
+                return None
+            if watermark == 0:
+                return 0
+            entry = snap.changes_after(watermark - 1, 1)
+        rows = con.execute(f"SELECT hash FROM {EVENTS.name} WHERE seq = ?", [watermark]).fetchall()
+        if not entry or entry[0].seq != watermark or not rows or rows[0][0] != entry[0].hash:
+            return None
+        return watermark
+
     def flush(self, store: Store) -> FlushResult:
-        """Apply the store's changes after the watermark; rebuild when the mirror is
-        missing, damaged, of another store, or ahead of the store."""
-        if not self.path.exists():
-            return self.rebuild(store)
+        """Publish the store's changes after the published watermark; rebuild when the
+        mirror is missing, damaged, of another store, or ahead of the store."""
+        with self._writing():
+            remove_stale(self.path.parent, f".{MIRROR_FILE}.*.tmp*")  # .wal and .spill too
+            if not self.path.exists():
+                return self._rebuild(store)
+            try:
+                return self._update(store)
+            except MirrorBusyError:
+                raise
+            except (MirrorError, duckdb.Error) as e:
+                if not _damaged(e):
+                    if isinstance(e, MirrorError):
+                        raise
+                    raise MirrorError(f"cannot update the mirror {self.path}: {e}") from e
+                logger.warning("the mirror file is damaged ({}): rebuilding it from the store", e)
+            return self._rebuild(store)
+
+    def published(self, store: Store) -> int | None:
+        """The published file's watermark when it is a past state of this store, else
+        None (read-only: the file is never written in place)."""
+        con = duckdb.connect(config={**_NO_EXTENSIONS, "temp_directory": ""})
         try:
-            return self._update(store)
-        except MirrorBusyError:
-            raise
-        except (MirrorError, duckdb.Error) as e:
-            if not _damaged(e):
-                if isinstance(e, MirrorError):
-                    raise
-                raise MirrorError(f"cannot update the mirror {self.path}: {e}") from e
-            logger.warning("the mirror file is damaged ({}): rebuilding it from the store", e)
-        return self.rebuild(store)
+            try:
+                con.execute(f"ATTACH '{sql_str(self.path)}' AS {ALIAS} (READ_ONLY)")
+            except duckdb.IOException as e:
+                if "lock" in str(e).lower():  # another program holds it read-write
+                    raise MirrorBusyError(
+                        f"the mirror is open read-write in another process; open it "
+                        f"read-only: {self.path}"
+                    ) from e
+                raise MirrorError(f"cannot open the mirror {self.path}: {e}") from e
+            con.execute(f"USE {ALIAS}")
+            return self._follows(con, store)
+        finally:
+            con.close()
 
     def _update(self, store: Store) -> FlushResult:
-        """Apply the store's changes after the watermark; rebuild when the mirror is of
-        another store, or ahead of the store."""
+        """Bring the working file up to the store, then publish it; rebuild when the
+        published file is not a past state of this store."""
+        published = self.published(store)
+        if published is None:
+            return self._rebuild(store)
+        if published == store.head():
+            return FlushResult(0, published, False, 0.0)
+        copied = self._ready_work(store)
+        if isinstance(copied, float):
+            return FlushResult(0, published, False, 0.0, deferred=copied)
         started = time.perf_counter()
-        applied = 0
-        with self._attached(self.path) as con:
-            state = self.state(con)
-            store_id = store.meta.get("store_id")
-            if state is None or state[1] != store_id:
-                rebuild_needed = True
-            else:
-                rebuild_needed = False
-                watermark = state[0]
-                while True:
-                    with store.snapshot() as snap:
-                        if snap.head() < watermark:
-                            rebuild_needed = True
-                            break
-                        changes = snap.changes_after(watermark, self.batch_changes)
-                        if not changes:
-                            break
-                        touched = {c.path for c in changes if c.op != "prune"} | {
-                            c.prev_path for c in changes if c.prev_path
-                        }
-                        records = [r for r in map(snap.get, sorted(touched)) if r is not None]
-                        pruned = anchor_of({ANCHOR: snap.meta_value(ANCHOR)})[0]
-                    self._apply(con, watermark, changes, touched, records, pruned)
-                    watermark = changes[-1].seq
-                    applied += len(changes)
+        with self._attached(self.work) as con:
+            watermark = self._follows(con, store)
+            if watermark is None:  # the store moved under us in a way the check refuses
+                raise MirrorError(f"the working file {self.work} no longer follows the store")
+            while True:
+                with store.snapshot() as snap:
+                    changes = snap.changes_after(watermark, self.batch_changes)
+                    if not changes:
+                        break
+                    touched = {c.path for c in changes if c.op != "prune"} | {
+                        c.prev_path for c in changes if c.prev_path
+                    }
+                    records = [r for r in map(snap.get, sorted(touched)) if r is not None]
+                    pruned = anchor_of({ANCHOR: snap.meta_value(ANCHOR)})[0]
+                self._apply(con, watermark, changes, touched, records, pruned)
+                watermark = changes[-1].seq
+            con.execute(f"CHECKPOINT {ALIAS}")
         held = time.perf_counter() - started
-        if rebuild_needed:
-            return self.rebuild(store)
-        return FlushResult(applied, watermark, False, held)
+        self._publish()
+        return FlushResult(watermark - published, watermark, False, held, copied)
+
+    def _ready_work(self, store: Store) -> bool | float:
+        """Make sure the working file exists, no reader holds it and it is a past state
+        of this store; otherwise let it go and copy the published file in its place.
+        True when it was copied, False when it was ready, or the seconds to wait
+        before a copy is allowed (a reader holds it and the last copy was recent)."""
+        why = "missing"
+        if self.work.exists():
+            try:
+                with self._attached(self.work) as con:
+                    if self._follows(con, store) is not None:
+                        return False
+                why = "behind another history"
+            except MirrorBusyError:
+                # A reader opened it while it was the published file, and holds it.
+                wait = self.copy_due - time.monotonic()
+                if wait > 0:
+                    return wait
+                why = "held by a reader"
+            except (MirrorError, duckdb.Error) as e:
+                if not _damaged(e):
+                    raise
+                why = "damaged"
+        started = time.monotonic()
+        self._copy_published()
+        took = time.monotonic() - started
+        if why == "held by a reader":
+            self.copy_due = time.monotonic() + max(COPY_SPACING, COPY_FACTOR * took)
+        logger.debug("mirror working file {}: copied the published one in {:.3f} s", why, took)
+        return True
+
+    def _copy_published(self) -> None:
+        """Replace the working file with a copy of the published one. The old working
+        file is unlinked, not written: a reader that holds it keeps its pages."""
+        tmp = self.path.with_name(f".{MIRROR_FILE}.{os.getpid()}.tmp.copy")
+        try:
+            with private_umask():
+                shutil.copyfile(self.path, tmp)
+            _fsync(tmp)
+            _remove_db(self.work)  # its WAL must not be replayed onto the copy
+            os.replace(tmp, self.work)
+        except OSError as e:
+            _remove_file(tmp)
+            raise MirrorError(f"cannot copy the mirror to {self.work}: {e}") from e
+
+    def _publish(self) -> None:
+        """Rename the working file (checkpointed: no WAL) over the published one, whose
+        inode becomes the next working file. Readers of the old file keep it; a crash
+        between the steps leaves a complete published file (and at worst no working
+        file: the next flush copies one)."""
+        if self.work.with_name(self.work.name + ".wal").exists():
+            raise MirrorError(f"the working file {self.work} kept a WAL: not publishing it")
+        old = self.path.with_name(f".{MIRROR_FILE}.{os.getpid()}.tmp.old")
+        try:
+            _fsync(self.work)
+            _remove_file(old)
+            try:
+                os.link(self.path, old)
+                kept = True
+            except OSError:  # no hard links here: the next flush copies a working file
+                kept = False
+            try:
+                _remove_file(self.path.with_name(self.path.name + ".wal"))  # an older design's
+                procs.replace_durably(self.work, self.path)
+            except BaseException:
+                _remove_file(old)
+                raise
+            if kept:
+                os.replace(old, self.work)
+        except OSError as e:
+            raise MirrorError(f"cannot publish the mirror {self.path}: {e}") from e
 
     def _apply(
         self,
@@ -501,7 +667,12 @@ class Mirror:
             con.unregister("touched")
 
     def rebuild(self, store: Store) -> FlushResult:
-        """Write a complete new mirror from one store snapshot, then swap it in."""
+        """Write a complete new mirror from one store snapshot, then swap it in; the
+        working file goes too, so no page of the old mirror is kept (I8)."""
+        with self._writing():
+            return self._rebuild(store)
+
+    def _rebuild(self, store: Store) -> FlushResult:
         started = time.perf_counter()
         remove_stale(self.path.parent, f".{MIRROR_FILE}.*.tmp*")  # .wal and .spill too
         tmp = self.path.with_name(f".{MIRROR_FILE}.{os.getpid()}.tmp")
@@ -536,10 +707,16 @@ class Mirror:
             for name, sql in VIEWS.items():
                 con.execute(f"CREATE VIEW {name} AS {sql}")
             con.execute(f"CHECKPOINT {ALIAS}")
-        # A WAL left by a killed writer of the old file must not be replayed onto the
-        # new one.
-        _remove_file(self.path.with_name(self.path.name + ".wal"))
-        os.replace(tmp, self.path)
+        try:
+            _fsync(tmp)
+            # A WAL left by a killed writer of the old file must not be replayed onto
+            # the new one.
+            _remove_file(self.path.with_name(self.path.name + ".wal"))
+            procs.replace_durably(tmp, self.path)
+        except OSError as e:
+            _remove_db(tmp)
+            raise MirrorError(f"cannot write the mirror {self.path}: {e}") from e
+        _remove_db(self.work)  # the next flush copies the new file
         return FlushResult(head, head, True, time.perf_counter() - started)
 
     # --- reading ------------------------------------------------------------
@@ -548,7 +725,8 @@ class Mirror:
         self, retry_seconds: float = 5.0, allow_files: Sequence[Path] = ()
     ) -> duckdb.DuckDBPyConnection:
         """A read-only connection to the mirror that reaches nothing else, retrying
-        while a flush holds the file.
+        while another process holds the file read-write (ccc-watch never does: it
+        publishes by rename; an older version or another tool might).
 
         A fresh in-memory database attaches the mirror READ_ONLY; then DuckDB's own
         settings close everything else: no file access (COPY, read_text, glob, ATTACH,
@@ -589,7 +767,8 @@ class Mirror:
                 time.sleep(0.05)
 
     def watermark(self) -> int | None:
-        """The last changelog sequence applied, or None when there is no mirror."""
+        """The published watermark (the last changelog sequence a new connection sees),
+        or None when there is no mirror."""
         if not self.path.exists():
             return None
         with self.connect() as con:
@@ -615,6 +794,14 @@ def sql_str(path: Path) -> str:
 def _remove_file(path: Path) -> None:
     with suppress(FileNotFoundError):
         path.unlink()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove_db(path: Path) -> None:
