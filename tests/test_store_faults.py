@@ -401,8 +401,9 @@ print("ticks", tick, flush=True)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_store_held_by_another_writer(tmp_path: Path, backend: str) -> None:
     """While another process holds the store open and commits to it every 20 ms, every
-    read-only command works (readers never fail because of the writer), and every command
-    that writes exits 75 with one line naming the file; the holder is undisturbed."""
+    read-only command works (readers never fail because of the writer), `init` says the
+    store exists and who holds it (exit 0), and every command that writes exits 75 with
+    one line naming the file; the holder is undisturbed."""
     site = make_site(tmp_path, backend)
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(HOLDER), site.data, backend, site.vault.resolve()],
@@ -418,7 +419,11 @@ def test_store_held_by_another_writer(tmp_path: Path, backend: str) -> None:
         for argv in READERS:
             assert_ok(site.run(*argv))
         assert_ok(site.run("status"), STATUS_NOT_RUNNING)
-        for argv in (*WRITERS, ["rebuild"]):
+        # init beside a writer says what exists and changes nothing (README "Commands").
+        init = site.run("init")
+        assert_ok(init)
+        assert "in use by" in init.stdout and "nothing changed" in init.stdout, init.stdout
+        for argv in (*(w for w in WRITERS if w != ["init"]), ["rebuild"]):
             assert_one_line(
                 site.run(*argv),
                 EXIT_TEMPFAIL,
