@@ -55,7 +55,12 @@ class Daemon:
                  str(self.vault), "--data-dir", str(self.data), "--backend", self.backend,
                  "run", "--settle", "0.1", *self.run_args],
                 stdout=out, stderr=out, env=self.env)  # fmt: skip
-        wait_until(lambda: self.status().get("state") in self.ready_states, "daemon ready")
+        # A bound, not a timing: with every core running other tests (pytest -n auto) a
+        # start with an offline reconcile has taken over 15 s. A daemon that died fails
+        # at once in the next settle().
+        wait_until(
+            lambda: self.status().get("state") in self.ready_states, "daemon ready", timeout=45
+        )
 
     def status(self) -> dict[str, Any]:
         got: dict[str, Any] = json.loads(self.cli("status", "--json").stdout)
