@@ -698,22 +698,10 @@ def test_a_reader_during_a_publication_sees_the_previous_or_the_new_manifest(
     assert any(writing for writing, _ in seen), "no read overlapped the publication"
 
 
-# The DuckDB join of ccc_watch.nodes.drift (the folder carrier's branch) over two Arrow
-# manifests: diff() must yield exactly its table, so one classification serves both.
-DUCKDB_DIFF = """
-SELECT coalesce(h.key, t.key) AS key,
-       h.key IS NOT NULL AS here, t.key IS NOT NULL AS there,
-       h.path AS hpath, t.path AS tpath, h.id AS hid, t.id AS tid,
-       h.blake3 AS hb, t.blake3 AS tb, h.mtime_ns AS hm, t.mtime_ns AS tm
-FROM h FULL OUTER JOIN t ON h.key = t.key
-WHERE h.key IS NULL OR t.key IS NULL OR h.blake3 IS DISTINCT FROM t.blake3
-ORDER BY key
-"""
-
-
 def test_diff_on_the_server_equals_the_duckdb_join(db: str, password_file: Path) -> None:
     import duckdb
 
+    from ccc_watch.nodes.drift import DIFF_SQL
     from ccc_watch.nodes.postgres import DIFF_SCHEMA
 
     carrier = PostgresCarrier(db, password_file)
@@ -728,7 +716,7 @@ def test_diff_on_the_server_equals_the_duckdb_join(db: str, password_file: Path)
     con = duckdb.connect(":memory:")
     con.register("h", h.rows)
     con.register("t", t.rows)
-    want = con.sql(DUCKDB_DIFF).to_arrow_table().cast(DIFF_SCHEMA)
+    want = con.sql(DIFF_SQL).to_arrow_table().cast(DIFF_SCHEMA)
     assert got.num_rows > 1000
     assert got.equals(want)
     assert carrier.diff("here", "here").num_rows == 0

@@ -22,7 +22,7 @@ from ccc_watch.config import Config, load
 from ccc_watch.errors import UsageError
 from ccc_watch.history import feed
 from ccc_watch.history.queries import parse_time
-from ccc_watch.store import Change, Store, open_readonly, store_file
+from ccc_watch.store import Change, Reopening, Store, open_readonly
 from ccc_watch.store.store import Record
 from ccc_watch.vault.paths import vault_key
 
@@ -81,8 +81,11 @@ class Index:
         self.config = config
         self.vault = config.require_vault()
         self.data_dir = config.resolved_data_dir()
-        self._store: Store | None = None
-        self._inode: tuple[int, int] | None = None
+        self._files = Reopening(
+            self.data_dir,
+            config.backend,
+            lambda: open_readonly(self.data_dir, backend=config.backend, vault=self.vault),
+        )
         self._lock = threading.Lock()
 
     # -- opening and closing -----------------------------------------------------------
@@ -90,28 +93,12 @@ class Index:
     def _open(self) -> Store:
         """The store, reopened when its file was replaced since the last call."""
         with self._lock:
-            path = store_file(self.data_dir, self.config.backend)
-            try:
-                st = os.stat(path)
-                now: tuple[int, int] | None = (st.st_ino, st.st_dev)
-            except FileNotFoundError:
-                now = None
-            if self._store is None or now != self._inode:
-                if self._store is not None:
-                    self._store.close()
-                    self._store = None
-                self._store = open_readonly(
-                    self.data_dir, backend=self.config.backend, vault=self.vault
-                )
-                self._inode = now
-            return self._store
+            return self._files.current()[0]
 
     def close(self) -> None:
         """Let go of the store's file. Idempotent."""
         with self._lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+            self._files.close()
 
     def __enter__(self) -> Index:
         return self

@@ -30,15 +30,53 @@ def backup_command(cfg: Config) -> list[str]:
     return child_command(cfg, "backup", "--json")
 
 
-def child_output(out: IO[bytes], err: IO[bytes]) -> tuple[str, list[str]]:
-    """A finished child's stdout (its first MiB) and its one-line error messages (the
-    `ccc-watch: ` lines of its stderr); closes both files."""
-    with out, err:
-        out.seek(0)
-        err.seek(0)
-        stdout = out.read(1 << 20).decode(errors="replace")
-        text = err.read(1 << 20).decode(errors="replace")
-    return stdout, [ln for ln in text.splitlines() if ln.startswith("ccc-watch: ")]
+class Child:
+    """A `ccc-watch` child the daemon started (a backup, a publication), its output in
+    private temp files that stay open for its whole life and are read when it ends."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], out: IO[bytes], err: IO[bytes]) -> None:
+        self.proc, self._out, self._err = proc, out, err
+
+    @classmethod
+    def start(cls, argv: list[str], what: str) -> Child | None:
+        """Start argv; None, with one ERROR line naming `what`, when it cannot start."""
+        # Open for the child's whole life, closed in finish(): no `with` fits.
+        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        except OSError as e:
+            out.close()
+            err.close()
+            logger.error("{}: cannot start it: {}", what, e)
+            return None
+        return cls(proc, out, err)
+
+    def done(self) -> bool:
+        """Whether it has ended."""
+        return self.proc.poll() is not None
+
+    def end(self, *, terminate: bool) -> None:
+        """Wait for it up to 10 s (after a SIGTERM when terminate), then kill it."""
+        if terminate:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def finish(self) -> tuple[int, str, str]:
+        """(exit code, its stdout's first MiB, why it failed: its last `ccc-watch: `
+        line, else "exit code N"); closes the files."""
+        with self._out, self._err:
+            self._out.seek(0)
+            self._err.seek(0)
+            stdout = self._out.read(1 << 20).decode(errors="replace")
+            text = self._err.read(1 << 20).decode(errors="replace")
+        code = self.proc.returncode
+        lines = [ln for ln in text.splitlines() if ln.startswith("ccc-watch: ")]
+        reason = lines[-1].removeprefix("ccc-watch: ") if lines else f"exit code {code}"
+        return code, stdout, reason
 
 
 def child_command(cfg: Config, *command: str) -> list[str]:
@@ -68,8 +106,7 @@ class ScheduledBackups:
         self.cfg = cfg
         self.interval = cfg.backup_interval
         self.due: float | None = None  # wall clock; None until started
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._out: tuple[IO[bytes], IO[bytes]] | None = None
+        self.child: Child | None = None
         self.last: dict[str, Any] | None = None  # the last report, or {"error": ...}
 
     def start(self, store: Store | None) -> None:
@@ -99,30 +136,17 @@ class ScheduledBackups:
 
     def tick(self) -> None:
         """Called from the daemon's loop: reap a finished backup, start a due one."""
-        if self.proc is not None and self.proc.poll() is not None:
+        if self.child is not None and self.child.done():
             self._reap()
-        if self.due is None or self.proc is not None or time.time() < self.due:
+        if self.due is None or self.child is not None or time.time() < self.due:
             return
         self.due = time.time() + self.interval
-        # Open for the child's whole life, closed in _reap: no `with` fits.
-        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
-        try:
-            self.proc = subprocess.Popen(
-                backup_command(self.cfg), stdin=subprocess.DEVNULL, stdout=out, stderr=err
-            )
-        except OSError as e:
-            out.close()
-            err.close()
-            logger.error("scheduled backup: cannot start it: {}", e)
-            return
-        self._out = (out, err)
+        self.child = Child.start(backup_command(self.cfg), "scheduled backup")
 
     def _reap(self, stopping: bool = False) -> None:
-        assert self.proc is not None and self._out is not None
-        code = self.proc.returncode
-        out, err = self._out
-        self.proc, self._out = None, None
-        stdout, lines = child_output(out, err)
+        assert self.child is not None
+        code, stdout, reason = self.child.finish()
+        self.child = None
         if code == 0:
             try:
                 self.last = json.loads(stdout)
@@ -133,21 +157,15 @@ class ScheduledBackups:
             self.last = {"error": "cut short by the daemon's stop"}
             logger.info("scheduled backup cut short by the stop: the next one cleans up")
         else:
-            reason = lines[-1].removeprefix("ccc-watch: ") if lines else f"exit code {code}"
             self.last = {"error": reason}
             logger.error("scheduled backup failed (exit {}): {}", code, reason)
 
     def stop(self) -> None:
         """End a backup still running (the next one removes what it leaves)."""
-        if self.proc is None:
+        if self.child is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self._reap(stopping=True)
-        else:
+        if self.child.done():
             self._reap()
+        else:
+            self.child.end(terminate=True)
+            self._reap(stopping=True)

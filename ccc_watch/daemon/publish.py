@@ -13,16 +13,13 @@ carrier (manifest_dir or hq_url).
 from __future__ import annotations
 
 import json
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
-from typing import IO
 
 from loguru import logger
 
 from ccc_watch.config import Config
-from ccc_watch.daemon.backups import child_command, child_output
+from ccc_watch.daemon.backups import Child, child_command
 
 
 class ScheduledPublish:
@@ -37,8 +34,7 @@ class ScheduledPublish:
         self.due = 0.0  # monotonic; the first one at start
         self.published_head: int | None = None
         self.published_at = 0.0  # monotonic
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._out: tuple[IO[bytes], IO[bytes]] | None = None
+        self.child: Child | None = None
         self._head_at_start: int | None = None
         self.last_error: str | None = None
 
@@ -46,10 +42,10 @@ class ScheduledPublish:
         """Called from the daemon's loop: reap a finished child, start a due one."""
         if not self.on:
             return
-        if self.proc is not None and self.proc.poll() is not None:
+        if self.child is not None and self.child.done():
             self._reap()
         now = time.monotonic()
-        if self.proc is not None or now < self.due:
+        if self.child is not None or now < self.due:
             return
         head = self.head()
         if head is None:
@@ -58,28 +54,14 @@ class ScheduledPublish:
         if head == self.published_head and not refresh:
             return
         self.due = now + self.cfg.publish_interval
-        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
-        try:
-            self.proc = subprocess.Popen(
-                child_command(self.cfg, "manifest", "publish", "--json"),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-            )
-        except OSError as e:
-            out.close()
-            err.close()
-            logger.error("manifest publication: cannot start it: {}", e)
-            return
-        self._out = (out, err)
+        argv = child_command(self.cfg, "manifest", "publish", "--json")
+        self.child = Child.start(argv, "manifest publication")
         self._head_at_start = head
 
     def _reap(self) -> None:
-        assert self.proc is not None and self._out is not None
-        code = self.proc.returncode
-        out, err = self._out
-        self.proc, self._out = None, None
-        stdout, lines = child_output(out, err)
+        assert self.child is not None
+        code, stdout, reason = self.child.finish()
+        self.child = None
         if code == 0:
             head: int | None
             try:
@@ -91,7 +73,6 @@ class ScheduledPublish:
             self.last_error = None
             logger.info("manifest published (changelog head {})", head)
         else:
-            reason = lines[-1].removeprefix("ccc-watch: ") if lines else f"exit code {code}"
             self.last_error = reason
             logger.error(
                 "manifest publication failed (exit {}): {}; retrying in {:g} s",
@@ -102,11 +83,7 @@ class ScheduledPublish:
 
     def stop(self) -> None:
         """Let a running publication finish (it is atomic and short), up to 10 s."""
-        if self.proc is None:
+        if self.child is None:
             return
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.child.end(terminate=False)
         self._reap()

@@ -22,7 +22,6 @@ the cursor checked against it again.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ccc_watch.errors import EXIT_RESYNC, CccWatchError, StoreMissingError
-from ccc_watch.store import Change, Store, open_store, store_file
+from ccc_watch.store import Change, Reopening, Store, open_store
 from ccc_watch.store.chain import ANCHOR, anchor_of
 from ccc_watch.store.store import Snapshot
 
@@ -177,28 +176,21 @@ def follow(
     set (checked at least every `poll` seconds) or the consumer stops iterating. A store
     file swapped underneath (rebuild, restore) is reopened and the cursor checked against
     it; ResyncNeeded when it no longer fits (see the module docstring)."""
-    path = store_file(data_dir, backend)
+    files = Reopening(
+        data_dir, backend, lambda: open_store(data_dir, backend=backend, readonly=True)
+    )
     wake = _Wakeup(data_dir)
-    store: Store | None = None
-    opened: tuple[int, int] | None = None
     cursor = since
     try:
         while stop is None or not stop.is_set():
             wake.event.clear()
             try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                st = None  # mid-swap, or not made yet: wait for it
-            if st is not None and (st.st_ino, st.st_dev) != opened:
-                if store is not None:
-                    store.close()
-                    store = None
-                try:
-                    store = open_store(data_dir, backend=backend, readonly=True)
-                except StoreMissingError:
-                    store = None
-                else:
-                    opened = (st.st_ino, st.st_dev)
+                store: Store | None
+                store, fresh = files.current()
+            except StoreMissingError:
+                store = None  # mid-swap, or not made yet: wait for it
+            else:
+                if fresh:  # the first open, or a file swapped in: is the cursor in it?
                     with store.snapshot() as snap:
                         check(snap, cursor)
             if store is not None:
@@ -211,5 +203,4 @@ def follow(
             wake.event.wait(poll)
     finally:
         wake.close()
-        if store is not None:
-            store.close()
+        files.close()

@@ -65,7 +65,9 @@ def _value(v: object) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-_SQL = """
+# The rows where two manifests (tables h and t) differ; PostgresCarrier.diff() gives the
+# same table from the server (tests/test_postgres.py holds the two together).
+DIFF_SQL = """
 SELECT coalesce(h.key, t.key) AS key,
        h.key IS NOT NULL AS here, t.key IS NOT NULL AS there,
        h.path AS hpath, t.path AS tpath, h.id AS hid, t.id AS tid,
@@ -95,7 +97,7 @@ def compare(
     try:
         con.register("h", here.rows)
         con.register("t", there.rows)
-        diff: pa.Table = con.sql(_SQL).to_arrow_table()
+        diff: pa.Table = con.sql(DIFF_SQL).to_arrow_table()
     finally:
         con.close()
     findings: list[Finding] = []

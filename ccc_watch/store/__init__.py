@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -45,6 +47,7 @@ __all__ = [
     "Move",
     "Operation",
     "Record",
+    "Reopening",
     "Store",
     "Upsert",
     "open_readonly",
@@ -99,3 +102,38 @@ def open_readonly(data_dir: Path, *, backend: str, vault: Path) -> Store:
             f"no store yet for {vault} at {store_file(data_dir, backend)}; "
             "run `ccc-watch rebuild` (or `ccc-watch init` for an empty store)"
         ) from None
+
+
+class Reopening:
+    """A read-only store that follows its file: reopened when the file at its path was
+    replaced (a rebuild or a restore renames a new one into place), so that a
+    long-lived reader (the change feed, the library's Index) reads the store there now,
+    not the one it first opened. `opener` opens it (open_store read-only, or
+    open_readonly for its message)."""
+
+    def __init__(self, data_dir: Path, backend: str, opener: Callable[[], Store]) -> None:
+        self.path = store_file(data_dir, backend)
+        self._opener = opener
+        self._store: Store | None = None
+        self._file: tuple[int, int] | None = None
+
+    def current(self) -> tuple[Store, bool]:
+        """The store, and whether this call (re)opened it; StoreMissingError when there
+        is none."""
+        try:
+            st = os.stat(self.path)
+            now: tuple[int, int] | None = (st.st_ino, st.st_dev)
+        except FileNotFoundError:
+            now = None
+        if self._store is not None and now == self._file:
+            return self._store, False
+        self.close()
+        self._store = self._opener()
+        self._file = now
+        return self._store, True
+
+    def close(self) -> None:
+        """Let go of the file. Idempotent."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None

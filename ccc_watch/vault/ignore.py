@@ -71,8 +71,9 @@ import pathspec
 import re2
 from loguru import logger
 
-from ccc_watch.errors import ConfigError
+from ccc_watch.errors import ConfigError, UsageError
 from ccc_watch.log.safe import shown
+from ccc_watch.vault.names import relative_to_vault
 from ccc_watch.vault.paths import nfc
 
 if TYPE_CHECKING:
@@ -171,11 +172,9 @@ def manifest_key(vault: Path, manifest_dir: Path | None) -> str | None:
     if manifest_dir is None:
         return None
     try:
-        rel = Path(manifest_dir).resolve().relative_to(Path(vault).resolve())
-    except ValueError:
+        return relative_to_vault(str(manifest_dir), Path(vault))
+    except UsageError:  # outside the vault, or the vault itself
         return None
-    key = rel.as_posix()
-    return None if key in ("", ".") else nfc(key)
 
 
 def _is_pattern(line: str) -> bool:
