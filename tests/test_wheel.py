@@ -12,6 +12,7 @@ cores), later runs take seconds. `pytest -m "not wheel"` leaves these tests out.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -70,9 +71,17 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     argv = [*BUILD.split()[:-1], str(out)]
     env = os.environ | {"PATH": f"{_bin()}{os.pathsep}{os.environ['PATH']}"}  # python -m ziglang
     env.setdefault("CARGO_TARGET_DIR", str(ROOT / "rust" / "target"))
-    proc = subprocess.run(
-        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=840, check=False
-    )
+    target = Path(env["CARGO_TARGET_DIR"])
+    target.mkdir(parents=True, exist_ok=True)
+    # Under pytest-xdist each worker that runs a test of this module builds its own
+    # wheel. Two maturin runs in one target dir race on its staging file
+    # (target/maturin/lib_redb.so: one renames it away under the other), so the builds
+    # take turns; the second reuses the first's objects and takes seconds.
+    with (target / ".wheel-build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.run(
+            argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=840, check=False
+        )
     assert proc.returncode == 0, proc.stderr[-5000:]
     (found,) = out.glob("*.whl")
     return found
