@@ -20,7 +20,8 @@ from ccc_watch.changes.reconcile import POLICY_META, reconcile
 from ccc_watch.index.indexer import Indexer
 from ccc_watch.index.note import parse_note
 from ccc_watch.index.policy import IndexPolicy
-from ccc_watch.mirror.mirror import Mirror, Rows, _insert, mirror_rows
+from ccc_watch.mirror.mirror import Mirror, _insert, mirror_rows
+from ccc_watch.mirror.rows import Rows
 from ccc_watch.mirror.schema import PER_NOTE
 from ccc_watch.store import Upsert, open_store
 from ccc_watch.vault.ignore import IgnoreRules

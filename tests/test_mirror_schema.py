@@ -13,7 +13,8 @@ import duckdb
 import pytest
 
 from ccc_watch.index.policy import IndexPolicy
-from ccc_watch.mirror.mirror import Rows, _events, _insert, mirror_rows
+from ccc_watch.mirror.mirror import _insert, mirror_rows
+from ccc_watch.mirror.rows import Rows, events_rows
 from ccc_watch.mirror.schema import EVENTS, PER_NOTE, TABLES, VIEWS, Table
 from ccc_watch.store import Change
 
@@ -182,7 +183,7 @@ def test_rows_come_in_the_schemas_column_order_for_every_table() -> None:
         seq=5, op="move", path=P, prev_path="a.md", id="id-1", blake3_before="c",
         blake3_after="d", cause="watch", ts=1_700_000_002.25, hash="e" * 64,
     )  # fmt: skip
-    rows["events"] = _events([change])
+    rows["events"] = events_rows([change])
     assert list(rows) == [t.name for t in (*PER_NOTE, EVENTS)]
     con = duckdb.connect()
     for table in (*PER_NOTE, EVENTS):

@@ -272,7 +272,7 @@ def _mirror_row_differences(
     mirror: Mirror, records: Mapping[str, Record], policy: IndexPolicy
 ) -> list[Difference]:
     """I2 in full: each per-note table holds exactly the rows the records give."""
-    from ccc_watch.mirror.mirror import Rows
+    from ccc_watch.mirror.rows import Rows
     from ccc_watch.mirror.schema import PER_NOTE
 
     expected = Rows.of(records.values(), policy)

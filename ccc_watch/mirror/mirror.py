@@ -19,37 +19,28 @@ copied from the published file, at most every few seconds (see COPY_SPACING).
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import re
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
 import pyarrow as pa
 from loguru import logger
 
 from ccc_watch import procs
 from ccc_watch.errors import CccWatchError
-from ccc_watch.index.fields import canonical
 from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.mirror.rows import Rows, events_rows
 from ccc_watch.mirror.schema import (
     EVENTS,
-    HEADINGS,
-    LINKS,
     MIRROR_SCHEMA_VERSION,
-    NOTES,
     PER_NOTE,
-    PROPERTIES,
     TABLES,
-    TAGS,
-    TASKS,
     VIEWS,
 )
 from ccc_watch.procs import private_umask, remove_stale
@@ -93,278 +84,6 @@ def _damaged(err: BaseException) -> bool:
     """Whether a DuckDB error (or a MirrorError made of one) says the file is damaged."""
     text = str(err) + str(err.__cause__ or "")
     return any(phrase in text for phrase in _DAMAGE)
-
-
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-
-
-def _property_type(value: Any) -> str:
-    """Obsidian's property types: text, list, number, checkbox, date, datetime."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "checkbox"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, str) and _DATE.match(value):
-        return "date"
-    if isinstance(value, str) and _DATETIME.match(value):
-        return "datetime"
-    return "text"
-
-
-def _property_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list) and all(not isinstance(v, list | dict) for v in value):
-        return ", ".join("" if v is None else str(v) for v in value)
-    if isinstance(value, list | dict):
-        return orjson.dumps(value).decode()
-    return str(value)
-
-
-def _tag_parents(tag: str) -> list[str]:
-    parts = tag.split("/")
-    return ["/".join(parts[:i]) for i in range(1, len(parts))]
-
-
-def _micros(seconds: float | None) -> int | None:
-    """Microseconds since the epoch: what an Arrow timestamp('us', 'UTC') column holds."""
-    return None if seconds is None else round(seconds * 1_000_000)
-
-
-def _tag_rows(tags: list[str]) -> list[tuple[str, bool]]:
-    """(tag, explicit): the note's own tags, then the parents they imply that it does
-    not have in any case (`A/b` and `a/c` imply one `A`)."""
-    explicit = sorted(set(tags))
-    seen = {t.lower() for t in explicit}
-    implied = []
-    for parent in sorted({p for t in explicit for p in _tag_parents(t)}):
-        if parent.lower() not in seen:
-            seen.add(parent.lower())
-            implied.append(parent)
-    return [(t, True) for t in explicit] + [(t, False) for t in implied]
-
-
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-# Dataview's file.day: a date in the file's name, yyyy-mm-dd or else yyyymmdd.
-_NAME_DATES = (re.compile(r"(\d{4})-(\d{2})-(\d{2})"), re.compile(r"(\d{4})(\d{2})(\d{2})"))
-# Beyond Dataview: daily notes filed as .../yyyy/mm/dd.md or under a yyyy-mm-dd folder.
-_PATH_DATE = re.compile(r"(?:^|/)(\d{4})[/-](\d{2})[/-](\d{2})(?:\.md$|/)")
-_FIELD_DATE = re.compile(r"(?:\[\[)?(\d{4})-(\d{2})-(\d{2})")
-
-
-def _inline_value(text: str) -> Any:
-    """An inline field's value as JSON: a number, true/false, or the text (empty: null)."""
-    if not text:
-        return None
-    if text in ("true", "false"):
-        return text == "true"
-    if len(text) <= 64 and _NUMBER.fullmatch(text):
-        number = float(text)
-        return (
-            int(number)
-            if number.is_integer() and "." not in text and "e" not in text.lower()
-            else number
-        )
-    return text
-
-
-def _ymd(m: re.Match[str] | None) -> dt.date | None:
-    if m is None:
-        return None
-    try:
-        return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    except ValueError:
-        return None
-
-
-def _day(
-    path: str, frontmatter: Mapping[str, Any], fields: list[Mapping[str, Any]]
-) -> dt.date | None:
-    """Dataview's file.day: a `date` or `day` field (frontmatter first, then inline)
-    holding a date or a link to a dated note; else a date in the file's name; else (our
-    addition) a yyyy/mm/dd or yyyy-mm-dd folder path."""
-    pairs = [
-        *frontmatter.items(),
-        *((f.get("key"), f.get("value")) for f in fields if not f.get("task")),
-    ]
-    for key, value in pairs:
-        if not isinstance(key, str) or key.lower() not in ("date", "day"):
-            continue
-        if isinstance(value, list) and value:
-            value = value[0]
-        if isinstance(value, str):
-            day = _ymd(_FIELD_DATE.match(value.strip()))
-            if day is not None:
-                return day
-    name = path.rsplit("/", 1)[-1]
-    name = name[:-3] if name.endswith(".md") else name
-    for pattern in _NAME_DATES:
-        m = pattern.search(name)
-        if m is not None:
-            return _ymd(m)
-    return _ymd(_PATH_DATE.search(path))
-
-
-def _anchor_rows(note: Mapping[str, Any]) -> list[tuple[str, int | None, str, int, list[str]]]:
-    """(kind, level, text, line, parents) of a note's headings and block ids, in line
-    order; parents are the headings each lies under, outermost first."""
-    items = [
-        ("heading", h.get("level"), h.get("text"), h.get("line"))
-        for h in note.get("headings") or []
-    ]
-    items += [("block", None, b.get("id"), b.get("line")) for b in note.get("blocks") or []]
-    items.sort(key=lambda item: (item[3] or 0, item[0] == "block"))
-    stack: list[tuple[int, str]] = []
-    rows = []
-    for kind, level, text, line in items:
-        if kind == "heading":
-            while stack and stack[-1][0] >= (level or 0):
-                stack.pop()
-        rows.append((kind, level, text, line, [t for _, t in stack]))
-        if kind == "heading":
-            stack.append((level or 0, text))
-    return rows
-
-
-def _date_value(text: Any) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(text) if isinstance(text, str) else None
-    except ValueError:
-        return None
-
-
-_TASK_DATES = ("due", "scheduled", "start", "created", "completion")
-
-
-def _copied(items: Sequence[Mapping[str, Any]], *names: str) -> dict[str, list[Any]]:
-    """Columns whose values are the same-named field of each item."""
-    return {name: [item.get(name) for item in items] for name in names}
-
-
-def _spread(paths: list[str], groups: list[Any]) -> tuple[list[str], list[Any]]:
-    """The items of each note's group, and beside each the path of its note."""
-    spread = [p for p, group in zip(paths, groups, strict=True) for _ in group]
-    return spread, [item for group in groups for item in group]
-
-
-@dataclass
-class Rows:
-    """The rows of the per-note tables for a set of records, as Arrow tables built column
-    by column (columns and a column-wise Arrow build are several times faster than
-    dicts per row); each column is named, the schema gives the order."""
-
-    notes: pa.Table
-    links: pa.Table
-    tags: pa.Table
-    properties: pa.Table
-    tasks: pa.Table
-    headings: pa.Table
-
-    @classmethod
-    def of(cls, records: Iterable[Record], policy: IndexPolicy) -> Rows:
-        """Flatten records into table rows, applying the privacy policy once more (a
-        record from an older indexer, or a bug, must not carry private text further)."""
-        notes = [policy.redact(r) for r in records]
-        paths = [n["path"] for n in notes]
-        frontmatters = [n.get("frontmatter") or {} for n in notes]
-        mtime_ns = [n.get("mtime_ns") for n in notes]
-        link_lists = [n.get("links") or [] for n in notes]
-        link_paths, links = _spread(paths, link_lists)
-        tag_paths, tags = _spread(paths, [_tag_rows(n.get("tags") or []) for n in notes])
-        field_lists = [n.get("fields") or [] for n in notes]
-        property_paths, properties = _spread(
-            paths,
-            [
-                [(k, v, "frontmatter", None) for k, v in fm.items()]
-                + [
-                    (
-                        f.get("key"),
-                        _inline_value(f.get("value") or ""),
-                        "task" if f.get("task") else "inline",
-                        f.get("line"),
-                    )
-                    for f in fields
-                ]
-                for fm, fields in zip(frontmatters, field_lists, strict=True)
-            ],
-        )
-        values = [v for _, v, _, _ in properties]
-        task_paths, tasks = _spread(paths, [n.get("tasks") or [] for n in notes])
-        anchor_paths, anchors = _spread(paths, [_anchor_rows(n) for n in notes])
-        return cls(
-            notes=NOTES.arrow_table(
-                path=paths,
-                folder=[p.rpartition("/")[0] for p in paths],
-                mtime=[None if ns is None else ns // 1000 for ns in mtime_ns],
-                mtime_ns=mtime_ns,
-                ctime=[None if (ns := n.get("ctime_ns")) is None else ns // 1000 for n in notes],
-                day=list(map(_day, paths, frontmatters, field_lists)),
-                frontmatter=[orjson.dumps(fm).decode() for fm in frontmatters],
-                aliases=[n.get("aliases") or [] for n in notes],
-                tags=[n.get("tags") or [] for n in notes],
-                body=[n.get("body") for n in notes],
-                indexed_at=[_micros(n.get("indexed_at")) for n in notes],
-                **_copied(
-                    notes, "id", "name", "extension", "kind", "mime", "record_type", "size",
-                    "blake3", "frontmatter_status", "frontmatter_error", "classification",
-                    "title", "word_count", "error",
-                ),
-            ),
-            links=LINKS.arrow_table(
-                source=link_paths,
-                link_no=[no for group in link_lists for no in range(len(group))],
-                **_copied(links, "target", "kind", "alias", "heading", "block", "line"),
-            ),
-            tags=TAGS.arrow_table(
-                path=tag_paths, tag=[t for t, _ in tags], explicit=[e for _, e in tags]
-            ),
-            properties=PROPERTIES.arrow_table(
-                path=property_paths,
-                key=[k for k, _, _, _ in properties],
-                value=[orjson.dumps(v).decode() for v in values],
-                text=[_property_text(v) for v in values],
-                type=[_property_type(v) for v in values],
-                source=[s for _, _, s, _ in properties],
-                line=[line for _, _, _, line in properties],
-                canonical_key=[canonical(str(k)) for k, _, _, _ in properties],
-            ),
-            tasks=TASKS.arrow_table(
-                path=task_paths,
-                **{d: [_date_value(t.get(d)) for t in tasks] for d in _TASK_DATES},
-                **_copied(tasks, "line", "done", "text", "status", "section", "priority"),
-            ),
-            headings=HEADINGS.arrow_table(
-                path=anchor_paths,
-                kind=[a[0] for a in anchors], level=[a[1] for a in anchors],
-                text=[a[2] for a in anchors], line=[a[3] for a in anchors],
-                parents=[a[4] for a in anchors],
-            ),
-        )  # fmt: skip
-
-    def tables(self) -> Iterator[tuple[str, pa.Table]]:
-        """(table name, rows) for each per-note table."""
-        yield from vars(self).items()
-
-
-def _events(changes: list[Change]) -> pa.Table:
-    """The `events` rows of changelog entries."""
-    copied = (
-        *("seq", "op", "path", "prev_path", "id", "blake3_before", "blake3_after", "cause"),
-        *("ts", "hash"),
-    )
-    return EVENTS.arrow_table(
-        time=[_micros(c.ts) for c in changes],
-        **{name: [getattr(c, name) for c in changes] for name in copied},
-    )
 
 
 @dataclass
@@ -652,7 +371,7 @@ class Mirror:
                 )
             for name, arrow in rows.tables():
                 _insert(con, name, arrow)
-            _insert(con, EVENTS.name, _events(changes))
+            _insert(con, EVENTS.name, events_rows(changes))
             if any(c.op == "prune" for c in changes):  # the store let these go
                 con.execute(f"DELETE FROM {EVENTS.name} WHERE seq <= ?", [pruned])
             con.execute(
@@ -692,7 +411,7 @@ class Mirror:
                 _insert(con, name, arrow)
             after = 0
             while events := snap.changes_after(after, 50_000):
-                _insert(con, EVENTS.name, _events(events))
+                _insert(con, EVENTS.name, events_rows(events))
                 after = events[-1].seq
             con.execute(
                 "INSERT INTO mirror_state (watermark, store_id, vault_id, schema_version,"
