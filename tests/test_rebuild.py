@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,8 +24,10 @@ from conftest import (
     own_vault,
     tree_digest,
 )
+from loguru import logger
 
 from ccc_watch.changes.rebuild import rebuild
+from ccc_watch.mirror.schema import PROPERTIES
 from ccc_watch.store import Upsert, open_store
 from ccc_watch.vault.ignore import IgnoreRules
 
@@ -360,3 +363,118 @@ def test_dump_and_get_work_while_a_writer_holds_the_store(tmp_path: Path, backen
         ]
         got = subprocess.run([*base, "get", "b.md"], capture_output=True, text=True, timeout=60)
         assert got.returncode == 0 and json.loads(got.stdout)["id"] == "b"
+
+
+def _mirror_tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every mirror table's rows, sorted (mirror_state without its time)."""
+    import duckdb
+
+    from ccc_watch.mirror.schema import TABLES
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        out = {}
+        for table in TABLES:
+            cols = [c for c in table.names if c != "updated_at"]
+            names = ", ".join(f'"{c}"' for c in cols)
+            out[table.name] = con.execute(
+                f"SELECT {names} FROM {table.name} ORDER BY ALL"
+            ).fetchall()
+        return out
+    finally:
+        con.close()
+
+
+def _mirror_from_store(data: Path, vault: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """The mirror as the store alone gives it: Mirror.rebuild, in a copy of data."""
+    from ccc_watch.mirror.mirror import Mirror
+    from ccc_watch.store import MIRROR_FILE, open_readonly
+
+    copy = data.with_name(data.name + "-from-store")
+    shutil.copytree(data, copy)
+    with open_readonly(copy, backend="redb", vault=vault) as store:
+        Mirror(copy).rebuild(store)
+    return _mirror_tables(copy / MIRROR_FILE)
+
+
+def _unordered_frontmatter_notes(vault: Path) -> None:
+    """Notes whose frontmatter keys are not in sorted order, nested and with both a
+    `Date` and a `day`: the rows must not depend on the order a parser gives keys."""
+    for i in range(3):
+        (vault / f"Unordered {i}.md").write_text(
+            f"---\nzeta: {i}\nDate: 2024-0{i + 1}-0{i + 1}\nday: 2023-12-3{i}\n"
+            f"alpha: {{y: 1, b: [2, {{z: 1, a: 2}}]}}\nMid: [c, a]\n---\n# Title {i}\n"
+            f"text [[Welcome]] #Tag{i} due:: 2024-05-0{i + 1}\n- [ ] a task 📅 2024-01-0{i + 1}\n",
+            encoding="utf-8",
+        )
+
+
+def test_the_rebuilds_mirror_equals_one_built_from_the_store(tmp_path: Path) -> None:
+    """`ccc-watch rebuild` builds the mirror from the rows its workers made while
+    indexing, not from a second pass over the store: every table equals what the store
+    alone gives (Mirror.rebuild), private levels included, in a vault big enough for
+    the worker pool; and again over the first rebuild's store (whose ids are kept)."""
+    from ccc_watch.index.pool import PARALLEL_MIN_FILES
+    from ccc_watch.store import MIRROR_FILE
+
+    vault, data = tmp_path / "vault", tmp_path / "data"
+    own_vault(vault, notes=PARALLEL_MIN_FILES + 100, seed=7, bad=True)
+    _unordered_frontmatter_notes(vault)
+    cli = [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--data-dir", str(data)]
+    for round_ in ("fresh", "over the first"):
+        proc = subprocess.run([*cli, "rebuild", "--json"], capture_output=True, text=True,
+                              timeout=300, check=False)  # fmt: skip
+        assert proc.returncode in (0, 1), proc.stderr
+        report = json.loads(proc.stdout)
+        assert "beside the store failed" not in proc.stderr  # the workers' rows made it
+        if round_ == "over the first":
+            assert report["unchanged"] == report["indexed"], report
+        built = _mirror_tables(data / MIRROR_FILE)
+        assert len(built["notes"]) == report["indexed"]
+        key = PROPERTIES.names.index("key")
+        assert {row[key] for row in built["properties"]} >= {"Date", "day", "alpha", "due"}
+        from_store = _mirror_from_store(data, vault)
+        for name, rows in from_store.items():
+            assert built[name] == rows, (round_, name)
+        shutil.rmtree(data.with_name(data.name + "-from-store"))
+    assert not list(data.glob(f".{MIRROR_FILE}.*")), "a working file of the build was left"
+
+
+def test_a_mirror_that_fails_beside_the_store_is_built_from_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the thread loading the workers' rows fails (here an injected DuckDB error),
+    the store still lands and the mirror is built from it: same tables, one warning."""
+    import threading
+
+    import duckdb
+
+    from ccc_watch.changes.rebuild import rebuild_vault
+    from ccc_watch.config import load
+    from ccc_watch.mirror import mirror as mirror_module
+    from ccc_watch.store import MIRROR_FILE
+
+    vault, data = tmp_path / "vault", tmp_path / "data"
+    own_vault(vault, notes=60, seed=8, bad=True)
+    real = mirror_module._insert_rows
+
+    def failing_in_the_loader(con: Any, rows: Any) -> None:
+        if threading.current_thread().name == "mirror-load":
+            raise duckdb.IOException("injected: no space left on device")
+        real(con, rows)
+
+    monkeypatch.setattr(mirror_module, "_insert_rows", failing_in_the_loader)
+    flags = {"vault": str(vault), "data_dir": str(data)}
+    cfg = load(flags, environ={}, config_file=tmp_path / "none.toml", must_exist=False)
+    warnings: list[str] = []
+    sink = logger.add(warnings.append, level="WARNING", format="{message}")
+    try:
+        report = rebuild_vault(cfg)
+    finally:
+        logger.remove(sink)
+    assert report.indexed > 60
+    assert any("beside the store failed" in w and "injected" in w for w in warnings), warnings
+    built = _mirror_tables(data / MIRROR_FILE)
+    assert len(built["notes"]) == report.indexed
+    assert built == _mirror_from_store(data, vault)
+    assert not list(data.glob(f".{MIRROR_FILE}.*"))

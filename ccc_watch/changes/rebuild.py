@@ -15,6 +15,7 @@ of its path (another blake3 or id, a file new to it, or one gone), not one per f
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import time
@@ -41,7 +42,7 @@ from ccc_watch.errors import (
 )
 from ccc_watch.index.indexer import IndexResult
 from ccc_watch.index.policy import IndexPolicy, KeySource, key_source
-from ccc_watch.index.pool import chunks, indexing
+from ccc_watch.index.pool import chunks, packed_indexing, worker_policy
 from ccc_watch.log.drift import Drift
 from ccc_watch.log.progress import Progress
 from ccc_watch.log.progress import enabled as progress_enabled
@@ -65,6 +66,7 @@ from ccc_watch.vault.walk import walk
 
 if TYPE_CHECKING:
     from ccc_watch.config import Config
+    from ccc_watch.mirror.rows import Rows
 
 # Sends a request to the daemon with a pid and returns its answer: daemon.control.ask.
 AskDaemon = Callable[[Path, int, dict[str, Any]], dict[str, Any]]
@@ -198,13 +200,60 @@ def _move_aside(data_dir: Path, backend: str, work_dir: Path) -> Path:
     return aside
 
 
-def _restated(record: Record, said: dict[str, Any] | None) -> Upsert:
+@dataclass(frozen=True)
+class _Indexed:
+    """One file's record as a worker sends it: encoded there, with only what the main
+    process reads of it (path, id, blake3) beside, and its fingerprint when the old
+    store has records to compare with."""
+
+    record: Record  # path, id, blake3
+    encoded: bytes
+    fingerprint: bytes | None
+    error: str | None
+    warnings: list[str]
+    unsure: str | None
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What a worker sends for a part of a batch: per file its record (None for a file
+    gone since the walk) and, when a mirror is being built, the part's mirror rows."""
+
+    files: list[_Indexed | None]
+    rows: Rows | None
+
+
+def _pack(fingerprints: bool, rows: bool, results: list[IndexResult]) -> _Part:
+    """A part's results as _Part (runs in the worker that indexed them)."""
+    files: list[_Indexed | None] = []
+    for res in results:
+        rec = res.record
+        if rec is None:
+            files.append(None)
+            continue
+        blob = codec.encode(rec)
+        light = {"path": rec["path"], "id": rec["id"], "blake3": rec.get("blake3")}
+        digest = _fingerprint(rec) if fingerprints else None
+        files.append(_Indexed(light, blob, digest, res.error, res.warnings, res.unsure))
+    if not rows:
+        return _Part(files, None)
+    # Here, not at the top: the daemon imports this module and needs no Arrow.
+    from ccc_watch.mirror.rows import Rows
+
+    records = [res.record for res in results if res.record is not None]
+    return _Part(files, Rows.of(records, worker_policy()))
+
+
+def _restated(item: _Indexed, said: dict[str, Any] | None) -> Upsert:
     """The upsert of a fresh record into a store carrying the old history: an entry
     only when the file is not what the history last said of its path."""
+    record = item.record
     if said is None:
-        return Upsert(record, cause="rebuild")
+        return Upsert(record, cause="rebuild", encoded=item.encoded)
     same = said.get("blake3") == record.get("blake3") and said.get("id") == record.get("id")
-    return Upsert(record, cause="rebuild", before=said.get("blake3"), logged=not same)
+    return Upsert(
+        record, cause="rebuild", before=said.get("blake3"), logged=not same, encoded=item.encoded
+    )
 
 
 def _carry(
@@ -287,13 +336,16 @@ def rebuild(
     on_batch: Callable[[int], None] | None = None,
     source: Store | None = None,
     seal_key: KeySource | None = None,
+    on_rows: Callable[[Rows], None] | None = None,
 ) -> RebuildReport:
     """Index every file of the vault into a new store and swap it in (unless dry_run).
 
     Ids come from the old store (what can still be read of it when it is damaged; a
     damaged file is moved aside first), or from source when given: a store still open
     whose file is gone (the daemon's, when its data dir was deleted). seal_key gives
-    the vault's key (by vault id) when the policy seals and has no key yet.
+    the vault's key (by vault id) when the policy seals and has no key yet. on_rows,
+    when given, receives the mirror rows of every record the new store holds, batch by
+    batch, as the workers made them (not for a dry run).
     """
     started = time.perf_counter()
     pid = running_pid(data_dir)
@@ -337,8 +389,9 @@ def rebuild(
         )
     tasks = [(f.key, str(f.path), known.get(f.key, (None, b""))[0]) for f in files]
     seen_keys: set[str] = set()
+    pack = functools.partial(_pack, bool(known), on_rows is not None and not dry_run)
     # The pool is forked before any database is open in this process.
-    with indexing(vault, vault_id, policy, len(files), workers) as index_many:
+    with packed_indexing(vault, vault_id, policy, len(files), workers, pack) as index_many:
         new_store = None
         if not dry_run:
             new_store = open_store(work_dir, backend=backend, vault_root=vault, vault_id=vault_id)
@@ -348,18 +401,23 @@ def rebuild(
             history = History()
         progress = _Progress(len(files))
         try:
-            for chunk, results in zip(
+            for chunk, parts in zip(
                 chunks(tasks, batch_size), index_many(chunks(tasks, batch_size)), strict=True
             ):
                 ops = []
-                for (key, _, _), res in zip(chunk, results, strict=True):
-                    if res.record is None:  # vanished since the walk
+                results = [item for made in parts for item in made.files]
+                for (key, _, _), item in zip(chunk, results, strict=True):
+                    if item is None:  # vanished since the walk
                         continue
                     seen_keys.add(key)
-                    _account(report, key, res, known)
-                    ops.append(_restated(res.record, history.state.get(key)))
+                    _account(report, key, item, known)
+                    ops.append(_restated(item, history.state.get(key)))
                 if new_store is not None:
                     new_store.apply(ops)
+                if on_rows is not None:
+                    for made in parts:
+                        if made.rows is not None:
+                            on_rows(made.rows)
                 progress.advance(len(chunk))
                 if on_batch is not None:
                     on_batch(len(ops))
@@ -405,41 +463,53 @@ def rebuild_vault(
         except ValueError as e:
             raise CccWatchError(f"the daemon's answer is no rebuild report: {e}") from None
     policy = IndexPolicy.from_settings(cfg)
-    report = rebuild(
+    run = functools.partial(
+        rebuild,
         vault,
         data_dir,
         backend=cfg.backend,
         batch_size=cfg.batch_size,
         policy=policy,
         rules=IgnoreRules.from_settings(vault, cfg),
-        dry_run=dry_run,
         seal_key=key_source(cfg),
     )
-    if not report.dry_run:
-        # Imported here: the daemon imports this module and must not load DuckDB.
-        from ccc_watch.mirror.mirror import Mirror
+    if dry_run:
+        return run(dry_run=True)
+    # Imported here, before the workers fork (they share it): the daemon imports this
+    # module and must not load DuckDB.
+    from ccc_watch.mirror.mirror import Mirror, MirrorError
 
-        with open_readonly(data_dir, backend=cfg.backend, vault=cfg.require_vault()) as store:
-            Mirror(data_dir, policy).rebuild(store)
+    mirror = Mirror(data_dir, policy)
+    failed: MirrorError | None = None
+    with mirror.loading() as load:
+        report = run(on_rows=load.add)
+        with open_readonly(data_dir, backend=cfg.backend, vault=vault) as store:
+            try:
+                load.finish(store)
+            except MirrorError as e:
+                failed = e
+    if failed is not None:
+        logger.warning("building the mirror beside the store failed ({}): from the store", failed)
+        with open_readonly(data_dir, backend=cfg.backend, vault=vault) as store:
+            mirror.rebuild(store)
     return report
 
 
 def _account(
-    report: RebuildReport, key: str, res: IndexResult, known: dict[str, tuple[str, bytes]]
+    report: RebuildReport, key: str, item: _Indexed, known: dict[str, tuple[str, bytes]]
 ) -> None:
-    assert res.record is not None
     report.indexed += 1
-    if res.error:
-        report.failed.append({"path": key, "reason": res.error})
-    for w in res.warnings:
+    if item.error:
+        report.failed.append({"path": key, "reason": item.error})
+    for w in item.warnings:
         report.warnings.append({"path": key, "reason": w})
-    if res.unsure is not None:
-        report.warnings.append({"path": key, "reason": f"classification unsure: {res.unsure}"})
-        logger.warning(Drift("classification-unsure", key, res.unsure).line())
+    if item.unsure is not None:
+        report.warnings.append({"path": key, "reason": f"classification unsure: {item.unsure}"})
+        logger.warning(Drift("classification-unsure", key, item.unsure).line())
     old = known.get(key)
     if old is None:
         report.added += 1
-    elif old[1] == _fingerprint(res.record):
+    elif old[1] == item.fingerprint:
         report.unchanged += 1
     else:
         report.changed += 1

@@ -24,6 +24,7 @@ from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.log import sinks as logs
 
 T = TypeVar("T")
+P = TypeVar("P")
 Task = tuple[str, str, str | None]  # (vault key, real path, previous id)
 
 # Below this many files a worker pool costs more than it saves.
@@ -62,9 +63,19 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
+def worker_policy() -> IndexPolicy:
+    """The policy of this process's indexer (a pack function's, in a worker)."""
+    assert _worker is not None
+    return _worker.policy
+
+
 def _index_tasks(tasks: Sequence[Task]) -> list[IndexResult]:
     assert _worker is not None
     return [_worker.index(key, Path(path), prev) for key, path, prev in tasks]
+
+
+def _packed(pack: Callable[[list[IndexResult]], P], tasks: Sequence[Task]) -> P:
+    return pack(_index_tasks(tasks))
 
 
 @contextmanager
@@ -77,10 +88,30 @@ def indexing(
     one GIL); the store writes stay in this process, overlapping with them. At most a
     few tasks are in flight, which bounds memory whatever the vault's size.
     """
+    with packed_indexing(vault, vault_id, policy, n_files, workers, list) as run:
+        yield lambda batches: ([r for part in parts for r in part] for parts in run(batches))
+
+
+@contextmanager
+def packed_indexing(
+    vault: Path,
+    vault_id: str,
+    policy: IndexPolicy,
+    n_files: int,
+    workers: int | None,
+    pack: Callable[[list[IndexResult]], P],
+) -> Iterator[Callable[[Iterable[Sequence[Task]]], Iterator[list[P]]]]:
+    """As indexing(), but each part of a batch (at most TASK_FILES files) is handed to
+    pack where it was indexed, in the worker, and what pack made of each part comes
+    back: work on the results that parallelises (encoding them, say) is done there,
+    and only what pack returns crosses to this process. pack must be picklable (a
+    module-level function, or a functools.partial of one)."""
     n = workers or os.cpu_count() or 1
     if n == 1 or n_files < PARALLEL_MIN_FILES:
         _init_worker(vault, vault_id, policy)
-        yield lambda batches: (_index_tasks(b) for b in batches)
+        yield lambda batches: (
+            [pack(_index_tasks(part)) for part in chunks(b, TASK_FILES)] for b in batches
+        )
         return
     # fork is cheapest, but only safe while this process has one thread; the daemon
     # (observer and flusher threads) spawns fresh workers instead (a forkserver would
@@ -93,16 +124,16 @@ def indexing(
         initargs=(vault, vault_id, policy, True, method == "spawn"),
     ) as pool:
 
-        def run(batches: Iterable[Sequence[Task]]) -> Iterator[list[IndexResult]]:
-            pending: deque[list[Future[list[IndexResult]]]] = deque()
+        def run(batches: Iterable[Sequence[Task]]) -> Iterator[list[P]]:
+            pending: deque[list[Future[P]]] = deque()
             for batch in batches:
                 pending.append(
-                    [pool.submit(_index_tasks, part) for part in chunks(batch, TASK_FILES)]
+                    [pool.submit(_packed, pack, part) for part in chunks(batch, TASK_FILES)]
                 )
                 if len(pending) > 4:
-                    yield _gather(pending.popleft())
+                    yield [fut.result() for fut in pending.popleft()]
             while pending:
-                yield _gather(pending.popleft())
+                yield [fut.result() for fut in pending.popleft()]
 
         try:
             yield run
@@ -111,7 +142,3 @@ def indexing(
             # tasks instead of waiting for every one of them on the way out.
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-
-
-def _gather(futures: list[Future[list[IndexResult]]]) -> list[IndexResult]:
-    return [res for fut in futures for res in fut.result()]

@@ -20,7 +20,9 @@ copied from the published file, at most every few seconds (see COPY_SPACING).
 from __future__ import annotations
 
 import os
+import queue
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -46,6 +48,7 @@ from ccc_watch.mirror.schema import (
 from ccc_watch.procs import private_umask, remove_stale
 from ccc_watch.store import MIRROR_FILE, Change, Record, Store
 from ccc_watch.store.chain import ANCHOR, anchor_of
+from ccc_watch.store.store import Snapshot
 
 # DuckDB 2.0 writes a format 1.4 cannot read unless told otherwise; 1.4 is the LTS
 # many notebooks and DBeaver still run.
@@ -393,39 +396,30 @@ class Mirror:
 
     def _rebuild(self, store: Store) -> FlushResult:
         started = time.perf_counter()
-        remove_stale(self.path.parent, f".{MIRROR_FILE}.*.tmp*")  # .wal and .spill too
-        tmp = self.path.with_name(f".{MIRROR_FILE}.{os.getpid()}.tmp")
-        _remove_db(tmp)
+        tmp = self._fresh()
         with store.snapshot() as snap, _discarded_on_failure(tmp), self._attached(tmp) as con:
-            for table in TABLES:
-                con.execute(table.ddl())
-            head = snap.head()
+            _create_tables(con)
             batch: list[Record] = []
             for rec in snap.records():
                 batch.append(rec)
                 if len(batch) >= 5000:
-                    for name, arrow in Rows.of(batch, self.policy).tables():
-                        _insert(con, name, arrow)
+                    _insert_rows(con, Rows.of(batch, self.policy))
                     batch = []
-            for name, arrow in Rows.of(batch, self.policy).tables():
-                _insert(con, name, arrow)
-            after = 0
-            while events := snap.changes_after(after, 50_000):
-                _insert(con, EVENTS.name, events_rows(events))
-                after = events[-1].seq
-            con.execute(
-                "INSERT INTO mirror_state (watermark, store_id, vault_id, schema_version,"
-                " updated_at) VALUES (?, ?, ?, ?, now())",
-                [
-                    head,
-                    store.meta.get("store_id"),
-                    store.meta.get("vault_id"),
-                    MIRROR_SCHEMA_VERSION,
-                ],
-            )
-            for name, sql in VIEWS.items():
-                con.execute(f"CREATE VIEW {name} AS {sql}")
-            con.execute(f"CHECKPOINT {ALIAS}")
+            _insert_rows(con, Rows.of(batch, self.policy))
+            head = _complete(con, snap, store)
+        self._install(tmp)
+        return FlushResult(head, head, True, time.perf_counter() - started)
+
+    def _fresh(self) -> Path:
+        """The name of a new mirror file, cleared (with what interrupted writers left)."""
+        remove_stale(self.path.parent, f".{MIRROR_FILE}.*.tmp*")  # .wal and .spill too
+        tmp = self.path.with_name(f".{MIRROR_FILE}.{os.getpid()}.tmp")
+        _remove_db(tmp)
+        return tmp
+
+    def _install(self, tmp: Path) -> None:
+        """Rename a complete new mirror file over the published one; the working file
+        goes too, so no page of the old mirror is kept (I8)."""
         try:
             _fsync(tmp)
             # A WAL left by a killed writer of the old file must not be replayed onto
@@ -436,7 +430,17 @@ class Mirror:
             _remove_db(tmp)
             raise MirrorError(f"cannot write the mirror {self.path}: {e}") from e
         _remove_db(self.work)  # the next flush copies the new file
-        return FlushResult(head, head, True, time.perf_counter() - started)
+
+    @contextmanager
+    def loading(self) -> Iterator[MirrorLoad]:
+        """A new mirror filled from rows as they are made (a rebuild's workers make
+        them), not from a second pass over the store: see MirrorLoad. Left without
+        finish() (an error, an interrupt), nothing of it remains."""
+        load = MirrorLoad(self)
+        try:
+            yield load
+        finally:
+            load.close()
 
     # --- reading ------------------------------------------------------------
 
@@ -503,6 +507,126 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
         con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
     finally:
         con.unregister("incoming")
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, rows: Rows) -> None:
+    for name, arrow in rows.tables():
+        _insert(con, name, arrow)
+
+
+def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for table in TABLES:
+        con.execute(table.ddl())
+
+
+def _complete(con: duckdb.DuckDBPyConnection, snap: Snapshot, store: Store) -> int:
+    """Finish a new mirror whose per-note rows are in: the snapshot's changelog as
+    `events`, the state (watermark: the snapshot's head), the views; checkpointed, so
+    the file holds it all. Returns the watermark."""
+    head = snap.head()
+    after = 0
+    while events := snap.changes_after(after, 50_000):
+        _insert(con, EVENTS.name, events_rows(events))
+        after = events[-1].seq
+    con.execute(
+        "INSERT INTO mirror_state (watermark, store_id, vault_id, schema_version,"
+        " updated_at) VALUES (?, ?, ?, ?, now())",
+        [head, store.meta.get("store_id"), store.meta.get("vault_id"), MIRROR_SCHEMA_VERSION],
+    )
+    for name, sql in VIEWS.items():
+        con.execute(f"CREATE VIEW {name} AS {sql}")
+    con.execute(f"CHECKPOINT {ALIAS}")
+    return head
+
+
+class MirrorLoad:
+    """A new mirror file, filled from rows as they come by a thread of its own (DuckDB
+    works without the GIL, so its inserts overlap the store's writes), then finished
+    from the new store and published: Mirror.loading().
+
+    Nothing starts before the first rows: a rebuild forks its workers first, and a
+    process with a second thread would have to spawn them. The queue is bounded, so
+    memory is too. When the thread fails, rows are dropped and finish() raises
+    MirrorError: the caller builds the mirror from the store instead.
+    """
+
+    QUEUE = 8  # parts in flight (each the rows of at most a few hundred files)
+    INSERT_NOTES = 5000  # rows of this many notes are inserted together
+
+    def __init__(self, mirror: Mirror) -> None:
+        self.mirror = mirror
+        self.queue: queue.Queue[Rows | Store | None] = queue.Queue(self.QUEUE)
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.tmp: Path | None = None
+        self.done = False
+
+    def add(self, rows: Rows) -> None:
+        """Queue rows for the new mirror (blocks while the queue is full)."""
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="mirror-load", daemon=True)
+            self.thread.start()
+        self._put(rows)
+
+    def finish(self, store: Store) -> FlushResult:
+        """Complete the new mirror from store (the new store, every row of which was
+        added) and publish it. MirrorError when it could not be built."""
+        started = time.perf_counter()
+        if self.thread is None:  # an empty vault: no rows came
+            self.add(Rows.of([], self.mirror.policy))
+        self._put(store)
+        assert self.thread is not None
+        self.thread.join()
+        if self.error is not None or self.tmp is None or not self.done:
+            raise MirrorError(f"cannot build the mirror {self.mirror.path}: {self.error}")
+        with self.mirror._writing():
+            self.mirror._install(self.tmp)
+        head = store.head()
+        return FlushResult(head, head, True, time.perf_counter() - started)
+
+    def close(self) -> None:
+        """Stop the thread (dropping what it has not written) and remove what it wrote
+        unless it was published."""
+        if self.thread is not None and self.thread.is_alive():
+            self._put(None)
+            self.thread.join()
+        if self.tmp is not None and not self.done:
+            _remove_db(self.tmp)
+
+    def _put(self, item: Rows | Store | None) -> None:
+        while self.thread is not None and self.thread.is_alive():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        try:
+            with self.mirror._writing():
+                self.tmp = self.mirror._fresh()
+            with _discarded_on_failure(self.tmp), self.mirror._attached(self.tmp) as con:
+                _create_tables(con)
+                pending: list[Rows] = []
+                while True:
+                    item = self.queue.get()
+                    if isinstance(item, Rows):
+                        pending.append(item)
+                        if sum(r.notes.num_rows for r in pending) >= self.INSERT_NOTES:
+                            _insert_rows(con, Rows.concat(pending))
+                            pending = []
+                        continue
+                    if item is None:  # abandoned
+                        return
+                    if pending:
+                        _insert_rows(con, Rows.concat(pending))
+                    with item.snapshot() as snap:
+                        _complete(con, snap, item)
+                    self.done = True
+                    return
+        except BaseException as e:
+            self.error = e
+            self.done = False
 
 
 def sql_str(path: Path) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
@@ -20,6 +20,14 @@ from ccc_watch.index.fields import canonical
 from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.mirror.schema import EVENTS, HEADINGS, LINKS, NOTES, PROPERTIES, TAGS, TASKS
 from ccc_watch.store import Change, Record
+
+
+def _json(value: Any) -> str:
+    """JSON text with every object's keys sorted, as the store's encoding has them: a
+    fresh record (a rebuild's worker) and the same record read back from the store give
+    the same rows. Frontmatter is emitted in key order for the same reason."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
@@ -52,7 +60,7 @@ def _property_text(value: Any) -> str | None:
     if isinstance(value, list) and all(not isinstance(v, list | dict) for v in value):
         return ", ".join("" if v is None else str(v) for v in value)
     if isinstance(value, list | dict):
-        return orjson.dumps(value).decode()
+        return _json(value)
     return str(value)
 
 
@@ -119,7 +127,7 @@ def _day(
     holding a date or a link to a dated note; else a date in the file's name; else (our
     addition) a yyyy/mm/dd or yyyy-mm-dd folder path."""
     pairs = [
-        *frontmatter.items(),
+        *sorted(frontmatter.items()),
         *((f.get("key"), f.get("value")) for f in fields if not f.get("task")),
     ]
     for key, value in pairs:
@@ -210,7 +218,7 @@ class Rows:
         property_paths, properties = _spread(
             paths,
             [
-                [(k, v, "frontmatter", None) for k, v in fm.items()]
+                [(k, v, "frontmatter", None) for k, v in sorted(fm.items())]
                 + [
                     (
                         f.get("key"),
@@ -234,7 +242,7 @@ class Rows:
                 mtime_ns=mtime_ns,
                 ctime=[None if (ns := n.get("ctime_ns")) is None else ns // 1000 for n in notes],
                 day=list(map(_day, paths, frontmatters, field_lists)),
-                frontmatter=[orjson.dumps(fm).decode() for fm in frontmatters],
+                frontmatter=[_json(fm) for fm in frontmatters],
                 aliases=[n.get("aliases") or [] for n in notes],
                 tags=[n.get("tags") or [] for n in notes],
                 body=[n.get("body") for n in notes],
@@ -256,7 +264,7 @@ class Rows:
             properties=PROPERTIES.arrow_table(
                 path=property_paths,
                 key=[k for k, _, _, _ in properties],
-                value=[orjson.dumps(v).decode() for v in values],
+                value=[_json(v) for v in values],
                 text=[_property_text(v) for v in values],
                 type=[_property_type(v) for v in values],
                 source=[s for _, _, s, _ in properties],
@@ -275,6 +283,12 @@ class Rows:
                 parents=[a[4] for a in anchors],
             ),
         )  # fmt: skip
+
+    @classmethod
+    def concat(cls, parts: Sequence[Rows]) -> Rows:
+        """The rows of several parts as one (each table's chunks side by side)."""
+        names = [f.name for f in fields(cls)]
+        return cls(**{n: pa.concat_tables([getattr(p, n) for p in parts]) for n in names})
 
     def tables(self) -> Iterator[tuple[str, pa.Table]]:
         """(table name, rows) for each per-note table."""

@@ -67,6 +67,9 @@ class Upsert:
     cause: str = "scan"
     before: str | None = None
     logged: bool = True
+    # The whole record as codec.encode gives it, made where the record was (a rebuild's
+    # worker process): record then needs only its path (canonical), id and blake3.
+    encoded: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -257,18 +260,22 @@ class _Batch:
         if rec is not None and rec.get("blake3"):
             self.pending["by_blake3"][_hash_key(rec["blake3"], rec["path"])] = None
 
-    def _store(self, rec: Record) -> None:
-        self.pending["records"][rec["path"]] = codec.encode(rec)
+    def _store(self, rec: Record, encoded: bytes | None = None) -> None:
+        self.pending["records"][rec["path"]] = codec.encode(rec) if encoded is None else encoded
         if rec.get("blake3"):
             self.pending["by_blake3"][_hash_key(rec["blake3"], rec["path"])] = b""
 
     def upsert(self, op: Upsert) -> Change | None:
         rec = _checked(op.record)
+        if op.encoded is not None and rec["path"] != op.record["path"]:
+            raise StoreError(f"an encoded record's path is not a vault key: {rec['path']}")
         old = self._get(rec["path"])
-        if old is not None and _same(old, rec):
+        if old is not None and _same(
+            old, rec if op.encoded is None else _decoded(self.file, op.encoded, "record")
+        ):
             return None
         self._unindex(old)
-        self._store(rec)
+        self._store(rec, op.encoded)
         if not op.logged:
             return None
         before = op.before if old is None else old.get("blake3")
