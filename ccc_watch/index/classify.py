@@ -27,7 +27,6 @@ it cannot make a note less private than a note without frontmatter.
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
 import re
 import sys
@@ -42,15 +41,22 @@ _RANK = {level: rank for rank, level in enumerate(CLASSIFICATIONS)}  # PUBLIC < 
 _MOST_PRIVATE = CLASSIFICATIONS[-1]
 
 
-@functools.cache
-def _format_characters() -> re.Pattern[str]:
-    """Every format character (BOM, zero-width space and joiners, bidi marks): invisible,
-    so they can hide a key or a level from a plain search. Built on first use (a walk
-    over all of Unicode takes a sixth of a second)."""
-    found = (chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf")
-    return re.compile("[" + "".join(map(re.escape, found)) + "]")
+class _FormatCharacters(dict[int, int | None]):
+    """For str.translate: every format character (BOM, zero-width space and joiners,
+    bidi marks; invisible, so they can hide a key or a level from a plain search)
+    maps to None, any other character to itself. Filled as characters are met: building
+    the whole table up front walks all of Unicode (a sixth of a second per process)."""
+
+    LIMIT = 1 << 16  # entries kept; characters past them are looked up each time
+
+    def __missing__(self, code: int) -> int | None:
+        value = None if unicodedata.category(chr(code)) == "Cf" else code
+        if len(self) < self.LIMIT:
+            self[code] = value
+        return value
 
 
+_FORMAT_CHARACTERS = _FormatCharacters()
 _ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8}))")
 # A level's name at the start of a word; a name inside a word (`nonpublic`) is none.
 _LEVEL_WORD = re.compile(r"(?<![^\W\d_])(public|internal|confidential|secret)", re.IGNORECASE)
@@ -82,8 +88,10 @@ def _unescape(match: re.Match[str]) -> str:
 
 def _clean(text: str) -> str:
     """The text as the search reads it: escapes decoded, NFKC, no format characters."""
+    if text.isascii() and "\\" not in text:  # no escape, and NFKC leaves ASCII as it is
+        return text
     text = unicodedata.normalize("NFKC", _ESCAPE.sub(_unescape, text))
-    return text if text.isascii() else _format_characters().sub("", text)
+    return text if text.isascii() else text.translate(_FORMAT_CHARACTERS)
 
 
 def _is_key(key: str) -> bool:
@@ -131,10 +139,14 @@ def _parsed_levels(value: Any) -> tuple[set[str], bool]:
 
 def _key_lines(text: str) -> list[set[str]]:
     """For each classification line of raw text, the levels its value names."""
+    matches = _KEY_LINE.finditer(text)
+    first = next(matches, None)
+    if first is None:  # the common case: no classification line to place
+        return []
     lines = text.split("\n")
     starts = list(itertools.accumulate((len(line) + 1 for line in lines), initial=0))
     found: list[set[str]] = []
-    for match in _KEY_LINE.finditer(text):
+    for match in itertools.chain((first,), matches):
         indent = _indent(lines[bisect.bisect_right(starts, match.start()) - 1])
         value = [match.group("rest")[:_MAX_VALUE]]
         size = len(value[0])

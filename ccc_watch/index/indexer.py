@@ -10,6 +10,7 @@ that vanished gets none. The indexer never writes anywhere.
 from __future__ import annotations
 
 import functools
+import hashlib
 import mimetypes
 import os
 import time
@@ -45,9 +46,21 @@ class IndexResult:
 def record_id(vault_id: str, key: str, inode: int | None = None) -> str:
     """The deterministic id of a new file in a vault when nothing else gives one: from
     its path and inode, so that a new note made where another was just renamed away
-    from (whose record keeps the id it had) does not get the same id."""
+    from (whose record keeps the id it had) does not get the same id.
+
+    It is uuid.uuid5(UUID(vault_id), name), written out: uuid's objects cost a third of
+    the time it takes to index a small file."""
     name = key if inode is None else f"{key}\0{inode}"
-    return str(uuid.uuid5(uuid.UUID(vault_id), name))
+    digest = bytearray(hashlib.sha1(_namespace(vault_id) + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@functools.lru_cache(maxsize=16)
+def _namespace(vault_id: str) -> bytes:
+    return uuid.UUID(vault_id).bytes
 
 
 def _kind(key: str) -> str:
