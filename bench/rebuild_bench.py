@@ -1,20 +1,28 @@
-"""Rebuild wall time and peak memory, next to the floor.
+"""The whole `ccc-watch rebuild` command next to the floor, and what it leaves on disk.
 
-The floor is a plain loop over the same files that only reads, blake3-hashes and
-parses the frontmatter: what any indexer must at least do. It parses with yaml_rs,
-the loader ccc-watch uses; the PyYAML column shows the same loop with PyYAML's
-CSafeLoader, the usual choice.
-Each measurement runs in a fresh process, so its peak RSS is its own.
+The floor is one plain Python process that only walks the vault, reads each file,
+blake3-hashes it and parses the frontmatter of each note with python-frontmatter: what
+any indexer must at least do. A second floor does the same with yaml_rs, the YAML
+loader ccc-watch uses (faster than python-frontmatter's PyYAML).
 
-    python bench/rebuild_bench.py                      # hub corpus, 10k and 100k notes
-    python bench/rebuild_bench.py --sizes 10000        # synthetic sizes to build
-    python bench/rebuild_bench.py --no-hub --backend sqlite
+The rebuild is the real command, `python -m ccc_watch.cli --vault V --data-dir D
+rebuild`, timed from its start to its exit (interpreter start-up, imports, the store
+and the mirror included): first into an empty data dir, then again over the store it
+made (the usual case: ids are kept, unchanged files are counted). Memory is the peak
+of the whole command: the proportional set size (PSS) of the command and its worker
+processes summed, sampled every 20 ms, and the largest single process's peak RSS.
+Sizes: the store file and the mirror file(s) after the first rebuild, against the
+vault's bytes (every regular file under it).
 
-Vaults are built under --work with ../shared/tools/make_vault.py and reused when
-already there; the hub corpus comes from ../shared/corpus. --work defaults to
-/dev/shm/ccc-bench (RAM): the machines this project runs on keep only ~200 MB of page
-cache, so a 400 MB vault on disk measures the disk, not ccc-watch. The databases go
-to a temp dir on disk (--data), so the store's writes and fsyncs are real.
+    python bench/rebuild_bench.py                       # hub corpus and 100,000 notes
+    python bench/rebuild_bench.py --sizes 10000 --runs 3
+    python bench/rebuild_bench.py --no-hub --sizes 20000
+
+Vaults are built under --work with ../shared/tools/make_vault.py (`build DIR --notes N
+--seed 1`) and reused when already there; the hub corpus comes from ../shared/corpus.
+--work defaults to /dev/shm/ccc-bench (RAM): a vault on disk with little page cache
+measures the disk. The databases go to a temp dir on disk (--data), so the store's
+writes and fsyncs are real. Each figure is the median of --runs runs.
 """
 
 from __future__ import annotations
@@ -24,29 +32,35 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-SHARED = Path(os.environ.get("CCC_WATCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CCC_WATCH_SHARED", ROOT.parent / "shared"))
 
 FLOOR = r"""
-import os, sys, time, json, resource
-from pathlib import Path
-import blake3, yaml, yaml_rs
-Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-if sys.argv[2] == "pyyaml":
-    def load(text):
-        return yaml.load(text, Loader=Loader)
+import os, sys, time, json
+import blake3
+if sys.argv[2] == "python-frontmatter":
+    import frontmatter
+    def parse(data):
+        frontmatter.loads(data.decode("utf-8", "replace"))
 else:
-    load = yaml_rs.loads
-vault = Path(sys.argv[1])
+    import yaml_rs
+    def parse(data):
+        if data.startswith(b"---\n"):
+            end = data.find(b"\n---\n", 4)
+            if end > 0:
+                yaml_rs.loads(data[4:end].decode("utf-8", "replace"))
 t0 = time.perf_counter()
 n = 0
-for dirpath, dirnames, filenames in os.walk(vault):
+for dirpath, dirnames, filenames in os.walk(sys.argv[1]):
     dirnames[:] = [d for d in dirnames if not d.startswith(".")]
     for name in filenames:
         if name.startswith("."):
@@ -55,57 +69,100 @@ for dirpath, dirnames, filenames in os.walk(vault):
         if os.path.islink(path):
             continue
         try:
-            data = open(path, "rb").read()
+            with open(path, "rb") as f:
+                data = f.read()
         except OSError:
             continue
         blake3.blake3(data).hexdigest()
         n += 1
-        if name.endswith(".md") and data.startswith(b"---\n"):
-            end = data.find(b"\n---\n", 4)
-            if end > 0:
-                try:
-                    load(data[4:end].decode("utf-8", "replace"))
-                except Exception:
-                    pass
-print(json.dumps({"files": n, "seconds": time.perf_counter() - t0,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
-
-REBUILD = r"""
-import sys, json, resource
-from pathlib import Path
-from ccc_watch.changes.rebuild import rebuild
-r = rebuild(Path(sys.argv[1]), Path(sys.argv[2]), backend=sys.argv[3])
-print(json.dumps({"files": r.indexed, "seconds": r.seconds,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+        if name.endswith(".md"):
+            try:
+                parse(data)
+            except Exception:
+                pass
+print(json.dumps({"files": n, "seconds": time.perf_counter() - t0}))
 """
 
 
-def run(code: str, *args: str) -> dict[str, float]:
+def floor(vault: Path, parser: str) -> float:
+    """Seconds the floor loop takes (measured inside its process, start-up aside)."""
     out = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
-    )
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+        [sys.executable, "-c", FLOOR, str(vault), parser], capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    seconds: float = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+    return seconds
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    kids = [int(p) for p in text.split()]
+    return kids + [g for k in kids for g in _children(k)]
+
+
+def _kb(pid: int, file: str, field: str) -> int:
+    """A `Field:  N kB` line of a /proc/PID file, 0 when the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def rebuild(vault: Path, data: Path) -> dict[str, float]:
+    """Run the whole command once; its wall seconds, peak PSS of its process tree and
+    peak RSS of its largest process (MB)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCC_WATCH_")}
+    env["PYTHONPATH"] = str(ROOT)
+    argv = [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--data-dir",
+            str(data), "rebuild", "--json"]  # fmt: skip
+    peak = [0, 0]  # PSS of the tree, the largest VmHWM (a process's own peak RSS)
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            pids = [proc.pid, *_children(proc.pid)]
+            peak[0] = max(peak[0], sum(_kb(p, "smaps_rollup", "Pss:") for p in pids))
+            peak[1] = max(peak[1], *(_kb(p, "status", "VmHWM:") for p in pids))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if proc.returncode not in (0, 1):  # 1: some files could not be read (the Bad/ ones)
+        raise SystemExit(f"rebuild failed ({proc.returncode}): {err.decode()[-2000:]}")
+    report = json.loads(out)
+    return {"files": report["indexed"], "wall": wall, "pss_mb": peak[0] / 1024,
+            "rss_mb": peak[1] / 1024}  # fmt: skip
+
+
+def vault_bytes(vault: Path) -> int:
+    total = 0
+    for dirpath, _, filenames in os.walk(vault):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                total += os.stat(path).st_size
+    return total
 
 
 def synthetic(work: Path, notes: int) -> Path:
     vault = work / f"vault-{notes}"
     if not (vault / ".obsidian").exists():
+        tool = SHARED / "tools" / "make_vault.py"
         subprocess.run(
-            [
-                sys.executable,
-                str(SHARED / "tools" / "make_vault.py"),
-                "build",
-                str(vault),
-                "--notes",
-                str(notes),
-                "--seed",
-                "1",
-            ],
-            check=True,
-            capture_output=True,
-        )
+            [sys.executable, str(tool), "build", str(vault), "--notes", str(notes), "--seed", "1"],
+            check=True, capture_output=True,
+        )  # fmt: skip
     return vault
 
 
@@ -117,65 +174,82 @@ def hub(work: Path) -> Path:
     return vault
 
 
-def drop_caches_hint() -> str:
-    return "warm page cache (each vault is read once before timing)"
+def mb(n: float) -> str:
+    return f"{n / 1e6:,.1f} MB"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--sizes", default="10000,100000")
+    ap.add_argument("--sizes", default="100000", help="synthetic vaults, notes (comma list)")
     ap.add_argument("--no-hub", action="store_true")
-    ap.add_argument("--backend", default="redb")
+    ap.add_argument("--runs", type=int, default=1, help="runs per figure (median)")
     shm = Path("/dev/shm")
     ap.add_argument(
-        "--work",
-        type=Path,
-        default=shm / "ccc-bench" if shm.is_dir() else Path(tempfile.gettempdir()),
-    )
+        "--work", type=Path,
+        default=shm / "ccc-bench" if shm.is_dir() else Path(tempfile.gettempdir()) / "ccc-bench",
+    )  # fmt: skip
     ap.add_argument("--data", type=Path, help="where the databases go (default: a temp dir)")
     args = ap.parse_args()
-    work = args.work
-    work.mkdir(parents=True, exist_ok=True)
+    args.work.mkdir(parents=True, exist_ok=True)
     data_root = args.data or Path(tempfile.mkdtemp(prefix="ccc-bench-data-"))
     vaults: list[tuple[str, Path]] = []
     if not args.no_hub:
-        vaults.append(("hub corpus", hub(work)))
+        vaults.append(("hub corpus", hub(args.work)))
     for size in [int(s) for s in args.sizes.split(",") if s]:
-        vaults.append((f"synthetic {size:,}", synthetic(work, size)))
+        vaults.append((f"synthetic {size:,}", synthetic(args.work, size)))
 
     print(f"command:  {' '.join(sys.argv)}")
-    print(
-        f"python:   {platform.python_version()}  cpus: {os.cpu_count()}  "
-        f"platform: {platform.platform()}"
-    )
-    print(
-        f"backend:  {args.backend}; vaults in {work}, databases in {data_root}; "
-        f"{drop_caches_hint()}"
-    )
+    print(f"python:   {platform.python_version()}  cpus: {os.cpu_count()}  "
+          f"platform: {platform.platform()}")  # fmt: skip
+    print(f"vaults in {args.work} (warm page cache), databases in {data_root}; "
+          f"median of {args.runs} run(s)")  # fmt: skip
+    times = []
+    sizes = []
+    for name, vault in vaults:
+        floor(vault, "yaml_rs")  # warm the page cache
+        pf = statistics.median(floor(vault, "python-frontmatter") for _ in range(args.runs))
+        yf = statistics.median(floor(vault, "yaml_rs") for _ in range(args.runs))
+        fresh, again = [], []
+        data = data_root / f"data-{vault.name}"
+        for _ in range(args.runs):
+            shutil.rmtree(data, ignore_errors=True)
+            fresh.append(rebuild(vault, data))
+            store = (data / "index.redb").stat().st_size  # sizes after a fresh rebuild
+            mirror = sum(p.stat().st_size for p in data.glob("mirror.duckdb*") if p.is_file())
+            again.append(rebuild(vault, data))
+        vbytes = vault_bytes(vault)
+
+        def med(runs: list[dict[str, float]], key: str) -> float:
+            return statistics.median(r[key] for r in runs)
+
+        times.append((name, fresh[0]["files"], pf, yf, med(fresh, "wall"), med(again, "wall"),
+                      max(r["pss_mb"] for r in fresh + again),
+                      max(r["rss_mb"] for r in fresh + again)))  # fmt: skip
+        sizes.append((name, vbytes, store, mirror))
     print()
     head = (
-        f"{'vault':<18} {'files':>8} {'PyYAML s':>9} {'floor s':>8} {'rebuild s':>10} {'ratio':>6} "
-        f"{'files/s':>9} {'floor MB':>9} {'peak MB':>8}"
+        f"{'vault':<18} {'files':>8} {'floor s':>8} {'yaml_rs':>8} {'rebuild s':>10} "
+        f"{'ratio':>6} {'again s':>8} {'ratio':>6} {'peak PSS':>9} {'peak RSS':>9}"
     )
     print(head)
     print("-" * len(head))
-    for name, vault in vaults:
-        run(FLOOR, str(vault), "yaml_rs")  # warm the page cache
-        floor = run(FLOOR, str(vault), "yaml_rs")
-        pyyaml = run(FLOOR, str(vault), "pyyaml")
-        data = data_root / f"data-{vault.name}"
-        shutil.rmtree(data, ignore_errors=True)
-        t0 = time.perf_counter()
-        rb = run(REBUILD, str(vault), str(data), args.backend)
-        wall = time.perf_counter() - t0
-        print(
-            f"{name:<18} {rb['files']:>8,.0f} {pyyaml['seconds']:>9.2f} "
-            f"{floor['seconds']:>8.2f} {rb['seconds']:>10.2f} "
-            f"{rb['seconds'] / floor['seconds']:>6.2f} {rb['files'] / rb['seconds']:>9,.0f} "
-            f"{floor['peak_mb']:>9.0f} {rb['peak_mb']:>8.0f}   (process wall {wall:.1f} s)"
-        )
+    for name, files, pf, yf, first, second, pss, rss in times:
+        print(f"{name:<18} {files:>8,.0f} {pf:>8.2f} {yf:>8.2f} {first:>10.2f} "
+              f"{first / pf:>5.1f}x {second:>8.2f} {second / pf:>5.1f}x "
+              f"{pss:>6.0f} MB {rss:>6.0f} MB")  # fmt: skip
+    print()
+    head = f"{'vault':<18} {'vault':>10} {'store':>10} {'mirror':>10} {'(store+mirror)/vault':>21}"
+    print(head)
+    print("-" * len(head))
+    for name, vbytes, sbytes, mbytes in sizes:
+        print(f"{name:<18} {mb(vbytes):>10} {mb(sbytes):>10} {mb(mbytes):>10} "
+              f"{(sbytes + mbytes) / vbytes:>20.2f}x")  # fmt: skip
+    print(
+        "\nratio: rebuild wall seconds / the python-frontmatter floor's; 'again': a rebuild "
+        "over the store the first one made"
+    )
     if args.data is None:
         shutil.rmtree(data_root, ignore_errors=True)
 
