@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -234,19 +234,19 @@ class _Batch:
         before: str | None,
         cause: str,
     ) -> Change:
-        change = Change(
-            self.next_seq,
-            op,
-            path,
-            prev,
-            rec.get("id"),
-            before,
-            rec.get("blake3") if op != "delete" else None,
-            cause,
-            self.now,
-        )
-        change = replace(change, hash=link(self.prev_hash, vars(change)))
-        self.prev_hash = str(change.hash)
+        entry: dict[str, Any] = {
+            "seq": self.next_seq,
+            "op": op,
+            "path": path,
+            "prev_path": prev,
+            "id": rec.get("id"),
+            "blake3_before": before,
+            "blake3_after": rec.get("blake3") if op != "delete" else None,
+            "cause": cause,
+            "ts": self.now,
+        }
+        self.prev_hash = link(self.prev_hash, entry)
+        change = Change(**entry, hash=self.prev_hash)
         self.pending["changelog"][change.seq] = change.to_bytes()
         self.next_seq += 1
         self.changes.append(change)
