@@ -148,8 +148,11 @@ class _Previous:
     fingerprint); and why the old store could not be read whole, if it could not."""
 
     vault_id: str | None = None
-    known: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    # path -> (id, fingerprint); no fingerprint when the workers compare each new
+    # record with the old store's (compared_in), which spreads that work over them
+    known: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
     damage: str | None = None
+    compared_in: Path | None = None  # the data dir of the old store the workers read
 
 
 def _previous(data_dir: Path, backend: str, source: Store | None) -> _Previous:
@@ -172,7 +175,14 @@ def _previous(data_dir: Path, backend: str, source: Store | None) -> _Previous:
     except StoreError as e:  # damaged, or of another schema: nothing of it is kept
         return _Previous(damage=e.detail if isinstance(e, StoreCorruptError) else str(e))
     with store:
-        return _salvaged(store)
+        try:
+            with store.snapshot() as snap:
+                ids = {r["path"]: (str(r["id"]), None) for r in snap.records(fields=())}
+            vault_id = store.meta.get("vault_id")
+        except StoreError:  # a record that does not decode: read what can be read
+            return _salvaged(store)
+    known: dict[str, tuple[str, bytes | None]] = dict(ids)
+    return _Previous(str(vault_id) if vault_id else None, known, compared_in=data_dir)
 
 
 def _salvaged(store: Store) -> _Previous:
@@ -200,6 +210,10 @@ def _move_aside(data_dir: Path, backend: str, work_dir: Path) -> Path:
     return aside
 
 
+# What a worker that compared a record with the old store's sends as its fingerprint.
+_SAME, _DIFFERENT = b"same", b"different"
+
+
 @dataclass(frozen=True)
 class _Indexed:
     """One file's record as a worker sends it: encoded there, with only what the main
@@ -223,18 +237,60 @@ class _Part:
     rows: Rows | None
 
 
-def _pack(fingerprints: bool, rows: bool, results: list[IndexResult]) -> _Part:
-    """A part's results as _Part (runs in the worker that indexed them)."""
+# The old store each worker compares with, opened once per process: (data dir, store).
+_old_store: tuple[Path, Store | None] | None = None
+
+
+def _old_snapshot(data_dir: Path, backend: str) -> contextlib.AbstractContextManager[Any]:
+    """A snapshot of the old store in data_dir (opened read-only once per worker), or
+    a null context giving None when it cannot be opened any more."""
+    global _old_store
+    if _old_store is None or _old_store[0] != data_dir:
+        try:
+            _old_store = (data_dir, open_store(data_dir, backend=backend, readonly=True))
+        except StoreError as e:
+            logger.warning("the old store cannot be read to compare with ({})", e)
+            _old_store = (data_dir, None)
+    store = _old_store[1]
+    return contextlib.nullcontext() if store is None else store.snapshot()
+
+
+def _let_go_of_old_store() -> None:
+    """Close the old store a rebuild that indexed in this process compared with: the
+    swap replaces its file, and a daemon must not keep it open."""
+    global _old_store
+    if _old_store is not None and _old_store[1] is not None:
+        _old_store[1].close()
+    _old_store = None
+
+
+def _pack(
+    compare: tuple[Path, str] | None,
+    fingerprints: bool,
+    rows: bool,
+    results: list[IndexResult],
+) -> _Part:
+    """A part's results as _Part (runs in the worker that indexed them). With compare
+    (the old store's data dir and backend), each record is compared with the old
+    store's record at its path; with fingerprints, its fingerprint goes along."""
     files: list[_Indexed | None] = []
-    for res in results:
-        rec = res.record
-        if rec is None:
-            files.append(None)
-            continue
-        blob = codec.encode(rec)
-        light = {"path": rec["path"], "id": rec["id"], "blake3": rec.get("blake3")}
-        digest = _fingerprint(rec) if fingerprints else None
-        files.append(_Indexed(light, blob, digest, res.error, res.warnings, res.unsure))
+    with _old_snapshot(*compare) if compare else contextlib.nullcontext() as old:
+        for res in results:
+            rec = res.record
+            if rec is None:
+                files.append(None)
+                continue
+            blob = codec.encode(rec)
+            light = {"path": rec["path"], "id": rec["id"], "blake3": rec.get("blake3")}
+            digest = _fingerprint(rec) if fingerprints else None
+            if old is not None:
+                try:
+                    before = old.get(rec["path"])
+                except StoreError:  # a damaged record there: not the same
+                    before = None
+                same = before is not None and _fingerprint(before) == _fingerprint(rec)
+                digest = _SAME if same else _DIFFERENT
+            files.append(_Indexed(light, blob, digest, res.error, res.warnings, res.unsure))
     if not rows:
         return _Part(files, None)
     # Here, not at the top: the daemon imports this module and needs no Arrow.
@@ -389,7 +445,9 @@ def rebuild(
         )
     tasks = [(f.key, str(f.path), known.get(f.key, (None, b""))[0]) for f in files]
     seen_keys: set[str] = set()
-    pack = functools.partial(_pack, bool(known), on_rows is not None and not dry_run)
+    compare = None if previous.compared_in is None else (previous.compared_in, backend)
+    fingerprints = compare is None and bool(known)
+    pack = functools.partial(_pack, compare, fingerprints, on_rows is not None and not dry_run)
     # The pool is forked before any database is open in this process.
     with packed_indexing(vault, vault_id, policy, len(files), workers, pack) as index_many:
         new_store = None
@@ -421,6 +479,7 @@ def rebuild(
                 progress.advance(len(chunk))
                 if on_batch is not None:
                     on_batch(len(ops))
+            _let_go_of_old_store()
             report.removed = len(known.keys() - seen_keys)
             if new_store is not None:
                 gone = sorted(history.state.keys() - seen_keys)
@@ -431,6 +490,7 @@ def rebuild(
                 _refuse_other_writer(data_dir, backend)  # one may have started meanwhile
                 _swap(work_dir, data_dir, backend)
         finally:
+            _let_go_of_old_store()
             progress.close()
             if new_store is not None:
                 new_store.close()
@@ -496,7 +556,10 @@ def rebuild_vault(
 
 
 def _account(
-    report: RebuildReport, key: str, item: _Indexed, known: dict[str, tuple[str, bytes]]
+    report: RebuildReport,
+    key: str,
+    item: _Indexed,
+    known: dict[str, tuple[str, bytes | None]],
 ) -> None:
     report.indexed += 1
     if item.error:
@@ -509,7 +572,7 @@ def _account(
     old = known.get(key)
     if old is None:
         report.added += 1
-    elif old[1] == item.fingerprint:
+    elif item.fingerprint == _SAME if old[1] is None else old[1] == item.fingerprint:
         report.unchanged += 1
     else:
         report.changed += 1
