@@ -15,7 +15,8 @@ in this process, one worker pool as the CLI uses) and prints:
    "size")), what the daemon's start-up scan reads), best of --repeat.
 Modes: "before" is the store before bench/store_size.py's findings: every value as JSON
 (codec.COMPRESS_AT set past any value) and no compaction at the end of the rebuild;
-"json" compacts; "zstd" compacts and compresses, as ccc-watch does today. The vault's bytes are the
+"json" compacts; "zstd" compacts and compresses, as ccc-watch does today;
+"zstd-nocompact" compresses only. The vault's bytes are the
 sum of its files' sizes. Other processes on the machine make times noisy: compare
 modes within one run, and run it twice.
 """
@@ -42,6 +43,7 @@ from ccc_watch.store.backend import TABLES
 
 SHARED = Path(os.environ.get("CCC_WATCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 MB = 1e6
+MODES = ("before", "json", "zstd-nocompact", "zstd")
 
 
 @dataclass
@@ -120,8 +122,8 @@ def best(fn: Callable[[], object], repeat: int) -> float:
 
 def measure(mode: str, vault: Path, data: Path, gets: int, repeat: int) -> Result:
     saved, compact = codec.COMPRESS_AT, Store.compact
-    codec.COMPRESS_AT = saved if mode == "zstd" else sys.maxsize
-    if mode == "before":
+    codec.COMPRESS_AT = saved if mode.startswith("zstd") else sys.maxsize
+    if mode in ("before", "zstd-nocompact"):
         Store.compact = lambda self: False  # type: ignore[method-assign]
     try:
         shutil.rmtree(data, ignore_errors=True)
@@ -159,7 +161,7 @@ def measure(mode: str, vault: Path, data: Path, gets: int, repeat: int) -> Resul
 def show(results: list[Result], vault_size: int) -> None:
     print("bytes per table (MB): keys, values as stored, values as JSON")
     head = (
-        f"{'mode':<6} {'table':<11} {'rows':>8} {'keys':>8} {'stored':>8} {'JSON':>8} {'ratio':>6}"
+        f"{'mode':<14} {'table':<11} {'rows':>8} {'keys':>8} {'stored':>8} {'JSON':>8} {'ratio':>6}"
     )
     print(head)
     print("-" * len(head))
@@ -167,13 +169,13 @@ def show(results: list[Result], vault_size: int) -> None:
         for name, t in r.tables.items():
             ratio = t.stored / t.json if t.json else 1.0
             print(
-                f"{r.mode:<6} {name:<11} {t.rows:>8,} {t.keys / MB:>8.2f} {t.stored / MB:>8.2f} "
+                f"{r.mode:<14} {name:<11} {t.rows:>8,} {t.keys / MB:>8.2f} {t.stored / MB:>8.2f} "
                 f"{t.json / MB:>8.2f} {ratio:>6.2f}"
             )
     print()
     print("the file (MB); x vault: the file against the vault's bytes")
     head = (
-        f"{'mode':<6} {'rebuild s':>9} {'file':>7} {'x vault':>7} {'free':>7} {'compacted':>9} "
+        f"{'mode':<14} {'rebuild s':>9} {'file':>7} {'x vault':>7} {'free':>7} {'compacted':>9} "
         f"{'x vault':>7} {'compact s':>9} {'k+v':>7} {'B-tree':>7}"
     )
     print(head)
@@ -181,19 +183,19 @@ def show(results: list[Result], vault_size: int) -> None:
     for r in results:
         kv = sum(t.keys + t.stored for t in r.tables.values())
         print(
-            f"{r.mode:<6} {r.rebuild_s:>9.2f} {r.file / MB:>7.1f} {r.file / vault_size:>7.2f} "
+            f"{r.mode:<14} {r.rebuild_s:>9.2f} {r.file / MB:>7.1f} {r.file / vault_size:>7.2f} "
             f"{(r.file - r.compacted) / MB:>7.1f} {r.compacted / MB:>9.1f} "
             f"{r.compacted / vault_size:>7.2f} {r.compact_s:>9.2f} {kv / MB:>7.1f} "
             f"{(r.compacted - kv) / MB:>7.1f}"
         )
     print()
     print("reads (µs per record, best of --repeat)")
-    head = f"{'mode':<6} {'get':>8} {'full scan':>10} {'projected':>10}"
+    head = f"{'mode':<14} {'get':>8} {'full scan':>10} {'projected':>10}"
     print(head)
     print("-" * len(head))
     for r in results:
         g, s, p = (r.reads[k] * 1e6 for k in ("get", "scan", "projected"))
-        print(f"{r.mode:<6} {g:>8.1f} {s:>10.1f} {p:>10.1f}")
+        print(f"{r.mode:<14} {g:>8.1f} {s:>10.1f} {p:>10.1f}")
 
 
 def main() -> None:
@@ -203,7 +205,7 @@ def main() -> None:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--vault", type=Path, help="a vault to rebuild")
     src.add_argument("--notes", type=int, help="build a make_vault.py vault of N notes")
-    ap.add_argument("--modes", default="before,json,zstd")
+    ap.add_argument("--modes", default="before,json,zstd-nocompact,zstd")
     ap.add_argument("--gets", type=int, default=5000)
     ap.add_argument("--repeat", type=int, default=3)
     shm = Path("/dev/shm")
@@ -216,8 +218,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="where the stores go (default: a temp dir)")
     args = ap.parse_args()
     modes = [m for m in args.modes.split(",") if m]
-    if unknown := set(modes) - {"before", "json", "zstd"}:
-        ap.error(f"unknown modes: {', '.join(sorted(unknown))} (before, json, zstd)")
+    if unknown := set(modes) - set(MODES):
+        ap.error(f"unknown modes: {', '.join(sorted(unknown))} ({', '.join(MODES)})")
     if args.vault is not None:
         vault = args.vault
     else:

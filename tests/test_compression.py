@@ -61,6 +61,23 @@ def test_decompress_gives_back_what_compress_took(data: bytes) -> None:
         assert _redb.decompress(_redb.compress(data, level)) == data
 
 
+# A SECRET note's record as compressed by the first ccc-watch that compressed (487 bytes
+# of JSON in 81): nearly all of it refers back into the dictionary built into the
+# extension, so it reads back only while that dictionary stays byte for byte the same.
+STORED_FRAME = bytes.fromhex(
+    "28b52ffd64e7001d0200686162782e353261336e756c6c7d110086000fe57403404fd42c82dd9cc122a0"
+    "84980e0e011dc49eb19bdc6c06001780aca1b819614cb899b20c01cdb09c84460061103d28ee0a"
+)
+
+
+def test_a_value_stored_by_an_earlier_version_reads_back() -> None:
+    """Stored frames depend on the dictionary: it may never change."""
+    rec = codec.decode(STORED_FRAME)
+    assert rec["path"] == "a.md" and rec["blake3"] == "ab" * 32
+    assert rec["classification"] == "SECRET" and rec["mime"] == "text/markdown"
+    assert len(codec.canonical(rec)) == 487
+
+
 def test_a_record_compresses_to_a_fraction_of_its_json() -> None:
     """The dictionary of record shapes does its work on a record of a few hundred bytes:
     the gain the codec counts on (bench/store_size.py measures it on whole vaults)."""
