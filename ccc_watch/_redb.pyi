@@ -133,6 +133,26 @@ class Table(Generic[K]):
         top-level members named there; any other value whole."""
     def __len__(self) -> int: ...
 
+ZSTD_MAGIC: bytes
+ZSTD_DEFAULT_LEVEL: int
+
+def compress(data: bytes, level: int = ...) -> bytes:
+    """data as one zstd frame, with its content size and a checksum of it, made with the
+    dictionary of record shapes built into the extension (rust/src/compress.rs), at level
+    (default ZSTD_DEFAULT_LEVEL). Releases the GIL. ValueError for a level zstd lacks."""
+
+def decompress(data: bytes) -> bytes:
+    """The content of one frame compress() made (or any plain zstd frame that declares
+    its content size). Releases the GIL. ValueError, never a crash, when data is not one
+    whole intact frame: damaged, cut short, followed by other bytes, or declaring more
+    than 1 GiB."""
+
+def frames_in(data: bytes) -> list[bytes]:
+    """What every zstd frame found anywhere in data (a database file, a page) decodes to,
+    as far as it decodes (a damaged or cut-short frame gives its whole blocks before the
+    damage). Releases the GIL. For a search of a file for text, which compressed values
+    would otherwise hide."""
+
 def prefix_end(prefix: str) -> str | None:
     """The smallest string greater than every string that starts with prefix (None when
     there is none): the exclusive end of a prefix scan, for every backend."""

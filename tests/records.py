@@ -6,6 +6,15 @@ import hashlib
 from typing import Any
 
 
+def searchable(blob: bytes) -> bytes:
+    """blob, then what every zstd frame inside it decodes to (as far as it decodes): the
+    store compresses large values, so a search of a file for a note's text must look
+    into them too, or it would find nothing whether the text is there or not."""
+    from ccc_watch import _redb
+
+    return b"\n".join([blob, *_redb.frames_in(blob)])
+
+
 def fake_blake3(content: str) -> str:
     """A 64-hex-digit stand-in for a blake3 digest (the store treats it as opaque)."""
     return hashlib.sha256(content.encode()).hexdigest()

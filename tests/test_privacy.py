@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from records import searchable
 
 from ccc_watch.changes.rebuild import rebuild
 from ccc_watch.changes.reconcile import reconcile
@@ -59,8 +60,9 @@ def leaked(blob: bytes, m: dict[str, str]) -> list[str]:
 
 
 def files_under(data: Path) -> dict[Path, bytes]:
-    """Every file under the data dir (hidden and temporary ones too), as raw bytes."""
-    return {p: p.read_bytes() for p in sorted(data.rglob("*")) if p.is_file()}
+    """Every file under the data dir (hidden and temporary ones too), as raw bytes and
+    what the compressed values in them hold (records.searchable)."""
+    return {p: searchable(p.read_bytes()) for p in sorted(data.rglob("*")) if p.is_file()}
 
 
 def leaks_in(data: Path, m: dict[str, str]) -> dict[str, list[str]] | None:

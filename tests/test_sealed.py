@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from conftest import cli
 from daemon_harness import Daemon, wait_until
+from records import searchable
 from test_privacy import CHANNELS, files_under, leaked, leaks_in, markers, note_text
 
 from ccc_watch.index.indexer import Indexer
@@ -215,7 +216,7 @@ class Watch:
         while not self.stop.is_set():
             for p in list(self.data.rglob("*")) if self.data.exists() else []:
                 try:
-                    blob = p.read_bytes() if p.is_file() else b""
+                    blob = searchable(p.read_bytes()) if p.is_file() else b""
                 except OSError:
                     continue
                 for m in self.words:

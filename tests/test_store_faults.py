@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 from disks import fill
 
+from ccc_watch import _redb
 from ccc_watch.errors import EXIT_DATAERR, EXIT_IOERR, EXIT_SOFTWARE, EXIT_TEMPFAIL
+from ccc_watch.store import BACKENDS as STORE_BACKENDS
 
 SAMPLE_VAULT = Path(__file__).parent.parent / "sample-vault"
 STORE_FILES = {"redb": "index.redb", "sqlite": "index.sqlite"}
@@ -110,13 +112,33 @@ def assert_ok(proc: subprocess.CompletedProcess[str], code: int = 0) -> None:
 PAGE = 4096
 
 
+def stored_value(path: Path, key: str) -> bytes:
+    """The bytes a store file holds for a record, read through its backend: a large value
+    is compressed, so the note's text is not in the file as it is."""
+    backend = next(b for b, name in STORE_FILES.items() if name == path.name)
+    impl = STORE_BACKENDS[backend][0](path, readonly=True)
+    try:
+        with impl.reading() as tx:
+            blob = tx.get("records", key)
+    finally:
+        impl.close()
+    assert blob is not None and blob[:4] == _redb.ZSTD_MAGIC, blob
+    return blob
+
+
 def damage(path: Path, how: str) -> None:
+    value = stored_value(path, "n100.md")
+    for suffix in ("-wal", "-shm"):  # SQLite's, of the read above
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
     data = path.read_bytes()
     with path.open("r+b") as f:
         if how == "middle":
             # Garbage over every page holding note n100's record: live data in mid-file.
-            needle = f"{MARK}100".encode()
-            pages = {at // PAGE * PAGE for at in _find_all(data, needle)}
+            pages = {
+                edge // PAGE * PAGE
+                for at in _find_all(data, value)
+                for edge in (at, at + len(value) - 1)
+            }
             assert pages, "the record's text is not in the store file"
             assert all(0 < p < len(data) - PAGE for p in pages), (pages, len(data))
             for page in sorted(pages):
@@ -127,14 +149,16 @@ def damage(path: Path, how: str) -> None:
         elif how == "header":
             f.write(b"\xa5" * 100)  # the magic number / "SQLite format 3" and what follows
         elif how == "value":
-            # One byte of note n100's stored JSON flipped (in every copy: old ones stay in
-            # free pages): neither engine checks a value's bytes when it reads them (redb's
-            # page checksums are checked by `check`).
-            found = list(_find_all(data, f"{MARK}100".encode()))
-            assert found, "the record's text is not in the store file"
+            # One byte in the middle of note n100's stored (compressed) record flipped, in
+            # every copy (old ones stay in free pages): neither engine checks a value's bytes
+            # when it reads them (redb's page checksums are checked by `check`); the frame's
+            # checksum makes it a record that does not decode.
+            found = list(_find_all(data, value))
+            assert found, "the record's value is not in the store file"
             for at in found:
-                f.seek(at - 3)
-                f.write(bytes([data[at - 3] ^ 0xFF]))
+                mid = at + len(value) // 2
+                f.seek(mid)
+                f.write(bytes([data[mid] ^ 0xFF]))
 
 
 def _find_all(data: bytes, needle: bytes) -> Iterator[int]:

@@ -139,7 +139,7 @@ _REPORT_FIELDS: dict[str, Callable[[object], bool]] = {
 def _fingerprint(record: Record) -> bytes:
     """A digest of a record as the store compares it (no volatile fields, sealed text by
     its key and digest), to compare old and new cheaply."""
-    return blake3.blake3(codec.encode(comparable(record))).digest()
+    return blake3.blake3(codec.canonical(comparable(record))).digest()
 
 
 @dataclass
@@ -485,6 +485,7 @@ def rebuild(
                 gone = sorted(history.state.keys() - seen_keys)
                 for part in chunks([(k, history.state[k]) for k in gone], batch_size):
                     new_store.apply(Forget(k, str(v.get("id")), v.get("blake3")) for k, v in part)
+                new_store.compact()  # half the file is free pages (bench/store_size.py)
                 new_store.close()
                 new_store = None
                 _refuse_other_writer(data_dir, backend)  # one may have started meanwhile

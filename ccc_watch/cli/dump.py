@@ -22,7 +22,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     out = sys.stdout.buffer
     with read_store(cfg) as store:
         for record in store.records():
-            line = codec.encode(record)
+            line = codec.canonical(record)
             if not line.isascii():  # C1 controls, bidi overrides: escaped
                 line = json_shown(line.decode()).encode()
             out.write(line + b"\n")

@@ -94,7 +94,7 @@ class Sealer:
         self, fields: Mapping[str, Any], record_id: object, blake3_hex: object
     ) -> dict[str, Any]:
         """The sealed field of a record (its id and blake3) hiding `fields`."""
-        plain = codec.encode(dict(fields))
+        plain = codec.canonical(dict(fields))
         nonce = os.urandom(_NONCE)
         data = AESGCM(self._aead).encrypt(nonce, plain, self._aad(record_id, blake3_hex))
         return {

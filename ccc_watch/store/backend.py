@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 import orjson
 
 from ccc_watch.errors import StoreError
+from ccc_watch.store import codec
 
 Key = str | int
 KeyKind = Literal["str", "u64"]
@@ -86,6 +87,9 @@ class Backend(Protocol):
         """Verify the file: True when intact, False when damage was found and repaired;
         StoreCorruptError when it is damaged beyond repair."""
 
+    def compact(self) -> bool:
+        """Give free pages back to the file system (writable, no transaction open)."""
+
     def scrub(self) -> bool:
         """Leave no byte of an overwritten or deleted value in the store's files (writable
         only). False when it could not finish now (a reader holds what it would remove)."""
@@ -111,9 +115,9 @@ def damage_note(path: Path) -> Path:
 def project(value: bytes, fields: tuple[str, ...]) -> bytes:
     """The JSON object of value's members named in fields, or value whole when it is no
     JSON object: what the redb extension's range(fields=) does in Rust (project.rs),
-    for a backend without it."""
+    for a backend without it. A compressed value is projected from its content."""
     try:
-        whole = orjson.loads(value)
+        whole = orjson.loads(codec.plain(value))
     except ValueError:
         return value
     if not isinstance(whole, dict):

@@ -27,7 +27,7 @@ TIP = "chain_tip"  # meta: {"seq", "hash"} of the newest entry
 def link(prev: str, entry: Mapping[str, Any]) -> str:
     """The hash of an entry (its fields; "hash" itself left out) after prev."""
     body = {k: v for k, v in entry.items() if k != "hash"}
-    return blake3.blake3(prev.encode("ascii") + codec.encode(body)).hexdigest()
+    return blake3.blake3(prev.encode("ascii") + codec.canonical(body)).hexdigest()
 
 
 def anchor_of(meta: Mapping[str, Any]) -> tuple[int, str]:

@@ -586,6 +586,14 @@ class Store:
         """Verify the database file; True when intact."""
         return self.backend.check_integrity()
 
+    def compact(self) -> bool:
+        """Give the file's free pages back to the file system: a store just written by a
+        rebuild is half free pages (its batches' commits copy pages on write;
+        bench/store_size.py). True when anything moved."""
+        if self.readonly:
+            raise StoreError(f"store is open read-only: {self.path}")
+        return self.backend.compact()
+
     def scrub(self) -> bool:
         """Leave no byte of an earlier version of any record in the store's files (I8: the
         old text of a note made private). Every record, changelog entry and meta value is

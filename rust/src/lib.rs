@@ -9,6 +9,7 @@
 //! `InternalError`; waits that can last (for the write slot, a repair on open, a
 //! compaction) check for signals, so Ctrl-C and SIGTERM get through.
 
+mod compress;
 mod project;
 
 use std::cell::RefCell;
@@ -727,6 +728,42 @@ fn py_prefix_end(prefix: &str) -> Option<String> {
     prefix_end(prefix)
 }
 
+/// `data` as one zstd frame (with its content size and checksum) at `level`, without
+/// the GIL. ValueError for a level zstd does not have.
+#[pyfunction]
+#[pyo3(name = "compress", signature = (data, level = compress::DEFAULT_LEVEL))]
+fn py_compress<'py>(py: Python<'py>, data: &[u8], level: i32) -> PyResult<Bound<'py, PyBytes>> {
+    let out = py
+        .detach(|| guarded(|| compress::compress(data, level)))
+        .map_err(|what| internal(&what, "compress"))?
+        .map_err(PyValueError::new_err)?;
+    Ok(PyBytes::new(py, &out))
+}
+
+/// The content of `data`, one zstd frame as compress() makes, without the GIL.
+/// ValueError (never a panic) when it is not one whole, intact frame.
+#[pyfunction]
+#[pyo3(name = "decompress")]
+fn py_decompress<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let out = py
+        .detach(|| guarded(|| compress::decompress(data)))
+        .map_err(|what| internal(&what, "decompress"))?
+        .map_err(PyValueError::new_err)?;
+    Ok(PyBytes::new(py, &out))
+}
+
+/// What every zstd frame anywhere in `data` decodes to, as far as it decodes (damaged
+/// or cut-short frames give their first part), without the GIL: for a search of a
+/// database file for text, which compressed values would otherwise hide from it.
+#[pyfunction]
+#[pyo3(name = "frames_in")]
+fn py_frames_in<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    let found = py
+        .detach(|| guarded(|| compress::frames_in(data)))
+        .map_err(|what| internal(&what, "frames_in"))?;
+    Ok(found.iter().map(|f| PyBytes::new(py, f)).collect())
+}
+
 /// The smallest string greater than every string starting with `prefix`, if any.
 fn prefix_end(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
@@ -817,7 +854,7 @@ impl<K: KeyType> ReadJob<K> for Scan<K> {
         for item in iter.take(self.limit.unwrap_or(usize::MAX)) {
             let (k, v) = item?;
             let value = match &self.fields {
-                Some(fields) => project::project(v.value(), fields),
+                Some(fields) => project::project_stored(v.value(), fields),
                 None => None,
             };
             rows.push((
@@ -1038,6 +1075,11 @@ fn _redb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ReadTransaction>()?;
     m.add_class::<Table>()?;
     m.add_function(wrap_pyfunction!(py_prefix_end, m)?)?;
+    m.add_function(wrap_pyfunction!(py_compress, m)?)?;
+    m.add_function(wrap_pyfunction!(py_decompress, m)?)?;
+    m.add_function(wrap_pyfunction!(py_frames_in, m)?)?;
+    m.add("ZSTD_MAGIC", PyBytes::new(py, &compress::MAGIC))?;
+    m.add("ZSTD_DEFAULT_LEVEL", compress::DEFAULT_LEVEL)?;
     m.add("RedbError", py.get_type::<RedbError>())?;
     m.add("DatabaseLockedError", py.get_type::<DatabaseLockedError>())?;
     m.add("RepairNeededError", py.get_type::<RepairNeededError>())?;

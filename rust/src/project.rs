@@ -8,6 +8,17 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+/// project() of a stored value, which may be a zstd frame (compress.rs): decompressed
+/// first. None when it is no JSON object, or a frame that does not decompress, so that
+/// the caller returns it whole and its own decoding reports it.
+pub fn project_stored(value: &[u8], fields: &[String]) -> Option<Vec<u8>> {
+    if crate::compress::is_compressed(value) {
+        let plain = crate::compress::decompress(value).ok()?;
+        return project(&plain, fields);
+    }
+    project(value, fields)
+}
+
 /// The JSON object of the members of `value` named in `fields`, in the order they
 /// appear in `value` (their values byte for byte as stored); None when `value` is no
 /// JSON object, so that the caller returns it whole and its own decoding reports it.
@@ -79,7 +90,7 @@ impl<'de> de::Deserialize<'de> for Name<'de> {
 
 #[cfg(test)]
 mod tests {
-    use super::project;
+    use super::{project, project_stored};
 
     fn p(value: &str, fields: &[&str]) -> Option<String> {
         let fields: Vec<String> = fields.iter().map(|s| s.to_string()).collect();
@@ -102,5 +113,20 @@ mod tests {
         for bad in ["[1]", "\"s\"", "{\"a\":", "{\"a\":1} x", "", "{\"a\":1,}"] {
             assert_eq!(p(bad, &["a"]), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_compressed_value_is_projected_from_its_content() {
+        let v = br#"{"body":"long long long long long long","id":"a","size":3}"#;
+        let fields = vec!["id".to_string()];
+        let c = crate::compress::compress(v, 3).unwrap();
+        assert_eq!(project_stored(&c, &fields).unwrap(), br#"{"id":"a"}"#);
+        assert_eq!(project_stored(v, &fields).unwrap(), br#"{"id":"a"}"#);
+        let mut bad = c.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(project_stored(&bad, &fields), None);
+        let not_json = crate::compress::compress(b"[1]", 3).unwrap();
+        assert_eq!(project_stored(&not_json, &fields), None);
     }
 }
