@@ -552,6 +552,9 @@ class MirrorLoad:
 
     QUEUE = 8  # parts in flight (each the rows of at most a few hundred files)
     INSERT_NOTES = 5000  # rows of this many notes are inserted together
+    # DuckDB keeps what was inserted in memory until a checkpoint writes it to the file:
+    # one every this many notes bounds the memory whatever the vault's size.
+    CHECKPOINT_NOTES = 25_000
 
     def __init__(self, mirror: Mirror) -> None:
         self.mirror = mirror
@@ -608,13 +611,19 @@ class MirrorLoad:
             with _discarded_on_failure(self.tmp), self.mirror._attached(self.tmp) as con:
                 _create_tables(con)
                 pending: list[Rows] = []
+                unwritten = 0  # notes inserted since the last checkpoint
                 while True:
                     item = self.queue.get()
                     if isinstance(item, Rows):
                         pending.append(item)
-                        if sum(r.notes.num_rows for r in pending) >= self.INSERT_NOTES:
+                        waiting = sum(r.notes.num_rows for r in pending)
+                        if waiting >= self.INSERT_NOTES:
                             _insert_rows(con, Rows.concat(pending))
                             pending = []
+                            unwritten += waiting
+                            if unwritten >= self.CHECKPOINT_NOTES:
+                                con.execute(f"CHECKPOINT {ALIAS}")
+                                unwritten = 0
                         continue
                     if item is None:  # abandoned
                         return
