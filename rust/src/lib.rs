@@ -10,6 +10,8 @@
 //! compaction) check for signals, so Ctrl-C and SIGTERM get through.
 
 mod project;
+mod scan;
+mod tables;
 
 use std::cell::RefCell;
 use std::ops::Bound as Edge;
@@ -1038,6 +1040,7 @@ fn _redb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ReadTransaction>()?;
     m.add_class::<Table>()?;
     m.add_function(wrap_pyfunction!(py_prefix_end, m)?)?;
+    m.add_function(wrap_pyfunction!(scan::py_scan_body, m)?)?;
     m.add("RedbError", py.get_type::<RedbError>())?;
     m.add("DatabaseLockedError", py.get_type::<DatabaseLockedError>())?;
     m.add("RepairNeededError", py.get_type::<RepairNeededError>())?;
@@ -1050,5 +1053,6 @@ fn _redb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("DEFAULT_CACHE_BYTES", DEFAULT_CACHE_BYTES)?;
     m.add("REDB_VERSION", "4.6.0")?;
+    m.add("UNICODE_VERSION", tables::UNICODE_VERSION)?;
     Ok(())
 }
