@@ -320,25 +320,29 @@ pub fn scan_body(body: &str, first_line: i64) -> Body {
             }
         }
 
-        let (text, scan): (Cow<str>, Cow<str>) =
-            if line.contains('`') || line.contains("%%") || line.contains("<!--") {
-                let (words, scan, open) = mask_inline(&line);
-                comment = open;
-                (Cow::Owned(words), Cow::Owned(scan))
-            } else {
-                (Cow::Borrowed(&*line), Cow::Borrowed(&*line))
-            };
+        let seen = Seen::of(&line);
+        let inline_special = seen.backtick
+            || (seen.percent && line.contains("%%"))
+            || (seen.lt && line.contains("<!--"));
+        let (text, scan): (Cow<str>, Cow<str>) = if inline_special {
+            let (words, scan, open) = mask_inline(&line);
+            comment = open;
+            (Cow::Owned(words), Cow::Owned(scan))
+        } else {
+            (Cow::Borrowed(&*line), Cow::Borrowed(&*line))
+        };
         out.words += count_words(&text);
         let unlinked: &str = &scan; // code and comments masked, links still there: for fields
-        let scan: Cow<str> = if unlinked.contains('[') {
+                                    // What `line` lacks, the texts made from it lack too.
+        let scan: Cow<str> = if seen.bracket && unlinked.contains('[') {
             links(unlinked, lineno, &mut out.links)
         } else {
             Cow::Borrowed(unlinked)
         };
-        if scan.contains('#') {
+        if seen.hash && scan.contains('#') {
             tags(&scan, &mut out.tags, &mut tag_index);
         }
-        if scan.contains('^') {
+        if seen.caret && scan.contains('^') {
             if let Some(id) = block_id(&scan) {
                 out.blocks.push(Block {
                     id: id.to_string(),
@@ -346,7 +350,8 @@ pub fn scan_body(body: &str, first_line: i64) -> Body {
                 });
             }
         }
-        let has_fields = unlinked.contains("::")
+        let has_fields = seen.colon
+            && unlinked.contains("::")
             && (unlinked.len() <= MAX_LINE || unlinked.chars().count() <= MAX_LINE)
             && out.fields.len() < MAX_FIELDS;
         if resumed {
@@ -368,7 +373,7 @@ pub fn scan_body(body: &str, first_line: i64) -> Body {
                 }
             }
         }
-        let task = if text.contains('[') {
+        let task = if seen.bracket && text.contains('[') {
             task(&text)
         } else {
             None
@@ -397,6 +402,38 @@ pub fn scan_body(body: &str, first_line: i64) -> Body {
         }
     }
     out
+}
+
+/// Which of the characters the rules start from a line holds, found in one pass (a
+/// search per character and per string costs more on the short lines of a note).
+#[derive(Default)]
+struct Seen {
+    backtick: bool,
+    percent: bool,
+    lt: bool,
+    bracket: bool,
+    hash: bool,
+    caret: bool,
+    colon: bool,
+}
+
+impl Seen {
+    fn of(line: &str) -> Seen {
+        let mut seen = Seen::default();
+        for b in line.bytes() {
+            match b {
+                b'`' => seen.backtick = true,
+                b'%' => seen.percent = true,
+                b'<' => seen.lt = true,
+                b'[' => seen.bracket = true,
+                b'#' => seen.hash = true,
+                b'^' => seen.caret = true,
+                b':' => seen.colon = true,
+                _ => {}
+            }
+        }
+        seen
+    }
 }
 
 /// body.py _QUOTE_PREFIX removed from `s`, which starts with '>': `(?:>[ \t]?)+`.
@@ -540,6 +577,16 @@ fn backtick_runs(b: &[u8]) -> HashMap<usize, Vec<usize>> {
 
 /// len(text.split()).
 fn count_words(text: &str) -> u64 {
+    if text.is_ascii() {
+        let mut count = 0;
+        let mut in_word = false;
+        for &b in text.as_bytes() {
+            let space = matches!(b, b'\t'..=b'\r' | 0x1c..=0x1f | b' ');
+            count += u64::from(!space && !in_word);
+            in_word = !space;
+        }
+        return count;
+    }
     let mut count = 0;
     let mut in_word = false;
     for c in text.chars() {
