@@ -10,9 +10,21 @@ leaves the call.
 
 from os import PathLike
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 K = TypeVar("K", str, int)
+
+# (title, links, tags, tasks, words, headings, blocks, fields): ccc_watch.index.body.Body
+ScannedBody = tuple[
+    str | None,
+    list[dict[str, Any]],
+    dict[str, int],
+    list[dict[str, Any]],
+    int,
+    list[dict[str, Any]],
+    list[dict[str, Any]],
+    list[dict[str, Any]],
+]
 
 DEFAULT_CACHE_BYTES: int
 REDB_VERSION: str
@@ -156,3 +168,12 @@ def frames_in(data: bytes) -> list[bytes]:
 def prefix_end(prefix: str) -> str | None:
     """The smallest string greater than every string that starts with prefix (None when
     there is none): the exclusive end of a prefix scan, for every backend."""
+
+def scan_body(body: str, first_line: int) -> ScannedBody:
+    """What ccc_watch.index.body.scan_body_reference finds in a note's body (its first line
+    is first_line of the file), as the fields of a Body, scanned without the GIL. Raises
+    UnicodeEncodeError for a str with lone surrogates (it has no UTF-8 form)."""
+
+UNICODE_VERSION: str
+"""The Unicode version of the character classes scan_body reads text with (those of the
+Python that generated rust/src/tables.rs)."""

@@ -26,8 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     # from it under the settings' policy (index), a reconcile after a restore (changes),
     # the key (keys).
     "backup": BASE | {"procs", "config", "store", "mirror", "changes", "keys", "index", "history"},
-    # records are the store's type; a policy that seals reads the vault's key (keys)
-    "index": BASE | {"config", "vault", "store", "log", "keys"},
+    # records are the store's type; a policy that seals reads the vault's key (keys);
+    # the body scanner is compiled (_redb.scan_body)
+    "index": BASE | {"config", "vault", "store", "log", "keys", "_redb"},
     "store": BASE | {"vault", "procs", "_redb"},
     "log": BASE | {"config"},
     "mirror": BASE | {"store", "index", "procs", "log"},

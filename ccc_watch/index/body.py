@@ -16,6 +16,11 @@ heading (a title when the frontmatter gives none), links, tags, tasks and words.
 - Wikilink targets are kept as written (Obsidian does not URL-decode them); Markdown
   link targets are URL-decoded. Reference-style links, raw HTML blocks and math are
   not looked at.
+
+`scan_body` runs the compiled scanner (rust/src/scan.rs, without the GIL);
+`scan_body_reference` is this module's Python scanner, the reference it is tested
+against (tests/test_scan_differential.py) and the fallback for a str the compiled one
+cannot read (lone surrogates have no UTF-8 form).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from ccc_watch._redb import scan_body as _compiled_scan
 from ccc_watch.index.fields import EMOJI, MAX_FIELDS, MAX_LINE, bracketed, full_line, task_meta
 
 
@@ -256,7 +262,16 @@ def _block_id(scan: str) -> str | None:
 
 
 def scan_body(body: str, first_line: int) -> Body:
-    """Scan a note's body (its first line is first_line of the file) line by line."""
+    """Scan a note's body (its first line is first_line of the file)."""
+    try:
+        return Body(*_compiled_scan(body, first_line))
+    except UnicodeEncodeError:  # lone surrogates: no UTF-8 text for the compiled scanner
+        return scan_body_reference(body, first_line)
+
+
+def scan_body_reference(body: str, first_line: int) -> Body:
+    """Scan a note's body (its first line is first_line of the file) line by line: the
+    Python definition of what scan_body finds."""
     title: str | None = None
     links: list[dict[str, Any]] = []
     tags: dict[str, int] = {}

@@ -11,6 +11,8 @@
 
 mod compress;
 mod project;
+mod scan;
+mod tables;
 
 use std::cell::RefCell;
 use std::ops::Bound as Edge;
@@ -1080,6 +1082,7 @@ fn _redb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_frames_in, m)?)?;
     m.add("ZSTD_MAGIC", PyBytes::new(py, &compress::MAGIC))?;
     m.add("ZSTD_DEFAULT_LEVEL", compress::DEFAULT_LEVEL)?;
+    m.add_function(wrap_pyfunction!(scan::py_scan_body, m)?)?;
     m.add("RedbError", py.get_type::<RedbError>())?;
     m.add("DatabaseLockedError", py.get_type::<DatabaseLockedError>())?;
     m.add("RepairNeededError", py.get_type::<RepairNeededError>())?;
@@ -1092,5 +1095,6 @@ fn _redb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("DEFAULT_CACHE_BYTES", DEFAULT_CACHE_BYTES)?;
     m.add("REDB_VERSION", "4.6.0")?;
+    m.add("UNICODE_VERSION", tables::UNICODE_VERSION)?;
     Ok(())
 }
