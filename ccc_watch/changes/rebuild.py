@@ -444,12 +444,13 @@ def rebuild(
             "" if aside is None else f"; moved it aside until the new one is in place: {aside}",
         )
     tasks = [(f.key, str(f.path), known.get(f.key, (None, b""))[0]) for f in files]
+    del walked, files  # a file's walk entry weighs ~0.9 KB: 90 MB at 100,000 files
     seen_keys: set[str] = set()
     compare = None if previous.compared_in is None else (previous.compared_in, backend)
     fingerprints = compare is None and bool(known)
     pack = functools.partial(_pack, compare, fingerprints, on_rows is not None and not dry_run)
     # The pool is forked before any database is open in this process.
-    with packed_indexing(vault, vault_id, policy, len(files), workers, pack) as index_many:
+    with packed_indexing(vault, vault_id, policy, len(tasks), workers, pack) as index_many:
         new_store = None
         if not dry_run:
             new_store = open_store(work_dir, backend=backend, vault_root=vault, vault_id=vault_id)
@@ -457,7 +458,7 @@ def rebuild(
             history = _carry(new_store, data_dir, backend, source, work_dir)
         else:
             history = History()
-        progress = _Progress(len(files))
+        progress = _Progress(len(tasks))
         try:
             for chunk, parts in zip(
                 chunks(tasks, batch_size), index_many(chunks(tasks, batch_size)), strict=True

@@ -7,6 +7,7 @@ switch), so both scale the same way.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -126,12 +127,24 @@ def packed_indexing(
 
         def run(batches: Iterable[Sequence[Task]]) -> Iterator[list[P]]:
             pending: deque[list[Future[P]]] = deque()
-            for batch in batches:
-                pending.append(
-                    [pool.submit(_packed, pack, part) for part in chunks(batch, TASK_FILES)]
-                )
-                if len(pending) > 4:
-                    yield [fut.result() for fut in pending.popleft()]
+            if method == "fork":
+                # The first task forks the workers. Frozen, this process's objects are
+                # never visited by a worker's garbage collector, whose visits would copy
+                # every page holding one (the workers' memory would grow to this one's).
+                gc.freeze()
+            try:
+                first = True
+                for batch in batches:
+                    pending.append(
+                        [pool.submit(_packed, pack, part) for part in chunks(batch, TASK_FILES)]
+                    )
+                    if first:
+                        first = False
+                        gc.unfreeze()  # forked by now
+                    if len(pending) > 4:
+                        yield [fut.result() for fut in pending.popleft()]
+            finally:
+                gc.unfreeze()
             while pending:
                 yield [fut.result() for fut in pending.popleft()]
 

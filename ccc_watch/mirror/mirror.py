@@ -555,6 +555,7 @@ class MirrorLoad:
     # DuckDB keeps what was inserted in memory until a checkpoint writes it to the file:
     # one every this many notes bounds the memory whatever the vault's size.
     CHECKPOINT_NOTES = 25_000
+    MEMORY_LIMIT = "64MB"
 
     def __init__(self, mirror: Mirror) -> None:
         self.mirror = mirror
@@ -609,6 +610,9 @@ class MirrorLoad:
             with self.mirror._writing():
                 self.tmp = self.mirror._fresh()
             with _discarded_on_failure(self.tmp), self.mirror._attached(self.tmp) as con:
+                # DuckDB keeps written blocks cached up to most of the machine's memory:
+                # a rebuild's load needs none of them again.
+                con.execute(f"SET memory_limit = '{self.MEMORY_LIMIT}'")
                 _create_tables(con)
                 pending: list[Rows] = []
                 unwritten = 0  # notes inserted since the last checkpoint
