@@ -49,6 +49,7 @@ from ccc_watch.log.progress import enabled as progress_enabled
 from ccc_watch.procs import owner_pid, pid_alive, replace_durably, running_pid, secure_dir
 from ccc_watch.store import (
     BACKENDS,
+    Change,
     Forget,
     History,
     Record,
@@ -393,6 +394,7 @@ def rebuild(
     source: Store | None = None,
     seal_key: KeySource | None = None,
     on_rows: Callable[[Rows], None] | None = None,
+    on_changes: Callable[[list[Change]], None] | None = None,
 ) -> RebuildReport:
     """Index every file of the vault into a new store and swap it in (unless dry_run).
 
@@ -401,7 +403,8 @@ def rebuild(
     whose file is gone (the daemon's, when its data dir was deleted). seal_key gives
     the vault's key (by vault id) when the policy seals and has no key yet. on_rows,
     when given, receives the mirror rows of every record the new store holds, batch by
-    batch, as the workers made them (not for a dry run).
+    batch, as the workers made them (not for a dry run); on_changes, the changelog
+    entries the rebuild appends, as it appends them.
     """
     started = time.perf_counter()
     pid = running_pid(data_dir)
@@ -472,7 +475,9 @@ def rebuild(
                     _account(report, key, item, known)
                     ops.append(_restated(item, history.state.get(key)))
                 if new_store is not None:
-                    new_store.apply(ops)
+                    appended = new_store.apply(ops)
+                    if on_changes is not None:
+                        on_changes(appended)
                 if on_rows is not None:
                     for made in parts:
                         if made.rows is not None:
@@ -485,7 +490,11 @@ def rebuild(
             if new_store is not None:
                 gone = sorted(history.state.keys() - seen_keys)
                 for part in chunks([(k, history.state[k]) for k in gone], batch_size):
-                    new_store.apply(Forget(k, str(v.get("id")), v.get("blake3")) for k, v in part)
+                    appended = new_store.apply(
+                        Forget(k, str(v.get("id")), v.get("blake3")) for k, v in part
+                    )
+                    if on_changes is not None:
+                        on_changes(appended)
                 new_store.compact()  # half the file is free pages (bench/store_size.py)
                 new_store.close()
                 new_store = None
@@ -544,7 +553,7 @@ def rebuild_vault(
     mirror = Mirror(data_dir, policy)
     failed: MirrorError | None = None
     with mirror.loading() as load:
-        report = run(on_rows=load.add)
+        report = run(on_rows=load.add, on_changes=load.add_changes)
         with open_readonly(data_dir, backend=cfg.backend, vault=vault) as store:
             try:
                 load.finish(store)

@@ -519,14 +519,28 @@ def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(table.ddl())
 
 
-def _complete(con: duckdb.DuckDBPyConnection, snap: Snapshot, store: Store) -> int:
+def _complete(
+    con: duckdb.DuckDBPyConnection,
+    snap: Snapshot,
+    store: Store,
+    streamed: tuple[int, int] | None = None,
+) -> int:
     """Finish a new mirror whose per-note rows are in: the snapshot's changelog as
     `events`, the state (watermark: the snapshot's head), the views; checkpointed, so
-    the file holds it all. Returns the watermark."""
+    the file holds it all. Returns the watermark. streamed: (first seq, count) of the
+    entries already in `events`, which must then be the snapshot's last ones (else
+    they are replaced by the snapshot's)."""
     head = snap.head()
+    until = head + 1
+    if streamed is not None:
+        first, count = streamed
+        if first + count - 1 == head:
+            until = first
+        else:
+            con.execute(f"DELETE FROM {EVENTS.name}")
     after = 0
-    while events := snap.changes_after(after, 50_000):
-        _insert(con, EVENTS.name, events_rows(events))
+    while after < until - 1 and (events := snap.changes_after(after, 50_000)):
+        _insert(con, EVENTS.name, events_rows([e for e in events if e.seq < until]))
         after = events[-1].seq
     con.execute(
         "INSERT INTO mirror_state (watermark, store_id, vault_id, schema_version,"
@@ -559,7 +573,7 @@ class MirrorLoad:
 
     def __init__(self, mirror: Mirror) -> None:
         self.mirror = mirror
-        self.queue: queue.Queue[Rows | Store | None] = queue.Queue(self.QUEUE)
+        self.queue: queue.Queue[Rows | list[Change] | Store | None] = queue.Queue(self.QUEUE)
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self.tmp: Path | None = None
@@ -571,6 +585,14 @@ class MirrorLoad:
             self.thread = threading.Thread(target=self._run, name="mirror-load", daemon=True)
             self.thread.start()
         self._put(rows)
+
+    def add_changes(self, changes: list[Change]) -> None:
+        """Queue changelog entries the new store just appended, in order (the rest of
+        its changelog is read from it when it is finished)."""
+        if changes:
+            if self.thread is None:
+                self.add(Rows.of([], self.mirror.policy))
+            self._put(changes)
 
     def finish(self, store: Store) -> FlushResult:
         """Complete the new mirror from store (the new store, every row of which was
@@ -597,7 +619,7 @@ class MirrorLoad:
         if self.tmp is not None and not self.done:
             _remove_db(self.tmp)
 
-    def _put(self, item: Rows | Store | None) -> None:
+    def _put(self, item: Rows | list[Change] | Store | None) -> None:
         while self.thread is not None and self.thread.is_alive():
             try:
                 self.queue.put(item, timeout=0.1)
@@ -616,8 +638,18 @@ class MirrorLoad:
                 _create_tables(con)
                 pending: list[Rows] = []
                 unwritten = 0  # notes inserted since the last checkpoint
+                streamed: tuple[int, int] | None = None  # (first seq, count) in events
                 while True:
                     item = self.queue.get()
+                    if isinstance(item, list):
+                        _insert(con, EVENTS.name, events_rows(item))
+                        if streamed is None:
+                            streamed = (item[0].seq, len(item))
+                        elif item[0].seq == sum(streamed):
+                            streamed = (streamed[0], streamed[1] + len(item))
+                        else:  # not one run: _complete reads them all from the store
+                            streamed = (streamed[0], -1)
+                        continue
                     if isinstance(item, Rows):
                         pending.append(item)
                         waiting = sum(r.notes.num_rows for r in pending)
@@ -634,7 +666,7 @@ class MirrorLoad:
                     if pending:
                         _insert_rows(con, Rows.concat(pending))
                     with item.snapshot() as snap:
-                        _complete(con, snap, item)
+                        _complete(con, snap, item, streamed)
                     self.done = True
                     return
         except BaseException as e:
