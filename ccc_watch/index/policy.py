@@ -161,6 +161,14 @@ class IndexPolicy:
         kept.pop(SEALED, None)  # a reader's view (the mirror): no ciphertext either
         return kept
 
+    def shown(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What a reader may see of a record: redact()'s, without the copy when there is
+        nothing to take away (a record of a level that keeps everything, no sealed
+        text), for readers that only read it."""
+        if record.get("classification") in self.private_classifications or SEALED in record:
+            return self.redact(record)
+        return record
+
     def stored(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """What the store keeps of a freshly indexed record: redact()'s, plus, for a
         sealable level, the fields it dropped in `sealed` (README "Privacy")."""

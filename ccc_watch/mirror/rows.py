@@ -207,7 +207,7 @@ class Rows:
     def of(cls, records: Iterable[Record], policy: IndexPolicy) -> Rows:
         """Flatten records into table rows, applying the privacy policy once more (a
         record from an older indexer, or a bug, must not carry private text further)."""
-        notes = [policy.redact(r) for r in records]
+        notes = [policy.shown(r) for r in records]
         paths = [n["path"] for n in notes]
         frontmatters = [n.get("frontmatter") or {} for n in notes]
         mtime_ns = [n.get("mtime_ns") for n in notes]
