@@ -15,12 +15,13 @@ the whole command):
   Python reference beside it when both exist);
 - record, rest: what indexing a file costs beyond the above (classification, ids,
   privacy policy, the record's dict);
-- serialization: codec.encode of each record (what the store writes);
-- transfer: pickling a batch's results and unpickling them (what a worker process
-  sends the main one);
-- store commit: Store.apply of the batch into a fresh store (one transaction each);
-- mirror rows: the mirror's Arrow rows of the batch; mirror load: inserting them into
-  a fresh DuckDB file (and its checkpoint).
+- serialization: codec.encode of each record (JSON, compressed: what the store writes);
+- mirror rows: the mirror's Arrow rows of the batch;
+- transfer: pickling what a worker sends the main process (the encoded records, their
+  path, id and blake3, the rows) and unpickling it;
+- store commit: Store.apply of the encoded records into a fresh store (a transaction
+  per batch, changelog entries and their chain included);
+- mirror load: inserting the rows into a fresh DuckDB file (and its checkpoint).
 """
 
 from __future__ import annotations
@@ -108,13 +109,16 @@ def profile(vault: Path, work: Path) -> tuple[int, int, dict[str, float]]:
         records = [r.record for r in results if r.record is not None]
         blobs = [codec.encode(r) for r in records]
         t = timed("serialization", t)
-        pickle.loads(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
-        t = timed("transfer", t)
-        store.apply(Upsert(r, cause="rebuild") for r in records)
-        t = timed("store commit", t)
-        decoded = [codec.decode(b) for b in blobs]
-        rows = Rows.of(decoded, indexer.policy)
+        rows = Rows.of(records, indexer.policy)
         t = timed("mirror rows", t)
+        sent = (blobs, [{k: r[k] for k in ("path", "id", "blake3")} for r in records], rows)
+        blobs, light, rows = pickle.loads(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL))
+        t = timed("transfer", t)
+        store.apply(
+            Upsert(rec, cause="rebuild", encoded=blob)
+            for rec, blob in zip(light, blobs, strict=True)
+        )
+        t = timed("store commit", t)
         for name, arrow in rows.tables():
             if arrow.num_rows:
                 con.register("incoming", arrow)
@@ -133,8 +137,8 @@ def profile(vault: Path, work: Path) -> tuple[int, int, dict[str, float]]:
 
 ORDER = (
     "walk", "read + hash", "  of which hash", "decode", "frontmatter", "body scan",
-    "body scan (Python reference)", "record, rest", "serialization", "transfer",
-    "store commit", "mirror rows", "mirror load",
+    "body scan (Python reference)", "record, rest", "serialization", "mirror rows",
+    "transfer", "store commit", "mirror load",
 )  # fmt: skip
 
 
