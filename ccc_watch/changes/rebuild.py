@@ -69,6 +69,11 @@ if TYPE_CHECKING:
     from ccc_watch.config import Config
     from ccc_watch.mirror.rows import Rows
 
+# The new store's page cache: it is written in key order and hardly read, so the default
+# (64 MiB) mostly holds memory. With this and the mirror load's smaller DuckDB cache, the
+# whole command's peak at 100,000 notes went from 637 to 533 MB (bench/rebuild_bench.py).
+_WRITE_CACHE_BYTES = 16 << 20
+
 # Sends a request to the daemon with a pid and returns its answer: daemon.control.ask.
 AskDaemon = Callable[[Path, int, dict[str, Any]], dict[str, Any]]
 
@@ -456,7 +461,13 @@ def rebuild(
     with packed_indexing(vault, vault_id, policy, len(tasks), workers, pack) as index_many:
         new_store = None
         if not dry_run:
-            new_store = open_store(work_dir, backend=backend, vault_root=vault, vault_id=vault_id)
+            new_store = open_store(
+                work_dir,
+                backend=backend,
+                vault_root=vault,
+                vault_id=vault_id,
+                cache_bytes=_WRITE_CACHE_BYTES,
+            )
             new_store.set_meta(POLICY_META, policy.fingerprint())
             history = _carry(new_store, data_dir, backend, source, work_dir)
         else:

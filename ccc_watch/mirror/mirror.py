@@ -566,10 +566,11 @@ class MirrorLoad:
 
     QUEUE = 8  # parts in flight (each the rows of at most a few hundred files)
     INSERT_NOTES = 5000  # rows of this many notes are inserted together
+    INSERT_BYTES = 32 << 20  # or of notes this large (long notes)
     # DuckDB keeps what was inserted in memory until a checkpoint writes it to the file:
     # one every this many notes bounds the memory whatever the vault's size.
     CHECKPOINT_NOTES = 25_000
-    MEMORY_LIMIT = "64MB"
+    MEMORY_LIMIT = "32MB"  # what the load holds between checkpoints fits in it
 
     def __init__(self, mirror: Mirror) -> None:
         self.mirror = mirror
@@ -653,7 +654,8 @@ class MirrorLoad:
                     if isinstance(item, Rows):
                         pending.append(item)
                         waiting = sum(r.notes.num_rows for r in pending)
-                        if waiting >= self.INSERT_NOTES:
+                        held = sum(r.notes.nbytes for r in pending)
+                        if waiting >= self.INSERT_NOTES or held >= self.INSERT_BYTES:
                             _insert_rows(con, Rows.concat(pending))
                             pending = []
                             unwritten += waiting

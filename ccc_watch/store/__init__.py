@@ -71,6 +71,7 @@ def open_store(
     readonly: bool = False,
     vault_root: Path | None = None,
     vault_id: str | None = None,
+    cache_bytes: int | None = None,
 ) -> Store:
     """Open the store in data_dir.
 
@@ -78,13 +79,14 @@ def open_store(
     at a time. Read-only: any number of processes, beside the writer; raises
     StoreMissingError when there is no store yet. vault_id is used only when the
     store is created (rebuild keeps the old store's, so record ids stay the same).
+    cache_bytes sizes redb's page cache (None: its default; SQLite keeps its own).
     Every failure of the engine or of the file is a StoreError subclass (locked,
     damaged, disk full, permission denied, internal error).
     """
     path = store_file(data_dir, backend)
     if not readonly:
         secure_dir(data_dir)
-    impl: Backend = BACKENDS[backend][0](path, readonly=readonly)
+    impl: Backend = BACKENDS[backend][0](path, readonly=readonly, cache_bytes=cache_bytes)
     try:
         return Store(impl, vault_root=vault_root, vault_id=vault_id)
     except BaseException:

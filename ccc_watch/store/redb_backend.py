@@ -111,7 +111,9 @@ class RedbBackend:
 
     name = "redb"
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, readonly: bool = False, cache_bytes: int | None = None
+    ) -> None:
         self.path = path
         self.readonly = readonly
         self._faults = Translating(self._translate)
@@ -119,7 +121,8 @@ class RedbBackend:
             if not readonly:
                 secure_file(path)
             try:
-                self._db = _redb.Database(path, readonly=readonly)
+                cache = _redb.DEFAULT_CACHE_BYTES if cache_bytes is None else cache_bytes
+                self._db = _redb.Database(path, readonly=readonly, cache_size=cache)
             except FileNotFoundError as e:
                 raise StoreMissingError(f"no store at {path}") from e
         if not readonly:  # opened (and repaired if need be): whatever a note said is past

@@ -119,7 +119,9 @@ class SqliteBackend:
 
     name = "sqlite"
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, readonly: bool = False, cache_bytes: int | None = None
+    ) -> None:
         self.path = path
         self.readonly = readonly
         self._lock_fd: int | None = None
