@@ -213,15 +213,25 @@ def test_data_dir_deleted_while_running_is_made_again(
 # --------------------------------------------------------------------------------------------
 
 
-def flip_record(store: Path, text: str) -> None:
-    """Flip one byte of the stored record holding text, in every copy of it in the file
-    (old copies stay in free pages; one of them is the live one): its JSON no longer
-    parses."""
+def flip_record(store: Path, key: str) -> None:
+    """Flip one byte in the middle of the record stored at key, in every copy of its
+    value in the file (old copies stay in free pages; one of them is the live one): the
+    value is compressed, so the note's text is not in the file as it is, and the frame's
+    checksum makes the flipped one a record that does not decode."""
+    from ccc_watch.store.redb_backend import RedbBackend
+
+    impl = RedbBackend(store, readonly=True)
+    try:
+        with impl.reading() as tx:
+            value = tx.get("records", key)
+    finally:
+        impl.close()
+    assert value is not None, f"no record {key!r} in {store}"
     data = bytearray(store.read_bytes())
-    found = [i for i in range(len(data)) if data.startswith(text.encode(), i)]
-    assert found, f"{text!r} is not in {store}"
+    found = [i for i in range(len(data)) if data.startswith(value, i)]
+    assert found, f"the value of {key!r} is not in {store}"
     for at in found:
-        data[at - 3] ^= 0xFF
+        data[at + len(value) // 2] ^= 0xFF
     store.write_bytes(bytes(data))
 
 
@@ -241,7 +251,7 @@ def test_damaged_store_is_rebuilt_by_the_daemon(
     d.settle()
     before = ids(d)
     assert d.stop() == 0
-    flip_record(d.data / "index.redb", "zqxdamaged")
+    flip_record(d.data / "index.redb", "Folder/n07.md")
     if found_by == "check":
         assert d.cli("check").returncode == 65
 
