@@ -10,7 +10,8 @@ rebuild`, timed from its start to its exit (interpreter start-up, imports, the s
 and the mirror included): first into an empty data dir, then again over the store it
 made (the usual case: ids are kept, unchanged files are counted). Memory is the peak
 of the whole command: the proportional set size (PSS) of the command and its worker
-processes summed, sampled every 20 ms, and the largest single process's peak RSS.
+processes summed, sampled every 20 ms, and the largest single process's peak RSS, in
+one more pair of runs (sampling costs CPU, so the timed runs are not sampled).
 Sizes: the store file and the mirror file(s) after the first rebuild, against the
 vault's bytes (every regular file under it).
 
@@ -114,9 +115,10 @@ def _kb(pid: int, file: str, field: str) -> int:
     return 0
 
 
-def rebuild(vault: Path, data: Path) -> dict[str, float]:
-    """Run the whole command once; its wall seconds, peak PSS of its process tree and
-    peak RSS of its largest process (MB)."""
+def rebuild(vault: Path, data: Path, sample: bool) -> dict[str, float]:
+    """Run the whole command once; its wall seconds and, when sampled, the peak PSS of
+    its process tree and the peak RSS of its largest process (MB). Sampling reads
+    /proc every 20 ms, which costs the command CPU: timed runs are not sampled."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCC_WATCH_")}
     env["PYTHONPATH"] = str(ROOT)
     argv = [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--data-dir",
@@ -126,23 +128,29 @@ def rebuild(vault: Path, data: Path) -> dict[str, float]:
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     done = threading.Event()
 
-    def sample() -> None:
+    def sampler_loop() -> None:
         while not done.wait(0.02):
             pids = [proc.pid, *_children(proc.pid)]
             peak[0] = max(peak[0], sum(_kb(p, "smaps_rollup", "Pss:") for p in pids))
             peak[1] = max(peak[1], *(_kb(p, "status", "VmHWM:") for p in pids))
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    sampler = threading.Thread(target=sampler_loop, daemon=True)
+    if sample:
+        sampler.start()
     out, err = proc.communicate()
     wall = time.perf_counter() - started
     done.set()
-    sampler.join()
+    if sample:
+        sampler.join()
     if proc.returncode not in (0, 1):  # 1: some files could not be read (the Bad/ ones)
         raise SystemExit(f"rebuild failed ({proc.returncode}): {err.decode()[-2000:]}")
     report = json.loads(out)
-    return {"files": report["indexed"], "wall": wall, "pss_mb": peak[0] / 1024,
-            "rss_mb": peak[1] / 1024}  # fmt: skip
+    return {
+        "files": report["indexed"],
+        "wall": wall,
+        "pss_mb": peak[0] / 1024,
+        "rss_mb": peak[1] / 1024,
+    }  # fmt: skip (0 when not sampled)
 
 
 def vault_bytes(vault: Path) -> int:
@@ -211,22 +219,25 @@ def main() -> None:
         floor(vault, "yaml_rs")  # warm the page cache
         pf = statistics.median(floor(vault, "python-frontmatter") for _ in range(args.runs))
         yf = statistics.median(floor(vault, "yaml_rs") for _ in range(args.runs))
-        fresh, again = [], []
+        fresh: list[dict[str, float]] = []
+        again: list[dict[str, float]] = []
+        memory: list[dict[str, float]] = []
         data = data_root / f"data-{vault.name}"
-        for _ in range(args.runs):
+        for run in range(args.runs + 1):  # the last pair only for memory
+            sample = run == args.runs
             shutil.rmtree(data, ignore_errors=True)
-            fresh.append(rebuild(vault, data))
+            (memory if sample else fresh).append(rebuild(vault, data, sample))
             store = (data / "index.redb").stat().st_size  # sizes after a fresh rebuild
             mirror = sum(p.stat().st_size for p in data.glob("mirror.duckdb*") if p.is_file())
-            again.append(rebuild(vault, data))
+            (memory if sample else again).append(rebuild(vault, data, sample))
         vbytes = vault_bytes(vault)
 
         def med(runs: list[dict[str, float]], key: str) -> float:
             return statistics.median(r[key] for r in runs)
 
         times.append((name, fresh[0]["files"], pf, yf, med(fresh, "wall"), med(again, "wall"),
-                      max(r["pss_mb"] for r in fresh + again),
-                      max(r["rss_mb"] for r in fresh + again)))  # fmt: skip
+                      max(r["pss_mb"] for r in memory),
+                      max(r["rss_mb"] for r in memory)))  # fmt: skip
         sizes.append((name, vbytes, store, mirror))
     print()
     head = (
