@@ -28,6 +28,7 @@ import pytest
 from conftest import cli
 from daemon_harness import Daemon, wait_until
 from privileges import blocked_prefix
+from terminal import on_a_terminal
 from watchdog.events import DirMovedEvent, FileModifiedEvent
 
 from ccc_watch.changes.events import EventTranslator
@@ -499,35 +500,6 @@ TITLE = "title \x1b[31mred \x9b31m \u202etxt \x85 nel \u2066iso"
 HOSTILE_NOTE = b'---\ntitle: "title \\e[31mred \\x9b31m \\u202etxt \\N nel \\u2066iso"\n---\nbody\n'
 
 
-def on_a_terminal(env: dict[str, str], vault: Path, data: Path, *args: str) -> str:
-    """What a command prints when its stdout is a terminal (a pseudo-terminal here)."""
-    import pty
-
-    master, slave = pty.openpty()
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--data-dir",
-             str(data), *args],
-            stdout=slave, stderr=subprocess.PIPE, env=env, timeout=120)  # fmt: skip
-        os.close(slave)
-        slave = -1
-        assert done.returncode == 0, done.stderr[-2000:]
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the terminal's other end is closed and drained
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks).decode().replace("\r\n", "\n")
-    finally:
-        os.close(master)
-        if slave >= 0:
-            os.close(slave)
-
-
 def test_records_and_query_results_reach_the_terminal_safely(
     tmp_path: Path, vault: Path, env: dict[str, str]
 ) -> None:
@@ -572,7 +544,7 @@ def test_records_and_query_results_reach_the_terminal_safely(
     assert table.returncode == 0, table.stderr[-2000:]
     lines = table.stdout.splitlines()
     assert len(lines) == 2 + len(keys) + 1 and all(map(one_safe_line, lines)), lines
-    csv_text = on_a_terminal(env, vault, data, "sql", query, "--format", "csv")
+    csv_text = on_a_terminal(vault, data, env, "sql", query, "--format", "csv")
     lines = csv_text.splitlines()
     assert len(lines) == 1 + len(keys) and all(map(one_safe_line, lines)), lines
     piped = cli(env, vault, data, "sql", query, "--format", "csv")  # data, unchanged

@@ -9,21 +9,18 @@ COLUMNS or a pseudo-terminal of a given size), the formatter in this one.
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import itertools
 import json
 import os
-import pty
-import struct
 import subprocess
 import sys
-import termios
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
+from terminal import on_a_terminal
 from wcwidth import width as cells
 
 from ccc_watch.mirror.mirror import Mirror
@@ -242,43 +239,15 @@ def test_sql_fits_the_terminal_and_wide_shows_everything(
     """On a terminal of 50 columns the table fits in 50; COLUMNS=40 makes it fit in 40,
     on a pipe too; on a pipe without COLUMNS, and with --wide anywhere, values are whole."""
     vault, data, env = world
-    narrow = on_a_terminal(vault, data, env, 50, "sql", TABLE)
+    narrow = on_a_terminal(vault, data, env, "sql", TABLE, columns=50)
     assert max(map(cells, narrow.splitlines())) <= 50 and LONG not in narrow, narrow
-    wide = on_a_terminal(vault, data, env, 50, "sql", TABLE, "--wide")
+    wide = on_a_terminal(vault, data, env, "sql", TABLE, "--wide", columns=50)
     assert LONG in wide
     piped = ccc(vault, data, "sql", TABLE, env=env)
     assert LONG in piped.stdout
     columns = ccc(vault, data, "sql", TABLE, env={**env, "COLUMNS": "40"})
     assert max(map(cells, columns.stdout.splitlines())) <= 40 and LONG not in columns.stdout
     assert LONG in ccc(vault, data, "sql", TABLE, "--wide", env={**env, "COLUMNS": "40"}).stdout
-
-
-def on_a_terminal(vault: Path, data: Path, env: dict[str, str], columns: int, *args: str) -> str:
-    """What a command prints to a pseudo-terminal `columns` wide."""
-    master, slave = pty.openpty()
-    try:
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-        done = subprocess.run(
-            [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--data-dir",
-             str(data), *args], stdout=slave, stderr=subprocess.PIPE, env=env, timeout=120,
-        )  # fmt: skip
-        os.close(slave)
-        slave = -1
-        assert done.returncode == 0, done.stderr
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the other end is closed and drained
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks).decode().replace("\r\n", "\n")
-    finally:
-        os.close(master)
-        if slave >= 0:
-            os.close(slave)
 
 
 # --- the mirror trailing the store ---------------------------------------------------------

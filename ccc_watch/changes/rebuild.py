@@ -216,18 +216,16 @@ def _move_aside(data_dir: Path, backend: str, work_dir: Path) -> Path:
     return aside
 
 
-# What a worker that compared a record with the old store's sends as its fingerprint.
-_SAME, _DIFFERENT = b"same", b"different"
-
-
 @dataclass(frozen=True)
 class _Indexed:
     """One file's record as a worker sends it: encoded there, with only what the main
-    process reads of it (path, id, blake3) beside, and its fingerprint when the old
-    store has records to compare with."""
+    process reads of it (path, id, blake3) beside, and how it compares with the old
+    store's: `same` when the worker compared it with the old store itself, else its
+    fingerprint when the main process holds old ones to compare with."""
 
     record: Record  # path, id, blake3
     encoded: bytes
+    same: bool | None
     fingerprint: bytes | None
     error: str | None
     warnings: list[str]
@@ -286,17 +284,21 @@ def _pack(
             if rec is None:
                 files.append(None)
                 continue
-            blob = codec.encode(rec)
             light = {"path": rec["path"], "id": rec["id"], "blake3": rec.get("blake3")}
-            digest = _fingerprint(rec) if fingerprints else None
+            digest = _fingerprint(rec) if fingerprints or old is not None else None
+            same = None
             if old is not None:
                 try:
                     before = old.get(rec["path"])
                 except StoreError:  # a damaged record there: not the same
                     before = None
-                same = before is not None and _fingerprint(before) == _fingerprint(rec)
-                digest = _SAME if same else _DIFFERENT
-            files.append(_Indexed(light, blob, digest, res.error, res.warnings, res.unsure))
+                same = before is not None and _fingerprint(before) == digest
+            files.append(
+                _Indexed(
+                    light, codec.encode(rec), same, digest if fingerprints else None,
+                    res.error, res.warnings, res.unsure,
+                )
+            )  # fmt: skip
     if not rows:
         return _Part(files, None)
     # Here, not at the top: the daemon imports this module and needs no Arrow.
@@ -562,17 +564,18 @@ def rebuild_vault(
     from ccc_watch.mirror.mirror import Mirror, MirrorError
 
     mirror = Mirror(data_dir, policy)
+    new_store = functools.partial(open_readonly, data_dir, backend=cfg.backend, vault=vault)
     failed: MirrorError | None = None
     with mirror.loading() as load:
         report = run(on_rows=load.add, on_changes=load.add_changes)
-        with open_readonly(data_dir, backend=cfg.backend, vault=vault) as store:
+        with new_store() as store:
             try:
                 load.finish(store)
             except MirrorError as e:
                 failed = e
     if failed is not None:
         logger.warning("building the mirror beside the store failed ({}): from the store", failed)
-        with open_readonly(data_dir, backend=cfg.backend, vault=vault) as store:
+        with new_store() as store:
             mirror.rebuild(store)
     return report
 
@@ -594,7 +597,7 @@ def _account(
     old = known.get(key)
     if old is None:
         report.added += 1
-    elif item.fingerprint == _SAME if old[1] is None else old[1] == item.fingerprint:
+    elif item.same if item.same is not None else old[1] == item.fingerprint:
         report.unchanged += 1
     else:
         report.changed += 1

@@ -139,14 +139,12 @@ def _parsed_levels(value: Any) -> tuple[set[str], bool]:
 
 def _key_lines(text: str) -> list[set[str]]:
     """For each classification line of raw text, the levels its value names."""
-    matches = _KEY_LINE.finditer(text)
-    first = next(matches, None)
-    if first is None:  # the common case: no classification line to place
+    if _KEY_LINE.search(text) is None:  # the common case: no line to place
         return []
     lines = text.split("\n")
     starts = list(itertools.accumulate((len(line) + 1 for line in lines), initial=0))
     found: list[set[str]] = []
-    for match in itertools.chain((first,), matches):
+    for match in _KEY_LINE.finditer(text):
         indent = _indent(lines[bisect.bisect_right(starts, match.start()) - 1])
         value = [match.group("rest")[:_MAX_VALUE]]
         size = len(value[0])

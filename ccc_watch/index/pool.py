@@ -80,6 +80,20 @@ def _packed(pack: Callable[[list[IndexResult]], P], tasks: Sequence[Task]) -> P:
 
 
 @contextmanager
+def _frozen(freeze: bool) -> Iterator[None]:
+    """With freeze, this process's objects frozen for the garbage collector while the
+    block runs: a worker forked meanwhile never visits them, and so never copies the
+    pages that hold them (its memory would grow to this process's)."""
+    if freeze:
+        gc.freeze()
+    try:
+        yield
+    finally:
+        if freeze:
+            gc.unfreeze()
+
+
+@contextmanager
 def indexing(
     vault: Path, vault_id: str, policy: IndexPolicy, n_files: int, workers: int | None
 ) -> Iterator[Callable[[Iterable[Sequence[Task]]], Iterator[list[IndexResult]]]]:
@@ -127,24 +141,14 @@ def packed_indexing(
 
         def run(batches: Iterable[Sequence[Task]]) -> Iterator[list[P]]:
             pending: deque[list[Future[P]]] = deque()
-            if method == "fork":
-                # The first task forks the workers. Frozen, this process's objects are
-                # never visited by a worker's garbage collector, whose visits would copy
-                # every page holding one (the workers' memory would grow to this one's).
-                gc.freeze()
-            try:
-                first = True
-                for batch in batches:
+            for n_batch, batch in enumerate(batches):
+                # The first task forks the workers.
+                with _frozen(method == "fork" and n_batch == 0):
                     pending.append(
                         [pool.submit(_packed, pack, part) for part in chunks(batch, TASK_FILES)]
                     )
-                    if first:
-                        first = False
-                        gc.unfreeze()  # forked by now
-                    if len(pending) > 4:
-                        yield [fut.result() for fut in pending.popleft()]
-            finally:
-                gc.unfreeze()
+                if len(pending) > 4:
+                    yield [fut.result() for fut in pending.popleft()]
             while pending:
                 yield [fut.result() for fut in pending.popleft()]
 

@@ -582,25 +582,18 @@ class MirrorLoad:
 
     def add(self, rows: Rows) -> None:
         """Queue rows for the new mirror (blocks while the queue is full)."""
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._run, name="mirror-load", daemon=True)
-            self.thread.start()
         self._put(rows)
 
     def add_changes(self, changes: list[Change]) -> None:
         """Queue changelog entries the new store just appended, in order (the rest of
         its changelog is read from it when it is finished)."""
         if changes:
-            if self.thread is None:
-                self.add(Rows.of([], self.mirror.policy))
             self._put(changes)
 
     def finish(self, store: Store) -> FlushResult:
         """Complete the new mirror from store (the new store, every row of which was
         added) and publish it. MirrorError when it could not be built."""
         started = time.perf_counter()
-        if self.thread is None:  # an empty vault: no rows came
-            self.add(Rows.of([], self.mirror.policy))
         self._put(store)
         assert self.thread is not None
         self.thread.join()
@@ -621,7 +614,12 @@ class MirrorLoad:
             _remove_db(self.tmp)
 
     def _put(self, item: Rows | list[Change] | Store | None) -> None:
-        while self.thread is not None and self.thread.is_alive():
+        """Queue item for the thread, started by the first one; dropped once the thread
+        has stopped (it failed: finish() says so)."""
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="mirror-load", daemon=True)
+            self.thread.start()
+        while self.thread.is_alive():
             try:
                 self.queue.put(item, timeout=0.1)
                 return
@@ -637,43 +635,55 @@ class MirrorLoad:
                 # a rebuild's load needs none of them again.
                 con.execute(f"SET memory_limit = '{self.MEMORY_LIMIT}'")
                 _create_tables(con)
-                pending: list[Rows] = []
-                unwritten = 0  # notes inserted since the last checkpoint
-                streamed: tuple[int, int] | None = None  # (first seq, count) in events
-                while True:
-                    item = self.queue.get()
-                    if isinstance(item, list):
-                        _insert(con, EVENTS.name, events_rows(item))
-                        if streamed is None:
-                            streamed = (item[0].seq, len(item))
-                        elif item[0].seq == sum(streamed):
-                            streamed = (streamed[0], streamed[1] + len(item))
-                        else:  # not one run: _complete reads them all from the store
-                            streamed = (streamed[0], -1)
-                        continue
-                    if isinstance(item, Rows):
-                        pending.append(item)
-                        waiting = sum(r.notes.num_rows for r in pending)
-                        held = sum(r.notes.nbytes for r in pending)
-                        if waiting >= self.INSERT_NOTES or held >= self.INSERT_BYTES:
-                            _insert_rows(con, Rows.concat(pending))
-                            pending = []
-                            unwritten += waiting
-                            if unwritten >= self.CHECKPOINT_NOTES:
-                                con.execute(f"CHECKPOINT {ALIAS}")
-                                unwritten = 0
-                        continue
-                    if item is None:  # abandoned
-                        return
-                    if pending:
-                        _insert_rows(con, Rows.concat(pending))
-                    with item.snapshot() as snap:
-                        _complete(con, snap, item, streamed)
-                    self.done = True
-                    return
+                self.done = self._load(con)
         except BaseException as e:
             self.error = e
-            self.done = False
+
+    def _load(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Insert what the queue brings until the new store comes (the mirror is then
+        completed from it: True) or None (abandoned: False)."""
+        pending: list[Rows] = []
+        unwritten = 0  # notes inserted since the last checkpoint
+        streamed: tuple[int, int] | None = None  # (first seq, count) in events
+        while (item := self.queue.get()) is not None:
+            if isinstance(item, list):
+                _insert(con, EVENTS.name, events_rows(item))
+                if streamed is None:
+                    streamed = (item[0].seq, len(item))
+                elif item[0].seq == sum(streamed):
+                    streamed = (streamed[0], streamed[1] + len(item))
+                else:  # not one run: _complete reads them all from the store
+                    streamed = (streamed[0], -1)
+            elif isinstance(item, Rows):
+                pending.append(item)
+                if self._due(pending):
+                    unwritten += _insert_pending(con, pending)
+                    if unwritten >= self.CHECKPOINT_NOTES:
+                        con.execute(f"CHECKPOINT {ALIAS}")
+                        unwritten = 0
+            else:
+                _insert_pending(con, pending)
+                with item.snapshot() as snap:
+                    _complete(con, snap, item, streamed)
+                return True
+        return False
+
+    def _due(self, pending: list[Rows]) -> bool:
+        """Whether the rows waiting are enough to insert together."""
+        notes: int = sum(r.notes.num_rows for r in pending)
+        size: int = sum(r.notes.nbytes for r in pending)
+        return notes >= self.INSERT_NOTES or size >= self.INSERT_BYTES
+
+
+def _insert_pending(con: duckdb.DuckDBPyConnection, pending: list[Rows]) -> int:
+    """Insert the rows waiting as one batch and clear the list; how many notes they held."""
+    if not pending:
+        return 0
+    rows = Rows.concat(pending)
+    pending.clear()
+    _insert_rows(con, rows)
+    inserted: int = rows.notes.num_rows
+    return inserted
 
 
 def sql_str(path: Path) -> str:

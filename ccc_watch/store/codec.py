@@ -44,7 +44,7 @@ def canonical(value: dict[str, Any]) -> bytes:
 def encode(value: dict[str, Any]) -> bytes:
     """The stored form of a record, changelog entry or meta value: its canonical JSON,
     compressed when that is COMPRESS_AT bytes or longer."""
-    raw = orjson.dumps(value, option=_OPTIONS)
+    raw = canonical(value)
     return _redb.compress(raw) if len(raw) >= COMPRESS_AT else raw
 
 
