@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -481,3 +482,40 @@ def test_a_mirror_that_fails_beside_the_store_is_built_from_the_store(
     assert len(built["notes"]) == report.indexed
     assert built == _mirror_from_store(data, vault)
     assert not list(data.glob(f".{MIRROR_FILE}.*"))
+
+
+def test_workers_started_before_the_vault_is_known_index_each_vault_as_its_own(
+    tmp_path: Path,
+) -> None:
+    """A rebuild forks its workers before it reads anything (so they share only the
+    imports): each indexing that uses them then brings its vault, vault id and policy
+    with its tasks. Two vaults through one set of workers get their own ids and
+    classification, and the records equal the ones a single process makes."""
+    from ccc_watch.index.policy import IndexPolicy
+    from ccc_watch.index.pool import PARALLEL_MIN_FILES, packed_indexing, started
+
+    vaults = []
+    for n, level in enumerate(("PUBLIC", "SECRET")):
+        vault = tmp_path / f"vault-{n}"
+        vault.mkdir()
+        for i in range(PARALLEL_MIN_FILES + 10):
+            (vault / f"note {i}.md").write_text(f"text {n} {i} #tag{n}\n", encoding="utf-8")
+        vaults.append((vault, str(uuid.UUID(int=n + 1)), IndexPolicy(default_classification=level)))
+    ids: list[list[str]] = []
+    with started(2) as pool:
+        assert pool is not None
+        pids = set(pool._processes)
+        for vault, vault_id, policy in vaults:
+            tasks = [(p.name, str(p), None) for p in sorted(vault.iterdir())]
+            with packed_indexing(vault, vault_id, policy, len(tasks), 2, list, pool) as run:
+                made = [r for parts in run([tasks]) for part in parts for r in part]
+            with packed_indexing(vault, vault_id, policy, len(tasks), 1, list) as run:
+                alone = [r for parts in run([tasks]) for part in parts for r in part]
+            ids.append([r.record["id"] for r in made])
+            assert {r.record["classification"] for r in made} == {policy.default_classification}
+            volatile = ("indexed_at",)
+            assert [{k: v for k, v in r.record.items() if k not in volatile} for r in made] == [
+                {k: v for k, v in r.record.items() if k not in volatile} for r in alone
+            ]
+        assert set(pool._processes) == pids  # the same two workers served both
+    assert not set(ids[0]) & set(ids[1])  # same names, each vault's own ids

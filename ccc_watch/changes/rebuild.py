@@ -43,6 +43,7 @@ from ccc_watch.errors import (
 from ccc_watch.index.indexer import IndexResult
 from ccc_watch.index.policy import IndexPolicy, KeySource, key_source
 from ccc_watch.index.pool import chunks, packed_indexing, worker_policy
+from ccc_watch.index.pool import started as started_workers
 from ccc_watch.log.drift import Drift
 from ccc_watch.log.progress import Progress
 from ccc_watch.log.progress import enabled as progress_enabled
@@ -73,6 +74,11 @@ if TYPE_CHECKING:
 # (64 MiB) mostly holds memory. With this and the mirror load's smaller DuckDB cache, the
 # whole command's peak at 100,000 notes went from 637 to 533 MB (bench/rebuild_bench.py).
 _WRITE_CACHE_BYTES = 16 << 20
+# The old store's page cache, in the main process (one scan of its ids) and in each
+# worker (a lookup per file, in walk order): neither reads a page twice that a small
+# cache would not hold. With the default, each of these processes filled 64 MiB, and a
+# rebuild over an old store peaked at 552 MB at 100,000 notes instead of 405 MB.
+_READ_CACHE_BYTES = 4 << 20
 
 # Sends a request to the daemon with a pid and returns its answer: daemon.control.ask.
 AskDaemon = Callable[[Path, int, dict[str, Any]], dict[str, Any]]
@@ -169,13 +175,17 @@ def _previous(data_dir: Path, backend: str, source: Store | None) -> _Previous:
         return _salvaged(source)
     try:
         try:
-            store = open_store(data_dir, backend=backend, readonly=True)
+            store = open_store(
+                data_dir, backend=backend, readonly=True, cache_bytes=_READ_CACHE_BYTES
+            )
         except StoreMissingError:
             return _Previous()
         except StoreNeedsRepairError:
             # Not closed cleanly (a killed writer): a writable open repairs it first.
             open_store(data_dir, backend=backend).close()
-            store = open_store(data_dir, backend=backend, readonly=True)
+            store = open_store(
+                data_dir, backend=backend, readonly=True, cache_bytes=_READ_CACHE_BYTES
+            )
     except (StoreLockedError, StorePermissionError, StoreFullError):
         raise
     except StoreError as e:  # damaged, or of another schema: nothing of it is kept
@@ -251,7 +261,10 @@ def _old_snapshot(data_dir: Path, backend: str) -> contextlib.AbstractContextMan
     global _old_store
     if _old_store is None or _old_store[0] != data_dir:
         try:
-            _old_store = (data_dir, open_store(data_dir, backend=backend, readonly=True))
+            _old_store = (
+                data_dir,
+                open_store(data_dir, backend=backend, readonly=True, cache_bytes=_READ_CACHE_BYTES),
+            )
         except StoreError as e:
             logger.warning("the old store cannot be read to compare with ({})", e)
             _old_store = (data_dir, None)
@@ -308,16 +321,31 @@ def _pack(
     return _Part(files, Rows.of(records, worker_policy()))
 
 
-def _restated(item: _Indexed, said: dict[str, Any] | None) -> Upsert:
+# What a carried history last said of a path: (id, blake3).
+_Said = tuple[str, str | None]
+
+
+def _last_said(history: History, known: dict[str, tuple[str, bytes | None]]) -> dict[str, _Said]:
+    """history.state as (id, blake3) per path, each id the old store's records also hold
+    kept once: at 100,000 paths this is 25 MB less than the dicts, for the whole rebuild."""
+    said: dict[str, _Said] = {}
+    for path, value in history.state.items():
+        ident, before = str(value.get("id")), value.get("blake3")
+        old = known.get(path)
+        said[path] = (old[0] if old is not None and old[0] == ident else ident, before)
+    history.state.clear()
+    return said
+
+
+def _restated(item: _Indexed, said: _Said | None) -> Upsert:
     """The upsert of a fresh record into a store carrying the old history: an entry
     only when the file is not what the history last said of its path."""
     record = item.record
     if said is None:
         return Upsert(record, cause="rebuild", encoded=item.encoded)
-    same = said.get("blake3") == record.get("blake3") and said.get("id") == record.get("id")
-    return Upsert(
-        record, cause="rebuild", before=said.get("blake3"), logged=not same, encoded=item.encoded
-    )
+    ident, before = said
+    same = before == record.get("blake3") and ident == record.get("id")
+    return Upsert(record, cause="rebuild", before=before, logged=not same, encoded=item.encoded)
 
 
 def _carry(
@@ -426,100 +454,103 @@ def rebuild(
         # Private from the start, and a data dir found wider made private, as `run` does.
         secure_dir(data_dir)
         _refuse_other_writer(data_dir, backend)  # before the work, not only at the swap
-    vault = vault.resolve()
-    target = store_file(data_dir, backend)
-    report = RebuildReport(str(vault), str(target), dry_run)
-    previous = _previous(data_dir, backend, source)
-    known = previous.known
-    vault_id = previous.vault_id or str(uuid.uuid4())
-    # Before any file is read: under "seal" with no key, nothing is indexed (exit 78).
-    policy = (policy or IndexPolicy()).keyed_for(
-        vault_id, seal_key, new_vault=previous.vault_id is None
-    )
-    rules = rules or IgnoreRules.load(vault)
-    walked = walk(vault, rules)
-    report.skipped = [{"path": p, "reason": r} for p, r in walked.skipped]
-    files = sorted(walked.files, key=lambda f: f.key)
-    report.seen = len(files)
-
-    work_dir = data_dir / f".rebuild-{os.getpid()}"
-    _remove_stale_work_dirs(data_dir)
-    if previous.damage is not None:
-        aside = None if dry_run else _move_aside(data_dir, backend, work_dir)
-        logger.warning(
-            "the old store cannot be read whole ({}): keeping the ids of the {} records it "
-            "could still read{}",
-            previous.damage,
-            len(known),
-            "" if aside is None else f"; moved it aside until the new one is in place: {aside}",
+    # The workers first, while this process holds little more than its imports.
+    with started_workers(workers) as pool:
+        vault = vault.resolve()
+        target = store_file(data_dir, backend)
+        report = RebuildReport(str(vault), str(target), dry_run)
+        previous = _previous(data_dir, backend, source)
+        known = previous.known
+        vault_id = previous.vault_id or str(uuid.uuid4())
+        # Before any file is read: under "seal" with no key, nothing is indexed (exit 78).
+        policy = (policy or IndexPolicy()).keyed_for(
+            vault_id, seal_key, new_vault=previous.vault_id is None
         )
-    tasks = [(f.key, str(f.path), known.get(f.key, (None, b""))[0]) for f in files]
-    del walked, files  # a file's walk entry weighs ~0.9 KB: 90 MB at 100,000 files
-    seen_keys: set[str] = set()
-    compare = None if previous.compared_in is None else (previous.compared_in, backend)
-    fingerprints = compare is None and bool(known)
-    pack = functools.partial(_pack, compare, fingerprints, on_rows is not None and not dry_run)
-    # The pool is forked before any database is open in this process.
-    with packed_indexing(vault, vault_id, policy, len(tasks), workers, pack) as index_many:
-        new_store = None
-        if not dry_run:
-            new_store = open_store(
-                work_dir,
-                backend=backend,
-                vault_root=vault,
-                vault_id=vault_id,
-                cache_bytes=_WRITE_CACHE_BYTES,
+        rules = rules or IgnoreRules.load(vault)
+        walked = walk(vault, rules)
+        report.skipped = [{"path": p, "reason": r} for p, r in walked.skipped]
+        files = sorted(walked.files, key=lambda f: f.key)
+        report.seen = len(files)
+
+        work_dir = data_dir / f".rebuild-{os.getpid()}"
+        _remove_stale_work_dirs(data_dir)
+        if previous.damage is not None:
+            aside = None if dry_run else _move_aside(data_dir, backend, work_dir)
+            logger.warning(
+                "the old store cannot be read whole ({}): keeping the ids of the {} records it "
+                "could still read{}",
+                previous.damage,
+                len(known),
+                "" if aside is None else f"; moved it aside until the new one is in place: {aside}",
             )
-            new_store.set_meta(POLICY_META, policy.fingerprint())
-            history = _carry(new_store, data_dir, backend, source, work_dir)
-        else:
-            history = History()
-        progress = _Progress(len(tasks))
-        try:
-            for chunk, parts in zip(
-                chunks(tasks, batch_size), index_many(chunks(tasks, batch_size)), strict=True
-            ):
-                ops = []
-                results = [item for made in parts for item in made.files]
-                for (key, _, _), item in zip(chunk, results, strict=True):
-                    if item is None:  # vanished since the walk
-                        continue
-                    seen_keys.add(key)
-                    _account(report, key, item, known)
-                    ops.append(_restated(item, history.state.get(key)))
+        tasks = [(f.key, f.location, known.get(f.key, (None, b""))[0]) for f in files]
+        del walked, files  # a file's walk entry weighs ~0.9 KB: 90 MB at 100,000 files
+        seen_keys: set[str] = set()
+        compare = None if previous.compared_in is None else (previous.compared_in, backend)
+        fingerprints = compare is None and bool(known)
+        pack = functools.partial(_pack, compare, fingerprints, on_rows is not None and not dry_run)
+        # The pool is forked before any database is open in this process.
+        with packed_indexing(
+            vault, vault_id, policy, len(tasks), workers, pack, pool
+        ) as index_many:
+            new_store = None
+            if not dry_run:
+                new_store = open_store(
+                    work_dir,
+                    backend=backend,
+                    vault_root=vault,
+                    vault_id=vault_id,
+                    cache_bytes=_WRITE_CACHE_BYTES,
+                )
+                new_store.set_meta(POLICY_META, policy.fingerprint())
+                history = _carry(new_store, data_dir, backend, source, work_dir)
+            else:
+                history = History()
+            last_said = _last_said(history, known)
+            progress = _Progress(len(tasks))
+            try:
+                for chunk, parts in zip(
+                    chunks(tasks, batch_size), index_many(chunks(tasks, batch_size)), strict=True
+                ):
+                    ops = []
+                    results = [item for made in parts for item in made.files]
+                    for (key, _, _), item in zip(chunk, results, strict=True):
+                        if item is None:  # vanished since the walk
+                            continue
+                        seen_keys.add(key)
+                        _account(report, key, item, known)
+                        ops.append(_restated(item, last_said.get(key)))
+                    if new_store is not None:
+                        appended = new_store.apply(ops)
+                        if on_changes is not None:
+                            on_changes(appended)
+                    if on_rows is not None:
+                        for made in parts:
+                            if made.rows is not None:
+                                on_rows(made.rows)
+                    progress.advance(len(chunk))
+                    if on_batch is not None:
+                        on_batch(len(ops))
+                _let_go_of_old_store()
+                report.removed = len(known.keys() - seen_keys)
                 if new_store is not None:
-                    appended = new_store.apply(ops)
-                    if on_changes is not None:
-                        on_changes(appended)
-                if on_rows is not None:
-                    for made in parts:
-                        if made.rows is not None:
-                            on_rows(made.rows)
-                progress.advance(len(chunk))
-                if on_batch is not None:
-                    on_batch(len(ops))
-            _let_go_of_old_store()
-            report.removed = len(known.keys() - seen_keys)
-            if new_store is not None:
-                gone = sorted(history.state.keys() - seen_keys)
-                for part in chunks([(k, history.state[k]) for k in gone], batch_size):
-                    appended = new_store.apply(
-                        Forget(k, str(v.get("id")), v.get("blake3")) for k, v in part
-                    )
-                    if on_changes is not None:
-                        on_changes(appended)
-                new_store.compact()  # half the file is free pages (bench/store_size.py)
-                new_store.close()
-                new_store = None
-                _refuse_other_writer(data_dir, backend)  # one may have started meanwhile
-                _swap(work_dir, data_dir, backend)
-        finally:
-            _let_go_of_old_store()
-            progress.close()
-            if new_store is not None:
-                new_store.close()
-            shutil.rmtree(work_dir, ignore_errors=True)
-    report.seconds = round(time.perf_counter() - started, 3)
+                    gone = sorted(last_said.keys() - seen_keys)
+                    for part in chunks([(k, last_said[k]) for k in gone], batch_size):
+                        appended = new_store.apply(Forget(k, ident, b3) for k, (ident, b3) in part)
+                        if on_changes is not None:
+                            on_changes(appended)
+                    new_store.compact()  # half the file is free pages (bench/store_size.py)
+                    new_store.close()
+                    new_store = None
+                    _refuse_other_writer(data_dir, backend)  # one may have started meanwhile
+                    _swap(work_dir, data_dir, backend)
+            finally:
+                _let_go_of_old_store()
+                progress.close()
+                if new_store is not None:
+                    new_store.close()
+                shutil.rmtree(work_dir, ignore_errors=True)
+        report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 

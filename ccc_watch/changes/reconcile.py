@@ -115,7 +115,7 @@ def reconcile(
         rec = known.get(key)
         racy = previous_scan_ns is not None and f.stat.mtime_ns >= previous_scan_ns
         if racy or new_policy or rec is None or _stat_moved(rec, f) or not rec.get("blake3"):
-            todo.append((key, str(f.path), None if rec is None else rec["id"]))
+            todo.append((key, f.location, None if rec is None else rec["id"]))
     result.hashed = len(todo)
     # Many changed files (a branch switch) are parsed on every core, as rebuild does.
     with (
@@ -134,7 +134,7 @@ def reconcile(
                     continue
                 ctime = res.record.get("ctime_ns")
                 if settle_ns and isinstance(ctime, int) and time.time_ns() - ctime < settle_ns:
-                    result.deferred.append((key, str(files[key].path)))
+                    result.deferred.append((key, files[key].location))
                     known.pop(key, None)  # neither changed nor gone: left to the events
                     deferred[key] = files.pop(key)
                     continue

@@ -7,12 +7,14 @@ switch), so both scale the same way.
 
 from __future__ import annotations
 
+import functools
 import gc
 import multiprocessing
 import os
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -34,6 +36,9 @@ PARALLEL_MIN_FILES = 500
 TASK_FILES = 250
 
 _worker: Indexer | None = None
+# What _worker indexes for, in a worker forked before it was known (started()): the
+# token of the packed_indexing() that made it.
+_worker_token: str | None = None
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -43,14 +48,15 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 def _init_worker(
-    vault: Path,
+    vault: Path | None,
     vault_id: str,
-    policy: IndexPolicy,
+    policy: IndexPolicy | None,
     watch_parent: bool = False,
     spawned: bool = False,
 ) -> None:
     global _worker
-    _worker = Indexer(vault, vault_id, policy)
+    if vault is not None and policy is not None:
+        _worker = Indexer(vault, vault_id, policy)
     if spawned:  # a fresh interpreter has loguru's default sink, which shows variables
         logs.child_setup()
     if watch_parent:
@@ -76,6 +82,20 @@ def _index_tasks(tasks: Sequence[Task]) -> list[IndexResult]:
 
 
 def _packed(pack: Callable[[list[IndexResult]], P], tasks: Sequence[Task]) -> P:
+    return pack(_index_tasks(tasks))
+
+
+def _packed_for(
+    setting: tuple[str, Path, str, IndexPolicy],
+    pack: Callable[[list[IndexResult]], P],
+    tasks: Sequence[Task],
+) -> P:
+    """_packed in a worker started before its vault was known: its indexer is made by
+    the first task that brings it (token, vault, vault id, policy)."""
+    global _worker, _worker_token
+    token, vault, vault_id, policy = setting
+    if _worker_token != token:
+        _worker, _worker_token = Indexer(vault, vault_id, policy), token
     return pack(_index_tasks(tasks))
 
 
@@ -107,6 +127,41 @@ def indexing(
         yield lambda batches: ([r for part in parts for r in part] for parts in run(batches))
 
 
+def _start_method() -> str:
+    # fork is cheapest, but only safe while this process has one thread; the daemon
+    # (observer and flusher threads) spawns fresh workers instead (a forkserver would
+    # stay alive, and resident, for the daemon's whole life).
+    return "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
+
+
+@contextmanager
+def started(workers: int | None) -> Iterator[ProcessPoolExecutor | None]:
+    """Worker processes started now, before the caller knows its vault, for
+    packed_indexing(pool=...): forked while this process is small, a worker shares only
+    its imports. Forked after a rebuild's walk and its reading of the old store, two
+    workers held ~90 MB more between them at 100,000 files (the pages of this
+    process's that it rewrote later were copied, and counted, twice). None when one
+    process is asked for, or when workers would be spawned (they share nothing then,
+    so packed_indexing() starts its own, and only when there is enough to index)."""
+    n = workers or os.cpu_count() or 1
+    if n == 1 or _start_method() != "fork":
+        yield None
+        return
+    with ProcessPoolExecutor(
+        n,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_init_worker,
+        initargs=(None, "", None, True),
+    ) as pool:
+        with _frozen(True):
+            pool.submit(os.getpid).result()  # forks every worker now
+        try:
+            yield pool
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
 @contextmanager
 def packed_indexing(
     vault: Path,
@@ -115,12 +170,14 @@ def packed_indexing(
     n_files: int,
     workers: int | None,
     pack: Callable[[list[IndexResult]], P],
+    pool: ProcessPoolExecutor | None = None,
 ) -> Iterator[Callable[[Iterable[Sequence[Task]]], Iterator[list[P]]]]:
     """As indexing(), but each part of a batch (at most TASK_FILES files) is handed to
     pack where it was indexed, in the worker, and what pack made of each part comes
     back: work on the results that parallelises (encoding them, say) is done there,
     and only what pack returns crosses to this process. pack must be picklable (a
-    module-level function, or a functools.partial of one)."""
+    module-level function, or a functools.partial of one). pool: workers from
+    started() to use instead of starting new ones."""
     n = workers or os.cpu_count() or 1
     if n == 1 or n_files < PARALLEL_MIN_FILES:
         _init_worker(vault, vault_id, policy)
@@ -128,34 +185,40 @@ def packed_indexing(
             [pack(_index_tasks(part)) for part in chunks(b, TASK_FILES)] for b in batches
         )
         return
-    # fork is cheapest, but only safe while this process has one thread; the daemon
-    # (observer and flusher threads) spawns fresh workers instead (a forkserver would
-    # stay alive, and resident, for the daemon's whole life).
-    method = "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
+    if pool is not None:
+        setting = (uuid.uuid4().hex, vault, vault_id, policy)
+        yield _submitting(pool, functools.partial(_packed_for, setting, pack), False)
+        return
+    method = _start_method()
     with ProcessPoolExecutor(
         n,
         mp_context=multiprocessing.get_context(method),
         initializer=_init_worker,
         initargs=(vault, vault_id, policy, True, method == "spawn"),
-    ) as pool:
-
-        def run(batches: Iterable[Sequence[Task]]) -> Iterator[list[P]]:
-            pending: deque[list[Future[P]]] = deque()
-            for n_batch, batch in enumerate(batches):
-                # The first task forks the workers.
-                with _frozen(method == "fork" and n_batch == 0):
-                    pending.append(
-                        [pool.submit(_packed, pack, part) for part in chunks(batch, TASK_FILES)]
-                    )
-                if len(pending) > 4:
-                    yield [fut.result() for fut in pending.popleft()]
-            while pending:
-                yield [fut.result() for fut in pending.popleft()]
-
+    ) as own:
         try:
-            yield run
+            yield _submitting(own, functools.partial(_packed, pack), method == "fork")
         except BaseException:
             # Interrupted (a second stop signal, Ctrl-C) or failed: drop the queued
             # tasks instead of waiting for every one of them on the way out.
-            pool.shutdown(wait=False, cancel_futures=True)
+            own.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def _submitting(
+    pool: ProcessPoolExecutor, work: Callable[[Sequence[Task]], P], forks: bool
+) -> Callable[[Iterable[Sequence[Task]]], Iterator[list[P]]]:
+    """A function from batches of tasks to what work made of their parts, in order,
+    with at most a few batches in flight. forks: the first task forks the workers."""
+
+    def run(batches: Iterable[Sequence[Task]]) -> Iterator[list[P]]:
+        pending: deque[list[Future[P]]] = deque()
+        for n_batch, batch in enumerate(batches):
+            with _frozen(forks and n_batch == 0):
+                pending.append([pool.submit(work, part) for part in chunks(batch, TASK_FILES)])
+            if len(pending) > 4:
+                yield [fut.result() for fut in pending.popleft()]
+        while pending:
+            yield [fut.result() for fut in pending.popleft()]
+
+    return run

@@ -83,10 +83,16 @@ class VaultFile:
     """One content file found by a walk."""
 
     key: str  # vault_key: POSIX, NFC
-    path: Path  # the real path on disk (may be NFD)
+    location: str  # the real path on disk (may be NFD), as a string: a Path object
+    # weighs ~0.4 KB more, 45 MB of a rebuild's peak at 100,000 files
     stat: FileStat
     is_symlink: bool  # a file symlink whose target is inside the vault (its stat is the target's)
     target: str | None = None  # a symlink's target, as a vault key
+
+    @property
+    def path(self) -> Path:
+        """The real path on disk."""
+        return Path(self.location)
 
 
 @dataclass
@@ -178,7 +184,7 @@ class _Walk:
 
         subfolders: list[tuple[str, str, str]] = []
         keys: set[str] = set()
-        folder_path = Path(path)  # joining a name to it is cheaper than parsing each path
+        prefix = os.path.join(path, "")
         report = self.report
         for entry in entries:
             name = entry.name
@@ -219,14 +225,7 @@ class _Walk:
                 if not stat.S_ISREG(st.st_mode):
                     self.skip(rel, "not a regular file")
                     continue
-                report.files.append(
-                    VaultFile(
-                        key,
-                        folder_path / name,
-                        FileStat.of(st),
-                        False,
-                    )
-                )
+                report.files.append(VaultFile(key, prefix + name, FileStat.of(st), False))
         return subfolders
 
     def symlink(self, path: str, key: str, rel: str) -> None:
@@ -235,15 +234,7 @@ class _Walk:
             self.skip(rel, reason or "?")
             return
         st, target_key = found
-        self.report.files.append(
-            VaultFile(
-                key,
-                Path(path),
-                FileStat.of(st),
-                True,
-                target_key,
-            )
-        )
+        self.report.files.append(VaultFile(key, path, FileStat.of(st), True, target_key))
 
 
 def _follow(
