@@ -435,6 +435,9 @@ def test_the_rebuilds_mirror_equals_one_built_from_the_store(tmp_path: Path) -> 
         assert len(built["notes"]) == report["indexed"]
         key = PROPERTIES.names.index("key")
         assert {row[key] for row in built["properties"]} >= {"Date", "day", "alpha", "due"}
+        with open_store(data, readonly=True) as store, store.snapshot() as snap:
+            hashed = [(r["path"], r["blake3"]) for r in snap.records(fields=("blake3",))]
+            assert all(path in snap.paths_with_blake3(b3) for path, b3 in hashed)  # indexed
         from_store = _mirror_from_store(data, vault)
         for name, rows in from_store.items():
             assert built[name] == rows, (round_, name)

@@ -161,6 +161,27 @@ def test_move_keeps_the_id_and_is_idempotent(store: Store) -> None:
     hash_index_is_consistent(store)
 
 
+def test_a_deferred_hash_index_is_written_whole_and_in_order(store: Store) -> None:
+    """A bulk load keeps the index by content hash back (defer_hash_index) and writes
+    it once (index_hashes): until then the table is empty; after, it is exactly what
+    the records say, through replaced content, moves, deletes and a batch rolled back."""
+    store.defer_hash_index()
+    store.apply([Upsert(make_record(i)) for i in range(40)])
+    store.upsert(make_record(3, "changed content"))
+    store.move(make_record(4)["path"], "Elsewhere/Moved.md")
+    store.delete(make_record(5)["path"])
+    with pytest.raises(StoreError):  # a batch that fails writes nothing, index included
+        store.apply([Upsert(make_record(99)), Upsert({"path": "no id.md"})])
+    with store.backend.reading() as tx:
+        assert list(tx.scan("by_blake3")) == []
+    assert store.get(make_record(99)["path"]) is None
+    store.index_hashes()
+    hash_index_is_consistent(store)
+    store.upsert(make_record(100))  # written as it comes again
+    assert store.paths_with_blake3(make_record(100)["blake3"]) == [make_record(100)["path"]]
+    hash_index_is_consistent(store)
+
+
 def test_move_onto_an_existing_record_replaces_it(store: Store) -> None:
     """An atomic save renames a temp file over a note: the target's record is replaced."""
     target = make_record(1, "old content", path="n.md")

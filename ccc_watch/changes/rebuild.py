@@ -503,6 +503,7 @@ def rebuild(
                     cache_bytes=_WRITE_CACHE_BYTES,
                 )
                 new_store.set_meta(POLICY_META, policy.fingerprint())
+                new_store.defer_hash_index()  # written once, in order, at the end
                 history = _carry(new_store, data_dir, backend, source, work_dir)
             else:
                 history = History()
@@ -539,6 +540,7 @@ def rebuild(
                         appended = new_store.apply(Forget(k, ident, b3) for k, (ident, b3) in part)
                         if on_changes is not None:
                             on_changes(appended)
+                    new_store.index_hashes()
                     new_store.compact()  # half the file is free pages (bench/store_size.py)
                     new_store.close()
                     new_store = None

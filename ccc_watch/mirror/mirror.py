@@ -567,10 +567,16 @@ class MirrorLoad:
     QUEUE = 8  # parts in flight (each the rows of at most a few hundred files)
     INSERT_NOTES = 5000  # rows of this many notes are inserted together
     INSERT_BYTES = 32 << 20  # or of notes this large (long notes)
-    # DuckDB keeps what was inserted in memory until a checkpoint writes it to the file:
-    # one every this many notes bounds the memory whatever the vault's size.
-    CHECKPOINT_NOTES = 25_000
-    MEMORY_LIMIT = "32MB"  # what the load holds between checkpoints fits in it
+    # What is inserted goes to the WAL, and to the file at a checkpoint, which DuckDB
+    # makes when the WAL grows past this. Each checkpoint rewrites the part-filled row
+    # groups of every table, and the blocks they leave free stay in the file: with a
+    # checkpoint every 25,000 notes (and DuckDB's default of 16MB) the mirror of
+    # 100,000 notes was 55 MB, with 15 free blocks and part-filled others; with none
+    # before the last, 47.7 MB. This bound keeps the WAL, and so the disk the load
+    # needs, finite on any vault (it peaked at ~250 MB at 100,000 notes); DuckDB's
+    # memory stays under MEMORY_LIMIT either way (un-checkpointed rows can be evicted).
+    CHECKPOINT_THRESHOLD = "256MB"
+    MEMORY_LIMIT = "32MB"
 
     def __init__(self, mirror: Mirror) -> None:
         self.mirror = mirror
@@ -634,6 +640,7 @@ class MirrorLoad:
                 # DuckDB keeps written blocks cached up to most of the machine's memory:
                 # a rebuild's load needs none of them again.
                 con.execute(f"SET memory_limit = '{self.MEMORY_LIMIT}'")
+                con.execute(f"SET checkpoint_threshold = '{self.CHECKPOINT_THRESHOLD}'")
                 _create_tables(con)
                 self.done = self._load(con)
         except BaseException as e:
@@ -643,7 +650,6 @@ class MirrorLoad:
         """Insert what the queue brings until the new store comes (the mirror is then
         completed from it: True) or None (abandoned: False)."""
         pending: list[Rows] = []
-        unwritten = 0  # notes inserted since the last checkpoint
         streamed: tuple[int, int] | None = None  # (first seq, count) in events
         while (item := self.queue.get()) is not None:
             if isinstance(item, list):
@@ -657,10 +663,7 @@ class MirrorLoad:
             elif isinstance(item, Rows):
                 pending.append(item)
                 if self._due(pending):
-                    unwritten += _insert_pending(con, pending)
-                    if unwritten >= self.CHECKPOINT_NOTES:
-                        con.execute(f"CHECKPOINT {ALIAS}")
-                        unwritten = 0
+                    _insert_pending(con, pending)
             else:
                 _insert_pending(con, pending)
                 with item.snapshot() as snap:
@@ -675,15 +678,12 @@ class MirrorLoad:
         return notes >= self.INSERT_NOTES or size >= self.INSERT_BYTES
 
 
-def _insert_pending(con: duckdb.DuckDBPyConnection, pending: list[Rows]) -> int:
-    """Insert the rows waiting as one batch and clear the list; how many notes they held."""
-    if not pending:
-        return 0
-    rows = Rows.concat(pending)
-    pending.clear()
-    _insert_rows(con, rows)
-    inserted: int = rows.notes.num_rows
-    return inserted
+def _insert_pending(con: duckdb.DuckDBPyConnection, pending: list[Rows]) -> None:
+    """Insert the rows waiting as one batch and clear the list."""
+    if pending:
+        rows = Rows.concat(pending)
+        pending.clear()
+        _insert_rows(con, rows)
 
 
 def sql_str(path: Path) -> str:
