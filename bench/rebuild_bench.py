@@ -11,7 +11,9 @@ and the mirror included): first into an empty data dir, then again over the stor
 made (the usual case: ids are kept, unchanged files are counted). Memory is the peak
 of the whole command: the proportional set size (PSS) of the command and its worker
 processes summed, sampled every 20 ms, and the largest single process's peak RSS, in
-one more pair of runs (sampling costs CPU, so the timed runs are not sampled).
+one more pair of runs (sampling costs CPU, so the timed runs are not sampled); those
+runs also sample the data dir's bytes (every file under it: old and new store, the
+mirror's WAL and working files), the disk the command needs at its peak.
 Sizes: the store file and the mirror file(s) after the first rebuild, against the
 vault's bytes (every regular file under it).
 
@@ -29,6 +31,7 @@ writes and fsyncs are real. Each figure is the median of --runs runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -123,7 +126,7 @@ def rebuild(vault: Path, data: Path, sample: bool) -> dict[str, float]:
     env["PYTHONPATH"] = str(ROOT)
     argv = [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--data-dir",
             str(data), "rebuild", "--json"]  # fmt: skip
-    peak = [0, 0]  # PSS of the tree, the largest VmHWM (a process's own peak RSS)
+    peak = [0, 0, 0]  # PSS of the tree, the largest VmHWM (a process's own peak RSS), disk
     started = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     done = threading.Event()
@@ -133,6 +136,7 @@ def rebuild(vault: Path, data: Path, sample: bool) -> dict[str, float]:
             pids = [proc.pid, *_children(proc.pid)]
             peak[0] = max(peak[0], sum(_kb(p, "smaps_rollup", "Pss:") for p in pids))
             peak[1] = max(peak[1], *(_kb(p, "status", "VmHWM:") for p in pids))
+            peak[2] = max(peak[2], _tree_bytes(data))
 
     sampler = threading.Thread(target=sampler_loop, daemon=True)
     if sample:
@@ -150,7 +154,18 @@ def rebuild(vault: Path, data: Path, sample: bool) -> dict[str, float]:
         "wall": wall,
         "pss_mb": peak[0] / 1024,
         "rss_mb": peak[1] / 1024,
+        "disk_mb": peak[2] / 1e6,
     }  # fmt: skip (0 when not sampled)
+
+
+def _tree_bytes(folder: Path) -> int:
+    """The bytes of the files under folder now (files that go meanwhile count 0)."""
+    total = 0
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
 
 
 def vault_bytes(vault: Path) -> int:
@@ -237,19 +252,21 @@ def main() -> None:
 
         times.append((name, fresh[0]["files"], pf, yf, med(fresh, "wall"), med(again, "wall"),
                       max(r["pss_mb"] for r in memory),
-                      max(r["rss_mb"] for r in memory)))  # fmt: skip
+                      max(r["rss_mb"] for r in memory),
+                      max(r["disk_mb"] for r in memory)))  # fmt: skip
         sizes.append((name, vbytes, store, mirror))
     print()
     head = (
         f"{'vault':<18} {'files':>8} {'floor s':>8} {'yaml_rs':>8} {'rebuild s':>10} "
-        f"{'ratio':>6} {'again s':>8} {'ratio':>6} {'peak PSS':>9} {'peak RSS':>9}"
+        f"{'ratio':>6} {'again s':>8} {'ratio':>6} {'peak PSS':>9} {'peak RSS':>9} "
+        f"{'peak disk':>10}"
     )
     print(head)
     print("-" * len(head))
-    for name, files, pf, yf, first, second, pss, rss in times:
+    for name, files, pf, yf, first, second, pss, rss, disk in times:
         print(f"{name:<18} {files:>8,.0f} {pf:>8.2f} {yf:>8.2f} {first:>10.2f} "
               f"{first / pf:>5.1f}x {second:>8.2f} {second / pf:>5.1f}x "
-              f"{pss:>6.0f} MB {rss:>6.0f} MB")  # fmt: skip
+              f"{pss:>6.0f} MB {rss:>6.0f} MB {disk:>7.0f} MB")  # fmt: skip
     print()
     head = f"{'vault':<18} {'vault':>10} {'store':>10} {'mirror':>10} {'(store+mirror)/vault':>21}"
     print(head)
