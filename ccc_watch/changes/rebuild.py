@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import shutil
 import time
@@ -509,6 +510,10 @@ def rebuild(
                 history = History()
             last_said = _last_said(history, known)
             progress = _Progress(len(tasks))
+            # What is here now lives until the end (the tasks, the old ids, the history):
+            # the garbage collector need not go through it again at every full pass
+            # (~1.5 s of this process's CPU at 100,000 files).
+            gc.freeze()
             try:
                 for chunk, parts in zip(
                     chunks(tasks, batch_size), index_many(chunks(tasks, batch_size)), strict=True
@@ -547,6 +552,7 @@ def rebuild(
                     _refuse_other_writer(data_dir, backend)  # one may have started meanwhile
                     _swap(work_dir, data_dir, backend)
             finally:
+                gc.unfreeze()
                 _let_go_of_old_store()
                 progress.close()
                 if new_store is not None:
