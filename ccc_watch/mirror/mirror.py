@@ -650,6 +650,7 @@ class MirrorLoad:
         """Insert what the queue brings until the new store comes (the mirror is then
         completed from it: True) or None (abandoned: False)."""
         pending: list[Rows] = []
+        waiting = [0, 0]  # notes and bytes of the notes in pending (nbytes is not cached)
         streamed: tuple[int, int] | None = None  # (first seq, count) in events
         while (item := self.queue.get()) is not None:
             if isinstance(item, list):
@@ -662,20 +663,17 @@ class MirrorLoad:
                     streamed = (streamed[0], -1)
             elif isinstance(item, Rows):
                 pending.append(item)
-                if self._due(pending):
+                waiting[0] += item.notes.num_rows
+                waiting[1] += item.notes.nbytes
+                if waiting[0] >= self.INSERT_NOTES or waiting[1] >= self.INSERT_BYTES:
                     _insert_pending(con, pending)
+                    waiting = [0, 0]
             else:
                 _insert_pending(con, pending)
                 with item.snapshot() as snap:
                     _complete(con, snap, item, streamed)
                 return True
         return False
-
-    def _due(self, pending: list[Rows]) -> bool:
-        """Whether the rows waiting are enough to insert together."""
-        notes: int = sum(r.notes.num_rows for r in pending)
-        size: int = sum(r.notes.nbytes for r in pending)
-        return notes >= self.INSERT_NOTES or size >= self.INSERT_BYTES
 
 
 def _insert_pending(con: duckdb.DuckDBPyConnection, pending: list[Rows]) -> None:
