@@ -650,7 +650,7 @@ class MirrorLoad:
         """Insert what the queue brings until the new store comes (the mirror is then
         completed from it: True) or None (abandoned: False)."""
         pending: list[Rows] = []
-        waiting = [0, 0]  # notes and bytes of the notes in pending (nbytes is not cached)
+        notes = size = 0  # of the notes in pending, counted as they come (nbytes is not cached)
         streamed: tuple[int, int] | None = None  # (first seq, count) in events
         while (item := self.queue.get()) is not None:
             if isinstance(item, list):
@@ -663,11 +663,11 @@ class MirrorLoad:
                     streamed = (streamed[0], -1)
             elif isinstance(item, Rows):
                 pending.append(item)
-                waiting[0] += item.notes.num_rows
-                waiting[1] += item.notes.nbytes
-                if waiting[0] >= self.INSERT_NOTES or waiting[1] >= self.INSERT_BYTES:
+                notes += item.notes.num_rows
+                size += item.notes.nbytes
+                if notes >= self.INSERT_NOTES or size >= self.INSERT_BYTES:
                     _insert_pending(con, pending)
-                    waiting = [0, 0]
+                    notes = size = 0
             else:
                 _insert_pending(con, pending)
                 with item.snapshot() as snap:
