@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 
@@ -13,6 +14,24 @@ def searchable(blob: bytes) -> bytes:
     from ccc_watch import _redb
 
     return b"\n".join([blob, *_redb.frames_in(blob)])
+
+
+def stored_value(path: Path, key: str) -> bytes:
+    """The bytes a store file (redb or SQLite, told by its name) holds for the record at
+    key, read through its backend: a large value is compressed, so a test that damages
+    a record finds it by these bytes, not by the note's text."""
+    from ccc_watch import _redb
+    from ccc_watch.store import BACKENDS
+
+    backend = next(impl for impl, name in BACKENDS.values() if name == path.name)
+    store = backend(path, readonly=True)
+    try:
+        with store.reading() as tx:
+            blob = tx.get("records", key)
+    finally:
+        store.close()
+    assert blob is not None and blob[:4] == _redb.ZSTD_MAGIC, blob
+    return blob
 
 
 def fake_blake3(content: str) -> str:

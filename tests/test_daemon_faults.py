@@ -25,6 +25,7 @@ import pytest
 from daemon_harness import Daemon, wait_until
 from disks import fill
 from privileges import blocked_prefix
+from records import stored_value
 
 from ccc_watch import service
 from ccc_watch.errors import EXIT_CONFIG, EXIT_NOPERM
@@ -218,15 +219,7 @@ def flip_record(store: Path, key: str) -> None:
     value in the file (old copies stay in free pages; one of them is the live one): the
     value is compressed, so the note's text is not in the file as it is, and the frame's
     checksum makes the flipped one a record that does not decode."""
-    from ccc_watch.store.redb_backend import RedbBackend
-
-    impl = RedbBackend(store, readonly=True)
-    try:
-        with impl.reading() as tx:
-            value = tx.get("records", key)
-    finally:
-        impl.close()
-    assert value is not None, f"no record {key!r} in {store}"
+    value = stored_value(store, key)
     data = bytearray(store.read_bytes())
     found = [i for i in range(len(data)) if data.startswith(value, i)]
     assert found, f"the value of {key!r} is not in {store}"

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import pytest
 from disks import fill
+from records import stored_value
 
-from ccc_watch import _redb
 from ccc_watch.errors import EXIT_DATAERR, EXIT_IOERR, EXIT_SOFTWARE, EXIT_TEMPFAIL
-from ccc_watch.store import BACKENDS as STORE_BACKENDS
 
 SAMPLE_VAULT = Path(__file__).parent.parent / "sample-vault"
 STORE_FILES = {"redb": "index.redb", "sqlite": "index.sqlite"}
@@ -110,20 +109,6 @@ def assert_ok(proc: subprocess.CompletedProcess[str], code: int = 0) -> None:
 # --------------------------------------------------------------------------------------------
 
 PAGE = 4096
-
-
-def stored_value(path: Path, key: str) -> bytes:
-    """The bytes a store file holds for a record, read through its backend: a large value
-    is compressed, so the note's text is not in the file as it is."""
-    backend = next(b for b, name in STORE_FILES.items() if name == path.name)
-    impl = STORE_BACKENDS[backend][0](path, readonly=True)
-    try:
-        with impl.reading() as tx:
-            blob = tx.get("records", key)
-    finally:
-        impl.close()
-    assert blob is not None and blob[:4] == _redb.ZSTD_MAGIC, blob
-    return blob
 
 
 def damage(path: Path, how: str) -> None:
