@@ -39,14 +39,14 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from vaults import HUB_ARCHIVE, hub, synthetic
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CCC_WATCH_SHARED", ROOT.parent / "shared"))
 
 FLOOR = r"""
 import os, sys, time, json
@@ -178,25 +178,6 @@ def vault_bytes(vault: Path) -> int:
     return total
 
 
-def synthetic(work: Path, notes: int) -> Path:
-    vault = work / f"vault-{notes}"
-    if not (vault / ".obsidian").exists():
-        tool = SHARED / "tools" / "make_vault.py"
-        subprocess.run(
-            [sys.executable, str(tool), "build", str(vault), "--notes", str(notes), "--seed", "1"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-    return vault
-
-
-def hub(work: Path) -> Path:
-    vault = work / "hub"
-    if not vault.exists():
-        with tarfile.open(SHARED / "corpus" / "obsidian-hub.tar.gz") as tar:
-            tar.extractall(vault, filter="data")
-    return vault
-
-
 def mb(n: float) -> str:
     return f"{n / 1e6:,.1f} MB"
 
@@ -219,7 +200,12 @@ def main() -> None:
     data_root = args.data or Path(tempfile.mkdtemp(prefix="ccc-bench-data-"))
     vaults: list[tuple[str, Path]] = []
     if not args.no_hub:
-        vaults.append(("hub corpus", hub(args.work)))
+        found = hub(args.work)
+        if found is None:
+            raise SystemExit(
+                f"the hub corpus is not at {HUB_ARCHIVE}: set CCC_WATCH_SHARED, or --no-hub"
+            )
+        vaults.append(("hub corpus", found))
     for size in [int(s) for s in args.sizes.split(",") if s]:
         vaults.append((f"synthetic {size:,}", synthetic(args.work, size)))
 

@@ -22,7 +22,6 @@ import argparse
 import os
 import platform
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,12 +33,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import vaultgen  # noqa: E402
+from vaults import SHARED, hub  # noqa: E402
 
 from ccc_watch.index.body import Body, scan_body, scan_body_reference  # noqa: E402
 from ccc_watch.index.note import split_frontmatter  # noqa: E402
 from ccc_watch.index.policy import IndexPolicy  # noqa: E402
 
-SHARED = Path(os.environ.get("CCC_WATCH_SHARED", ROOT.parent / "shared"))
 Notes = list[tuple[str, int]]
 
 
@@ -67,17 +66,6 @@ def synthetic(work: Path, notes: int) -> Path:
     vault = work / f"vaultgen-{notes}"
     if not vault.is_dir():
         vaultgen.build(vault, notes, seed=1, bad=True)
-    return vault
-
-
-def hub(work: Path) -> Path | None:
-    archive = SHARED / "corpus" / "obsidian-hub.tar.gz"
-    if not archive.exists():
-        return None
-    vault = work / "obsidian-hub"
-    if not vault.is_dir():
-        with tarfile.open(archive) as tar:
-            tar.extractall(vault, filter="data")
     return vault
 
 

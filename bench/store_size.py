@@ -28,7 +28,6 @@ import os
 import platform
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,12 +35,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vaults import synthetic
+
 from ccc_watch import _redb
 from ccc_watch.changes.rebuild import rebuild
 from ccc_watch.store import Store, codec, open_store, store_file
 from ccc_watch.store.backend import TABLES
 
-SHARED = Path(os.environ.get("CCC_WATCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 MB = 1e6
 MODES = ("before", "json", "zstd-nocompact", "zstd")
 
@@ -76,15 +76,6 @@ def vault_bytes(vault: Path) -> tuple[int, int]:
                 n += 1
                 total += os.path.getsize(p)
     return n, total
-
-
-def synthetic(work: Path, notes: int) -> Path:
-    vault = work / f"vault-{notes}"
-    if not (vault / ".obsidian").exists():
-        tool = SHARED / "tools" / "make_vault.py"
-        cmd = [sys.executable, str(tool), "build", str(vault), "--notes", str(notes)]
-        subprocess.run([*cmd, "--seed", "1"], check=True, capture_output=True)
-    return vault
 
 
 def table_bytes(path: Path) -> dict[str, Table]:
