@@ -132,9 +132,13 @@ class Daemon:
 
     @property
     def state(self) -> str:
-        """What `status` shows: the phase, or degraded while watching with a problem."""
+        """What `status` shows: the phase, or degraded while watching with a problem, or
+        rebuilding while a damaged or deleted store waits for the next round to rebuild
+        it (the store is not one to read meanwhile)."""
         if self.phase == "watching" and self.degraded_reason() is not None:
             return "degraded"
+        if self.phase == "watching" and self._rebuild_due is not None:
+            return "rebuilding"
         return self.phase
 
     def degraded_reason(self) -> str | None:
