@@ -26,14 +26,11 @@ it cannot make a note less private than a note without frontmatter.
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import re
 import sys
 import unicodedata
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ccc_watch.config import CLASSIFICATIONS
 
@@ -73,8 +70,7 @@ _COMMENT = re.compile(r"(?:^|\s)#.*")
 _PUNCTUATION = re.compile(r"[\s\[\]{}\"',\-]+")  # what an empty YAML value may still show
 
 
-@dataclass(frozen=True)
-class Classified:
+class Classified(NamedTuple):
     """A note's level, and why it is not certain (None when it is)."""
 
     level: str
@@ -105,6 +101,9 @@ def _plain_key(key: str) -> bool:
 
 def _named(text: str) -> set[str]:
     """The levels a value's text names; SECRET when it names none, nothing when empty."""
+    plain = text.strip()
+    if plain.isascii() and plain.upper() in _RANK:  # the common case: a level's name
+        return {plain.upper()}
     text = _COMMENT.sub("", text)
     if _PUNCTUATION.sub("", text).casefold() in ("", "null", "~"):
         return set()
@@ -139,17 +138,21 @@ def _parsed_levels(value: Any) -> tuple[set[str], bool]:
 
 def _key_lines(text: str) -> list[set[str]]:
     """For each classification line of raw text, the levels its value names."""
-    if _KEY_LINE.search(text) is None:  # the common case: no line to place
-        return []
-    lines = text.split("\n")
-    starts = list(itertools.accumulate((len(line) + 1 for line in lines), initial=0))
     found: list[set[str]] = []
     for match in _KEY_LINE.finditer(text):
-        indent = _indent(lines[bisect.bisect_right(starts, match.start()) - 1])
+        start = text.rfind("\n", 0, match.start()) + 1  # of the line the match is on
+        end = text.find("\n", start)
+        indent = _indent(text[start : len(text) if end < 0 else end])
         value = [match.group("rest")[:_MAX_VALUE]]
         size = len(value[0])
-        below = bisect.bisect_right(starts, match.start("rest"))
-        for line in lines[below:]:
+        # The lines below the one the value starts on (the key's colon may be on the
+        # line after the key), while they are indented deeper, blank, or list items
+        # at the key's own indent.
+        at = text.find("\n", match.start("rest"))
+        while at >= 0:
+            end = text.find("\n", at + 1)
+            line = text[at + 1 : len(text) if end < 0 else end]
+            at = end
             if line.strip() and not (
                 _indent(line) > indent or (_indent(line) == indent and line.lstrip()[:1] == "-")
             ):
