@@ -213,6 +213,42 @@ def test_the_indexer_skips_what_is_no_longer_content(
         assert any(line.startswith("WARNING skip") and key in line for line in logs), logs
 
 
+@pytest.mark.parametrize("how", ["folder-symlink", "folder-made-again"])
+def test_a_batch_keeps_its_folders_open_and_still_never_reads_outside(
+    world: tuple[Path, Path], how: str
+) -> None:
+    """A rebuild's worker indexes a batch of files with Indexer.batch(): the folders an
+    earlier read opened stay open for the later ones. A folder swapped for a symlink out
+    of the vault after that is still not followed (the open folder is where the old one
+    went, inside the vault); one removed and made again is opened anew, so its new files
+    are found; and nothing stays open after the batch."""
+    vault, outside = world
+    (vault / "sub" / "a.md").write_text("first\n")
+    indexer = Indexer(vault, "6f7e3d1c-4c2b-4a55-9a7e-000000000001")
+    open_fds = len(os.listdir("/proc/self/fd"))
+    with indexer.batch():
+        first = indexer.index("sub/a.md", vault / "sub" / "a.md").record
+        assert first is not None and first["blake3"] == blake3.blake3(b"first\n").hexdigest()
+        assert len(os.listdir("/proc/self/fd")) > open_fds  # its folder is kept open
+        if how == "folder-symlink":
+            (vault / "sub").rename(vault / "moved")
+            (vault / "sub").symlink_to(outside, target_is_directory=True)
+            rec = indexer.index("sub/m.md", vault / "sub" / "m.md").record
+            assert rec is not None  # read in the folder as it was opened, now "moved"
+            assert rec["blake3"] == blake3.blake3(b"a note in a folder\n").hexdigest()
+            assert rec["blake3"] != blake3.blake3(SECRET).hexdigest()
+            assert indexer.index("sub/gone.md", vault / "sub" / "gone.md").record is None
+        else:
+            for name in ("a.md", "m.md"):
+                (vault / "sub" / name).unlink()
+            (vault / "sub").rmdir()
+            (vault / "sub").mkdir()
+            (vault / "sub" / "new.md").write_text("new\n")
+            rec = indexer.index("sub/new.md", vault / "sub" / "new.md").record
+            assert rec is not None and rec["blake3"] == blake3.blake3(b"new\n").hexdigest()
+    assert len(os.listdir("/proc/self/fd")) == open_fds
+
+
 def test_a_symlink_inside_the_vault_is_still_read_through(world: tuple[Path, Path]) -> None:
     """The policy the walk applies holds at read time too: a file symlink to a note in
     the vault is indexed with its target's content."""

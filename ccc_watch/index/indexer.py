@@ -15,6 +15,8 @@ import mimetypes
 import os
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from ccc_watch.index.policy import IndexPolicy
 from ccc_watch.keys import NoKeyError
 from ccc_watch.log.safe import shown
 from ccc_watch.store import Record
-from ccc_watch.vault.read import Content, NotContentError, read_file
+from ccc_watch.vault.read import Content, Folders, NotContentError, read_file
 from ccc_watch.vault.walk import FileStat, log_skip
 
 NOTE_EXTENSIONS = frozenset({".md"})
@@ -63,9 +65,11 @@ def _namespace(vault_id: str) -> bytes:
     return uuid.UUID(vault_id).bytes
 
 
+_KINDS = dict.fromkeys(NOTE_EXTENSIONS, "note") | dict.fromkeys(DATA_EXTENSIONS, "data")
+
+
 def _kind(key: str) -> str:
-    ext = os.path.splitext(key)[1].lower()
-    return "note" if ext in NOTE_EXTENSIONS else "data" if ext in DATA_EXTENSIONS else "attachment"
+    return _KINDS.get(os.path.splitext(key)[1].lower(), "attachment")
 
 
 @functools.lru_cache(maxsize=512)
@@ -82,6 +86,7 @@ def _looks_binary(head: bytes) -> bool:
 
 
 _BINARY_CHECK = 8192  # bytes of a note looked at for a NUL
+_NO_STAT = FileStat(None, None, None, None)  # type: ignore[arg-type]  # a file not read
 
 
 class Indexer:
@@ -96,9 +101,21 @@ class Indexer:
             # the text, or drop it while the settings promise to keep it.
             raise NoKeyError(vault_id)
         self._markers = {r.marker for r in self.policy.type_rules if r.marker}
+        self._folders: Folders | None = None
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Index many files in a row (in key order, best): their reads share the
+        folders they open (vault.read.Folders)."""
+        with Folders(self.vault) as folders:
+            self._folders = folders
+            try:
+                yield
+            finally:
+                self._folders = None
 
     def index(
-        self, key: str, path: Path | None = None, previous_id: str | None = None
+        self, key: str, path: Path | str | None = None, previous_id: str | None = None
     ) -> IndexResult:
         """Index the file at vault key `key` (read from `path`, its real name, if given)."""
         path = path or self.vault / key
@@ -106,7 +123,7 @@ class Indexer:
         # is hashed in chunks and never held whole.
         keep = self.policy.max_note_bytes if _kind(key) == "note" else -1
         try:
-            content = read_file(self.vault, path, keep)
+            content = read_file(self.vault, path, keep, self._folders)
         except FileNotFoundError:
             return IndexResult(None)
         except NotContentError as e:
@@ -128,16 +145,20 @@ class Indexer:
         error: str | None = None,
     ) -> Record:
         ext = os.path.splitext(key)[1].lower()
+        size, mtime_ns, ctime_ns, inode = _NO_STAT if content is None else content.stat
         return {
             "path": key,
-            "id": previous_id
-            or record_id(self.vault_id, key, None if content is None else content.stat.inode),
+            "id": previous_id or record_id(self.vault_id, key, inode),
             "name": key.rsplit("/", 1)[-1],
             "extension": ext,
-            "kind": _kind(key),
+            "kind": _KINDS.get(ext, "attachment"),
             "mime": _mime(ext),
             "record_type": self.policy.record_type(key, ext, {}),
-            **(dict.fromkeys(FileStat._fields) if content is None else content.stat._asdict()),
+            # FileStat's fields (the unpacking above fails should it gain one)
+            "size": size,
+            "mtime_ns": mtime_ns,
+            "ctime_ns": ctime_ns,
+            "inode": inode,
             "blake3": None if content is None else content.blake3,
             "frontmatter": {},
             "frontmatter_status": "absent",

@@ -78,7 +78,8 @@ def worker_policy() -> IndexPolicy:
 
 def _index_tasks(tasks: Sequence[Task]) -> list[IndexResult]:
     assert _worker is not None
-    return [_worker.index(key, Path(path), prev) for key, path, prev in tasks]
+    with _worker.batch():
+        return [_worker.index(key, path, prev) for key, path, prev in tasks]
 
 
 def _packed(pack: Callable[[list[IndexResult]], P], tasks: Sequence[Task]) -> P:

@@ -15,6 +15,12 @@ a file and the read. So a read:
   at most max(keep, CHUNK) bytes of one file are in memory, whatever its size;
 - compares the descriptor's stat before and after, and checks that the name still
   names the file read: a file that changed meanwhile is read again, up to ATTEMPTS.
+
+Reads of many files in a row (a batch of a rebuild's worker, in key order) may share
+their open folders (Folders): a folder opened beneath the vault as above is kept open
+for the rest of the batch, so a folder swapped for a symlink meanwhile is still not
+followed; a folder moved within or out of the vault meanwhile is read where it went,
+at most for the batch's duration, as a file moved after its read would have been.
 """
 
 from __future__ import annotations
@@ -24,15 +30,15 @@ import io
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import blake3
 
 from ccc_watch.log.safe import shown
 from ccc_watch.vault.walk import FileStat
 
-__all__ = ["CHUNK", "HEAD", "Content", "NotContentError", "file_digest", "read_file"]
+__all__ = ["CHUNK", "HEAD", "Content", "Folders", "NotContentError", "file_digest", "read_file"]
 
 CHUNK = 1024 * 1024
 HEAD = 256 * 1024  # kept of any file: the binary check, and the level of an unparsed note
@@ -62,8 +68,7 @@ class _Changed(Exception):
     """The file changed while it was being read: read it again."""
 
 
-@dataclass(frozen=True, slots=True)
-class Content:
+class Content(NamedTuple):
     """What one read of a file gave."""
 
     stat: FileStat
@@ -72,9 +77,51 @@ class Content:
     head: bytes  # its first HEAD bytes
 
 
-def read_file(vault: Path, path: Path, keep: int) -> Content:
+class Folders:
+    """The folders of one vault last opened by reads (at most LIMIT of them, each
+    opened beneath the vault), reused by the next reads until close(). Not shared
+    between threads."""
+
+    LIMIT = 16
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = os.fspath(root)
+        self._open: dict[str, int] = {}  # folder (relative, os.sep) -> descriptor
+
+    def __enter__(self) -> Folders:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def parent(self, rel: str) -> tuple[int, str]:
+        """The open folder holding rel (owned by this object: not to be closed), and
+        the file's name in it."""
+        folder, _, name = rel.rpartition(os.sep)
+        fd = self._open.get(folder)
+        if fd is None:
+            fd, name = _open_parent(self.root, rel)
+            if len(self._open) >= self.LIMIT:  # the oldest goes
+                os.close(self._open.pop(next(iter(self._open))))
+            self._open[folder] = fd
+        return fd, name
+
+    def forget(self, rel: str) -> None:
+        """Close the folder holding rel, if open: the next read opens it anew."""
+        fd = self._open.pop(rel.rpartition(os.sep)[0], None)
+        if fd is not None:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Close every folder kept open."""
+        while self._open:
+            os.close(self._open.popitem()[1])
+
+
+def read_file(vault: Path, path: Path | str, keep: int, folders: Folders | None = None) -> Content:
     """Read the file at path (inside vault) as the module docstring says; keep its
-    bytes when it has at most `keep` of them.
+    bytes when it has at most `keep` of them. folders: the open folders of the vault
+    to reuse (and keep open), Folders(vault) made by the caller.
 
     Raises FileNotFoundError when it is gone, NotContentError when it is no longer a
     regular file inside the vault, OSError when it cannot be read or kept changing."""
@@ -87,7 +134,7 @@ def read_file(vault: Path, path: Path, keep: int) -> Content:
         raise NotContentError(errno.EINVAL, "not a plain path inside the vault", text)
     for _ in range(ATTEMPTS):
         try:
-            return _read_once(root, rel, keep)
+            return _read_once(root, rel, keep, folders)
         except _Changed:
             continue
     raise OSError(errno.EAGAIN, f"kept changing while being read ({ATTEMPTS} attempts)")
@@ -98,7 +145,7 @@ def file_digest(vault: Path, path: Path) -> str:
     return read_file(vault, path, keep=-1).blake3
 
 
-def _read_once(root: str, rel: str, keep: int) -> Content:
+def _read_once(root: str, rel: str, keep: int, folders: Folders | None) -> Content:
     if not _BENEATH:
         path = os.path.join(root, rel)
         before = os.stat(path)
@@ -107,21 +154,30 @@ def _read_once(root: str, rel: str, keep: int) -> Content:
             return _read_fd(fd, keep, before, lambda: os.stat(path))
         finally:
             os.close(fd)
-    folder, name = _open_parent(root, rel)
-    try:
-        content = _read_in(folder, name, keep)
-    finally:
-        os.close(folder)
+    content: Content | None
+    if folders is not None and folders.root == root:
+        try:
+            content = _read_in(*folders.parent(rel), keep)
+        except FileNotFoundError:  # or its folder went and came back since it was opened
+            folders.forget(rel)
+            content = _read_beneath(root, rel, keep)
+    else:
+        content = _read_beneath(root, rel, keep)
     if content is not None:
         return content
-    folder, name = _open_parent(root, _symlink_target(root, rel))
-    try:
-        content = _read_in(folder, name, keep)
-    finally:
-        os.close(folder)
+    content = _read_beneath(root, _symlink_target(root, rel), keep)
     if content is None:  # the target was swapped for a symlink since it was resolved
         raise _Changed
     return content
+
+
+def _read_beneath(root: str, rel: str, keep: int) -> Content | None:
+    """_read_in() of rel's folder, opened beneath root for this read only."""
+    folder, name = _open_parent(root, rel)
+    try:
+        return _read_in(folder, name, keep)
+    finally:
+        os.close(folder)
 
 
 def _read_in(folder: int, name: str, keep: int) -> Content | None:
