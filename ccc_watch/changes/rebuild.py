@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -434,6 +434,7 @@ def rebuild(
     seal_key: KeySource | None = None,
     on_rows: Callable[[Rows], None] | None = None,
     on_changes: Callable[[list[Change]], None] | None = None,
+    on_end: Callable[[int, Mapping[str, Any]], None] | None = None,
 ) -> RebuildReport:
     """Index every file of the vault into a new store and swap it in (unless dry_run).
 
@@ -443,7 +444,8 @@ def rebuild(
     the vault's key (by vault id) when the policy seals and has no key yet. on_rows,
     when given, receives the mirror rows of every record the new store holds, batch by
     batch, as the workers made them (not for a dry run); on_changes, the changelog
-    entries the rebuild appends, as it appends them.
+    entries the rebuild appends, as it appends them; on_end, the new store's head and
+    meta once its last entry is in (before its last pages are written).
     """
     started = time.perf_counter()
     pid = running_pid(data_dir)
@@ -549,6 +551,8 @@ def rebuild(
                         appended = new_store.apply(Forget(k, ident, b3) for k, (ident, b3) in part)
                         if on_changes is not None:
                             on_changes(appended)
+                    if on_end is not None:
+                        on_end(new_store.head(), new_store.meta)
                     new_store.index_hashes()
                     new_store.compact()  # half the file is free pages (bench/store_size.py)
                     new_store.close()
@@ -610,7 +614,7 @@ def rebuild_vault(
     new_store = functools.partial(open_readonly, data_dir, backend=cfg.backend, vault=vault)
     failed: MirrorError | None = None
     with mirror.loading() as load:
-        report = run(on_rows=load.add, on_changes=load.add_changes)
+        report = run(on_rows=load.add, on_changes=load.add_changes, on_end=load.ending)
         with new_store() as store:
             try:
                 load.finish(store)

@@ -139,6 +139,8 @@ def _parsed_levels(value: Any) -> tuple[set[str], bool]:
 def _key_lines(text: str) -> list[set[str]]:
     """For each classification line of raw text, the levels its value names."""
     found: list[set[str]] = []
+    if text.isascii() and "classification" not in text.lower():
+        return found  # the common case, and the pattern costs µs per line to try
     for match in _KEY_LINE.finditer(text):
         start = text.rfind("\n", 0, match.start()) + 1  # of the line the match is on
         end = text.find("\n", start)

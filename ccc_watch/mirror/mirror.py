@@ -533,24 +533,45 @@ def _complete(
     head = snap.head()
     until = head + 1
     if streamed is not None:
-        first, count = streamed
-        if first + count - 1 == head:
-            until = first
+        if _streamed_to(streamed, head):
+            until = streamed[0]
         else:
             con.execute(f"DELETE FROM {EVENTS.name}")
     after = 0
     while after < until - 1 and (events := snap.changes_after(after, 50_000)):
         _insert(con, EVENTS.name, events_rows([e for e in events if e.seq < until]))
         after = events[-1].seq
+    _finish_file(con, head, store.meta.get("store_id"), store.meta.get("vault_id"))
+    return head
+
+
+def _streamed_to(streamed: tuple[int, int] | None, head: int) -> bool:
+    """Whether the entries streamed into `events`, (first seq, count), end at head."""
+    return streamed is not None and streamed[1] > 0 and sum(streamed) - 1 == head
+
+
+def _finish_file(
+    con: duckdb.DuckDBPyConnection, head: int, store_id: object, vault_id: object
+) -> None:
+    """The state row (watermark head) and the views of a new mirror whose rows are all
+    in; checkpointed, so the file holds it all."""
     con.execute(
         "INSERT INTO mirror_state (watermark, store_id, vault_id, schema_version,"
         " updated_at) VALUES (?, ?, ?, ?, now())",
-        [head, store.meta.get("store_id"), store.meta.get("vault_id"), MIRROR_SCHEMA_VERSION],
+        [head, store_id, vault_id, MIRROR_SCHEMA_VERSION],
     )
     for name, sql in VIEWS.items():
         con.execute(f"CREATE VIEW {name} AS {sql}")
     con.execute(f"CHECKPOINT {ALIAS}")
-    return head
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """The new store once its last changelog entry is in (MirrorLoad.ending())."""
+
+    head: int
+    store_id: object
+    vault_id: object
 
 
 class MirrorLoad:
@@ -580,7 +601,9 @@ class MirrorLoad:
 
     def __init__(self, mirror: Mirror) -> None:
         self.mirror = mirror
-        self.queue: queue.Queue[Rows | list[Change] | Store | None] = queue.Queue(self.QUEUE)
+        self.queue: queue.Queue[Rows | list[Change] | _Ending | Store | None] = queue.Queue(
+            self.QUEUE
+        )
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self.tmp: Path | None = None
@@ -595,6 +618,13 @@ class MirrorLoad:
         its changelog is read from it when it is finished)."""
         if changes:
             self._put(changes)
+
+    def ending(self, head: int, meta: Mapping[str, Any]) -> None:
+        """Say that the new store's changelog is complete at head (its meta beside):
+        when every entry from the first was streamed (add_changes: a rebuild that
+        carried no history), the new mirror is finished now, while the store writes
+        its last pages, and finish() only checks and publishes."""
+        self._put(_Ending(head, meta.get("store_id"), meta.get("vault_id")))
 
     def finish(self, store: Store) -> FlushResult:
         """Complete the new mirror from store (the new store, every row of which was
@@ -619,7 +649,7 @@ class MirrorLoad:
         if self.tmp is not None and not self.done:
             _remove_db(self.tmp)
 
-    def _put(self, item: Rows | list[Change] | Store | None) -> None:
+    def _put(self, item: Rows | list[Change] | _Ending | Store | None) -> None:
         """Queue item for the thread, started by the first one; dropped once the thread
         has stopped (it failed: finish() says so)."""
         if self.thread is None:
@@ -652,6 +682,7 @@ class MirrorLoad:
         pending: list[Rows] = []
         notes = size = 0  # of the notes in pending, counted as they come (nbytes is not cached)
         streamed: tuple[int, int] | None = None  # (first seq, count) in events
+        ended: _Ending | None = None  # what the file was finished at, by ending()
         while (item := self.queue.get()) is not None:
             if isinstance(item, list):
                 _insert(con, EVENTS.name, events_rows(item))
@@ -668,6 +699,24 @@ class MirrorLoad:
                 if notes >= self.INSERT_NOTES or size >= self.INSERT_BYTES:
                     _insert_pending(con, pending)
                     notes = size = 0
+            elif isinstance(item, _Ending):
+                # Only a store whose whole changelog was streamed (none carried over from
+                # an old one, read here only after the swap) is finished now.
+                if (
+                    ended is None
+                    and streamed is not None
+                    and streamed[0] == 1
+                    and _streamed_to(streamed, item.head)
+                ):
+                    _insert_pending(con, pending)
+                    _finish_file(con, item.head, item.store_id, item.vault_id)
+                    ended = item
+            elif ended is not None:  # the store, finished: it must be what ending() said
+                meta = item.meta
+                found = _Ending(item.head(), meta.get("store_id"), meta.get("vault_id"))
+                if found != ended:
+                    raise MirrorError(f"the new store is not what it said it was: {found}")
+                return True
             else:
                 _insert_pending(con, pending)
                 with item.snapshot() as snap:
