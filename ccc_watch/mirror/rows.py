@@ -35,6 +35,8 @@ _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 def _property_type(value: Any) -> str:
     """Obsidian's property types: text, list, number, checkbox, date, datetime."""
+    if type(value) is str:  # the most common, first
+        return "date" if _DATE.match(value) else "datetime" if _DATETIME.match(value) else "text"
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -53,6 +55,8 @@ def _property_type(value: Any) -> str:
 
 
 def _property_text(value: Any) -> str | None:
+    if type(value) is str:
+        return value
     if value is None:
         return None
     if isinstance(value, bool):
@@ -78,6 +82,8 @@ def _tag_rows(tags: list[str]) -> list[tuple[str, bool]]:
     """(tag, explicit): the note's own tags, then the parents they imply that it does
     not have in any case (`A/b` and `a/c` imply one `A`)."""
     explicit = sorted(set(tags))
+    if not any("/" in t for t in explicit):  # no nested tag: no parent to imply
+        return [(t, True) for t in explicit]
     seen = {t.lower() for t in explicit}
     implied = []
     for parent in sorted({p for t in explicit for p in _tag_parents(t)}):
@@ -120,6 +126,10 @@ def _ymd(m: re.Match[str] | None) -> dt.date | None:
         return None
 
 
+def _day_key(key: object) -> bool:
+    return isinstance(key, str) and key.lower() in ("date", "day")
+
+
 def _day(
     path: str, frontmatter: Mapping[str, Any], fields: list[Mapping[str, Any]]
 ) -> dt.date | None:
@@ -127,11 +137,11 @@ def _day(
     holding a date or a link to a dated note; else a date in the file's name; else (our
     addition) a yyyy/mm/dd or yyyy-mm-dd folder path."""
     pairs = [
-        *sorted(frontmatter.items()),
+        *((k, frontmatter[k]) for k in sorted(k for k in frontmatter if _day_key(k))),
         *((f.get("key"), f.get("value")) for f in fields if not f.get("task")),
     ]
     for key, value in pairs:
-        if not isinstance(key, str) or key.lower() not in ("date", "day"):
+        if not _day_key(key):
             continue
         if isinstance(value, list) and value:
             value = value[0]
@@ -273,7 +283,8 @@ class Rows:
             ),
             tasks=TASKS.arrow_table(
                 path=task_paths,
-                **{d: [_date_value(t.get(d)) for t in tasks] for d in _TASK_DATES},
+                **{d: [_date_value(t[d]) if t.get(d) else None for t in tasks]
+                   for d in _TASK_DATES},
                 **_copied(tasks, "line", "done", "text", "status", "section", "priority"),
             ),
             headings=HEADINGS.arrow_table(
