@@ -414,7 +414,9 @@ def test_the_rebuilds_mirror_equals_one_built_from_the_store(tmp_path: Path) -> 
     """`ccc-watch rebuild` builds the mirror from the rows its workers made while
     indexing, not from a second pass over the store: every table equals what the store
     alone gives (Mirror.rebuild), private levels included, in a vault big enough for
-    the worker pool; and again over the first rebuild's store (whose ids are kept)."""
+    the worker pool; and again over the first rebuild's store (whose ids are kept, and
+    whose history the new mirror gets as it is carried), and over a store whose
+    history was pruned (the events then start past the pruning anchor)."""
     from ccc_watch.index.pool import PARALLEL_MIN_FILES
     from ccc_watch.store import MIRROR_FILE
 
@@ -422,17 +424,24 @@ def test_the_rebuilds_mirror_equals_one_built_from_the_store(tmp_path: Path) -> 
     own_vault(vault, notes=PARALLEL_MIN_FILES + 100, seed=7, bad=True)
     _unordered_frontmatter_notes(vault)
     cli = [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--data-dir", str(data)]
-    for round_ in ("fresh", "over the first"):
+    for round_ in ("fresh", "over the first", "over a pruned store"):
+        if round_ == "over a pruned store":
+            pruned = subprocess.run([*cli, "audit", "prune", "--keep-entries", "50"],
+                                    capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+            assert pruned.returncode == 0, pruned.stderr
         proc = subprocess.run([*cli, "rebuild", "--json"], capture_output=True, text=True,
                               timeout=300, check=False)  # fmt: skip
         assert proc.returncode in (0, 1), proc.stderr
         report = json.loads(proc.stdout)
         assert "beside the store failed" not in proc.stderr  # the workers' rows made it
-        if round_ == "over the first":  # the workers compared with the old store
+        if round_ != "fresh":  # the workers compared with the old store
             assert report["changed"] == 1 and report["added"] == report["removed"] == 0
             assert report["unchanged"] == report["indexed"] - 1, report
         built = _mirror_tables(data / MIRROR_FILE)
         assert len(built["notes"]) == report["indexed"]
+        seqs = [row[0] for row in built["events"]]
+        if round_ == "over a pruned store":  # 50 kept, the prune's own entry, the change
+            assert len(seqs) == 52 and seqs[0] > 1, seqs[:3]
         key = PROPERTIES.names.index("key")
         assert {row[key] for row in built["properties"]} >= {"Date", "day", "alpha", "due"}
         with open_store(data, readonly=True) as store, store.snapshot() as snap:

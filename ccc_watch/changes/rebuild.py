@@ -353,13 +353,19 @@ def _restated(item: _Indexed, said: _Said | None) -> Upsert:
 
 
 def _carry(
-    new_store: Store, data_dir: Path, backend: str, source: Store | None, work_dir: Path
+    new_store: Store,
+    data_dir: Path,
+    backend: str,
+    source: Store | None,
+    work_dir: Path,
+    on_changes: Callable[[list[Change]], None] | None,
 ) -> History:
-    """The old store's history, copied into the new one: from source when given, else
-    from the old file (moved into work_dir when it was damaged)."""
+    """The old store's history, copied into the new one (its entries to on_changes as
+    they are): from source when given, else from the old file (moved into work_dir when
+    it was damaged)."""
     if source is not None:
         with source.snapshot() as snap:
-            history = new_store.carry_history(snap)
+            history = new_store.carry_history(snap, on_changes)
     else:
         old = store_file(data_dir, backend)
         aside = work_dir / f"damaged-{old.name}"
@@ -374,7 +380,7 @@ def _carry(
                 impl.close()
                 raise
             with store, store.snapshot() as snap:
-                history = new_store.carry_history(snap)
+                history = new_store.carry_history(snap, on_changes)
         except StoreError as e:
             logger.warning("the old store's history cannot be read ({}): it starts again", e)
             return History(lost=True)
@@ -434,7 +440,7 @@ def rebuild(
     seal_key: KeySource | None = None,
     on_rows: Callable[[Rows], None] | None = None,
     on_changes: Callable[[list[Change]], None] | None = None,
-    on_end: Callable[[int, Mapping[str, Any]], None] | None = None,
+    on_end: Callable[[int, int, Mapping[str, Any]], None] | None = None,
 ) -> RebuildReport:
     """Index every file of the vault into a new store and swap it in (unless dry_run).
 
@@ -444,8 +450,10 @@ def rebuild(
     the vault's key (by vault id) when the policy seals and has no key yet. on_rows,
     when given, receives the mirror rows of every record the new store holds, batch by
     batch, as the workers made them (not for a dry run); on_changes, the changelog
-    entries the rebuild appends, as it appends them; on_end, the new store's head and
-    meta once its last entry is in (before its last pages are written).
+    entries of the new store as they go in (the old store's history carried over
+    first, then what the rebuild appends); on_end, the new store's first and last
+    entry's seq and its meta once its last entry is in (before its last pages are
+    written).
     """
     started = time.perf_counter()
     pid = running_pid(data_dir)
@@ -511,7 +519,7 @@ def rebuild(
                 )
                 new_store.set_meta(POLICY_META, policy.fingerprint())
                 new_store.defer_hash_index()  # written once, in order, at the end
-                history = _carry(new_store, data_dir, backend, source, work_dir)
+                history = _carry(new_store, data_dir, backend, source, work_dir, on_changes)
             else:
                 history = History()
             last_said = _last_said(history, known)
@@ -552,7 +560,7 @@ def rebuild(
                         if on_changes is not None:
                             on_changes(appended)
                     if on_end is not None:
-                        on_end(new_store.head(), new_store.meta)
+                        on_end(history.after + 1, new_store.head(), new_store.meta)
                     new_store.index_hashes()
                     new_store.compact()  # half the file is free pages (bench/store_size.py)
                     new_store.close()

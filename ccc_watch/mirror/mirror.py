@@ -569,6 +569,7 @@ def _finish_file(
 class _Ending:
     """The new store once its last changelog entry is in (MirrorLoad.ending())."""
 
+    first: int
     head: int
     store_id: object
     vault_id: object
@@ -619,12 +620,12 @@ class MirrorLoad:
         if changes:
             self._put(changes)
 
-    def ending(self, head: int, meta: Mapping[str, Any]) -> None:
-        """Say that the new store's changelog is complete at head (its meta beside):
-        when every entry from the first was streamed (add_changes: a rebuild that
-        carried no history), the new mirror is finished now, while the store writes
-        its last pages, and finish() only checks and publishes."""
-        self._put(_Ending(head, meta.get("store_id"), meta.get("vault_id")))
+    def ending(self, first: int, head: int, meta: Mapping[str, Any]) -> None:
+        """Say that the new store's changelog is complete: entries first to head (its
+        meta beside). When every one of them was streamed (add_changes), the new mirror
+        is finished now, while the store writes its last pages, and finish() only
+        checks and publishes."""
+        self._put(_Ending(first, head, meta.get("store_id"), meta.get("vault_id")))
 
     def finish(self, store: Store) -> FlushResult:
         """Complete the new mirror from store (the new store, every row of which was
@@ -713,7 +714,9 @@ class MirrorLoad:
                     ended = item
             elif ended is not None:  # the store, finished: it must be what ending() said
                 meta = item.meta
-                found = _Ending(item.head(), meta.get("store_id"), meta.get("vault_id"))
+                found = _Ending(
+                    ended.first, item.head(), meta.get("store_id"), meta.get("vault_id")
+                )
                 if found != ended:
                     raise MirrorError(f"the new store is not what it said it was: {found}")
                 return True

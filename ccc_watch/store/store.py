@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -92,11 +92,13 @@ class Move:
 @dataclass
 class History:
     """What Store.carry_history() carried: entries, whether some could not be read, and
-    the vault as the history left it (path -> {"id", "blake3"})."""
+    the vault as the history left it (path -> {"id", "blake3"}); the new changelog's
+    first entry is seq `after` + 1 (after: the old store's pruning anchor, or 0)."""
 
     carried: int = 0
     lost: bool = False
     state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    after: int = 0
 
 
 @dataclass(frozen=True)
@@ -449,12 +451,16 @@ class Store:
                 tx.put_many("by_blake3", [(key, b"") for key in sorted(self._unindexed, key=str)])
         self._unindexed = None
 
-    def carry_history(self, old: Snapshot) -> History:
+    def carry_history(
+        self, old: Snapshot, on_carried: Callable[[list[Change]], None] | None = None
+    ) -> History:
         """Copy an old store's history into this new, empty one: its changelog entries
         as stored (hashes and all, so the chain goes on and an entry tampered with
         stays visible; entries of a schema-1 store are chained on the way), its pruning
         anchor and checkpoint. Entries are read in order up to the first that cannot be
-        (a damaged store). Returns what was carried and the vault as it left it."""
+        (a damaged store). Returns what was carried and the vault as it left it.
+        on_carried receives the entries as they are carried, in order, batch by batch
+        (each batch once it is in the transaction, which ends with this call)."""
         if self.readonly or self.head() != 0:
             raise StoreError(f"history can only be carried into a new store: {self.path}")
         history = History()
@@ -465,6 +471,7 @@ class Store:
                 if anchor is not None:
                     tx.put("meta", ANCHOR, codec.encode({"value": anchor}))
                     after, prev = anchor_of({ANCHOR: anchor})
+                    history.after = after
                 rows: list[tuple[Key, bytes]] = []
                 for path, value in old.checkpoint():
                     history.state[path] = value
@@ -473,6 +480,7 @@ class Store:
                     tx.put_many("checkpoint", rows)
                 while not history.lost and (batch := old.raw_changes(after, 10_000)):
                     kept: list[tuple[Key, bytes]] = []
+                    changes: list[Change] = []
                     for seq, blob in batch:
                         entry = _checked_change(self.path, blob)
                         if seq != after + 1 or entry is None:
@@ -482,11 +490,15 @@ class Store:
                             entry["hash"] = link(prev, entry)
                             blob = codec.encode(entry)
                         kept.append((seq, blob))
+                        if on_carried is not None:
+                            changes.append(Change(**entry))
                         replay(history.state, entry)
                         after, prev = seq, str(entry["hash"])
                     if kept:
                         tx.put_many("changelog", kept)
                         history.carried += len(kept)
+                    if on_carried is not None and changes:
+                        on_carried(changes)
             except StoreError:  # the old file gives out: what was read is kept
                 history.lost = True
             if history.carried:
