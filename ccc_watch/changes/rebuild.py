@@ -19,6 +19,7 @@ import functools
 import gc
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -392,6 +393,48 @@ def _carry(
     return history
 
 
+class _Carrying:
+    """_carry() in a thread of its own, started now: result() waits for its History
+    (or raises what it raised). Nothing else may use the new store meanwhile."""
+
+    def __init__(self, *args: Any) -> None:
+        self._history: History | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if args:
+            self._thread = threading.Thread(
+                target=self._run, args=args, name="carry-history", daemon=True
+            )
+            self._thread.start()
+
+    @classmethod
+    def done(cls, *args: Any) -> _Carrying:
+        """_carry() run here and now (what it raises, raised now), with the same
+        interface."""
+        carrying = cls()
+        carrying._run(*args)
+        carrying.result()
+        return carrying
+
+    def _run(self, *args: Any) -> None:
+        try:
+            self._history = _carry(*args)
+        except BaseException as e:
+            self._error = e
+
+    def wait(self) -> None:
+        """Until the copy has ended, however it ends."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def result(self) -> History:
+        self.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._history is not None
+        return self._history
+
+
 def _refuse_other_writer(data_dir: Path, backend: str) -> None:
     """StoreLockedError when another process has the old store open for writing: the
     swap would leave it writing to a file nobody reads any more. Only a probe (open for
@@ -509,29 +552,35 @@ def rebuild(
             vault, vault_id, policy, len(tasks), workers, pack, pool
         ) as index_many:
             new_store = None
-            if not dry_run:
-                new_store = open_store(
-                    work_dir,
-                    backend=backend,
-                    vault_root=vault,
-                    vault_id=vault_id,
-                    cache_bytes=_WRITE_CACHE_BYTES,
-                )
-                new_store.set_meta(POLICY_META, policy.fingerprint())
-                new_store.defer_hash_index()  # written once, in order, at the end
-                history = _carry(new_store, data_dir, backend, source, work_dir, on_changes)
-            else:
-                history = History()
-            last_said = _last_said(history, known)
+            carrying: _Carrying | None = None
+            history = History()
+            last_said: dict[str, _Said] = {}
             progress = _Progress(len(tasks))
-            # What is here now lives until the end (the tasks, the old ids, the history):
-            # the garbage collector need not go through it again at every full pass
-            # (~1.5 s of this process's CPU at 100,000 files).
-            gc.freeze()
             try:
+                if not dry_run:
+                    new_store = open_store(
+                        work_dir,
+                        backend=backend,
+                        vault_root=vault,
+                        vault_id=vault_id,
+                        cache_bytes=_WRITE_CACHE_BYTES,
+                    )
+                    new_store.set_meta(POLICY_META, policy.fingerprint())
+                    new_store.defer_hash_index()  # written once, in order, at the end
+                    carry = (new_store, data_dir, backend, source, work_dir, on_changes)
+                    # The old history is copied while the workers index the first files
+                    # (the daemon's own store, a source, is not read from another thread).
+                    carrying = _Carrying(*carry) if source is None else _Carrying.done(*carry)
+                # What is here now lives until the end (the tasks, the old ids, the
+                # history): the garbage collector need not go through it again at every
+                # full pass (~1.5 s of this process's CPU at 100,000 files).
+                gc.freeze()
                 for chunk, parts in zip(
                     chunks(tasks, batch_size), index_many(chunks(tasks, batch_size)), strict=True
                 ):
+                    if carrying is not None:  # needed from the first store write on
+                        history, carrying = carrying.result(), None
+                        last_said = _last_said(history, known)
                     ops = []
                     results = [item for made in parts for item in made.files]
                     for (key, _, _), item in zip(chunk, results, strict=True):
@@ -551,6 +600,9 @@ def rebuild(
                     progress.advance(len(chunk))
                     if on_batch is not None:
                         on_batch(len(ops))
+                if carrying is not None:  # no file to index
+                    history, carrying = carrying.result(), None
+                    last_said = _last_said(history, known)
                 _let_go_of_old_store()
                 report.removed = len(known.keys() - seen_keys)
                 if new_store is not None:
@@ -568,6 +620,8 @@ def rebuild(
                     _refuse_other_writer(data_dir, backend)  # one may have started meanwhile
                     _swap(work_dir, data_dir, backend)
             finally:
+                if carrying is not None:  # failed or interrupted: it must not outlive the store
+                    carrying.wait()
                 gc.unfreeze()
                 _let_go_of_old_store()
                 progress.close()
