@@ -426,8 +426,8 @@ def test_the_rebuilds_mirror_equals_one_built_from_the_store(tmp_path: Path) -> 
     cli = [sys.executable, "-m", "ccc_watch.cli", "--vault", str(vault), "--data-dir", str(data)]
     for round_ in ("fresh", "over the first", "over a pruned store"):
         if round_ == "over a pruned store":
-            pruned = subprocess.run([*cli, "audit", "prune", "--keep-entries", "50"],
-                                    capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+            prune = [*cli, "audit", "prune", "--keep-entries", "50"]
+            pruned = subprocess.run(prune, capture_output=True, text=True, timeout=120, check=False)
             assert pruned.returncode == 0, pruned.stderr
         proc = subprocess.run([*cli, "rebuild", "--json"], capture_output=True, text=True,
                               timeout=300, check=False)  # fmt: skip
@@ -531,3 +531,68 @@ def test_workers_started_before_the_vault_is_known_index_each_vault_as_its_own(
             ]
         assert set(pool._processes) == pids  # the same two workers served both
     assert not set(ids[0]) & set(ids[1])  # same names, each vault's own ids
+
+
+def test_batches_indexed_while_the_history_is_copied_wait_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over an old store, the old history is copied into the new one on a thread while
+    the first files are indexed (up to _WAITING batches of them, all of these 7): no
+    batch is written before the copy ends (the new
+    entries follow the carried ones, the chain unbroken), none is lost, and an error of
+    the copy fails the rebuild with the new store's work dir removed."""
+    from ccc_watch.changes import rebuild as rebuild_module
+    from ccc_watch.history.chain import verify_store
+
+    vault, data = tmp_path / "vault", tmp_path / "data"
+    own_vault(vault, notes=60, seed=11, bad=False)
+    rebuild(vault, data)
+    with open_store(data, readonly=True) as store, store.snapshot() as snap:
+        old_entries = snap.changes_after(0)
+    (vault / "new note.md").write_text("# New\nbody\n", encoding="utf-8")
+
+    real_carry = rebuild_module._carry
+    copied_at: list[float] = []
+
+    def slow_carry(*args: Any) -> Any:
+        time.sleep(1.0)  # the workers' first batches are done long before
+        history = real_carry(*args)
+        copied_at.append(time.monotonic())
+        return history
+
+    real_pack = rebuild_module._pack
+    indexed_at: list[float] = []
+
+    def timed_pack(*args: Any) -> Any:
+        indexed_at.append(time.monotonic())
+        return real_pack(*args)
+
+    monkeypatch.setattr(rebuild_module, "_carry", slow_carry)
+    monkeypatch.setattr(rebuild_module, "_pack", timed_pack)
+    written_at: list[float] = []
+    report = rebuild(
+        vault,
+        data,
+        batch_size=10,
+        workers=1,
+        on_batch=lambda _: written_at.append(time.monotonic()),
+    )
+    assert report.indexed == len(old_entries) + 1 and report.added == 1
+    assert len(written_at) == -(-report.indexed // 10) and min(written_at) >= copied_at[0]
+    assert max(indexed_at) < copied_at[0]  # every batch was indexed during the copy
+    with open_store(data, readonly=True) as store, store.snapshot() as snap:
+        entries = snap.changes_after(0)
+        assert entries[: len(old_entries)] == old_entries  # carried as they were
+        assert [e.seq for e in entries] == list(range(1, len(old_entries) + 2))
+        assert entries[-1].path == "new note.md"
+        assert verify_store(snap).intact
+
+    def failing_carry(*args: Any) -> Any:
+        time.sleep(0.5)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rebuild_module, "_carry", failing_carry)
+    with pytest.raises(OSError, match="No space left"):
+        rebuild(vault, data, batch_size=10, workers=1)
+    assert not list(data.glob(".rebuild-*")), "the new store's work dir was left"
+    assert records_by_path(data).keys() == {e.path for e in entries}  # the old store kept

@@ -22,7 +22,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +44,7 @@ from ccc_watch.errors import (
 )
 from ccc_watch.index.indexer import IndexResult
 from ccc_watch.index.policy import IndexPolicy, KeySource, key_source
-from ccc_watch.index.pool import chunks, packed_indexing, worker_policy
+from ccc_watch.index.pool import Task, chunks, packed_indexing, worker_policy
 from ccc_watch.index.pool import started as started_workers
 from ccc_watch.log.drift import Drift
 from ccc_watch.log.progress import Progress
@@ -393,6 +393,11 @@ def _carry(
     return history
 
 
+# Batches of indexed files kept while the old history is copied (_Carrying): the
+# encoded records and what the main process reads of them, ~0.8 KB a file.
+_WAITING = 16
+
+
 class _Carrying:
     """_carry() in a thread of its own, started now: result() waits for its History
     (or raises what it raised). Nothing else may use the new store meanwhile."""
@@ -421,6 +426,10 @@ class _Carrying:
             self._history = _carry(*args)
         except BaseException as e:
             self._error = e
+
+    def running(self) -> bool:
+        """Whether the copy is still going on."""
+        return self._thread is not None and self._thread.is_alive()
 
     def wait(self) -> None:
         """Until the copy has ended, however it ends."""
@@ -575,34 +584,46 @@ def rebuild(
                 # history): the garbage collector need not go through it again at every
                 # full pass (~1.5 s of this process's CPU at 100,000 files).
                 gc.freeze()
+                # Batches indexed while the old history is still being copied wait here
+                # (at most _WAITING of them), so the workers need not.
+                waiting: list[tuple[Sequence[Task], list[_Indexed | None]]] = []
+
+                def write_waiting() -> None:
+                    for chunk, results in waiting:
+                        ops = []
+                        for (key, _, _), item in zip(chunk, results, strict=True):
+                            if item is None:  # vanished since the walk
+                                continue
+                            seen_keys.add(key)
+                            _account(report, key, item, known)
+                            ops.append(_restated(item, last_said.get(key)))
+                        if new_store is not None:
+                            appended = new_store.apply(ops)
+                            if on_changes is not None:
+                                on_changes(appended)
+                        progress.advance(len(chunk))
+                        if on_batch is not None:
+                            on_batch(len(ops))
+                    waiting.clear()
+
                 for chunk, parts in zip(
                     chunks(tasks, batch_size), index_many(chunks(tasks, batch_size)), strict=True
                 ):
-                    if carrying is not None:  # needed from the first store write on
-                        history, carrying = carrying.result(), None
-                        last_said = _last_said(history, known)
-                    ops = []
-                    results = [item for made in parts for item in made.files]
-                    for (key, _, _), item in zip(chunk, results, strict=True):
-                        if item is None:  # vanished since the walk
-                            continue
-                        seen_keys.add(key)
-                        _account(report, key, item, known)
-                        ops.append(_restated(item, last_said.get(key)))
-                    if new_store is not None:
-                        appended = new_store.apply(ops)
-                        if on_changes is not None:
-                            on_changes(appended)
                     if on_rows is not None:
                         for made in parts:
                             if made.rows is not None:
                                 on_rows(made.rows)
-                    progress.advance(len(chunk))
-                    if on_batch is not None:
-                        on_batch(len(ops))
-                if carrying is not None:  # no file to index
+                    waiting.append((chunk, [item for made in parts for item in made.files]))
+                    if carrying is not None:  # needed from the first store write on
+                        if carrying.running() and len(waiting) < _WAITING:
+                            continue
+                        history, carrying = carrying.result(), None
+                        last_said = _last_said(history, known)
+                    write_waiting()
+                if carrying is not None:
                     history, carrying = carrying.result(), None
                     last_said = _last_said(history, known)
+                write_waiting()
                 _let_go_of_old_store()
                 report.removed = len(known.keys() - seen_keys)
                 if new_store is not None:
