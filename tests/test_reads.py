@@ -91,16 +91,29 @@ SWAPPED = {  # the keys whose content the swap took away
 def swapped_after_walk(
     monkeypatch: pytest.MonkeyPatch, module: Any, vault: Path, outside: Path, how: str
 ) -> Iterator[list[Path]]:
-    """The real walk, then the swap, as if it happened between the walk and the reads."""
-    real_walk = module.walk
+    """The real walk, then the swap, as if it happened between the walk and the reads
+    (a rebuild's walk, which goes on as it indexes, ends before its first file is
+    given)."""
     fifos: list[Path] = []
+    if hasattr(module, "walking"):
+        real_walking = module.walking
 
-    def walk_then_swap(*args: Any, **kwargs: Any) -> Any:
-        report = real_walk(*args, **kwargs)
-        fifos.extend(swap(vault, outside, how))
-        return report
+        def walking_then_swap(*args: Any, **kwargs: Any) -> Any:
+            report, found = real_walking(*args, **kwargs)
+            files = list(found)
+            fifos.extend(swap(vault, outside, how))
+            return report, iter(files)
 
-    monkeypatch.setattr(module, "walk", walk_then_swap)
+        monkeypatch.setattr(module, "walking", walking_then_swap)
+    else:
+        real_walk = module.walk
+
+        def walk_then_swap(*args: Any, **kwargs: Any) -> Any:
+            report = real_walk(*args, **kwargs)
+            fifos.extend(swap(vault, outside, how))
+            return report
+
+        monkeypatch.setattr(module, "walk", walk_then_swap)
     yield fifos
 
 

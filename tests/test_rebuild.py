@@ -596,3 +596,42 @@ def test_batches_indexed_while_the_history_is_copied_wait_for_it(
         rebuild(vault, data, batch_size=10, workers=1)
     assert not list(data.glob(".rebuild-*")), "the new store's work dir was left"
     assert records_by_path(data).keys() == {e.path for e in entries}  # the old store kept
+
+
+def test_the_walk_goes_on_while_the_first_files_are_indexed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild indexes the files as the walk finds them (in key order), not after the
+    whole walk: the first batch is written before the walk ends, and the report still
+    counts every file seen and every path the walk left out."""
+    from ccc_watch.changes import rebuild as rebuild_module
+    from ccc_watch.index.pool import PARALLEL_MIN_FILES
+
+    vault, data = tmp_path / "vault", tmp_path / "data"
+    truth = own_vault(vault, notes=PARALLEL_MIN_FILES + 100, seed=12, bad=True)
+    real_walking = rebuild_module.walking
+    events: list[str] = []
+
+    def traced_walking(*args: Any, **kwargs: Any) -> Any:
+        report, found = real_walking(*args, **kwargs)
+
+        def traced() -> Any:
+            keys = []
+            for f in found:
+                keys.append(f.key)
+                yield f
+            assert keys == sorted(keys)
+            events.append("walk ended")
+
+        return report, traced()
+
+    monkeypatch.setattr(rebuild_module, "walking", traced_walking)
+    report = rebuild(
+        vault, data, batch_size=50, workers=1, on_batch=lambda _: events.append("written")
+    )
+    assert events.index("written") < events.index("walk ended"), events[:12]
+    indexed = set(records_by_path(data))
+    skipped = {s["path"] for s in report.skipped}
+    assert indexed | skipped >= {key for key, t in truth.items() if t["kind"] != "skipped"}
+    assert report.seen == report.indexed == len(indexed) > PARALLEL_MIN_FILES
+    assert {"Bad/outside.md", "Bad/dangling.md", "Bad/loop"} <= skipped

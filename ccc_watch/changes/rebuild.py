@@ -17,12 +17,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import itertools
 import os
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +46,7 @@ from ccc_watch.errors import (
 )
 from ccc_watch.index.indexer import IndexResult
 from ccc_watch.index.policy import IndexPolicy, KeySource, key_source
-from ccc_watch.index.pool import Task, chunks, packed_indexing, worker_policy
+from ccc_watch.index.pool import PARALLEL_MIN_FILES, Task, chunks, packed_indexing, worker_policy
 from ccc_watch.index.pool import started as started_workers
 from ccc_watch.log.drift import Drift
 from ccc_watch.log.progress import Progress
@@ -66,7 +68,7 @@ from ccc_watch.store import (
 from ccc_watch.store.backend import damage_note
 from ccc_watch.store.store import comparable
 from ccc_watch.vault.ignore import IgnoreRules
-from ccc_watch.vault.walk import walk
+from ccc_watch.vault.walk import walking
 
 if TYPE_CHECKING:
     from ccc_watch.config import Config
@@ -458,11 +460,17 @@ def _refuse_other_writer(data_dir: Path, backend: str) -> None:
 
 class _Progress:
     """A bar on a terminal (log.progress); a log line every few seconds otherwise (the
-    daemon's log, when it rebuilds on request)."""
+    daemon's log, when it rebuilds on request). total: None until known (walked())."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int | None) -> None:
         self.total, self.done, self.last = total, 0, time.monotonic()
         self.bar = Progress(total, "rebuild") if progress_enabled() else None
+
+    def walked(self, total: int) -> None:
+        """The walk has ended: total files to index."""
+        self.total = total
+        if self.bar is not None:
+            self.bar.set_total(total)
 
     def advance(self, n: int) -> None:
         self.done += n
@@ -470,7 +478,8 @@ class _Progress:
             self.bar.advance(n)
         elif time.monotonic() - self.last >= 5 or self.done == self.total:
             self.last = time.monotonic()
-            logger.info("rebuild: {}/{} files", self.done, self.total)
+            of = "" if self.total is None else f"/{self.total}"
+            logger.info("rebuild: {}{} files", self.done, of)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -533,10 +542,12 @@ def rebuild(
             vault_id, seal_key, new_vault=previous.vault_id is None
         )
         rules = rules or IgnoreRules.load(vault)
-        walked = walk(vault, rules)
-        report.skipped = [{"path": p, "reason": r} for p, r in walked.skipped]
-        files = sorted(walked.files, key=lambda f: f.key)
-        report.seen = len(files)
+        # The walk goes on as the files are indexed (the workers need not wait for it),
+        # in key order. Its first files now: a vault that cannot be read fails before
+        # anything is made, and one too small for the workers is known whole.
+        walked, found = walking(vault, rules)
+        first = list(itertools.islice(found, PARALLEL_MIN_FILES))
+        n_files = len(first) if len(first) < PARALLEL_MIN_FILES else max(len(known), len(first))
 
         work_dir = data_dir / f".rebuild-{os.getpid()}"
         _remove_stale_work_dirs(data_dir)
@@ -549,22 +560,25 @@ def rebuild(
                 len(known),
                 "" if aside is None else f"; moved it aside until the new one is in place: {aside}",
             )
-        tasks = [(f.key, f.location, known.get(f.key, (None, b""))[0]) for f in files]
-        del walked, files  # a file's walk entry weighs ~0.65 KB: 67 MB at 100,000 files
+        tasks = (
+            (f.key, f.location, known.get(f.key, (None, b""))[0])
+            for f in itertools.chain(first, found)
+        )
+        del first  # a file's walk entry weighs ~0.65 KB: only a batch's are held now
         seen_keys: set[str] = set()
         compare = None if previous.compared_in is None else (previous.compared_in, backend)
         fingerprints = compare is None and bool(known)
         pack = functools.partial(_pack, compare, fingerprints, on_rows is not None and not dry_run)
         # Workers of their own (pool None: spawned, or one process) come before any
         # database is open in this process.
-        with packed_indexing(
-            vault, vault_id, policy, len(tasks), workers, pack, pool
-        ) as index_many:
+        with packed_indexing(vault, vault_id, policy, n_files, workers, pack, pool) as index_many:
             new_store = None
             carrying: _Carrying | None = None
             history = History()
             last_said: dict[str, _Said] = {}
-            progress = _Progress(len(tasks))
+            # How many files there are is known once the walk ends; till then, the old
+            # store's count is a guess (a new vault has none).
+            progress = _Progress(n_files if n_files < PARALLEL_MIN_FILES or known else None)
             try:
                 if not dry_run:
                     new_store = open_store(
@@ -606,9 +620,17 @@ def rebuild(
                             on_batch(len(ops))
                     waiting.clear()
 
-                for chunk, parts in zip(
-                    chunks(tasks, batch_size), index_many(chunks(tasks, batch_size)), strict=True
-                ):
+                sent: deque[list[Task]] = deque()  # batches the workers have, in order
+
+                def batches() -> Iterator[list[Task]]:
+                    while batch := list(itertools.islice(tasks, batch_size)):
+                        report.seen += len(batch)
+                        sent.append(batch)
+                        yield batch
+                    progress.walked(report.seen)
+
+                for parts in index_many(batches()):
+                    chunk = sent.popleft()
                     if on_rows is not None:
                         for made in parts:
                             if made.rows is not None:
@@ -624,6 +646,7 @@ def rebuild(
                     history, carrying = carrying.result(), None
                     last_said = _last_said(history, known)
                 write_waiting()
+                report.skipped = [{"path": p, "reason": r} for p, r in walked.skipped]
                 _let_go_of_old_store()
                 report.removed = len(known.keys() - seen_keys)
                 if new_store is not None:

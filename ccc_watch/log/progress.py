@@ -37,6 +37,12 @@ class Progress:
 
             self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
 
+    def set_total(self, total: int) -> None:
+        """The number of steps, once known (a bar made with None counts without one)."""
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.refresh()
+
     def advance(self, n: int = 1) -> None:
         """n more steps done."""
         if self.bar is not None:

@@ -15,7 +15,8 @@ Policy:
 - A name that is not valid UTF-8, or that contains a backslash (vault_key would read it
   as a folder separator), is reported and left out: it has no key.
 - Keys are NFC; the real (possibly NFD) name stays in VaultFile.path. When two names in a
-  folder have the same NFC key, the first in sorted order is kept and the other reported.
+  folder have the same NFC key, the first in key order (then by the name as it is) is
+  kept and the other reported.
 - A file or folder that vanishes between listing and stat is simply gone: not reported.
 - A file iCloud Drive evicted (replaced by '.<name>.icloud', an ignored dot-file) is
   gone from the walk, but not from the vault: scans and the daemon keep its record
@@ -32,7 +33,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -44,7 +45,7 @@ from ccc_watch.log.safe import shown
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.paths import nfc
 
-__all__ = ["VaultFile", "VaultUnreadableError", "WalkReport", "walk"]
+__all__ = ["VaultFile", "VaultUnreadableError", "WalkReport", "walk", "walking"]
 
 FOLDER_SYMLINK = "folder symlink: not followed"
 NOT_UTF8 = "name is not UTF-8"
@@ -157,20 +158,31 @@ class _Walk:
         self.report.skipped.append((log_skip(self.real_root, rel, reason), reason))
 
     def run(self) -> WalkReport:
-        # Depth first, names sorted in each folder: the same vault always gives the same
-        # report, and the first of two names with one NFC key is always the same one.
-        stack: list[tuple[str, str, str]] = [(self.root, "", "")]  # (path, key, rel)
-        while stack:
-            path, key, rel = stack.pop()
-            stack.extend(reversed(self.folder(path, key, rel)))
-        self.report.files.sort(key=lambda f: f.key)
+        self.report.files = list(self.files())  # in key order already
         return self.report
 
-    def folder(self, path: str, dkey: str, drel: str) -> list[tuple[str, str, str]]:
-        """Walk one folder's entries; return its subfolders to walk."""
+    def files(self) -> Iterator[VaultFile]:
+        """The content files in key order, found as they are asked for (the report's
+        other lists filled meanwhile). Depth first, each folder's names sorted by key,
+        a folder's as its key with a '/' after it: that is the order of the whole keys.
+        The same vault always gives the same walk, and of two names with one NFC key
+        the first in that order (then by the name as it is) is always the one kept."""
+        stack = [iter(self.folder(self.root, "", ""))]
+        while stack:
+            item = next(stack[-1], None)
+            if item is None:
+                stack.pop()
+            elif isinstance(item, VaultFile):
+                yield item
+            else:
+                stack.append(iter(self.folder(*item)))
+
+    def folder(self, path: str, dkey: str, drel: str) -> list[VaultFile | tuple[str, str, str]]:
+        """One folder's content files and subfolders to walk (path, key, rel), in key
+        order."""
         try:
             with os.scandir(path) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                listed = list(it)
         except OSError as e:
             if not dkey:
                 raise VaultUnreadableError(
@@ -181,20 +193,32 @@ class _Walk:
             self.skip(drel, f"cannot read folder: {e.strerror}")
             self.report.unreadable.append(dkey)
             return []
-
-        subfolders: list[tuple[str, str, str]] = []
-        keys: set[str] = set()
-        report = self.report
-        for entry in entries:
-            name = entry.name
-            rel = f"{drel}/{name}" if drel else name
-            nfc_name = nfc(name)
-            key = f"{dkey}/{nfc_name}" if dkey else nfc_name
+        entries = []
+        for entry in listed:
             try:
                 is_link = entry.is_symlink()
                 is_dir = not is_link and entry.is_dir(follow_symlinks=False)
             except OSError:  # d_type unknown and the entry vanished before lstat
                 continue
+            nfc_name = nfc(entry.name)
+            entries.append(
+                (
+                    nfc_name + "/" if is_dir else nfc_name,
+                    entry.name,
+                    nfc_name,
+                    is_dir,
+                    is_link,
+                    entry,
+                )
+            )
+        entries.sort(key=lambda e: (e[0], e[1]))
+
+        found: list[VaultFile | tuple[str, str, str]] = []
+        keys: set[str] = set()
+        report = self.report
+        for _, name, nfc_name, is_dir, is_link, entry in entries:
+            rel = f"{drel}/{name}" if drel else name
+            key = f"{dkey}/{nfc_name}" if dkey else nfc_name
             if self.rules.is_entry_ignored(dkey, nfc_name, is_dir=is_dir):
                 report.ignored += 1
                 continue
@@ -209,9 +233,11 @@ class _Walk:
                 continue
             keys.add(key)
             if is_dir:
-                subfolders.append((entry.path, key, rel))
+                found.append((entry.path, key, rel))
             elif is_link:
-                self.symlink(entry.path, key, rel)
+                linked = self.symlink(entry.path, key, rel)
+                if linked is not None:
+                    found.append(linked)
             else:
                 try:
                     st = entry.stat(follow_symlinks=False)
@@ -224,16 +250,16 @@ class _Walk:
                 if not stat.S_ISREG(st.st_mode):
                     self.skip(rel, "not a regular file")
                     continue
-                report.files.append(VaultFile(key, entry.path, FileStat.of(st), False))
-        return subfolders
+                found.append(VaultFile(key, entry.path, FileStat.of(st), False))
+        return found
 
-    def symlink(self, path: str, key: str, rel: str) -> None:
+    def symlink(self, path: str, key: str, rel: str) -> VaultFile | None:
         reason, found = _follow(path, self.real_root, self.rules)
         if found is None:
             self.skip(rel, reason or "?")
-            return
+            return None
         st, target_key = found
-        self.report.files.append(VaultFile(key, path, FileStat.of(st), True, target_key))
+        return VaultFile(key, path, FileStat.of(st), True, target_key)
 
 
 def _follow(
@@ -290,3 +316,12 @@ def walk(vault: Path, rules: IgnoreRules) -> WalkReport:
     reason (see the module docstring for the policy). Raises VaultUnreadableError when
     the vault folder itself cannot be read."""
     return _Walk(vault, rules).run()
+
+
+def walking(vault: Path, rules: IgnoreRules) -> tuple[WalkReport, Iterator[VaultFile]]:
+    """walk() as it goes: the content files in key order, found as they are asked for,
+    and the report (its `files` left empty) whose other fields are complete once they
+    all were. VaultUnreadableError (at the first file asked for, at the latest) when
+    the vault folder itself cannot be read."""
+    walker = _Walk(vault, rules)
+    return walker.report, walker.files()
