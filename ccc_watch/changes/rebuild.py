@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import blake3
 from loguru import logger
@@ -231,12 +231,12 @@ def _move_aside(data_dir: Path, backend: str, work_dir: Path) -> Path:
     return aside
 
 
-@dataclass(frozen=True)
-class _Indexed:
+class _Indexed(NamedTuple):
     """One file's record as a worker sends it: encoded there, with only what the main
     process reads of it (path, id, blake3) beside, and how it compares with the old
     store's: `same` when the worker compared it with the old store itself, else its
-    fingerprint when the main process holds old ones to compare with."""
+    fingerprint when the main process holds old ones to compare with. A tuple: one is
+    made, pickled and unpickled per file."""
 
     record: Record  # path, id, blake3
     encoded: bytes
