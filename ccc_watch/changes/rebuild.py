@@ -20,11 +20,11 @@ import gc
 import itertools
 import os
 import shutil
-import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -395,55 +395,9 @@ def _carry(
     return history
 
 
-# Batches of indexed files kept while the old history is copied (_Carrying): the
+# Batches of indexed files kept while the old history is copied (on a thread): the
 # encoded records and what the main process reads of them, ~0.8 KB a file.
 _WAITING = 16
-
-
-class _Carrying:
-    """_carry() in a thread of its own, started now: result() waits for its History
-    (or raises what it raised). Nothing else may use the new store meanwhile."""
-
-    def __init__(self, *args: Any) -> None:
-        self._history: History | None = None
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        if args:
-            self._thread = threading.Thread(
-                target=self._run, args=args, name="carry-history", daemon=True
-            )
-            self._thread.start()
-
-    @classmethod
-    def done(cls, *args: Any) -> _Carrying:
-        """_carry() run here and now (what it raises, raised now), with the same
-        interface."""
-        carrying = cls()
-        carrying._run(*args)
-        carrying.result()
-        return carrying
-
-    def _run(self, *args: Any) -> None:
-        try:
-            self._history = _carry(*args)
-        except BaseException as e:
-            self._error = e
-
-    def running(self) -> bool:
-        """Whether the copy is still going on."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def wait(self) -> None:
-        """Until the copy has ended, however it ends."""
-        if self._thread is not None:
-            self._thread.join()
-
-    def result(self) -> History:
-        self.wait()
-        if self._error is not None:
-            raise self._error
-        assert self._history is not None
-        return self._history
 
 
 def _refuse_other_writer(data_dir: Path, backend: str) -> None:
@@ -564,7 +518,6 @@ def rebuild(
             (f.key, f.location, known.get(f.key, (None, b""))[0])
             for f in itertools.chain(first, found)
         )
-        del first  # a file's walk entry weighs ~0.65 KB: only a batch's are held now
         seen_keys: set[str] = set()
         compare = None if previous.compared_in is None else (previous.compared_in, backend)
         fingerprints = compare is None and bool(known)
@@ -573,7 +526,8 @@ def rebuild(
         # database is open in this process.
         with packed_indexing(vault, vault_id, policy, n_files, workers, pack, pool) as index_many:
             new_store = None
-            carrying: _Carrying | None = None
+            copier = ThreadPoolExecutor(1, thread_name_prefix="carry-history")
+            carried: Future[History] | None = None  # the old history, being copied
             history = History()
             last_said: dict[str, _Said] = {}
             # How many files there are is known once the walk ends; till then, the old
@@ -591,9 +545,11 @@ def rebuild(
                     new_store.set_meta(POLICY_META, policy.fingerprint())
                     new_store.defer_hash_index()  # written once, in order, at the end
                     carry = (new_store, data_dir, backend, source, work_dir, on_changes)
-                    # The old history is copied while the workers index the first files
-                    # (the daemon's own store, a source, is not read from another thread).
-                    carrying = _Carrying(*carry) if source is None else _Carrying.done(*carry)
+                    if source is None:  # copied while the workers index the first files
+                        carried = copier.submit(_carry, *carry)
+                    else:  # the daemon's own store is not read from another thread
+                        history = _carry(*carry)
+                        last_said = _last_said(history, known)
                 # What is here now lives until the end (the tasks, the old ids, the
                 # history): the garbage collector need not go through it again at every
                 # full pass (~1.5 s of this process's CPU at 100,000 files).
@@ -603,6 +559,10 @@ def rebuild(
                 waiting: list[tuple[Sequence[Task], list[_Indexed | None]]] = []
 
                 def write_waiting() -> None:
+                    nonlocal carried, history, last_said
+                    if carried is not None:  # needed from the first store write on
+                        history, carried = carried.result(), None
+                        last_said = _last_said(history, known)
                     for chunk, results in waiting:
                         ops = []
                         for (key, _, _), item in zip(chunk, results, strict=True):
@@ -636,15 +596,8 @@ def rebuild(
                             if made.rows is not None:
                                 on_rows(made.rows)
                     waiting.append((chunk, [item for made in parts for item in made.files]))
-                    if carrying is not None:  # needed from the first store write on
-                        if carrying.running() and len(waiting) < _WAITING:
-                            continue
-                        history, carrying = carrying.result(), None
-                        last_said = _last_said(history, known)
-                    write_waiting()
-                if carrying is not None:
-                    history, carrying = carrying.result(), None
-                    last_said = _last_said(history, known)
+                    if carried is None or carried.done() or len(waiting) >= _WAITING:
+                        write_waiting()
                 write_waiting()
                 report.skipped = [{"path": p, "reason": r} for p, r in walked.skipped]
                 _let_go_of_old_store()
@@ -664,8 +617,7 @@ def rebuild(
                     _refuse_other_writer(data_dir, backend)  # one may have started meanwhile
                     _swap(work_dir, data_dir, backend)
             finally:
-                if carrying is not None:  # failed or interrupted: it must not outlive the store
-                    carrying.wait()
+                copier.shutdown()  # a copy still going must not outlive the store
                 gc.unfreeze()
                 _let_go_of_old_store()
                 progress.close()

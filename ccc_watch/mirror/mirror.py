@@ -701,12 +701,12 @@ class MirrorLoad:
                     _insert_pending(con, pending)
                     notes = size = 0
             elif isinstance(item, _Ending):
-                # Only a store whose whole changelog was streamed (none carried over from
-                # an old one, read here only after the swap) is finished now.
+                # Only when every entry of the new changelog came (carried ones too,
+                # from the first after a pruning anchor); else the store gives them
+                # after the swap (_complete).
                 if (
-                    ended is None
-                    and streamed is not None
-                    and streamed[0] == 1
+                    streamed is not None
+                    and streamed[0] == item.first
                     and _streamed_to(streamed, item.head)
                 ):
                     _insert_pending(con, pending)

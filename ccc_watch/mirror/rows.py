@@ -136,13 +136,11 @@ def _day(
     """Dataview's file.day: a `date` or `day` field (frontmatter first, then inline)
     holding a date or a link to a dated note; else a date in the file's name; else (our
     addition) a yyyy/mm/dd or yyyy-mm-dd folder path."""
-    pairs = [
-        *((k, frontmatter[k]) for k in sorted(k for k in frontmatter if _day_key(k))),
-        *((f.get("key"), f.get("value")) for f in fields if not f.get("task")),
+    values = [
+        *(frontmatter[k] for k in sorted(filter(_day_key, frontmatter))),
+        *(f.get("value") for f in fields if not f.get("task") and _day_key(f.get("key"))),
     ]
-    for key, value in pairs:
-        if not _day_key(key):
-            continue
+    for value in values:
         if isinstance(value, list) and value:
             value = value[0]
         if isinstance(value, str):
