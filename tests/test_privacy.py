@@ -61,8 +61,17 @@ def leaked(blob: bytes, m: dict[str, str]) -> list[str]:
 
 def files_under(data: Path) -> dict[Path, bytes]:
     """Every file under the data dir (hidden and temporary ones too), as raw bytes and
-    what the compressed values in them hold (records.searchable)."""
-    return {p: searchable(p.read_bytes()) for p in sorted(data.rglob("*")) if p.is_file()}
+    what the compressed values in them hold (records.searchable). A file a running
+    daemon removes between the listing and the read (its mirror's working copy) holds
+    nothing any more, and is left out."""
+    found = {}
+    for p in sorted(data.rglob("*")):
+        try:
+            if p.is_file():
+                found[p] = searchable(p.read_bytes())
+        except FileNotFoundError:
+            continue
+    return found
 
 
 def leaks_in(data: Path, m: dict[str, str]) -> dict[str, list[str]] | None:
