@@ -69,7 +69,16 @@ class Daemon:
     def stop(self) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=10)
+        # A bound, not a timing: a clean stop may wait out a running flush (5 s), flush
+        # what is left (up to 5 s more) and then the flusher's child; with every core
+        # running other tests that has taken over 10 s.
+        try:
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                "the daemon did not stop within 30 s of SIGTERM:\n--- log ---\n"
+                + self.log.read_text(errors="replace")[-4000:]
+            )
         self.proc = None
         return code
 

@@ -208,7 +208,8 @@ class FolderCarrier:
                     raise BadManifest(f"its header names node {shown(header.node)}, not its name")
                 if pf.metadata.num_rows != header.records:
                     raise BadManifest("it holds another number of rows than its header says")
-                rows = pf.read() if whole else ROW_SCHEMA.empty_table()
+                # Small (MAX_MANIFEST_BYTES): one thread, no pool left running at exit.
+                rows = pf.read(use_threads=False) if whole else ROW_SCHEMA.empty_table()
                 if whole and rows.num_rows:
                     keys = rows.column("key")
                     if keys.null_count:
