@@ -562,6 +562,7 @@ def _finish_file(
     )
     for name, sql in VIEWS.items():
         con.execute(f"CREATE VIEW {name} AS {sql}")
+    con.execute("RESET threads")  # the checkpoint compresses the row groups in parallel
     con.execute(f"CHECKPOINT {ALIAS}")
 
 
@@ -672,6 +673,9 @@ class MirrorLoad:
                 # a rebuild's load needs none of them again.
                 con.execute(f"SET memory_limit = '{self.MEMORY_LIMIT}'")
                 con.execute(f"SET checkpoint_threshold = '{self.CHECKPOINT_THRESHOLD}'")
+                # One thread for the inserts: others only spin on batches this small
+                # (bench/rebuild_bench.py: ~6% less CPU for the whole command).
+                con.execute("SET threads = 1")
                 _create_tables(con)
                 self.done = self._load(con)
         except BaseException as e:
