@@ -130,7 +130,8 @@ def read_file(vault: Path, path: Path | str, keep: int, folders: Folders | None 
     # A prefix is what the callers give (the walk joins names to the vault), and far
     # cheaper than relpath; the parts are checked either way.
     rel = text[len(prefix) :] if text.startswith(prefix) else os.path.relpath(text, root)
-    if any(part in ("", os.curdir, os.pardir) for part in rel.split(os.sep)):
+    parts = rel.split(os.sep)
+    if "" in parts or os.curdir in parts or os.pardir in parts:
         raise NotContentError(errno.EINVAL, "not a plain path inside the vault", text)
     for _ in range(ATTEMPTS):
         try:
@@ -246,12 +247,16 @@ def _read_fd(
     size = opened.st_size
     data: bytes | None = None
     if size <= keep:  # a note to parse: read whole (one byte more sees it grow)
-        data = _read_upto(fd, size + 1)
+        data = os.read(fd, size + 1)
+        if len(data) != size:  # grown, or read short: on to the end, as far as allowed
+            data = _read_upto(fd, size + 1, data)
         total, digest, head = len(data), blake3.blake3(data).hexdigest(), data[:HEAD]
     else:
         total, digest, head = _hash_stream(fd, size)
+    # A change during the read shows here (one after the read of exactly `size` bytes
+    # too: the size no longer matches).
     after = os.fstat(fd)
-    if FileStat.of(before) != FileStat.of(after) or total != after.st_size:
+    if total != after.st_size or _moved(before, after):
         raise _Changed
     now = name_stat()  # FileNotFoundError: deleted during the read, so gone
     if (now.st_ino, now.st_dev) != (after.st_ino, after.st_dev):
@@ -259,10 +264,17 @@ def _read_fd(
     return Content(FileStat.of(after), digest, data, head)
 
 
-def _read_upto(fd: int, limit: int) -> bytes:
-    """Up to limit bytes from fd, to its end."""
-    parts: list[bytes] = []
-    total = 0
+def _moved(b: os.stat_result, a: os.stat_result) -> bool:
+    """Whether FileStat's fields differ between two stats (without making FileStats)."""
+    return (b.st_size, b.st_mtime_ns, b.st_ctime_ns, b.st_ino) != (
+        a.st_size, a.st_mtime_ns, a.st_ctime_ns, a.st_ino
+    )  # fmt: skip
+
+
+def _read_upto(fd: int, limit: int, first: bytes = b"") -> bytes:
+    """Up to limit bytes from fd, to its end (after `first`, read from it already)."""
+    parts: list[bytes] = [first]
+    total = len(first)
     while total < limit:
         chunk = os.read(fd, limit - total)
         if not chunk:
