@@ -25,6 +25,7 @@ cannot read (lone surrogates have no UTF-8 form).
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from bisect import bisect_left
@@ -50,11 +51,17 @@ def _mark_ranges() -> str:
     return "".join(out)
 
 
-# Letters, digits, '_', '-', '/', combining marks, and emoji (which Obsidian accepts).
-_TAG_CHARS = r"\w\-/" + _mark_ranges() + EMOJI
-# '#' at the start or after whitespace or '('.
-# The lookbehind follows the '#' so that the regex engine can search for the literal.
-_TAG = re.compile(rf"#(?<![^\s(]#)([{_TAG_CHARS}]+)")
+@functools.cache
+def _tag_pattern() -> re.Pattern[str]:
+    """An inline tag: made at first use, as only the reference scanner needs it (the
+    marks' ranges take ~16 ms to list, at every start-up of every command)."""
+    # Letters, digits, '_', '-', '/', combining marks, and emoji (which Obsidian accepts).
+    chars = r"\w\-/" + _mark_ranges() + EMOJI
+    # '#' at the start or after whitespace or '('.
+    # The lookbehind follows the '#' so that the regex engine can search for the literal.
+    return re.compile(rf"#(?<![^\s(]#)([{chars}]+)")
+
+
 # Matched only where a '[' is (see _links): a leading optional '!' defeats re's search.
 _LINK = re.compile(
     r"(?P<bang>!?)(?:\[\[(?P<inner>[^\[\]\n]+)\]\]"
@@ -350,7 +357,7 @@ def scan_body_reference(body: str, first_line: int) -> Body:
         if "[" in scan:
             scan = _links(scan, lineno, links)
         if "#" in scan:
-            for tag in _TAG.findall(scan):
+            for tag in _tag_pattern().findall(scan):
                 if not tag.isdigit():
                     tags[tag] = tags.get(tag, 0) + 1
         if "^" in scan:
