@@ -48,11 +48,17 @@ class TypeRule:
     marker: str | None = None  # a frontmatter key whose presence decides
     extensions: frozenset[str] = frozenset()
 
+    @functools.cached_property
+    def _search(self) -> Callable[[str], re.Match[str] | None] | None:
+        """The path pattern's compiled search (re.search would look it up in re's cache
+        at every call, for every file)."""
+        return re.compile(self.path_pattern).search if self.path_pattern else None
+
     def matches(self, key: str, extension: str, frontmatter: Mapping[str, Any]) -> bool:
         """Whether this rule applies to the file."""
         if self.extensions and extension in self.extensions:
             return True
-        if self.path_pattern and re.search(self.path_pattern, key.lower()):
+        if self._search is not None and self._search(key.lower()):
             return True
         return bool(self.marker and self.marker in frontmatter)
 
