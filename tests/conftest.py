@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -23,6 +24,13 @@ import disks
 import pytest
 import vaultgen
 from loguru import logger
+
+# Tests send SIGINT to the commands they start (Ctrl-C). A shell starts a background
+# job with SIGINT ignored, and every process it starts inherits that, Python's too (it
+# then installs no KeyboardInterrupt): under a runner started that way those tests
+# would fail. The commands these tests start get SIGINT's default again.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Where a test's vault comes from: "own" (tests/vaultgen.py, always) or "shared"
 # (../shared/tools/make_vault.py, a comparison that skips when ../shared is absent).
