@@ -177,3 +177,21 @@ def scan_body(body: str, first_line: int) -> ScannedBody:
 UNICODE_VERSION: str
 """The Unicode version of the character classes scan_body reads text with (those of the
 Python that generated rust/src/tables.rs)."""
+
+# read_in's codes (not on Windows, where the module has no read_in).
+READ_OK: int
+READ_SYMLINK: int
+READ_NOT_REGULAR: int
+READ_FD_NOT_REGULAR: int
+READ_CHANGED: int
+READ_PYTHON: int
+
+def read_in(
+    folder: int, name: str, keep: int, flags: int
+) -> tuple[int, int, int, int, int, bytes | None]:
+    """The file `name` of the open folder read whole, as ccc_watch.vault.read's _read_in
+    does, when it has at most `keep` bytes, opened with `flags`: (code, size, mtime_ns,
+    ctime_ns, inode, data), the stat and data set with READ_OK only. READ_SYMLINK,
+    READ_NOT_REGULAR (the name), READ_FD_NOT_REGULAR (the descriptor), READ_CHANGED
+    (read it again), READ_PYTHON (larger than keep, or a name with no C form: read.py
+    reads it). Any other failure is the OSError os.stat or os.open would raise."""

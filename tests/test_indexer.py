@@ -14,6 +14,7 @@ import pytest
 from ccc_watch import cli
 from ccc_watch.index.indexer import Indexer, record_id
 from ccc_watch.index.policy import IndexPolicy
+from ccc_watch.vault import read as read_module
 from ccc_watch.vault.read import read_file
 
 VAULT_ID = str(uuid.uuid4())
@@ -132,7 +133,10 @@ def test_a_file_changed_once_during_a_read_is_read_again(
 
 def race_opens(monkeypatch: pytest.MonkeyPatch, target: Path, times: int | None) -> None:
     """Append a line to target right after it is opened, the first `times` times (None:
-    every time), as an editor writing while the file is read."""
+    every time), as an editor writing while the file is read. Injected into os.open, so
+    the read takes read.py's own path (the compiled one opens without os.open: see
+    test_reads.py for it under real concurrent writes)."""
+    monkeypatch.setattr(read_module, "_compiled_read", None)
     real_open = os.open
     calls = {"n": 0}
 
@@ -176,7 +180,9 @@ def test_rebuild_exits_1_when_a_file_cannot_be_read(
 
 
 def deny(monkeypatch: pytest.MonkeyPatch, target: Path) -> None:
-    """Make opening target raise PermissionError, as for a user without read access."""
+    """Make opening target raise PermissionError, as for a user without read access
+    (read.py's own path: test_reads.py denies the compiled one for real)."""
+    monkeypatch.setattr(read_module, "_compiled_read", None)
     real_open = os.open
 
     def guarded(file: Any, flags: int, *args: Any, **kwargs: Any) -> int:

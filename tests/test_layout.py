@@ -18,7 +18,8 @@ BASE = {"errors"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "procs": BASE,
-    "vault": BASE | {"log"},  # log.safe: the one escaping of names for log lines
+    # log.safe: the one escaping of names for log lines; _redb: a note's compiled read
+    "vault": BASE | {"log", "_redb"},
     "config": BASE,
     # The backup key's sources: the key file is a setting, checked like the data dir.
     "keys": BASE | {"config", "procs"},

@@ -22,6 +22,7 @@ from typing import Any
 
 import blake3
 import pytest
+from privileges import blocked_prefix
 
 from ccc_watch.changes import rebuild as rebuild_module
 from ccc_watch.changes import reconcile as reconcile_module
@@ -31,8 +32,9 @@ from ccc_watch.changes.reconcile import reconcile
 from ccc_watch.changes.verify import verify
 from ccc_watch.index.indexer import Indexer
 from ccc_watch.store import open_store
+from ccc_watch.vault import read as read_module
 from ccc_watch.vault.ignore import IgnoreRules
-from ccc_watch.vault.read import CHUNK, NotContentError, read_file
+from ccc_watch.vault.read import CHUNK, Folders, NotContentError, read_file
 
 SECRET = b"OUTSIDE-THE-VAULT secret text\n"
 HANG_SECONDS = 30  # generous: a read that blocks never returns at all
@@ -344,3 +346,140 @@ def test_a_huge_file_is_hashed_in_bounded_memory(tmp_path: Path, name: str) -> N
         assert "over the" in rec["error"]
     assert result["records"]["small.md"]["body"] == "# small\n"
     assert result["diffs"] == []
+
+
+# --- the compiled read (rust/src/read.rs) beside read.py's own ------------------------
+
+
+def _outcome(vault: Path, path: Path, keep: int, compiled: bool) -> tuple[Any, ...]:
+    """What read_file gives, through the compiled read or read.py's own path: the
+    Content, or the exception as (type, errno, strerror, text)."""
+    saved = read_module._compiled_read
+    calls = []
+    if compiled:
+        assert saved is not None, "this platform's build has no compiled read"
+
+        def counted(*args: Any) -> Any:
+            calls.append(args[1])
+            return saved(*args)
+
+        read_module._compiled_read = counted
+    else:
+        read_module._compiled_read = None
+    try:
+        with Folders(vault) as folders:
+            got: Any = read_file(vault, path, keep, folders)
+    except (OSError, ValueError) as e:
+        got = (type(e).__name__, getattr(e, "errno", None), getattr(e, "strerror", None), str(e))
+    finally:
+        read_module._compiled_read = saved
+    return got, bool(calls)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no compiled read on Windows")
+def test_the_compiled_read_gives_what_read_py_gives(tmp_path: Path) -> None:
+    """Each file and name a vault can hold (a note, an empty one, one larger than what
+    is kept, a symlink in and out of the vault, a FIFO, a folder, a name gone, one too
+    long, one with a NUL, one that is no UTF-8): the compiled read gives the same
+    Content, or the same exception with the same errno and text, as read.py's."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "note.md").write_text("# hello\n\nworld\n")
+    (vault / "empty.md").write_bytes(b"")
+    (vault / "big.md").write_text("x" * 5000)
+    (tmp_path / "outside.md").write_text("secret\n")
+    os.symlink(vault / "note.md", vault / "link.md")
+    os.symlink(tmp_path / "outside.md", vault / "out.md")
+    os.mkfifo(vault / "fifo.md")
+    (vault / "dir.md").mkdir()
+    odd = os.fsdecode(b"\xffodd.md")
+    (vault / odd).write_text("odd\n")
+    names = ["note.md", "empty.md", "big.md", "link.md", "out.md", "fifo.md", "dir.md",
+             "gone.md", "n" * 300 + ".md", "nul\x00.md", odd]  # fmt: skip
+    used = set()
+    for name in names:
+        compiled, called = _outcome(vault, vault / name, 1000, compiled=True)
+        python, _ = _outcome(vault, vault / name, 1000, compiled=False)
+        assert compiled == python, name
+        if called:
+            used.add(name)
+    assert {"note.md", "empty.md", "fifo.md", "dir.md", "gone.md"} <= used
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no compiled read on Windows")
+def test_a_note_rewritten_while_it_is_read_is_never_read_torn(tmp_path: Path) -> None:
+    """An editor rewrites a note, in place and by atomic saves, over and over, at several
+    lengths, while it is read a thousand times with the compiled read: every read gives
+    one version whole (its bytes, size and blake3 agree; or the empty file between a
+    truncate and its write), or says the note kept changing."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    note = vault / "busy.md"
+    versions = [(f"version {i}\n" * (1 + 37 * i)).encode() for i in range(6)]
+    note.write_bytes(versions[0])
+    stop = threading.Event()
+
+    def editor() -> None:  # in place (truncated, then written), or an atomic save
+        i = 0
+        while not stop.is_set():
+            i += 1
+            if i % 2:
+                with note.open("r+b") as f:
+                    f.truncate(0)
+                    f.write(versions[i % len(versions)])
+            else:
+                (vault / "tmp").write_bytes(versions[i % len(versions)])
+                os.replace(vault / "tmp", note)
+
+    writer = threading.Thread(target=editor)
+    writer.start()
+    seen, changing = set(), 0
+    try:
+        with Folders(vault) as folders:
+            for _ in range(1000):
+                try:
+                    content = read_file(vault, note, 1 << 20, folders)
+                except OSError as e:
+                    assert "kept changing" in str(e)
+                    changing += 1
+                    continue
+                # A version whole, or the empty file between a truncate and its write.
+                assert content.data in versions or content.data == b""
+                assert content.stat.size == len(content.data)
+                assert content.blake3 == blake3.blake3(content.data).hexdigest()
+                seen.add(content.data)
+    finally:
+        stop.set()
+        writer.join()
+    assert read_module._compiled_read is not None
+    assert len(seen) + changing > 1  # the editor did race the reads
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no compiled read on Windows")
+def test_a_note_the_reader_may_not_open_is_the_same_error_both_ways(tmp_path: Path) -> None:
+    """A note of mode 000, read by a process whose permissions bind (root without
+    CAP_DAC_*): the compiled read and read.py's raise the same PermissionError."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    locked = vault / "locked.md"
+    locked.write_text("secret\n")
+    locked.chmod(0)
+    probe = tmp_path / "probe"  # blocked_prefix checks that a mode-000 folder binds
+    probe.mkdir(mode=0)
+    prefix = blocked_prefix(probe)
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_reads import _outcome\n"
+        "vault = Path(sys.argv[1])\n"
+        "out = [_outcome(vault, vault / 'locked.md', 1000, c)[0] for c in (True, False)]\n"
+        "print(json.dumps(out))\n"
+    )
+    got = subprocess.run(
+        [*prefix, sys.executable, "-c", script, str(vault)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    compiled, python = json.loads(got.stdout)
+    assert compiled == python
+    assert compiled[:3] == ["PermissionError", 13, "Permission denied"]

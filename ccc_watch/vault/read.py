@@ -35,6 +35,7 @@ from typing import NamedTuple
 
 import blake3
 
+from ccc_watch import _redb
 from ccc_watch.log.safe import shown
 from ccc_watch.vault.walk import FileStat
 
@@ -57,6 +58,8 @@ _DIR_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_DIRECTORY", 0) | getattr(o
 # Where names cannot be opened relative to a folder (Windows), the whole path is opened:
 # the type check on the descriptor still holds, the symlink checks are the walk's.
 _BENEATH = os.open in os.supports_dir_fd and bool(_NOFOLLOW)
+# _read_in's steps for a note read whole, as one call (rust/src/read.rs); not on Windows.
+_compiled_read = getattr(_redb, "read_in", None)
 
 
 class NotContentError(OSError):
@@ -184,6 +187,20 @@ def _read_beneath(root: str, rel: str, keep: int) -> Content | None:
 def _read_in(folder: int, name: str, keep: int) -> Content | None:
     """Read the regular file `name` of the open folder without following a symlink;
     None when it is a symlink."""
+    if keep >= 0 and _compiled_read is not None:  # a note: the same steps, compiled
+        code, size, mtime_ns, ctime_ns, inode, data = _compiled_read(folder, name, keep, _FLAGS)
+        if code == _redb.READ_OK:
+            digest = blake3.blake3(data).hexdigest()
+            return Content(FileStat(size, mtime_ns, ctime_ns, inode), digest, data, data[:HEAD])
+        if code == _redb.READ_SYMLINK:
+            return None
+        if code == _redb.READ_NOT_REGULAR:
+            raise NotContentError(errno.EINVAL, "not a regular file", name)
+        if code == _redb.READ_FD_NOT_REGULAR:
+            raise NotContentError(errno.EINVAL, "not a regular file")
+        if code == _redb.READ_CHANGED:
+            raise _Changed
+        # READ_PYTHON: larger than keep (hashed in chunks), or a name with no C form
     st = os.stat(name, dir_fd=folder, follow_symlinks=False)
     if stat.S_ISLNK(st.st_mode):
         return None

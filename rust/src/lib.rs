@@ -11,6 +11,8 @@
 
 mod compress;
 mod project;
+#[cfg(unix)]
+mod read;
 mod scan;
 mod tables;
 
@@ -1083,6 +1085,16 @@ fn _redb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ZSTD_MAGIC", PyBytes::new(py, &compress::MAGIC))?;
     m.add("ZSTD_DEFAULT_LEVEL", compress::DEFAULT_LEVEL)?;
     m.add_function(wrap_pyfunction!(scan::py_scan_body, m)?)?;
+    #[cfg(unix)]
+    {
+        m.add_function(wrap_pyfunction!(read::py_read_in, m)?)?;
+        m.add("READ_OK", read::OK)?;
+        m.add("READ_SYMLINK", read::SYMLINK)?;
+        m.add("READ_NOT_REGULAR", read::NOT_REGULAR)?;
+        m.add("READ_FD_NOT_REGULAR", read::FD_NOT_REGULAR)?;
+        m.add("READ_CHANGED", read::CHANGED)?;
+        m.add("READ_PYTHON", read::PYTHON)?;
+    }
     m.add("RedbError", py.get_type::<RedbError>())?;
     m.add("DatabaseLockedError", py.get_type::<DatabaseLockedError>())?;
     m.add("RepairNeededError", py.get_type::<RepairNeededError>())?;
