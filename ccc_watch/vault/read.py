@@ -264,16 +264,12 @@ def _read_fd(
     size = opened.st_size
     data: bytes | None = None
     if size <= keep:  # a note to parse: read whole (one byte more sees it grow)
-        data = os.read(fd, size + 1)
-        if len(data) != size:  # grown, or read short: on to the end, as far as allowed
-            data = _read_upto(fd, size + 1, data)
+        data = _read_upto(fd, size + 1)
         total, digest, head = len(data), blake3.blake3(data).hexdigest(), data[:HEAD]
     else:
         total, digest, head = _hash_stream(fd, size)
-    # A change during the read shows here (one after the read of exactly `size` bytes
-    # too: the size no longer matches).
     after = os.fstat(fd)
-    if total != after.st_size or _moved(before, after):
+    if FileStat.of(before) != FileStat.of(after) or total != after.st_size:
         raise _Changed
     now = name_stat()  # FileNotFoundError: deleted during the read, so gone
     if (now.st_ino, now.st_dev) != (after.st_ino, after.st_dev):
@@ -281,17 +277,10 @@ def _read_fd(
     return Content(FileStat.of(after), digest, data, head)
 
 
-def _moved(b: os.stat_result, a: os.stat_result) -> bool:
-    """Whether FileStat's fields differ between two stats (without making FileStats)."""
-    return (b.st_size, b.st_mtime_ns, b.st_ctime_ns, b.st_ino) != (
-        a.st_size, a.st_mtime_ns, a.st_ctime_ns, a.st_ino
-    )  # fmt: skip
-
-
-def _read_upto(fd: int, limit: int, first: bytes = b"") -> bytes:
-    """Up to limit bytes from fd, to its end (after `first`, read from it already)."""
-    parts: list[bytes] = [first]
-    total = len(first)
+def _read_upto(fd: int, limit: int) -> bytes:
+    """Up to limit bytes from fd, to its end."""
+    parts: list[bytes] = []
+    total = 0
     while total < limit:
         chunk = os.read(fd, limit - total)
         if not chunk:

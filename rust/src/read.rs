@@ -99,28 +99,33 @@ fn retried<T: PartialEq + Copy>(
     }
 }
 
-fn lstat_at(py: Python<'_>, folder: i32, name: &CString) -> PyResult<Result<Stat, i32>> {
-    // SAFETY: a zeroed stat is a valid out-parameter; name is a NUL-terminated string.
+/// The stat `call` fills in, or the OSError os would raise (naming `name`, if any).
+fn stat_by(
+    py: Python<'_>,
+    name: Option<&str>,
+    mut call: impl FnMut(*mut libc::stat) -> libc::c_int,
+) -> PyResult<Stat> {
+    // SAFETY: a zeroed stat is a valid out-parameter for the call to fill in.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let rc = retried(py, -1, || unsafe {
-        libc::fstatat(folder, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW)
-    })?;
-    Ok(if rc == 0 {
+    if retried(py, -1, || call(&mut st))? == 0 {
         Ok(Stat::of(&st))
     } else {
-        Err(errno())
+        Err(os_error(errno(), name))
+    }
+}
+
+/// The name's own stat (a symlink's, not its target's), as os.stat(follow_symlinks=False).
+fn lstat_at(py: Python<'_>, folder: i32, name: &CString, text: &str) -> PyResult<Stat> {
+    // SAFETY: name is a NUL-terminated string.
+    stat_by(py, Some(text), |st| unsafe {
+        libc::fstatat(folder, name.as_ptr(), st, libc::AT_SYMLINK_NOFOLLOW)
     })
 }
 
-fn fstat(py: Python<'_>, fd: i32) -> PyResult<Result<Stat, i32>> {
-    // SAFETY: as above; fd is open for the whole call (Fd below closes it at the end).
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let rc = retried(py, -1, || unsafe { libc::fstat(fd, &mut st) })?;
-    Ok(if rc == 0 {
-        Ok(Stat::of(&st))
-    } else {
-        Err(errno())
-    })
+/// The open descriptor's stat, as os.fstat.
+fn fstat(py: Python<'_>, fd: i32) -> PyResult<Stat> {
+    // SAFETY: fd is open for the whole call (Fd below closes it at the end).
+    stat_by(py, None, |st| unsafe { libc::fstat(fd, st) })
 }
 
 /// Up to `limit` bytes of fd, to its end: one read when it gives `expect` bytes (the
@@ -181,10 +186,7 @@ pub fn py_read_in<'py>(
     let Ok(cname) = CString::new(text) else {
         return done(PYTHON);
     };
-    let before = match lstat_at(py, folder, &cname)? {
-        Ok(st) => st,
-        Err(code) => return Err(os_error(code, Some(text))),
-    };
+    let before = lstat_at(py, folder, &cname, text)?;
     if before.is(libc::S_IFLNK) {
         return done(SYMLINK);
     }
@@ -206,10 +208,7 @@ pub fn py_read_in<'py>(
         return Err(os_error(code, Some(text)));
     }
     let fd = Fd(raw);
-    let opened = match fstat(py, fd.0)? {
-        Ok(st) => st,
-        Err(code) => return Err(os_error(code, None)),
-    };
+    let opened = fstat(py, fd.0)?;
     if !opened.is(libc::S_IFREG) {
         return done(FD_NOT_REGULAR);
     }
@@ -225,17 +224,11 @@ pub fn py_read_in<'py>(
     };
     py.check_signals()?;
     let data = data.map_err(|code| os_error(code, None))?;
-    let after = match fstat(py, fd.0)? {
-        Ok(st) => st,
-        Err(code) => return Err(os_error(code, None)),
-    };
+    let after = fstat(py, fd.0)?;
     if data.len() as i64 != after.size || before.content() != after.content() {
         return done(CHANGED);
     }
-    let now = match lstat_at(py, folder, &cname)? {
-        Ok(st) => st,
-        Err(code) => return Err(os_error(code, Some(text))), // ENOENT: deleted meanwhile
-    };
+    let now = lstat_at(py, folder, &cname, text)?; // FileNotFoundError: deleted meanwhile
     if (now.ino, now.dev) != (after.ino, after.dev) {
         return done(CHANGED); // replaced under its name (an atomic save)
     }
