@@ -533,6 +533,45 @@ def test_workers_started_before_the_vault_is_known_index_each_vault_as_its_own(
     assert not set(ids[0]) & set(ids[1])  # same names, each vault's own ids
 
 
+def test_indexing_collects_garbage_less_often_and_the_caller_keeps_its_thresholds(
+    tmp_path: Path,
+) -> None:
+    """Indexing allocates dicts by the hundred per file, nearly all freed by their
+    reference counts: a worker raises its young generation's threshold for good, and a
+    rebuild raises this process's only while it runs (a threshold of 0, collection
+    off, is left as it is)."""
+    import gc
+
+    from ccc_watch.index.pool import PARALLEL_MIN_FILES, YOUNG_COLLECTION, started
+
+    vault, data = tmp_path / "vault", tmp_path / "data"
+    vault.mkdir()
+    for i in range(PARALLEL_MIN_FILES + 10):
+        (vault / f"note {i}.md").write_text(f"text {i} #tag\n", encoding="utf-8")
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []  # this process's thresholds at each batch
+    try:
+        for mine in ((700, 10, 10), (0, 10, 10)):
+            gc.set_threshold(*mine)
+            seen.clear()
+            report = rebuild(
+                vault, data, workers=2, on_batch=lambda _: seen.append(gc.get_threshold())
+            )
+            assert report.seen == PARALLEL_MIN_FILES + 10
+            assert seen and all(
+                t == (mine if not mine[0] else (YOUNG_COLLECTION, 10, 10)) for t in seen
+            )
+            assert gc.get_threshold() == mine
+        gc.set_threshold(700, 10, 10)
+        with started(2) as pool:
+            assert pool is not None
+            thresholds = {pool.submit(gc.get_threshold).result() for _ in range(4)}
+        assert thresholds == {(YOUNG_COLLECTION, 10, 10)}  # from their start
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*before)
+
+
 def test_batches_indexed_while_the_history_is_copied_wait_for_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

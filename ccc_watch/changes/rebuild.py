@@ -46,7 +46,14 @@ from ccc_watch.errors import (
 )
 from ccc_watch.index.indexer import IndexResult
 from ccc_watch.index.policy import IndexPolicy, KeySource, key_source
-from ccc_watch.index.pool import PARALLEL_MIN_FILES, Task, chunks, packed_indexing, worker_policy
+from ccc_watch.index.pool import (
+    PARALLEL_MIN_FILES,
+    Task,
+    chunks,
+    collecting_less,
+    packed_indexing,
+    worker_policy,
+)
 from ccc_watch.index.pool import started as started_workers
 from ccc_watch.log.drift import Drift
 from ccc_watch.log.progress import Progress
@@ -524,7 +531,10 @@ def rebuild(
         pack = functools.partial(_pack, compare, fingerprints, on_rows is not None and not dry_run)
         # Workers of their own (pool None: spawned, or one process) come before any
         # database is open in this process.
-        with packed_indexing(vault, vault_id, policy, n_files, workers, pack, pool) as index_many:
+        with (
+            packed_indexing(vault, vault_id, policy, n_files, workers, pack, pool) as index_many,
+            collecting_less(),  # this process's share of the work allocates as much
+        ):
             new_store = None
             copier = ThreadPoolExecutor(1, thread_name_prefix="carry-history")
             carried: Future[History] | None = None  # the old history, being copied

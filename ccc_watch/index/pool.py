@@ -32,6 +32,33 @@ Task = tuple[str, str, str | None]  # (vault key, real path, previous id)
 
 # Below this many files a worker pool costs more than it saves.
 PARALLEL_MIN_FILES = 500
+# Container objects allocated between two young collections of the garbage collector
+# while files are indexed (CPython's default: 700). Indexing allocates dicts and lists
+# by the hundred per file, nearly all freed by their reference counts; at 700 the
+# collector went through them every few files for nothing (a worker's loop: 1.4% of its
+# instructions, callgrind). Garbage in cycles is still collected, a few files later.
+YOUNG_COLLECTION = 20_000
+
+
+def collect_less() -> tuple[int, int, int]:
+    """Raise the young generation's threshold to YOUNG_COLLECTION (unless collection is
+    off: a threshold of 0); returns the thresholds before."""
+    old = gc.get_threshold()
+    if old[0]:
+        gc.set_threshold(max(old[0], YOUNG_COLLECTION), *old[1:])
+    return old
+
+
+@contextmanager
+def collecting_less() -> Iterator[None]:
+    """collect_less() while the block runs."""
+    old = collect_less()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 # Files per task sent to a worker: large enough to amortize the pickling.
 TASK_FILES = 250
 
@@ -55,6 +82,7 @@ def _init_worker(
     spawned: bool = False,
 ) -> None:
     global _worker
+    collect_less()  # for good: a worker does nothing but index
     if vault is not None and policy is not None:
         _worker = Indexer(vault, vault_id, policy)
     if spawned:  # a fresh interpreter has loguru's default sink, which shows variables
