@@ -153,6 +153,25 @@ def compress(data: bytes, level: int = ...) -> bytes:
     dictionary of record shapes built into the extension (rust/src/compress.rs), at level
     (default ZSTD_DEFAULT_LEVEL). Releases the GIL. ValueError for a level zstd lacks."""
 
+# A column the compiled part built (rust/src/rows.rs): (kind, length, nulls, validity
+# bits, offsets or None, data, item offsets or None).
+Column = tuple[bytes, int, int, bytes, bytes | None, bytes, bytes | None]
+
+def columns(items: list[Any], spec: list[tuple[str, str]]) -> list[Column | None]:
+    """For each (field, kind) of spec, the column of that field over the dicts items as
+    Arrow buffers (kinds: rust/src/rows.rs KINDS); None for a column with a value it
+    does not take exactly as Python would (and for all, when an item is no dict)."""
+
+def children(
+    items: list[Any], key: str, field: str, spec: list[tuple[str, str]]
+) -> list[Column | None]:
+    """The rows of each item's list `field` (`item.get(field) or []`): the column of
+    their item's `key`, their place in its list (int32), then spec's columns over them."""
+
+def tag_rows(items: list[Any]) -> list[Column] | None:
+    """The tags table (path, tag, explicit) of the dicts items as mirror/rows.py's
+    _tag_rows makes it; None when a tag is not an ASCII str."""
+
 def decompress(data: bytes) -> bytes:
     """The content of one frame compress() made (or any plain zstd frame that declares
     its content size). Releases the GIL. ValueError, never a crash, when data is not one

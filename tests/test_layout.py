@@ -32,7 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "index": BASE | {"config", "vault", "store", "log", "keys", "_redb"},
     "store": BASE | {"vault", "procs", "_redb"},
     "log": BASE | {"config"},
-    "mirror": BASE | {"store", "index", "procs", "log"},
+    # _redb: the rows' plain columns are built compiled (rust/src/rows.rs)
+    "mirror": BASE | {"store", "index", "procs", "log", "_redb"},
     "changes": BASE | {"vault", "index", "store", "mirror", "log", "procs"},
     "daemon": BASE
     | {"vault", "index", "store", "mirror", "changes", "log", "procs", "config"}

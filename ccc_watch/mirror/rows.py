@@ -8,17 +8,28 @@ No DuckDB here: the rebuild's worker processes build the rows of the files they 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
+from ccc_watch import _redb
 from ccc_watch.index.fields import canonical
 from ccc_watch.index.policy import IndexPolicy
-from ccc_watch.mirror.schema import EVENTS, HEADINGS, LINKS, NOTES, PROPERTIES, TAGS, TASKS
+from ccc_watch.mirror.schema import (
+    EVENTS,
+    HEADINGS,
+    LINKS,
+    NOTES,
+    PROPERTIES,
+    TAGS,
+    TASKS,
+    Table,
+)
 from ccc_watch.store import Change, Record
 
 
@@ -187,9 +198,69 @@ def _date_value(text: Any) -> dt.date | None:
 _TASK_DATES = ("due", "scheduled", "start", "created", "completion")
 
 
-def _copied(items: Sequence[Mapping[str, Any]], *names: str) -> dict[str, list[Any]]:
-    """Columns whose values are the same-named field of each item."""
-    return {name: [item.get(name) for item in items] for name in names}
+def _field(items: Callable[[], Sequence[Mapping[str, Any]]], name: str) -> Callable[[], list[Any]]:
+    """The column of the field `name` of each of items(), made when called."""
+    return lambda: [item.get(name) for item in items()]
+
+
+# The columns the compiled part builds straight from the records (rust/src/rows.rs):
+# column -> (field, kind). Its kinds: s str, q int64, i int32, b bool, L list of str
+# (`value or []`), m nanoseconds as microseconds (`ns // 1000`), u seconds as
+# microseconds (_micros), f a path's folder.
+_NOTE_COLUMNS = {
+    "path": ("path", "s"), "id": ("id", "s"), "name": ("name", "s"), "folder": ("path", "f"),
+    "extension": ("extension", "s"), "kind": ("kind", "s"), "mime": ("mime", "s"),
+    "record_type": ("record_type", "s"), "size": ("size", "q"), "mtime": ("mtime_ns", "m"),
+    "mtime_ns": ("mtime_ns", "q"), "ctime": ("ctime_ns", "m"), "blake3": ("blake3", "s"),
+    "frontmatter_status": ("frontmatter_status", "s"),
+    "frontmatter_error": ("frontmatter_error", "s"),
+    "classification": ("classification", "s"), "title": ("title", "s"),
+    "aliases": ("aliases", "L"), "tags": ("tags", "L"), "word_count": ("word_count", "q"),
+    "body": ("body", "s"), "error": ("error", "s"), "indexed_at": ("indexed_at", "u"),
+}  # fmt: skip
+_LINK_COLUMNS = {
+    "target": ("target", "s"), "kind": ("kind", "s"), "alias": ("alias", "s"),
+    "heading": ("heading", "s"), "block": ("block", "s"), "line": ("line", "i"),
+}  # fmt: skip
+_TASK_COLUMNS = {
+    "line": ("line", "i"), "done": ("done", "b"), "text": ("text", "s"),
+    "status": ("status", "s"), "section": ("section", "s"), "priority": ("priority", "s"),
+}  # fmt: skip
+
+
+def _array(built: Any, arrow_type: pa.DataType) -> pa.Array | None:
+    """A column the compiled part built, (kind, length, nulls, validity, offsets, data,
+    item offsets), as an Arrow array of arrow_type; None when it built none."""
+    if built is None:
+        return None
+    kind, n, nulls, valid, offsets, data, items = built
+    validity = pa.py_buffer(valid) if nulls else None
+    if kind == b"L":
+        child = pa.Array.from_buffers(
+            pa.string(), len(items) // 4 - 1, [None, pa.py_buffer(items), pa.py_buffer(data)]
+        )
+        return pa.Array.from_buffers(
+            arrow_type, n, [validity, pa.py_buffer(offsets)], null_count=nulls, children=[child]
+        )
+    buffers = [validity] + ([pa.py_buffer(offsets)] if offsets is not None else [])
+    return pa.Array.from_buffers(arrow_type, n, [*buffers, pa.py_buffer(data)], null_count=nulls)
+
+
+def _compiled(table: Table, built: Sequence[Any], names: Iterable[str]) -> dict[str, pa.Array]:
+    """The columns built (None: not built) by name, as Arrow arrays of table's types."""
+    out = {}
+    for name, got in zip(names, built, strict=True):
+        array = _array(got, table.arrow.field(name).type)
+        if array is not None:
+            out[name] = array
+    return out
+
+
+def _columns(
+    built: Mapping[str, pa.Array], python: Mapping[str, Callable[[], Iterable[Any]]]
+) -> dict[str, Any]:
+    """Each column as built, or else as python gives it."""
+    return {name: built[name] if name in built else make() for name, make in python.items()}
 
 
 def _spread(paths: list[str], groups: list[Any]) -> tuple[list[str], list[Any]]:
@@ -216,14 +287,28 @@ class Rows:
         """Flatten records into table rows, applying the privacy policy once more (a
         record from an older indexer, or a bug, must not carry private text further)."""
         notes = [policy.shown(r) for r in records]
+        return cls._of(notes if isinstance(notes, list) else list(notes))
+
+    @classmethod
+    def _of(cls, notes: list[Mapping[str, Any]]) -> Rows:
         paths = [n["path"] for n in notes]
         frontmatters = [n.get("frontmatter") or {} for n in notes]
-        mtime_ns = [n.get("mtime_ns") for n in notes]
-        link_lists = [n.get("links") or [] for n in notes]
-        link_paths, links = _spread(paths, link_lists)
-        tag_paths, tags = _spread(paths, [_tag_rows(n.get("tags") or []) for n in notes])
         field_lists = [n.get("fields") or [] for n in notes]
-        property_paths, properties = _spread(
+        # What the compiled part builds exactly (rust/src/rows.rs); the other columns,
+        # and any it could not build, as before.
+        built = _redb.columns(notes, list(_NOTE_COLUMNS.values()))
+        note_cols = _compiled(NOTES, built, _NOTE_COLUMNS)
+        built = _redb.children(notes, "path", "links", list(_LINK_COLUMNS.values()))
+        link_cols = _compiled(LINKS, built, ["source", "link_no", *_LINK_COLUMNS])
+        built = _redb.children(notes, "path", "tasks", list(_TASK_COLUMNS.values()))
+        task_cols = _compiled(TASKS, [built[0], *built[2:]], ["path", *_TASK_COLUMNS])
+        built_tags = _redb.tag_rows(notes)
+        tag_cols = {} if built_tags is None else _compiled(TAGS, built_tags, TAGS.names)
+
+        link_lists = [n.get("links") or [] for n in notes]
+        task_lists = [n.get("tasks") or [] for n in notes]
+        tasks = [t for group in task_lists for t in group]
+        properties = _spread(
             paths,
             [
                 [(k, v, "frontmatter", None) for k, v in sorted(fm.items())]
@@ -239,51 +324,64 @@ class Rows:
                 for fm, fields in zip(frontmatters, field_lists, strict=True)
             ],
         )
-        values = [v for _, v, _, _ in properties]
-        task_paths, tasks = _spread(paths, [n.get("tasks") or [] for n in notes])
+        property_paths, props = properties
+        values = [v for _, v, _, _ in props]
         anchor_paths, anchors = _spread(paths, [_anchor_rows(n) for n in notes])
+
+        # Spread only when a column is not built (and then once).
+        links = functools.cache(lambda: _spread(paths, link_lists))
+        tags = functools.cache(
+            lambda: _spread(paths, [_tag_rows(n.get("tags") or []) for n in notes])
+        )
+
         return cls(
             notes=NOTES.arrow_table(
-                path=paths,
-                folder=[p.rpartition("/")[0] for p in paths],
-                mtime=[None if ns is None else ns // 1000 for ns in mtime_ns],
-                mtime_ns=mtime_ns,
-                ctime=[None if (ns := n.get("ctime_ns")) is None else ns // 1000 for n in notes],
                 day=list(map(_day, paths, frontmatters, field_lists)),
                 frontmatter=[_json(fm) for fm in frontmatters],
-                aliases=[n.get("aliases") or [] for n in notes],
-                tags=[n.get("tags") or [] for n in notes],
-                body=[n.get("body") for n in notes],
-                indexed_at=[_micros(n.get("indexed_at")) for n in notes],
-                **_copied(
-                    notes, "id", "name", "extension", "kind", "mime", "record_type", "size",
-                    "blake3", "frontmatter_status", "frontmatter_error", "classification",
-                    "title", "word_count", "error",
-                ),
+                **_columns(note_cols, {
+                    "path": lambda: paths,
+                    "folder": lambda: [p.rpartition("/")[0] for p in paths],
+                    "mtime": lambda: [None if ns is None else ns // 1000
+                                      for ns in (n.get("mtime_ns") for n in notes)],
+                    "ctime": lambda: [None if (ns := n.get("ctime_ns")) is None else ns // 1000
+                                      for n in notes],
+                    "aliases": lambda: [n.get("aliases") or [] for n in notes],
+                    "tags": lambda: [n.get("tags") or [] for n in notes],
+                    "indexed_at": lambda: [_micros(n.get("indexed_at")) for n in notes],
+                    **{name: _field(lambda: notes, name) for name in (
+                        "id", "name", "extension", "kind", "mime", "record_type", "size",
+                        "mtime_ns", "blake3", "frontmatter_status", "frontmatter_error",
+                        "classification", "title", "word_count", "body", "error",
+                    )},
+                }),
             ),
-            links=LINKS.arrow_table(
-                source=link_paths,
-                link_no=[no for group in link_lists for no in range(len(group))],
-                **_copied(links, "target", "kind", "alias", "heading", "block", "line"),
-            ),
-            tags=TAGS.arrow_table(
-                path=tag_paths, tag=[t for t, _ in tags], explicit=[e for _, e in tags]
-            ),
+            links=LINKS.arrow_table(**_columns(link_cols, {
+                "source": lambda: links()[0],
+                "link_no": lambda: [no for group in link_lists for no in range(len(group))],
+                **{name: _field(lambda: links()[1], name) for name in _LINK_COLUMNS},
+            })),
+            tags=TAGS.arrow_table(**_columns(tag_cols, {
+                "path": lambda: tags()[0],
+                "tag": lambda: [t for t, _ in tags()[1]],
+                "explicit": lambda: [e for _, e in tags()[1]],
+            })),
             properties=PROPERTIES.arrow_table(
                 path=property_paths,
-                key=[k for k, _, _, _ in properties],
+                key=[k for k, _, _, _ in props],
                 value=[_json(v) for v in values],
                 text=[_property_text(v) for v in values],
                 type=[_property_type(v) for v in values],
-                source=[s for _, _, s, _ in properties],
-                line=[line for _, _, _, line in properties],
-                canonical_key=[canonical(str(k)) for k, _, _, _ in properties],
+                source=[s for _, _, s, _ in props],
+                line=[line for _, _, _, line in props],
+                canonical_key=[canonical(str(k)) for k, _, _, _ in props],
             ),
             tasks=TASKS.arrow_table(
-                path=task_paths,
                 **{d: [_date_value(t[d]) if t.get(d) else None for t in tasks]
                    for d in _TASK_DATES},
-                **_copied(tasks, "line", "done", "text", "status", "section", "priority"),
+                **_columns(task_cols, {
+                    "path": lambda: _spread(paths, task_lists)[0],
+                    **{name: _field(lambda: tasks, name) for name in _TASK_COLUMNS},
+                }),
             ),
             headings=HEADINGS.arrow_table(
                 path=anchor_paths,

@@ -13,6 +13,7 @@ mod compress;
 mod project;
 #[cfg(unix)]
 mod read;
+mod rows;
 mod scan;
 mod tables;
 
@@ -1085,6 +1086,9 @@ fn _redb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ZSTD_MAGIC", PyBytes::new(py, &compress::MAGIC))?;
     m.add("ZSTD_DEFAULT_LEVEL", compress::DEFAULT_LEVEL)?;
     m.add_function(wrap_pyfunction!(scan::py_scan_body, m)?)?;
+    m.add_function(wrap_pyfunction!(rows::py_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(rows::py_children, m)?)?;
+    m.add_function(wrap_pyfunction!(rows::py_tag_rows, m)?)?;
     #[cfg(unix)]
     {
         m.add_function(wrap_pyfunction!(read::py_read_in, m)?)?;

@@ -1,0 +1,428 @@
+//! The mirror's rows as Arrow buffers, straight from the records' dicts: what
+//! `[f(item.get(name)) for item in items]` and then `pa.array(values, type)` give
+//! (ccc_watch/mirror/rows.py), in one pass and without a Python object per value.
+//!
+//! Only what is exact is built here. A column with a value this code does not take
+//! exactly as Python would (another type, a str with lone surrogates, a number out of
+//! range) comes back as None, and rows.py builds that column itself: pyarrow's own
+//! conversion (or its error) then decides, never this.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+/// How a column's values are taken from the field (each with None as null):
+/// 's' a str; 'q' an int (int64) and 'i' (int32), never a bool; 'b' a bool; 'L' a list
+/// of str (`value or []`); 'm' an int of nanoseconds as microseconds (`ns // 1000`);
+/// 'u' seconds (float or int) as microseconds (`round(seconds * 1_000_000)`); 'f' a
+/// path's folder (`path.rpartition("/")[0]`).
+const KINDS: &[u8] = b"sqibLmuf";
+
+/// One column being built: validity bits, offsets (strings and lists), values.
+struct Column {
+    kind: u8,
+    rows: usize,
+    valid: Vec<u8>,
+    nulls: usize,
+    offsets: Vec<i32>,
+    data: Vec<u8>,
+    // list<str>: the strings' own offsets (their bytes are in data).
+    items: Vec<i32>,
+    ok: bool,
+}
+
+impl Column {
+    fn new(kind: u8) -> Self {
+        let offsets = if matches!(kind, b's' | b'L' | b'f') {
+            vec![0]
+        } else {
+            Vec::new()
+        };
+        let items = if kind == b'L' { vec![0] } else { Vec::new() };
+        Column {
+            kind,
+            rows: 0,
+            valid: Vec::new(),
+            nulls: 0,
+            offsets,
+            data: Vec::new(),
+            items,
+            ok: KINDS.contains(&kind),
+        }
+    }
+
+    fn set_valid(&mut self, valid: bool) {
+        if self.rows.is_multiple_of(8) {
+            self.valid.push(0);
+        }
+        if valid {
+            self.valid[self.rows / 8] |= 1 << (self.rows % 8);
+        } else {
+            self.nulls += 1;
+        }
+        self.rows += 1;
+    }
+
+    fn push_bytes(&mut self, bytes: &[u8]) -> bool {
+        self.data.extend_from_slice(bytes);
+        match i32::try_from(self.data.len()) {
+            Ok(end) => {
+                self.offsets.push(end);
+                true
+            }
+            Err(_) => false, // over 2 GiB: pyarrow chunks it, not this
+        }
+    }
+
+    fn push_int(&mut self, n: i64) -> bool {
+        if self.kind == b'i' {
+            match i32::try_from(n) {
+                Ok(n) => self.data.extend_from_slice(&n.to_le_bytes()),
+                Err(_) => return false,
+            }
+        } else {
+            self.data.extend_from_slice(&n.to_le_bytes());
+        }
+        true
+    }
+
+    /// A null, as a missing field or None gives.
+    fn push_none(&mut self) {
+        match self.kind {
+            b'L' => {
+                // `None or []`: an empty list, not a null.
+                self.offsets.push(*self.offsets.last().unwrap_or(&0));
+                self.set_valid(true);
+                return;
+            }
+            b's' | b'f' => self.offsets.push(*self.offsets.last().unwrap_or(&0)),
+            b'q' | b'i' | b'm' | b'u' => self.data.extend_from_slice(&[0; 8][..self.width()]),
+            _ => {}
+        }
+        self.set_valid(false);
+    }
+
+    fn width(&self) -> usize {
+        if self.kind == b'i' {
+            4
+        } else {
+            8
+        }
+    }
+
+    /// Add one value (the field's, present); false when it is not taken exactly.
+    fn push(&mut self, value: &Bound<'_, PyAny>) -> bool {
+        if value.is_none() {
+            self.push_none();
+            return true;
+        }
+        let taken = match self.kind {
+            b's' => str_of(value).is_some_and(|text| self.push_bytes(text.as_bytes())),
+            b'f' => str_of(value).is_some_and(|text| {
+                let folder = text.rfind('/').map_or("", |at| &text[..at]);
+                self.push_bytes(folder.as_bytes())
+            }),
+            b'q' | b'i' => int_of(value).is_some_and(|n| self.push_int(n)),
+            b'm' => int_of(value).is_some_and(|ns| self.push_int(ns.div_euclid(1000))),
+            b'u' => micros(value).is_some_and(|us| self.push_int(us)),
+            b'b' => match value.cast::<PyBool>() {
+                Ok(flag) => {
+                    self.data.push(u8::from(flag.is_true()));
+                    true
+                }
+                Err(_) => false,
+            },
+            _ => self.push_list(value),
+        };
+        if taken {
+            self.set_valid(true);
+        }
+        taken
+    }
+
+    /// list<str>: a list of str (`value or []`: any other falsy value is an empty one).
+    fn push_list(&mut self, value: &Bound<'_, PyAny>) -> bool {
+        let Ok(list) = value.cast::<PyList>() else {
+            return !value.is_truthy().unwrap_or(true) && {
+                self.offsets.push(*self.offsets.last().unwrap_or(&0));
+                true
+            };
+        };
+        for item in list.iter() {
+            let Some(text) = str_of(&item) else {
+                return false;
+            };
+            self.data.extend_from_slice(text.as_bytes());
+            let Ok(end) = i32::try_from(self.data.len()) else {
+                return false;
+            };
+            self.items.push(end);
+        }
+        match i32::try_from(self.items.len() - 1) {
+            Ok(end) => {
+                self.offsets.push(end);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// (kind, length, nulls, validity, offsets, data, item offsets) for rows.py.
+    fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let bytes = |raw: &[i32]| -> Vec<u8> { raw.iter().flat_map(|o| o.to_le_bytes()).collect() };
+        let data = if self.kind == b'b' {
+            // Arrow's booleans are bits.
+            let mut bits = vec![0u8; self.rows.div_ceil(8)];
+            for (row, &flag) in self.data.iter().enumerate() {
+                bits[row / 8] |= flag << (row % 8);
+            }
+            bits
+        } else {
+            self.data
+        };
+        let optional = |raw: &[i32]| -> Py<PyAny> {
+            if raw.is_empty() {
+                py.None()
+            } else {
+                PyBytes::new(py, &bytes(raw)).into_any().unbind()
+            }
+        };
+        let items = [
+            PyBytes::new(py, &[self.kind]).into_any().unbind(),
+            self.rows.into_pyobject(py)?.into_any().unbind(),
+            self.nulls.into_pyobject(py)?.into_any().unbind(),
+            PyBytes::new(py, &self.valid).into_any().unbind(),
+            optional(&self.offsets),
+            PyBytes::new(py, &data).into_any().unbind(),
+            optional(&self.items),
+        ];
+        Ok(PyTuple::new(py, items)?.into_any().unbind())
+    }
+}
+
+/// A str's UTF-8 (None for another type, or a str with lone surrogates).
+fn str_of<'a>(value: &'a Bound<'_, PyAny>) -> Option<std::borrow::Cow<'a, str>> {
+    value
+        .cast::<PyString>()
+        .ok()?
+        .to_str()
+        .ok()
+        .map(std::borrow::Cow::Borrowed)
+}
+
+/// An int (not a bool) that fits in i64.
+fn int_of(value: &Bound<'_, PyAny>) -> Option<i64> {
+    if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
+        return None;
+    }
+    value.extract::<i64>().ok()
+}
+
+/// `round(seconds * 1_000_000)` for a float or an int (not a bool), when it fits.
+fn micros(value: &Bound<'_, PyAny>) -> Option<i64> {
+    if let Some(n) = int_of(value) {
+        return n.checked_mul(1_000_000);
+    }
+    let seconds = value.cast::<PyFloat>().ok()?.value();
+    let us = (seconds * 1_000_000.0).round_ties_even();
+    // i64::MAX as f64 rounds up to 2^63, itself out of range: the bound is exclusive.
+    (us.is_finite() && us >= i64::MIN as f64 && us < i64::MAX as f64).then_some(us as i64)
+}
+
+fn parse_spec<'py>(spec: &[(Bound<'py, PyString>, String)]) -> PyResult<Vec<Column>> {
+    spec.iter()
+        .map(|(_, kind)| match kind.as_bytes() {
+            [k] if KINDS.contains(k) => Ok(Column::new(*k)),
+            _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown column kind {kind:?}"
+            ))),
+        })
+        .collect()
+}
+
+fn add_row(
+    cols: &mut [Column],
+    spec: &[(Bound<'_, PyString>, String)],
+    item: &Bound<'_, PyDict>,
+) -> PyResult<()> {
+    for (col, (field, _)) in cols.iter_mut().zip(spec) {
+        if !col.ok {
+            continue;
+        }
+        match item.get_item(field)? {
+            Some(value) => {
+                if !col.push(&value) {
+                    col.ok = false;
+                }
+            }
+            None => col.push_none(),
+        }
+    }
+    Ok(())
+}
+
+fn finish(py: Python<'_>, cols: Vec<Column>) -> PyResult<Vec<Py<PyAny>>> {
+    cols.into_iter()
+        .map(|c| if c.ok { c.into_py(py) } else { Ok(py.None()) })
+        .collect()
+}
+
+/// columns(items, spec) -> [column | None]
+///
+/// For each (field, kind) of spec, the column of that field over the dicts `items`
+/// (see KINDS), as (kind, length, nulls, validity, offsets, data, item offsets); None
+/// for a column with a value not taken exactly, and for all when an item is no dict.
+#[pyfunction]
+#[pyo3(name = "columns")]
+pub fn py_columns<'py>(
+    py: Python<'py>,
+    items: &Bound<'py, PyList>,
+    spec: Vec<(Bound<'py, PyString>, String)>,
+) -> PyResult<Vec<Py<PyAny>>> {
+    let mut cols = parse_spec(&spec)?;
+    for item in items.iter() {
+        let Ok(item) = item.cast::<PyDict>() else {
+            return Ok(spec.iter().map(|_| py.None()).collect());
+        };
+        add_row(&mut cols, &spec, item)?;
+    }
+    finish(py, cols)
+}
+
+/// children(items, key, field, spec) -> [column | None]
+///
+/// The rows of each item's `field` list (`item.get(field) or []`), in order: first the
+/// column of each row's item's `key` (a str), then its place in its item's list
+/// (int32), then the columns of spec over the rows (dicts), as columns() gives them.
+/// All None when an item is no dict, or its list is no list of dicts.
+#[pyfunction]
+#[pyo3(name = "children")]
+pub fn py_children<'py>(
+    py: Python<'py>,
+    items: &Bound<'py, PyList>,
+    key: &Bound<'py, PyString>,
+    field: &Bound<'py, PyString>,
+    spec: Vec<(Bound<'py, PyString>, String)>,
+) -> PyResult<Vec<Py<PyAny>>> {
+    let none = || Ok((0..spec.len() + 2).map(|_| py.None()).collect());
+    let mut parent = Column::new(b's');
+    let mut place = Column::new(b'i');
+    let mut cols = parse_spec(&spec)?;
+    for item in items.iter() {
+        let Ok(item) = item.cast::<PyDict>() else {
+            return none();
+        };
+        let Some(group) = item.get_item(field)? else {
+            continue;
+        };
+        let group = match group.cast::<PyList>() {
+            Ok(list) => list.clone(),
+            Err(_) if !group.is_truthy()? => continue, // `or []`
+            Err(_) => return none(),
+        };
+        if group.is_empty() {
+            continue;
+        }
+        let Some(owner) = item.get_item(key)? else {
+            return none();
+        };
+        for (no, child) in group.iter().enumerate() {
+            let Ok(child) = child.cast::<PyDict>() else {
+                return none();
+            };
+            if !parent.push(&owner) || !place.push_int(no as i64) {
+                return none();
+            }
+            place.set_valid(true);
+            add_row(&mut cols, &spec, child)?;
+        }
+    }
+    let mut out = vec![parent.into_py(py)?, place.into_py(py)?];
+    out.extend(finish(py, cols)?);
+    Ok(out)
+}
+
+/// One note's tag rows as rows.py's _tag_rows gives them, for tags all ASCII (so that
+/// sorting and lower-casing are exactly Python's); None otherwise.
+fn tag_rows(tags: &Bound<'_, PyAny>) -> Option<Vec<(String, bool)>> {
+    let mut explicit: Vec<String> = Vec::new();
+    if let Ok(list) = tags.cast::<PyList>() {
+        for tag in list.iter() {
+            let text = str_of(&tag)?;
+            if !text.is_ascii() {
+                return None;
+            }
+            explicit.push(text.into_owned());
+        }
+    } else if tags.is_truthy().unwrap_or(true) {
+        return None;
+    }
+    explicit.sort_unstable();
+    explicit.dedup();
+    let mut rows: Vec<(String, bool)> = explicit.iter().map(|t| (t.clone(), true)).collect();
+    if !explicit.iter().any(|t| t.contains('/')) {
+        return Some(rows);
+    }
+    let mut seen: std::collections::HashSet<String> =
+        explicit.iter().map(|t| t.to_ascii_lowercase()).collect();
+    let mut parents: Vec<String> = Vec::new();
+    for tag in &explicit {
+        let mut at = 0;
+        while let Some(slash) = tag[at..].find('/') {
+            parents.push(tag[..at + slash].to_string());
+            at += slash + 1;
+        }
+    }
+    parents.sort_unstable();
+    parents.dedup();
+    for parent in parents {
+        if seen.insert(parent.to_ascii_lowercase()) {
+            rows.push((parent, false));
+        }
+    }
+    Some(rows)
+}
+
+/// tag_rows(items) -> [path, tag, explicit] | None
+///
+/// The tags table of the dicts `items` (each with its "path" and "tags"), as rows.py
+/// builds it: each note's own tags sorted, then the parents they imply. None when a
+/// note has a tag not ASCII (or not a str): rows.py builds the table then.
+#[pyfunction]
+#[pyo3(name = "tag_rows")]
+pub fn py_tag_rows<'py>(
+    py: Python<'py>,
+    items: &Bound<'py, PyList>,
+) -> PyResult<Option<Vec<Py<PyAny>>>> {
+    let (mut paths, mut names, mut flags) =
+        (Column::new(b's'), Column::new(b's'), Column::new(b'b'));
+    for item in items.iter() {
+        let Ok(item) = item.cast::<PyDict>() else {
+            return Ok(None);
+        };
+        let Some(tags) = item.get_item("tags")? else {
+            continue;
+        };
+        let Some(rows) = tag_rows(&tags) else {
+            return Ok(None);
+        };
+        if rows.is_empty() {
+            continue;
+        }
+        let Some(path) = item.get_item("path")? else {
+            return Ok(None);
+        };
+        for (tag, explicit) in rows {
+            if !paths.push(&path) || !names.push_bytes(tag.as_bytes()) {
+                return Ok(None);
+            }
+            names.set_valid(true);
+            flags.data.push(u8::from(explicit));
+            flags.set_valid(true);
+        }
+    }
+    Ok(Some(vec![
+        paths.into_py(py)?,
+        names.into_py(py)?,
+        flags.into_py(py)?,
+    ]))
+}
