@@ -8,6 +8,7 @@ Python's signal handlers every 50 ms, so an exception a handler raises (Keyboard
 leaves the call.
 """
 
+from collections.abc import Callable
 from os import PathLike
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -171,6 +172,20 @@ def children(
 def tag_rows(items: list[Any]) -> list[Column] | None:
     """The tags table (path, tag, explicit) of the dicts items as mirror/rows.py's
     _tag_rows makes it; None when a tag is not an ASCII str."""
+
+def anchor_rows(items: list[Any]) -> list[Column] | None:
+    """The headings table (path, kind, level, text, line, parents) of the dicts items as
+    mirror/rows.py's _anchor_rows makes it; None when an anchor's level or line is not
+    an int or None, or its text not a str."""
+
+def property_values(
+    values: list[Any],
+    json: Callable[[Any], str],
+    text: Callable[[Any], str | None],
+    kind: Callable[[Any], str],
+) -> list[Column]:
+    """The properties' value (JSON), text and type columns of values: a str, None or a
+    bool made here as mirror/rows.py makes them, any other value by the functions."""
 
 def decompress(data: bytes) -> bytes:
     """The content of one frame compress() made (or any plain zstd frame that declares

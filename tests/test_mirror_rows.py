@@ -31,6 +31,17 @@ def in_python(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_redb, "columns", lambda items, spec: [None] * len(spec))
     monkeypatch.setattr(_redb, "children", lambda items, k, f, spec: [None] * (len(spec) + 2))
     monkeypatch.setattr(_redb, "tag_rows", lambda items: None)
+    monkeypatch.setattr(_redb, "anchor_rows", lambda items: None)
+
+    def property_columns(values: list[Any]) -> tuple[pa.Array, ...]:
+        made = (
+            [rows_module._json(v) for v in values],
+            [rows_module._property_text(v) for v in values],
+            [rows_module._property_type(v) for v in values],
+        )
+        return tuple(pa.array(column, type=pa.string()) for column in made)
+
+    monkeypatch.setattr(rows_module, "_property_columns", property_columns)
 
 
 def built(records: list[dict[str, Any]], policy: IndexPolicy) -> dict[str, pa.Table] | str:
@@ -135,6 +146,27 @@ ODD = [
     ("tasks", [{"line": 3, "done": False, "text": "x", "due": "2024-02-30"}]),
     ("tasks", [{"line": 3, "done": True, "status": "x", "priority": 2}]),
     ("tasks", ()),
+    ("headings", [{"level": 2, "text": "b", "line": 9}, {"level": 1, "text": "a", "line": 3}]),
+    ("headings", [{"level": None, "text": "n", "line": None}, {"level": 0, "text": "z"}]),
+    ("headings", [{"level": True, "text": "t", "line": 1}]),
+    ("headings", [{"level": "2", "text": "t", "line": 1}]),
+    ("headings", [{"level": 1, "text": None, "line": 1}]),
+    ("headings", [{"level": 1, "text": "ü\ud800", "line": 1}]),
+    ("headings", [{"level": 1, "text": "x", "line": 2**40}]),
+    ("headings", "not a list"),
+    ("blocks", [{"id": "b1", "line": 3}, {"id": "b0", "line": 3}, {"id": None, "line": 1}]),
+    ("blocks", [{"id": "b1", "line": 0}, {"id": "b2"}]),
+    ("frontmatter", {"d": "2024-01-01", "n": "2024-01-01\n", "t": "2024-01-01T10:00"}),
+    ("frontmatter", {"s": "2024-01-01 10:00:00", "x": "2024-1-01", "y": "2024-01-01\nx"}),
+    ("frontmatter", {"a": "\u0662\u0660\u0662\u0664-\u0660\u0661-\u0660\u0661", "b": "é ✓"}),
+    ("frontmatter", {"q": 'say "hi"\\ \x00\x01\x1f\x7f\b\t\n\f\r /\u2028'}),
+    ("frontmatter", {"i": 3, "f": 2.5, "g": 1e16, "h": -0.0, "big": 2**70}),
+    ("frontmatter", {"l": [1, "a", None, True], "m": {"k": [1, {"z": 2}]}, "e": []}),
+    ("frontmatter", {"t": True, "f": False, "n": None}),
+    ("frontmatter", {"u": "lone \ud800"}),
+    ("fields", [{"key": "k", "value": "2024-01-01", "line": 2, "task": True}]),
+    ("fields", [{"key": "n", "value": "12", "line": 2}, {"key": "f", "value": "1.5e3"}]),
+    ("fields", [{"key": "b", "value": "true"}, {"key": "e", "value": ""}]),
 ]
 
 

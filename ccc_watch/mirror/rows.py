@@ -246,6 +246,21 @@ def _array(built: Any, arrow_type: pa.DataType) -> pa.Array | None:
     return pa.Array.from_buffers(arrow_type, n, [*buffers, pa.py_buffer(data)], null_count=nulls)
 
 
+def _built(built: Any, arrow_type: pa.DataType) -> pa.Array:
+    """A column the compiled part always builds, as an Arrow array."""
+    array = _array(built, arrow_type)
+    assert array is not None
+    return array
+
+
+def _property_columns(values: list[Any]) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """The properties' value (JSON), text and type columns: a str, None or a bool made
+    by the compiled part, any other value by the functions here."""
+    made = _redb.property_values(values, _json, _property_text, _property_type)
+    value, text, kind = (_built(column, pa.string()) for column in made)
+    return value, text, kind
+
+
 def _compiled(table: Table, built: Sequence[Any], names: Iterable[str]) -> dict[str, pa.Array]:
     """The columns built (None: not built) by name, as Arrow arrays of table's types."""
     out = {}
@@ -326,7 +341,12 @@ class Rows:
         )
         property_paths, props = properties
         values = [v for _, v, _, _ in props]
-        anchor_paths, anchors = _spread(paths, [_anchor_rows(n) for n in notes])
+        value_col, text_col, type_col = _property_columns(values)
+        built_anchors = _redb.anchor_rows(notes)
+        anchor_cols = (
+            {} if built_anchors is None else _compiled(HEADINGS, built_anchors, HEADINGS.names)
+        )
+        anchors = functools.cache(lambda: _spread(paths, [_anchor_rows(n) for n in notes]))
 
         # Spread only when a column is not built (and then once).
         links = functools.cache(lambda: _spread(paths, link_lists))
@@ -368,9 +388,9 @@ class Rows:
             properties=PROPERTIES.arrow_table(
                 path=property_paths,
                 key=[k for k, _, _, _ in props],
-                value=[_json(v) for v in values],
-                text=[_property_text(v) for v in values],
-                type=[_property_type(v) for v in values],
+                value=value_col,
+                text=text_col,
+                type=type_col,
                 source=[s for _, _, s, _ in props],
                 line=[line for _, _, _, line in props],
                 canonical_key=[canonical(str(k)) for k, _, _, _ in props],
@@ -383,12 +403,11 @@ class Rows:
                     **{name: _field(lambda: tasks, name) for name in _TASK_COLUMNS},
                 }),
             ),
-            headings=HEADINGS.arrow_table(
-                path=anchor_paths,
-                kind=[a[0] for a in anchors], level=[a[1] for a in anchors],
-                text=[a[2] for a in anchors], line=[a[3] for a in anchors],
-                parents=[a[4] for a in anchors],
-            ),
+            headings=HEADINGS.arrow_table(**_columns(anchor_cols, {
+                "path": lambda: anchors()[0],
+                **{name: functools.partial(lambda i: [a[i] for a in anchors()[1]], i)
+                   for i, name in enumerate(HEADINGS.names[1:])},
+            })),
         )  # fmt: skip
 
     @classmethod

@@ -426,3 +426,307 @@ pub fn py_tag_rows<'py>(
         flags.into_py(py)?,
     ]))
 }
+
+impl Column {
+    /// A present str.
+    fn push_text(&mut self, text: &str) -> bool {
+        self.push_bytes(text.as_bytes()) && {
+            self.set_valid(true);
+            true
+        }
+    }
+
+    /// A str or a null.
+    fn push_opt_text(&mut self, text: Option<&str>) -> bool {
+        match text {
+            Some(text) => self.push_text(text),
+            None => {
+                self.push_none();
+                true
+            }
+        }
+    }
+
+    /// An int (int32 or int64) or a null.
+    fn push_opt_int(&mut self, n: Option<i64>) -> bool {
+        match n {
+            Some(n) => {
+                self.push_int(n) && {
+                    self.set_valid(true);
+                    true
+                }
+            }
+            None => {
+                self.push_none();
+                true
+            }
+        }
+    }
+
+    /// A list of str (never a null).
+    fn push_texts(&mut self, texts: &[&str]) -> bool {
+        for text in texts {
+            self.data.extend_from_slice(text.as_bytes());
+            let Ok(end) = i32::try_from(self.data.len()) else {
+                return false;
+            };
+            self.items.push(end);
+        }
+        let Ok(end) = i32::try_from(self.items.len() - 1) else {
+            return false;
+        };
+        self.offsets.push(end);
+        self.set_valid(true);
+        true
+    }
+}
+
+/// An int field (not a bool) or None: Some(None) for None or missing, None when it is
+/// something else.
+fn opt_int(item: &Bound<'_, PyDict>, field: &str) -> PyResult<Option<Option<i64>>> {
+    Ok(match item.get_item(field)? {
+        None => Some(None),
+        Some(value) if value.is_none() => Some(None),
+        Some(value) => int_of(&value).map(Some),
+    })
+}
+
+/// A str field (valid UTF-8) or None, as opt_int.
+fn opt_text(item: &Bound<'_, PyDict>, field: &str) -> PyResult<Option<Option<String>>> {
+    Ok(match item.get_item(field)? {
+        None => Some(None),
+        Some(value) if value.is_none() => Some(None),
+        Some(value) => str_of(&value).map(|t| Some(t.into_owned())),
+    })
+}
+
+/// The dicts of a note's list field (`note.get(field) or []`); None when it is not a
+/// list of dicts.
+fn dicts<'py>(note: &Bound<'py, PyDict>, field: &str) -> PyResult<Option<Vec<Bound<'py, PyDict>>>> {
+    let Some(value) = note.get_item(field)? else {
+        return Ok(Some(Vec::new()));
+    };
+    let Ok(list) = value.cast::<PyList>() else {
+        return Ok((!value.is_truthy()?).then(Vec::new));
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for item in list.iter() {
+        let Ok(item) = item.cast_into::<PyDict>() else {
+            return Ok(None);
+        };
+        out.push(item);
+    }
+    Ok(Some(out))
+}
+
+/// One anchor row: (is a block, level, text, line).
+type Anchor = (bool, Option<i64>, String, Option<i64>);
+
+/// A note's headings and block ids as rows.py's _anchor_rows has them, when every
+/// level and line is an int or None and every text a str; None otherwise.
+fn anchors(note: &Bound<'_, PyDict>) -> PyResult<Option<Vec<Anchor>>> {
+    let mut items: Vec<Anchor> = Vec::new();
+    for (field, text_field, block) in [("headings", "text", false), ("blocks", "id", true)] {
+        let Some(found) = dicts(note, field)? else {
+            return Ok(None);
+        };
+        for item in found {
+            let level = if block {
+                Some(None)
+            } else {
+                opt_int(&item, "level")?
+            };
+            let (Some(level), Some(Some(text)), Some(line)) =
+                (level, opt_text(&item, text_field)?, opt_int(&item, "line")?)
+            else {
+                return Ok(None);
+            };
+            items.push((block, level, text, line));
+        }
+    }
+    // Python's sort is stable, as this one: by line (None as 0), headings first.
+    items.sort_by_key(|(block, _, _, line)| (line.unwrap_or(0), *block));
+    Ok(Some(items))
+}
+
+/// anchor_rows(items) -> [path, kind, level, text, line, parents] | None
+///
+/// The headings table of the dicts `items` as rows.py's _anchor_rows builds it: each
+/// note's headings and block ids in line order, each with the headings it lies under.
+/// None when a note's anchors are not all plain (see anchors()): rows.py builds it.
+#[pyfunction]
+#[pyo3(name = "anchor_rows")]
+pub fn py_anchor_rows<'py>(
+    py: Python<'py>,
+    items: &Bound<'py, PyList>,
+) -> PyResult<Option<Vec<Py<PyAny>>>> {
+    let mut cols: Vec<Column> = b"ssisiL".iter().map(|&k| Column::new(k)).collect();
+    for item in items.iter() {
+        let Ok(note) = item.cast::<PyDict>() else {
+            return Ok(None);
+        };
+        let Some(rows) = anchors(note)? else {
+            return Ok(None);
+        };
+        if rows.is_empty() {
+            continue;
+        }
+        let Some(path) = note.get_item("path")? else {
+            return Ok(None);
+        };
+        let Some(path) = str_of(&path).map(|p| p.into_owned()) else {
+            return Ok(None);
+        };
+        let mut stack: Vec<(i64, &str)> = Vec::new();
+        for (block, level, text, line) in &rows {
+            if !block {
+                while stack
+                    .last()
+                    .is_some_and(|(top, _)| *top >= level.unwrap_or(0))
+                {
+                    stack.pop();
+                }
+            }
+            let parents: Vec<&str> = stack.iter().map(|(_, t)| *t).collect();
+            let kind = if *block { "block" } else { "heading" };
+            let ok = cols[0].push_text(&path)
+                && cols[1].push_text(kind)
+                && cols[2].push_opt_int(*level)
+                && cols[3].push_text(text)
+                && cols[4].push_opt_int(*line)
+                && cols[5].push_texts(&parents);
+            if !ok {
+                return Ok(None);
+            }
+            if !block {
+                stack.push((level.unwrap_or(0), text));
+            }
+        }
+    }
+    Ok(Some(
+        cols.into_iter()
+            .map(|c| c.into_py(py))
+            .collect::<PyResult<_>>()?,
+    ))
+}
+
+/// A str as orjson writes it: quoted, with `"`, `\` and the control characters
+/// escaped (\b \t \n \f \r, else \u00xx), everything else as it is.
+fn json_str(text: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &byte in text.as_bytes() {
+        match byte {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            0..=0x1f => out.extend_from_slice(format!("\\u{byte:04x}").as_bytes()),
+            _ => out.push(byte),
+        }
+    }
+    out.push(b'"');
+}
+
+/// rows.py's _property_type of an ASCII str: its regexes, whose `\d` is [0-9] in ASCII
+/// and whose `$` also matches before one final newline.
+fn ascii_type(text: &str) -> &'static str {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| b[range].iter().all(u8::is_ascii_digit);
+    let ymd = b.len() >= 10
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10);
+    if ymd && (b.len() == 10 || (b.len() == 11 && b[10] == b'\n')) {
+        "date"
+    } else if ymd
+        && b.len() >= 16
+        && matches!(b[10], b'T' | b' ')
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+    {
+        "datetime"
+    } else {
+        "text"
+    }
+}
+
+/// property_values(values, json, text, kind) -> [value, text, type]
+///
+/// The properties' value (JSON), text and type columns of `values`: a str, None or a
+/// bool here, as rows.py's _json, _property_text and _property_type give them (the
+/// type of a str not ASCII by `kind`); any other value by the three functions given.
+#[pyfunction]
+#[pyo3(name = "property_values")]
+pub fn py_property_values<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyList>,
+    json: &Bound<'py, PyAny>,
+    text: &Bound<'py, PyAny>,
+    kind: &Bound<'py, PyAny>,
+) -> PyResult<Vec<Py<PyAny>>> {
+    let (mut values_col, mut texts, mut types) =
+        (Column::new(b's'), Column::new(b's'), Column::new(b's'));
+    let mut buf: Vec<u8> = Vec::new();
+    let overflow = || pyo3::exceptions::PyOverflowError::new_err("a column over 2 GiB");
+    for value in values.iter() {
+        let plain = if value.is_exact_instance_of::<PyString>() {
+            value.cast::<PyString>()?.to_str().ok().map(|t| {
+                buf.clear();
+                json_str(t, &mut buf);
+                let kind = if t.is_ascii() {
+                    Some(ascii_type(t))
+                } else {
+                    None
+                };
+                (Some(t), kind)
+            })
+        } else if value.is_none() {
+            buf.clear();
+            buf.extend_from_slice(b"null");
+            Some((None, Some("null")))
+        } else if let Ok(flag) = value.cast::<PyBool>() {
+            let word = if flag.is_true() { "true" } else { "false" };
+            buf.clear();
+            buf.extend_from_slice(word.as_bytes());
+            Some((Some(word), Some("checkbox")))
+        } else {
+            None
+        };
+        let ok = match plain {
+            Some((shown, known)) => {
+                let ok = values_col.push_bytes(&buf)
+                    && {
+                        values_col.set_valid(true);
+                        true
+                    }
+                    && texts.push_opt_text(shown);
+                let typed = match known {
+                    Some(k) => k.to_string(),
+                    None => kind.call1((&value,))?.extract::<String>()?,
+                };
+                ok && types.push_text(&typed)
+            }
+            None => {
+                let made = json.call1((&value,))?.extract::<String>()?;
+                let shown = text.call1((&value,))?.extract::<Option<String>>()?;
+                let typed = kind.call1((&value,))?.extract::<String>()?;
+                values_col.push_text(&made)
+                    && texts.push_opt_text(shown.as_deref())
+                    && types.push_text(&typed)
+            }
+        };
+        if !ok {
+            return Err(overflow());
+        }
+    }
+    [values_col, texts, types]
+        .into_iter()
+        .map(|c| c.into_py(py))
+        .collect()
+}
