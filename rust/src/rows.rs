@@ -656,11 +656,91 @@ fn ascii_type(text: &str) -> &'static str {
     }
 }
 
+/// A property value's JSON, text and type (None: the type by rows.py's function).
+struct Plain {
+    json: Vec<u8>,
+    text: Option<String>,
+    kind: Option<&'static str>,
+}
+
+/// A scalar as JSON and as str() gives it: a str, None, a bool or an int in i64 (all
+/// exactly of their type, as orjson and str() treat subclasses otherwise); None for
+/// any other value.
+fn scalar(value: &Bound<'_, PyAny>) -> Option<(Vec<u8>, Option<String>)> {
+    if value.is_exact_instance_of::<PyString>() {
+        let text = value.cast::<PyString>().ok()?.to_str().ok()?;
+        let mut json = Vec::with_capacity(text.len() + 2);
+        json_str(text, &mut json);
+        Some((json, Some(text.to_string())))
+    } else if value.is_none() {
+        Some((b"null".to_vec(), None))
+    } else if value.is_exact_instance_of::<PyBool>() {
+        let flag = value.is_truthy().ok()?;
+        let json: &[u8] = if flag { b"true" } else { b"false" };
+        Some((
+            json.to_vec(),
+            Some(if flag { "True" } else { "False" }.to_string()),
+        ))
+    } else if value.is_exact_instance_of::<PyInt>() {
+        let n = value.extract::<i64>().ok()?;
+        Some((n.to_string().into_bytes(), Some(n.to_string())))
+    } else {
+        None
+    }
+}
+
+/// rows.py's _json, _property_text and _property_type of a scalar (see scalar()) or of
+/// a list of them; None for any other value.
+fn plain(value: &Bound<'_, PyAny>) -> Option<Plain> {
+    if value.is_exact_instance_of::<PyList>() {
+        let list = value.cast::<PyList>().ok()?;
+        let (mut json, mut text) = (vec![b'['], String::new());
+        for (i, item) in list.iter().enumerate() {
+            let (item_json, item_text) = scalar(&item)?;
+            if i > 0 {
+                json.push(b',');
+                text.push_str(", ");
+            }
+            json.extend_from_slice(&item_json);
+            text.push_str(item_text.as_deref().unwrap_or(""));
+        }
+        json.push(b']');
+        return Some(Plain {
+            json,
+            text: Some(text),
+            kind: Some("list"),
+        });
+    }
+    let (json, text) = scalar(value)?;
+    let kind = if value.is_none() {
+        Some("null")
+    } else if value.is_exact_instance_of::<PyBool>() {
+        return Some(Plain {
+            json,
+            text: Some(
+                if value.is_truthy().ok()? {
+                    "true"
+                } else {
+                    "false"
+                }
+                .to_string(),
+            ),
+            kind: Some("checkbox"),
+        });
+    } else if value.is_exact_instance_of::<PyInt>() {
+        Some("number")
+    } else {
+        // A str: the date regexes' meaning is plain in ASCII only.
+        text.as_deref().filter(|t| t.is_ascii()).map(ascii_type)
+    };
+    Some(Plain { json, text, kind })
+}
+
 /// property_values(values, json, text, kind) -> [value, text, type]
 ///
-/// The properties' value (JSON), text and type columns of `values`: a str, None or a
-/// bool here, as rows.py's _json, _property_text and _property_type give them (the
-/// type of a str not ASCII by `kind`); any other value by the three functions given.
+/// The properties' value (JSON), text and type columns of `values`: a plain value
+/// (see plain()) here, as rows.py's _json, _property_text and _property_type give them
+/// (the type of a str not ASCII by `kind`); any other value by the three functions.
 #[pyfunction]
 #[pyo3(name = "property_values")]
 pub fn py_property_values<'py>(
@@ -672,45 +752,25 @@ pub fn py_property_values<'py>(
 ) -> PyResult<Vec<Py<PyAny>>> {
     let (mut values_col, mut texts, mut types) =
         (Column::new(b's'), Column::new(b's'), Column::new(b's'));
-    let mut buf: Vec<u8> = Vec::new();
     let overflow = || pyo3::exceptions::PyOverflowError::new_err("a column over 2 GiB");
     for value in values.iter() {
-        let plain = if value.is_exact_instance_of::<PyString>() {
-            value.cast::<PyString>()?.to_str().ok().map(|t| {
-                buf.clear();
-                json_str(t, &mut buf);
-                let kind = if t.is_ascii() {
-                    Some(ascii_type(t))
-                } else {
-                    None
-                };
-                (Some(t), kind)
-            })
-        } else if value.is_none() {
-            buf.clear();
-            buf.extend_from_slice(b"null");
-            Some((None, Some("null")))
-        } else if let Ok(flag) = value.cast::<PyBool>() {
-            let word = if flag.is_true() { "true" } else { "false" };
-            buf.clear();
-            buf.extend_from_slice(word.as_bytes());
-            Some((Some(word), Some("checkbox")))
-        } else {
-            None
-        };
-        let ok = match plain {
-            Some((shown, known)) => {
-                let ok = values_col.push_bytes(&buf)
-                    && {
-                        values_col.set_valid(true);
-                        true
-                    }
-                    && texts.push_opt_text(shown);
+        let ok = match plain(&value) {
+            Some(Plain {
+                json: made,
+                text: shown,
+                kind: known,
+            }) => {
                 let typed = match known {
                     Some(k) => k.to_string(),
                     None => kind.call1((&value,))?.extract::<String>()?,
                 };
-                ok && types.push_text(&typed)
+                values_col.push_bytes(&made)
+                    && {
+                        values_col.set_valid(true);
+                        true
+                    }
+                    && texts.push_opt_text(shown.as_deref())
+                    && types.push_text(&typed)
             }
             None => {
                 let made = json.call1((&value,))?.extract::<String>()?;
