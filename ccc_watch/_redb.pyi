@@ -9,6 +9,7 @@ leaves the call.
 """
 
 from collections.abc import Callable
+from datetime import date
 from os import PathLike
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -186,6 +187,10 @@ def property_values(
 ) -> list[Column]:
     """The properties' value (JSON), text and type columns of values: a str, None or a
     bool made here as mirror/rows.py makes them, any other value by the functions."""
+
+def days(items: list[Any], day: Callable[[Any], date | None]) -> Column:
+    """The notes' day column (date32) of the dicts items as mirror/rows.py's _day gives
+    it: made by the extension over ASCII text, by day(item) for any other note."""
 
 def decompress(data: bytes) -> bytes:
     """The content of one frame compress() made (or any plain zstd frame that declares

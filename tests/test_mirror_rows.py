@@ -42,6 +42,11 @@ def in_python(monkeypatch: pytest.MonkeyPatch) -> None:
         return tuple(pa.array(column, type=pa.string()) for column in made)
 
     monkeypatch.setattr(rows_module, "_property_columns", property_columns)
+    monkeypatch.setattr(
+        rows_module,
+        "_days",
+        lambda notes: pa.array([rows_module._note_day(n) for n in notes], type=pa.date32()),
+    )
 
 
 def built(records: list[dict[str, Any]], policy: IndexPolicy) -> dict[str, pa.Table] | str:
@@ -171,6 +176,33 @@ ODD = [
     ("fields", [{"key": "k", "value": "2024-01-01", "line": 2, "task": True}]),
     ("fields", [{"key": "n", "value": "12", "line": 2}, {"key": "f", "value": "1.5e3"}]),
     ("fields", [{"key": "b", "value": "true"}, {"key": "e", "value": ""}]),
+    ("frontmatter", {"Date": "2024-02-29", "day": "2024-03-01"}),
+    ("frontmatter", {"day": "2023-02-29", "DATE": " [[2024-05-06]] later"}),
+    ("frontmatter", {"date": ["2021-01-02", "x"], "Day": []}),
+    ("frontmatter", {"date": "\x1c\x0b 2022-12-31\x1f"}),
+    ("frontmatter", {"date": "[2024-01-01]", "day": "[[2024-13-01]]"}),
+    ("frontmatter", {"date": "0000-01-01", "dáy": "2024-01-01"}),
+    ("frontmatter", {"date": "2024-01-01é"}),
+    ("frontmatter", {"date": "\u0662\u0660\u0662\u0664-\u0660\u0661-\u0660\u0661"}),
+    ("frontmatter", {"date": 20240101, "day": None, "DAY": ["x", "2024-01-01"]}),
+    ("frontmatter", ["not", "a dict"]),
+    ("fields", [{"key": "Date", "value": "2020-02-02", "task": False}]),
+    ("fields", [{"key": "date", "value": "2020-02-02", "task": 1}, {"key": "day"}]),
+    ("fields", [{"key": "dáte", "value": "2020-02-02"}, {"key": "date", "value": "2020-03-03"}]),
+    ("fields", ["not a dict"]),
+    ("path", "journal/2024-02-30 x.md"),
+    ("path", "journal/x 20240229 y.md"),
+    ("path", "journal/x 20230229.md"),
+    ("path", "journal/2024/02/28.md"),
+    ("path", "journal/2024/02/28.md\n"),
+    ("path", "2024-02-28/note.md"),
+    ("path", "/2024/02/28/x.md"),
+    ("path", "a2024/02/28/x.md"),
+    ("path", "x/2024/02/2.md"),
+    ("path", "x/2024/02/28.mdx"),
+    ("path", "ü/2024/02/28.md"),
+    ("path", "notes/12345678901.md"),
+    ("path", "notes/1999-12-31.md.md"),
 ]
 
 

@@ -167,6 +167,19 @@ def _day(
     return _ymd(_PATH_DATE.search(path))
 
 
+def _note_day(note: Mapping[str, Any]) -> dt.date | None:
+    """_day of a note (a record): what the compiled part leaves to Python."""
+    return _day(note["path"], note.get("frontmatter") or {}, note.get("fields") or [])
+
+
+def _days(notes: list[Mapping[str, Any]]) -> pa.Array:
+    """The notes' day column: made by the compiled part over ASCII text, the other
+    notes by _note_day."""
+    array = _array(_redb.days(notes, _note_day), pa.date32())
+    assert array is not None
+    return array
+
+
 def _anchor_rows(note: Mapping[str, Any]) -> list[tuple[str, int | None, str, int, list[str]]]:
     """(kind, level, text, line, parents) of a note's headings and block ids, in line
     order; parents are the headings each lies under, outermost first."""
@@ -356,7 +369,7 @@ class Rows:
 
         return cls(
             notes=NOTES.arrow_table(
-                day=list(map(_day, paths, frontmatters, field_lists)),
+                day=_days(notes),
                 frontmatter=[_json(fm) for fm in frontmatters],
                 **_columns(note_cols, {
                     "path": lambda: paths,

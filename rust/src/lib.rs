@@ -1091,6 +1091,7 @@ fn _redb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rows::py_tag_rows, m)?)?;
     m.add_function(wrap_pyfunction!(rows::py_anchor_rows, m)?)?;
     m.add_function(wrap_pyfunction!(rows::py_property_values, m)?)?;
+    m.add_function(wrap_pyfunction!(rows::py_days, m)?)?;
     #[cfg(unix)]
     {
         m.add_function(wrap_pyfunction!(read::py_read_in, m)?)?;

@@ -790,3 +790,218 @@ pub fn py_property_values<'py>(
         .map(|c| c.into_py(py))
         .collect()
 }
+
+/// Days from 1970-01-01 to a valid date of the proleptic Gregorian calendar, as
+/// Python's date gives it; None when it is no date (datetime.date would refuse it).
+fn ymd(year: i64, month: i64, day: i64) -> Option<i32> {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let last = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=9999).contains(&year) || !(1..=last).contains(&day) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    i32::try_from(era * 146_097 + doe - 719_468).ok()
+}
+
+/// The number of the ASCII digits at b[at..at + n], if they are all digits.
+fn number(b: &[u8], at: usize, n: usize) -> Option<i64> {
+    let digits = b.get(at..at + n)?;
+    digits
+        .iter()
+        .all(u8::is_ascii_digit)
+        .then(|| digits.iter().fold(0, |v, d| v * 10 + i64::from(d - b'0')))
+}
+
+/// yyyy, a separator of `seps`, mm, a separator, dd at b[at..]: (y, m, d).
+fn dashed(b: &[u8], at: usize, seps: &[u8]) -> Option<(i64, i64, i64)> {
+    let sep = |i: usize| b.get(i).is_some_and(|c| seps.contains(c));
+    let (y, m, d) = (
+        number(b, at, 4)?,
+        number(b, at + 5, 2)?,
+        number(b, at + 8, 2)?,
+    );
+    (sep(at + 4) && sep(at + 7)).then_some((y, m, d))
+}
+
+/// rows.py's _day over ASCII text: Some(day or None), or None when something is not
+/// ASCII or not of the types it reads plainly (rows.py's _day decides then).
+fn day_of(note: &Bound<'_, PyDict>) -> PyResult<Option<Option<i32>>> {
+    // A day's key: `date` or `day` in any case (ASCII: lower() is plain).
+    let day_key = |key: &Bound<'_, PyAny>| -> Option<bool> {
+        match key.cast::<PyString>() {
+            Ok(key) => {
+                let key = key.to_str().ok()?;
+                key.is_ascii()
+                    .then(|| key.eq_ignore_ascii_case("date") || key.eq_ignore_ascii_case("day"))
+            }
+            Err(_) => Some(false),
+        }
+    };
+    let mut values: Vec<Bound<'_, PyAny>> = Vec::new();
+    if let Some(fm) = note.get_item("frontmatter")? {
+        if let Ok(fm) = fm.cast::<PyDict>() {
+            let mut keys: Vec<(String, Bound<'_, PyAny>)> = Vec::new();
+            for (key, value) in fm.iter() {
+                let Some(is_day) = day_key(&key) else {
+                    return Ok(None);
+                };
+                if is_day {
+                    keys.push((key.cast::<PyString>()?.to_str()?.to_string(), value));
+                }
+            }
+            keys.sort_by(|a, b| a.0.cmp(&b.0));
+            values.extend(keys.into_iter().map(|(_, v)| v));
+        } else if fm.is_truthy()? {
+            return Ok(None);
+        }
+    }
+    let Some(fields) = dicts(note, "fields")? else {
+        return Ok(None);
+    };
+    for field in fields {
+        let task = match field.get_item("task")? {
+            Some(t) => t.is_truthy()?,
+            None => false,
+        };
+        let Some(key) = field.get_item("key")? else {
+            continue;
+        };
+        let Some(is_day) = day_key(&key) else {
+            return Ok(None);
+        };
+        if !task && is_day {
+            values.push(
+                field
+                    .get_item("value")?
+                    .unwrap_or_else(|| note.py().None().into_bound(note.py())),
+            );
+        }
+    }
+    for mut value in values {
+        if let Ok(list) = value.cast::<PyList>() {
+            if !list.is_empty() {
+                value = list.get_item(0)?;
+            }
+        }
+        let Ok(text) = value.cast::<PyString>() else {
+            continue;
+        };
+        let Ok(text) = text.to_str() else {
+            return Ok(None);
+        };
+        if !text.is_ascii() {
+            return Ok(None);
+        }
+        // str.strip(): ASCII whitespace, and the separators \x1c-\x1f, which Python
+        // counts as whitespace.
+        let b = text
+            .trim_matches(|c: char| {
+                c.is_ascii_whitespace()
+                    || ('\x0b'..='\x0d').contains(&c)
+                    || ('\x1c'..='\x1f').contains(&c)
+            })
+            .as_bytes();
+        let at = if b.starts_with(b"[[") && dashed(b, 2, b"-").is_some() {
+            2
+        } else {
+            0
+        };
+        if let Some((y, m, d)) = dashed(b, at, b"-") {
+            if let Some(day) = ymd(y, m, d) {
+                return Ok(Some(Some(day)));
+            }
+        }
+    }
+    let Some(path) = note.get_item("path")? else {
+        return Ok(None);
+    };
+    let Ok(path) = path.cast::<PyString>() else {
+        return Ok(None);
+    };
+    let Ok(path) = path.to_str() else {
+        return Ok(None);
+    };
+    if !path.is_ascii() {
+        return Ok(None);
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let name = name.strip_suffix(".md").unwrap_or(name).as_bytes();
+    if let Some(at) = (0..name.len()).find(|&i| dashed(name, i, b"-").is_some()) {
+        return Ok(Some(
+            dashed(name, at, b"-").and_then(|(y, m, d)| ymd(y, m, d)),
+        ));
+    }
+    if let Some(at) = (0..name.len()).find(|&i| number(name, i, 8).is_some()) {
+        let (y, m, d) = (
+            number(name, at, 4),
+            number(name, at + 4, 2),
+            number(name, at + 6, 2),
+        );
+        return Ok(Some(y.zip(m).zip(d).and_then(|((y, m), d)| ymd(y, m, d))));
+    }
+    // (?:^|/)yyyy[/-]mm[/-]dd(?:\.md$|/), searched: at the start, or after any '/'.
+    let b = path.as_bytes();
+    let at_day = |s: usize| -> Option<(i64, i64, i64)> {
+        let found = dashed(b, s, b"/-")?;
+        let rest = &b[s + 10..];
+        (rest == b".md" || rest == b".md\n" || rest.first() == Some(&b'/')).then_some(found)
+    };
+    let found = (0..b.len()).find_map(|p| {
+        (if p == 0 { at_day(0) } else { None }).or_else(|| {
+            if b[p] == b'/' {
+                at_day(p + 1)
+            } else {
+                None
+            }
+        })
+    });
+    Ok(Some(found.and_then(|(y, m, d)| ymd(y, m, d))))
+}
+
+/// days(items, day) -> column
+///
+/// The notes' `day` column (date32) of the dicts `items`, as rows.py's _day gives it:
+/// made here over ASCII text, and by `day(item)` (a date or None) for any other note.
+#[pyfunction]
+#[pyo3(name = "days")]
+pub fn py_days<'py>(
+    py: Python<'py>,
+    items: &Bound<'py, PyList>,
+    day: &Bound<'py, PyAny>,
+) -> PyResult<Py<PyAny>> {
+    let mut col = Column::new(b'i');
+    for item in items.iter() {
+        let found = match item.cast::<PyDict>() {
+            Ok(note) => day_of(note)?,
+            Err(_) => None,
+        };
+        let found = match found {
+            Some(found) => found,
+            None => {
+                let date = day.call1((&item,))?;
+                if date.is_none() {
+                    None
+                } else {
+                    let ordinal: i64 = date.call_method0("toordinal")?.extract()?;
+                    Some(i32::try_from(ordinal - 719_163).map_err(|_| {
+                        pyo3::exceptions::PyOverflowError::new_err("a day out of range")
+                    })?)
+                }
+            }
+        };
+        col.push_opt_int(found.map(i64::from));
+    }
+    col.into_py(py)
+}
