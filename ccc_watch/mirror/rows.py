@@ -211,6 +211,11 @@ def _date_value(text: Any) -> dt.date | None:
 _TASK_DATES = ("due", "scheduled", "start", "created", "completion")
 
 
+def _task_dates(tasks: Sequence[Mapping[str, Any]], name: str) -> list[dt.date | None]:
+    """The tasks' dates of one kind: an ISO date, or None."""
+    return [_date_value(t[name]) if t.get(name) else None for t in tasks]
+
+
 def _field(items: Callable[[], Sequence[Mapping[str, Any]]], name: str) -> Callable[[], list[Any]]:
     """The column of the field `name` of each of items(), made when called."""
     return lambda: [item.get(name) for item in items()]
@@ -238,6 +243,8 @@ _LINK_COLUMNS = {
 _TASK_COLUMNS = {
     "line": ("line", "i"), "done": ("done", "b"), "text": ("text", "s"),
     "status": ("status", "s"), "section": ("section", "s"), "priority": ("priority", "s"),
+    "due": ("due", "d"), "scheduled": ("scheduled", "d"), "start": ("start", "d"),
+    "created": ("created", "d"), "completion": ("completion", "d"),
 }  # fmt: skip
 
 
@@ -409,11 +416,11 @@ class Rows:
                 canonical_key=[canonical(str(k)) for k, _, _, _ in props],
             ),
             tasks=TASKS.arrow_table(
-                **{d: [_date_value(t[d]) if t.get(d) else None for t in tasks]
-                   for d in _TASK_DATES},
                 **_columns(task_cols, {
                     "path": lambda: _spread(paths, task_lists)[0],
-                    **{name: _field(lambda: tasks, name) for name in _TASK_COLUMNS},
+                    **{name: _field(lambda: tasks, name)
+                       for name in _TASK_COLUMNS if name not in _TASK_DATES},
+                    **{d: functools.partial(_task_dates, tasks, d) for d in _TASK_DATES},
                 }),
             ),
             headings=HEADINGS.arrow_table(**_columns(anchor_cols, {

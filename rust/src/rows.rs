@@ -14,8 +14,10 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyT
 /// 's' a str; 'q' an int (int64) and 'i' (int32), never a bool; 'b' a bool; 'L' a list
 /// of str (`value or []`); 'm' an int of nanoseconds as microseconds (`ns // 1000`);
 /// 'u' seconds (float or int) as microseconds (`round(seconds * 1_000_000)`); 'f' a
-/// path's folder (`path.rpartition("/")[0]`).
-const KINDS: &[u8] = b"sqibLmuf";
+/// path's folder (`path.rpartition("/")[0]`); 'd' a date (date32) from a str
+/// `yyyy-mm-dd` (`date.fromisoformat(v) if v else None`, an invalid date None; any
+/// other str is left to Python, any value not a str is None).
+const KINDS: &[u8] = b"sqibLmufd";
 
 /// One column being built: validity bits, offsets (strings and lists), values.
 struct Column {
@@ -74,7 +76,7 @@ impl Column {
     }
 
     fn push_int(&mut self, n: i64) -> bool {
-        if self.kind == b'i' {
+        if matches!(self.kind, b'i' | b'd') {
             match i32::try_from(n) {
                 Ok(n) => self.data.extend_from_slice(&n.to_le_bytes()),
                 Err(_) => return false,
@@ -95,14 +97,16 @@ impl Column {
                 return;
             }
             b's' | b'f' => self.offsets.push(*self.offsets.last().unwrap_or(&0)),
-            b'q' | b'i' | b'm' | b'u' => self.data.extend_from_slice(&[0; 8][..self.width()]),
+            b'q' | b'i' | b'm' | b'u' | b'd' => {
+                self.data.extend_from_slice(&[0; 8][..self.width()])
+            }
             _ => {}
         }
         self.set_valid(false);
     }
 
     fn width(&self) -> usize {
-        if self.kind == b'i' {
+        if matches!(self.kind, b'i' | b'd') {
             4
         } else {
             8
@@ -124,6 +128,27 @@ impl Column {
             b'q' | b'i' => int_of(value).is_some_and(|n| self.push_int(n)),
             b'm' => int_of(value).is_some_and(|ns| self.push_int(ns.div_euclid(1000))),
             b'u' => micros(value).is_some_and(|us| self.push_int(us)),
+            b'd' => {
+                let Some(text) = str_of(value) else {
+                    self.push_none(); // falsy, or no str: None either way
+                    return true;
+                };
+                let b = text.as_bytes();
+                match (b.len(), dashed(b, 0, b"-")) {
+                    (0, _) => {
+                        self.push_none();
+                        return true;
+                    }
+                    (10, Some((y, m, d))) => match ymd(y, m, d) {
+                        Some(day) => self.push_int(i64::from(day)),
+                        None => {
+                            self.push_none();
+                            return true;
+                        }
+                    },
+                    _ => false, // fromisoformat's other forms: Python's
+                }
+            }
             b'b' => match value.cast::<PyBool>() {
                 Ok(flag) => {
                     self.data.push(u8::from(flag.is_true()));
