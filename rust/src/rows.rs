@@ -354,10 +354,9 @@ pub fn py_children<'py>(
             let Ok(child) = child.cast::<PyDict>() else {
                 return none();
             };
-            if !parent.push(&owner) || !place.push_int(no as i64) {
+            if !parent.push(&owner) || !place.push_opt_int(Some(no as i64)) {
                 return none();
             }
-            place.set_valid(true);
             add_row(&mut cols, &spec, child)?;
         }
     }
@@ -437,10 +436,9 @@ pub fn py_tag_rows<'py>(
             return Ok(None);
         };
         for (tag, explicit) in rows {
-            if !paths.push(&path) || !names.push_bytes(tag.as_bytes()) {
+            if !paths.push(&path) || !names.push_text(&tag) {
                 return Ok(None);
             }
-            names.set_valid(true);
             flags.data.push(u8::from(explicit));
             flags.set_valid(true);
         }
@@ -454,8 +452,8 @@ pub fn py_tag_rows<'py>(
 
 impl Column {
     /// A present str.
-    fn push_text(&mut self, text: &str) -> bool {
-        self.push_bytes(text.as_bytes()) && {
+    fn push_text(&mut self, text: impl AsRef<[u8]>) -> bool {
+        self.push_bytes(text.as_ref()) && {
             self.set_valid(true);
             true
         }
@@ -789,11 +787,7 @@ pub fn py_property_values<'py>(
                     Some(k) => k.to_string(),
                     None => kind.call1((&value,))?.extract::<String>()?,
                 };
-                values_col.push_bytes(&made)
-                    && {
-                        values_col.set_valid(true);
-                        true
-                    }
+                values_col.push_text(&made)
                     && texts.push_opt_text(shown.as_deref())
                     && types.push_text(&typed)
             }
