@@ -175,9 +175,7 @@ def _note_day(note: Mapping[str, Any]) -> dt.date | None:
 def _days(notes: list[Mapping[str, Any]]) -> pa.Array:
     """The notes' day column: made by the compiled part over ASCII text, the other
     notes by _note_day."""
-    array = _array(_redb.days(notes, _note_day), pa.date32())
-    assert array is not None
-    return array
+    return _built(_redb.days(notes, _note_day), pa.date32())
 
 
 def _anchor_rows(note: Mapping[str, Any]) -> list[tuple[str, int | None, str, int, list[str]]]:
@@ -211,9 +209,11 @@ def _date_value(text: Any) -> dt.date | None:
 _TASK_DATES = ("due", "scheduled", "start", "created", "completion")
 
 
-def _task_dates(tasks: Sequence[Mapping[str, Any]], name: str) -> list[dt.date | None]:
-    """The tasks' dates of one kind: an ISO date, or None."""
-    return [_date_value(t[name]) if t.get(name) else None for t in tasks]
+def _task_dates(
+    tasks: Callable[[], Sequence[Mapping[str, Any]]], name: str
+) -> list[dt.date | None]:
+    """The dates of one kind of each of tasks(): an ISO date, or None."""
+    return [_date_value(t[name]) if t.get(name) else None for t in tasks()]
 
 
 def _field(items: Callable[[], Sequence[Mapping[str, Any]]], name: str) -> Callable[[], list[Any]]:
@@ -221,10 +221,8 @@ def _field(items: Callable[[], Sequence[Mapping[str, Any]]], name: str) -> Calla
     return lambda: [item.get(name) for item in items()]
 
 
-# The columns the compiled part builds straight from the records (rust/src/rows.rs):
-# column -> (field, kind). Its kinds: s str, q int64, i int32, b bool, L list of str
-# (`value or []`), m nanoseconds as microseconds (`ns // 1000`), u seconds as
-# microseconds (_micros), f a path's folder.
+# The columns the compiled part builds straight from the records: column -> (field,
+# kind), the kinds as rust/src/rows.rs KINDS says (s str, i/q int32/int64, d a date...).
 _NOTE_COLUMNS = {
     "path": ("path", "s"), "id": ("id", "s"), "name": ("name", "s"), "folder": ("path", "f"),
     "extension": ("extension", "s"), "kind": ("kind", "s"), "mime": ("mime", "s"),
@@ -274,8 +272,8 @@ def _built(built: Any, arrow_type: pa.DataType) -> pa.Array:
 
 
 def _property_columns(values: list[Any]) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """The properties' value (JSON), text and type columns: a str, None or a bool made
-    by the compiled part, any other value by the functions here."""
+    """The properties' value (JSON), text and type columns: a scalar or a list of them
+    made by the compiled part, any other value by the functions here."""
     made = _redb.property_values(values, _json, _property_text, _property_type)
     value, text, kind = (_built(column, pa.string()) for column in made)
     return value, text, kind
@@ -322,10 +320,6 @@ class Rows:
         """Flatten records into table rows, applying the privacy policy once more (a
         record from an older indexer, or a bug, must not carry private text further)."""
         notes = [policy.shown(r) for r in records]
-        return cls._of(notes if isinstance(notes, list) else list(notes))
-
-    @classmethod
-    def _of(cls, notes: list[Mapping[str, Any]]) -> Rows:
         paths = [n["path"] for n in notes]
         frontmatters = [n.get("frontmatter") or {} for n in notes]
         field_lists = [n.get("fields") or [] for n in notes]
@@ -340,10 +334,11 @@ class Rows:
         built_tags = _redb.tag_rows(notes)
         tag_cols = {} if built_tags is None else _compiled(TAGS, built_tags, TAGS.names)
 
-        link_lists = [n.get("links") or [] for n in notes]
-        task_lists = [n.get("tasks") or [] for n in notes]
-        tasks = [t for group in task_lists for t in group]
-        properties = _spread(
+        # Made only for a column not built (and then once).
+        link_lists = functools.cache(lambda: [n.get("links") or [] for n in notes])
+        task_lists = functools.cache(lambda: [n.get("tasks") or [] for n in notes])
+        tasks = functools.cache(lambda: [t for group in task_lists() for t in group])
+        property_paths, props = _spread(
             paths,
             [
                 [(k, v, "frontmatter", None) for k, v in sorted(fm.items())]
@@ -359,7 +354,6 @@ class Rows:
                 for fm, fields in zip(frontmatters, field_lists, strict=True)
             ],
         )
-        property_paths, props = properties
         values = [v for _, v, _, _ in props]
         value_col, text_col, type_col = _property_columns(values)
         built_anchors = _redb.anchor_rows(notes)
@@ -368,8 +362,7 @@ class Rows:
         )
         anchors = functools.cache(lambda: _spread(paths, [_anchor_rows(n) for n in notes]))
 
-        # Spread only when a column is not built (and then once).
-        links = functools.cache(lambda: _spread(paths, link_lists))
+        links = functools.cache(lambda: _spread(paths, link_lists()))
         tags = functools.cache(
             lambda: _spread(paths, [_tag_rows(n.get("tags") or []) for n in notes])
         )
@@ -397,7 +390,7 @@ class Rows:
             ),
             links=LINKS.arrow_table(**_columns(link_cols, {
                 "source": lambda: links()[0],
-                "link_no": lambda: [no for group in link_lists for no in range(len(group))],
+                "link_no": lambda: [no for group in link_lists() for no in range(len(group))],
                 **{name: _field(lambda: links()[1], name) for name in _LINK_COLUMNS},
             })),
             tags=TAGS.arrow_table(**_columns(tag_cols, {
@@ -417,8 +410,8 @@ class Rows:
             ),
             tasks=TASKS.arrow_table(
                 **_columns(task_cols, {
-                    "path": lambda: _spread(paths, task_lists)[0],
-                    **{name: _field(lambda: tasks, name)
+                    "path": lambda: _spread(paths, task_lists())[0],
+                    **{name: _field(tasks, name)
                        for name in _TASK_COLUMNS if name not in _TASK_DATES},
                     **{d: functools.partial(_task_dates, tasks, d) for d in _TASK_DATES},
                 }),

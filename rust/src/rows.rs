@@ -173,22 +173,28 @@ impl Column {
             };
         };
         for item in list.iter() {
-            let Some(text) = str_of(&item) else {
+            if !str_of(&item).is_some_and(|text| self.push_item(&text)) {
                 return false;
-            };
-            self.data.extend_from_slice(text.as_bytes());
-            let Ok(end) = i32::try_from(self.data.len()) else {
-                return false;
-            };
-            self.items.push(end);
-        }
-        match i32::try_from(self.items.len() - 1) {
-            Ok(end) => {
-                self.offsets.push(end);
-                true
             }
-            Err(_) => false,
         }
+        self.end_list()
+    }
+
+    /// One str of the list<str> being pushed.
+    fn push_item(&mut self, text: &str) -> bool {
+        self.data.extend_from_slice(text.as_bytes());
+        i32::try_from(self.data.len()).is_ok_and(|end| {
+            self.items.push(end);
+            true
+        })
+    }
+
+    /// The end of the list<str> whose items were pushed.
+    fn end_list(&mut self) -> bool {
+        i32::try_from(self.items.len() - 1).is_ok_and(|end| {
+            self.offsets.push(end);
+            true
+        })
     }
 
     /// (kind, length, nulls, validity, offsets, data, item offsets) for rows.py.
@@ -488,19 +494,10 @@ impl Column {
 
     /// A list of str (never a null).
     fn push_texts(&mut self, texts: &[&str]) -> bool {
-        for text in texts {
-            self.data.extend_from_slice(text.as_bytes());
-            let Ok(end) = i32::try_from(self.data.len()) else {
-                return false;
-            };
-            self.items.push(end);
+        texts.iter().all(|text| self.push_item(text)) && self.end_list() && {
+            self.set_valid(true);
+            true
         }
-        let Ok(end) = i32::try_from(self.items.len() - 1) else {
-            return false;
-        };
-        self.offsets.push(end);
-        self.set_valid(true);
-        true
     }
 }
 
@@ -657,21 +654,14 @@ fn json_str(text: &str, out: &mut Vec<u8>) {
 /// and whose `$` also matches before one final newline.
 fn ascii_type(text: &str) -> &'static str {
     let b = text.as_bytes();
-    let digits = |range: std::ops::Range<usize>| b[range].iter().all(u8::is_ascii_digit);
-    let ymd = b.len() >= 10
-        && digits(0..4)
-        && b[4] == b'-'
-        && digits(5..7)
-        && b[7] == b'-'
-        && digits(8..10);
-    if ymd && (b.len() == 10 || (b.len() == 11 && b[10] == b'\n')) {
+    let ymd = dashed(b, 0, b"-").is_some();
+    if ymd && (b.len() == 10 || b[10..] == *b"\n") {
         "date"
     } else if ymd
-        && b.len() >= 16
-        && matches!(b[10], b'T' | b' ')
-        && digits(11..13)
-        && b[13] == b':'
-        && digits(14..16)
+        && matches!(b.get(10), Some(b'T' | b' '))
+        && number(b, 11, 2).is_some()
+        && b.get(13) == Some(&b':')
+        && number(b, 14, 2).is_some()
     {
         "datetime"
     } else {
@@ -686,77 +676,62 @@ struct Plain {
     kind: Option<&'static str>,
 }
 
-/// A scalar as JSON and as str() gives it: a str, None, a bool or an int in i64 (all
-/// exactly of their type, as orjson and str() treat subclasses otherwise); None for
-/// any other value.
-fn scalar(value: &Bound<'_, PyAny>) -> Option<(Vec<u8>, Option<String>)> {
-    if value.is_exact_instance_of::<PyString>() {
+/// A scalar as _json, str() and _property_type give it: a str, None, a bool or an int
+/// in i64 (each exactly of its type: orjson and str() treat subclasses their own way);
+/// None for any other value.
+fn scalar(value: &Bound<'_, PyAny>) -> Option<Plain> {
+    let (json, text, kind) = if value.is_exact_instance_of::<PyString>() {
         let text = value.cast::<PyString>().ok()?.to_str().ok()?;
         let mut json = Vec::with_capacity(text.len() + 2);
         json_str(text, &mut json);
-        Some((json, Some(text.to_string())))
+        // The date regexes' meaning is plain in ASCII only.
+        let kind = text.is_ascii().then(|| ascii_type(text));
+        (json, Some(text.to_string()), kind)
     } else if value.is_none() {
-        Some((b"null".to_vec(), None))
+        (b"null".to_vec(), None, Some("null"))
     } else if value.is_exact_instance_of::<PyBool>() {
-        let flag = value.is_truthy().ok()?;
-        let json: &[u8] = if flag { b"true" } else { b"false" };
-        Some((
-            json.to_vec(),
-            Some(if flag { "True" } else { "False" }.to_string()),
-        ))
+        let (json, text) = if value.is_truthy().ok()? {
+            ("true", "True")
+        } else {
+            ("false", "False")
+        };
+        (json.into(), Some(text.to_string()), Some("checkbox"))
     } else if value.is_exact_instance_of::<PyInt>() {
-        let n = value.extract::<i64>().ok()?;
-        Some((n.to_string().into_bytes(), Some(n.to_string())))
+        let n = value.extract::<i64>().ok()?.to_string();
+        (n.clone().into_bytes(), Some(n), Some("number"))
     } else {
-        None
-    }
+        return None;
+    };
+    Some(Plain { json, text, kind })
 }
 
 /// rows.py's _json, _property_text and _property_type of a scalar (see scalar()) or of
 /// a list of them; None for any other value.
 fn plain(value: &Bound<'_, PyAny>) -> Option<Plain> {
-    if value.is_exact_instance_of::<PyList>() {
-        let list = value.cast::<PyList>().ok()?;
-        let (mut json, mut text) = (vec![b'['], String::new());
-        for (i, item) in list.iter().enumerate() {
-            let (item_json, item_text) = scalar(&item)?;
-            if i > 0 {
-                json.push(b',');
-                text.push_str(", ");
-            }
-            json.extend_from_slice(&item_json);
-            text.push_str(item_text.as_deref().unwrap_or(""));
+    if !value.is_exact_instance_of::<PyList>() {
+        let mut made = scalar(value)?;
+        if made.kind == Some("checkbox") {
+            // _property_text writes a bool in lower case; str(), in a list, does not.
+            made.text = made.text.map(|t| t.to_lowercase());
         }
-        json.push(b']');
-        return Some(Plain {
-            json,
-            text: Some(text),
-            kind: Some("list"),
-        });
+        return Some(made);
     }
-    let (json, text) = scalar(value)?;
-    let kind = if value.is_none() {
-        Some("null")
-    } else if value.is_exact_instance_of::<PyBool>() {
-        return Some(Plain {
-            json,
-            text: Some(
-                if value.is_truthy().ok()? {
-                    "true"
-                } else {
-                    "false"
-                }
-                .to_string(),
-            ),
-            kind: Some("checkbox"),
-        });
-    } else if value.is_exact_instance_of::<PyInt>() {
-        Some("number")
-    } else {
-        // A str: the date regexes' meaning is plain in ASCII only.
-        text.as_deref().filter(|t| t.is_ascii()).map(ascii_type)
-    };
-    Some(Plain { json, text, kind })
+    let (mut json, mut text) = (vec![b'['], String::new());
+    for (i, item) in value.cast::<PyList>().ok()?.iter().enumerate() {
+        let made = scalar(&item)?;
+        if i > 0 {
+            json.push(b',');
+            text.push_str(", ");
+        }
+        json.extend_from_slice(&made.json);
+        text.push_str(made.text.as_deref().unwrap_or(""));
+    }
+    json.push(b']');
+    Some(Plain {
+        json,
+        text: Some(text),
+        kind: Some("list"),
+    })
 }
 
 /// property_values(values, json, text, kind) -> [value, text, type]
@@ -813,15 +788,7 @@ pub fn py_property_values<'py>(
 /// Days from 1970-01-01 to a valid date of the proleptic Gregorian calendar, as
 /// Python's date gives it; None when it is no date (datetime.date would refuse it).
 fn ymd(year: i64, month: i64, day: i64) -> Option<i32> {
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let last = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if !(1..=9999).contains(&year) || !(1..=last).contains(&day) {
+    if !crate::scan::valid_date(year, month, day) {
         return None;
     }
     // Howard Hinnant's days_from_civil.
@@ -946,15 +913,10 @@ fn day_of(note: &Bound<'_, PyDict>) -> PyResult<Option<Option<i32>>> {
     let Some(path) = note.get_item("path")? else {
         return Ok(None);
     };
-    let Ok(path) = path.cast::<PyString>() else {
+    let Some(path) = str_of(&path).filter(|p| p.is_ascii()) else {
         return Ok(None);
     };
-    let Ok(path) = path.to_str() else {
-        return Ok(None);
-    };
-    if !path.is_ascii() {
-        return Ok(None);
-    }
+    let path: &str = &path;
     let name = path.rsplit('/').next().unwrap_or(path);
     let name = name.strip_suffix(".md").unwrap_or(name).as_bytes();
     if let Some(at) = (0..name.len()).find(|&i| dashed(name, i, b"-").is_some()) {
@@ -1000,7 +962,7 @@ pub fn py_days<'py>(
     items: &Bound<'py, PyList>,
     day: &Bound<'py, PyAny>,
 ) -> PyResult<Py<PyAny>> {
-    let mut col = Column::new(b'i');
+    let mut col = Column::new(b'd');
     for item in items.iter() {
         let found = match item.cast::<PyDict>() {
             Ok(note) => day_of(note)?,

@@ -1191,18 +1191,23 @@ fn date(text: &str) -> Option<String> {
     let num = |r: std::ops::Range<usize>| {
         head[r]
             .iter()
-            .fold(0u32, |v, c| v * 10 + (*c as u32 - '0' as u32))
+            .fold(0i64, |v, c| v * 10 + i64::from(*c as u32 - '0' as u32))
     };
-    let (year, month, day) = (num(0..4), num(5..7), num(8..10));
+    valid_date(num(0..4), num(5..7), num(8..10)).then(|| head.iter().collect())
+}
+
+/// Whether year-month-day is a date datetime.date takes (years 1 to 9999, the
+/// proleptic Gregorian calendar's month lengths).
+pub(crate) fn valid_date(year: i64, month: i64, day: i64) -> bool {
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
     let days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
         2 if leap => 29,
         2 => 28,
-        _ => return None,
+        _ => return false,
     };
-    (year >= 1 && (1..=days).contains(&day)).then(|| head.iter().collect())
+    (1..=9999).contains(&year) && (1..=days).contains(&day)
 }
 
 /// fields.py _TASK_DATES, in their order: (index in TASK_FIELDS, the emoji).
