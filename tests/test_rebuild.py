@@ -572,6 +572,47 @@ def test_indexing_collects_garbage_less_often_and_the_caller_keeps_its_threshold
         gc.set_threshold(*before)
 
 
+@pytest.mark.parametrize("own_pool", [False, True], ids=["started", "own"])
+def test_a_failed_indexing_leaves_no_pool_thread_behind(tmp_path: Path, own_pool: bool) -> None:
+    """When the work fails mid-way (here the store's disk fills up), the worker pool is
+    shut down whole before the error goes on: its queued tasks are dropped, and no
+    manager thread of it is left running. One left running closed its pipe while
+    Python's exit handler wrote to it, and `rebuild` on a full disk printed a traceback
+    after its one line (seen in CI)."""
+    import threading
+    from concurrent.futures.process import _ExecutorManagerThread
+
+    from ccc_watch.index.policy import IndexPolicy
+    from ccc_watch.index.pool import PARALLEL_MIN_FILES, TASK_FILES, packed_indexing
+
+    vault, data = tmp_path / "vault", tmp_path / "data"
+    vault.mkdir()
+    n = PARALLEL_MIN_FILES * 4
+    for i in range(n):
+        (vault / f"note {i}.md").write_text(f"text {i} #tag\n", encoding="utf-8")
+
+    def pool_threads() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if isinstance(t, _ExecutorManagerThread)]
+
+    assert pool_threads() == []
+    batches_done: list[int] = []
+
+    def full_disk(count: int) -> None:
+        batches_done.append(count)
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        if own_pool:  # the pool packed_indexing() starts itself (spawned, or no started())
+            tasks = [(f"note {i}.md", str(vault / f"note {i}.md"), None) for i in range(n)]
+            with packed_indexing(vault, str(uuid.uuid4()), IndexPolicy(), n, 2, len) as run:
+                for parts in run([tasks[i : i + TASK_FILES] for i in range(0, n, TASK_FILES)]):
+                    full_disk(sum(parts))
+        else:  # the workers rebuild() forks before it reads the vault
+            rebuild(vault, data, workers=2, batch_size=TASK_FILES, on_batch=full_disk)
+    assert len(batches_done) == 1
+    assert pool_threads() == []
+
+
 def test_batches_indexed_while_the_history_is_copied_wait_for_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -187,7 +187,7 @@ def started(workers: int | None) -> Iterator[ProcessPoolExecutor | None]:
         try:
             yield pool
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            _abandon(pool)
             raise
 
 
@@ -228,10 +228,19 @@ def packed_indexing(
         try:
             yield _submitting(own, functools.partial(_packed, pack), method == "fork")
         except BaseException:
-            # Interrupted (a second stop signal, Ctrl-C) or failed: drop the queued
-            # tasks instead of waiting for every one of them on the way out.
-            own.shutdown(wait=False, cancel_futures=True)
+            _abandon(own)
             raise
+
+
+def _abandon(pool: ProcessPoolExecutor) -> None:
+    """Shut down a pool whose work is no longer wanted (interrupted by a second stop
+    signal or Ctrl-C, or failed): the queued tasks are dropped instead of waited for,
+    and only the few already in a worker's hands are let finish. It waits for the
+    pool's manager thread all the same: left running (shutdown(wait=False)), it closed
+    its wakeup pipe while Python's exit handler wrote to it (a race in CPython's
+    concurrent.futures, python/cpython#125451), and a command that had failed with one
+    line printed a traceback ("Bad file descriptor") as it exited."""
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _submitting(
