@@ -1,10 +1,21 @@
-"""The Coalescer hands a move over together with the paths it touches."""
+"""The Coalescer hands a move over together with the paths it touches, and a move
+chain split across its batches keeps every note's id."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
+import pytest
+
+from ccc_watch.changes import events as events_module
+from ccc_watch.changes.events import EventTranslator
+from ccc_watch.changes.reconcile import reconcile
 from ccc_watch.daemon.coalescer import Coalescer
+from ccc_watch.index.indexer import Indexer
+from ccc_watch.store import Store, open_store
+from ccc_watch.vault.ignore import IgnoreRules
 
 
 def test_a_moved_note_is_not_read_before_its_move_is_handed_over() -> None:
@@ -31,3 +42,85 @@ def test_untouched_settled_paths_do_not_wait_for_moves() -> None:
     c.mark("busy.md", "/v/busy.md")
     batch = c.take()
     assert batch.moves == [] and batch.ready == [("calm.md", "/v/calm.md")]
+
+
+def _daemon_round(c: Coalescer, events: EventTranslator, store: Store) -> None:
+    """What the daemon does with one batch: its operations applied, the paths to read
+    again given back to the coalescer."""
+    batch = c.take(force=True)
+    found = events.operations(store, batch.moves, batch.ready, c.is_dirty)
+    store.apply(found.ops)
+    for key, path in found.deferred:
+        c.mark(key, path)
+
+
+@pytest.mark.parametrize("split", [[3], [1, 2], [2, 1], [1, 1, 1]], ids=str)
+def test_a_swap_split_across_batches_keeps_each_id(tmp_path: Path, split: list[int]) -> None:
+    """B4's swap of two notes (mv a.md swap.md; mv b.md a.md; mv swap.md b.md) with its
+    moves handed over in one batch or several, as when the watcher's thread falls
+    behind the settle window (seen in CI): swap.md, gone when its first batch reads it,
+    is not deleted then but read again, and the later move takes its record on. Each
+    note keeps its id, and nothing is left at swap.md."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "a.md").write_text("# a\nAAA\n", encoding="utf-8")
+    (vault / "b.md").write_text("# b\nBBB\n", encoding="utf-8")
+    with open_store(tmp_path / "data", vault_root=vault) as store:
+        indexer = Indexer(vault, str(store.meta["vault_id"]))
+        reconcile(vault, store, indexer, IgnoreRules.load(vault), offline=True)
+        ids = {r["path"]: r["id"] for r in store.records()}
+        moves = [("a.md", "swap.md"), ("b.md", "a.md"), ("swap.md", "b.md")]
+        for old, new in moves:  # the files are all in place before any event is read
+            os.rename(vault / old, vault / new)
+        events = EventTranslator(vault, indexer, IgnoreRules.load(vault), settle=0)
+        c = Coalescer(0)
+        done = 0
+        for n in split:
+            for old, new in moves[done : done + n]:
+                c.move(old, new, str(vault / new))
+            done += n
+            _daemon_round(c, events, store)
+        _daemon_round(c, events, store)  # what was given back, read again
+        _daemon_round(c, events, store)
+        records = {r["path"]: r for r in store.records()}
+    assert sorted(records) == ["a.md", "b.md"]
+    assert (records["a.md"]["body"], records["b.md"]["body"]) == ("# b\nBBB\n", "# a\nAAA\n")
+    assert (records["a.md"]["id"], records["b.md"]["id"]) == (ids["b.md"], ids["a.md"])
+
+
+def test_a_note_moved_and_then_gone_is_deleted_once_its_hold_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A move whose destination is gone when read (moved on out of the vault, or
+    deleted) holds the record at its new path, read again meanwhile; once the hold
+    ends with no move come for it, the record is deleted. A plain delete is not held."""
+    monkeypatch.setattr(events_module, "MOVED_HOLD", 0.3)
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "a.md").write_text("# a\n", encoding="utf-8")
+    with open_store(tmp_path / "data", vault_root=vault) as store:
+        indexer = Indexer(vault, str(store.meta["vault_id"]))
+        reconcile(vault, store, indexer, IgnoreRules.load(vault), offline=True)
+        os.rename(vault / "a.md", vault / "tmp.md")
+        (vault / "tmp.md").unlink()
+        events = EventTranslator(vault, indexer, IgnoreRules.load(vault), settle=0)
+        c = Coalescer(0)
+        c.move("a.md", "tmp.md", str(vault / "tmp.md"))
+        for _ in range(3):  # held, and read again
+            _daemon_round(c, events, store)
+            assert [r["path"] for r in store.records()] == ["tmp.md"]
+            assert c.is_dirty("tmp.md")
+        time.sleep(0.35)
+        _daemon_round(c, events, store)
+        assert list(store.records()) == [] and not c.is_dirty("tmp.md")
+        assert events.arrivals == {}
+        assert [(c.op, c.path) for c in store.changes_after(0)][-2:] == [
+            ("move", "tmp.md"),
+            ("delete", "tmp.md"),
+        ]
+        (vault / "b.md").write_text("# b\n", encoding="utf-8")  # a note that never moved
+        reconcile(vault, store, indexer, IgnoreRules.load(vault), offline=True)
+        (vault / "b.md").unlink()
+        c.mark("b.md", str(vault / "b.md"))
+        _daemon_round(c, events, store)
+        assert list(store.records()) == [] and not c.is_dirty("b.md")

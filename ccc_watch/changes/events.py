@@ -3,9 +3,11 @@
 The watcher hands over moves and settled paths; each path is indexed under the walk's
 policy (what a scan would leave out, an event leaves out too), notes reached through a
 file symlink change with their target, a delete and a create of the same content in
-one settle window are a move, and a file that may still be in mid-write is handed back
-to be read again once it has been quiet. A note whose level is unsure is a drift
-finding; one that became private is named, so that its old text can be scrubbed.
+one settle window are a move, a record that a move brought to a path already gone
+waits there a moment for the move that takes it on, and a file that may still be in
+mid-write is handed back to be read again once it has been quiet. A note whose level
+is unsure is a drift finding; one that became private is named, so that its old text
+can be scrubbed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from ccc_watch.store import Delete, Move, Operation, Record, Store, Upsert
 from ccc_watch.vault.ignore import IgnoreRules
 from ccc_watch.vault.paths import vault_key
 from ccc_watch.vault.walk import icloud_evicted, left_out, log_skip
+
+# The least time a record moved to a path found gone waits there (EventTranslator._hold).
+MOVED_HOLD = 2.0
 
 
 @dataclass
@@ -49,6 +54,8 @@ class EventTranslator:
         self.settle = settle
         self.symlinks: dict[str, set[str]] = {}  # target key -> file symlinks to it
         self.confirm_empty: set[str] = set()  # notes read empty once, to read again
+        # key -> when a move brought a record there (monotonic): see _hold()
+        self.arrivals: dict[str, float] = {}
 
     def operations(
         self,
@@ -73,6 +80,9 @@ class EventTranslator:
                 if was is not None:  # else the Move does nothing (a scan got there first)
                     view[old] = None
                     view[new] = dict(was, path=new)
+            now = time.monotonic()
+            self.arrivals = {k: t for k, t in self.arrivals.items() if now - t < self._hold()}
+            self.arrivals.update((k, now) for k, rec in view.items() if rec is not None)
             known = {k: view[k] if k in view else snap.get(k) for k, _ in ready}
         gone: dict[str, Record] = {}
         fresh: list[Record] = []
@@ -109,8 +119,25 @@ class EventTranslator:
                 fresh_private.append(rec["path"])
         if gone:  # perhaps one note, renamed and made private: a delete and a new file
             out.privatized += fresh_private
-        out.ops += [Delete(k, cause="event") for k in gone]
+        reals = dict(ready)
+        for key in gone:
+            if key in self.arrivals:  # moved here a moment ago, and gone already
+                out.deferred.append((key, reals[key]))
+            else:
+                out.ops.append(Delete(key, cause="event"))
+        held = {k for k, _ in out.deferred}
+        for key, _ in ready:
+            if key not in held:
+                self.arrivals.pop(key, None)
         return out
+
+    def _hold(self) -> float:
+        """How long a record that a move brought to a path now gone waits there for a
+        move to take it on, read again every settle window meanwhile. A chain of moves
+        (mv a tmp; mv b a; mv tmp b) can reach the daemon in several batches when the
+        watcher's thread falls behind the settle window (a loaded machine): deleted at
+        once, tmp's record would be lost, and b read as a new note with a new id."""
+        return max(MOVED_HOLD, 2 * self.settle)
 
     def _unsettled(
         self, key: str, record: Record, previous: Record | None, dirty: Callable[[str], bool]
