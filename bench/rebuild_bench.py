@@ -16,6 +16,8 @@ runs also sample the data dir's bytes (every file under it: old and new store, t
 mirror's WAL and working files), the disk the command needs at its peak.
 Sizes: the store file and the mirror file(s) after the first rebuild, against the
 vault's bytes (every regular file under it).
+Last, the fixed cost: the same command on a vault of one note (start-up, imports,
+the workers, an empty store and mirror made and swapped in), which every rebuild pays.
 
     python bench/rebuild_bench.py                       # hub corpus and 100,000 notes
     python bench/rebuild_bench.py --sizes 10000 --runs 3
@@ -272,6 +274,17 @@ def main() -> None:
         "\nratio: rebuild wall seconds / the python-frontmatter floor's; 'again': a rebuild "
         "over the store the first one made"
     )
+    # What every rebuild pays whatever the vault's size: start-up, imports, workers,
+    # an empty store and mirror made and swapped in.
+    one = args.work / "one-note"
+    one.mkdir(exist_ok=True)
+    (one / "note.md").write_text("# One\n\nA note.\n", encoding="utf-8")
+    fixed = []
+    for _ in range(max(args.runs, 3)):
+        shutil.rmtree(data_root / "data-one-note", ignore_errors=True)
+        fixed.append(rebuild(one, data_root / "data-one-note", False)["wall"])
+    print(f"fixed cost: a rebuild of a one-note vault takes {statistics.median(fixed):.2f} s "
+          f"(median of {len(fixed)}; {min(fixed):.2f}-{max(fixed):.2f} s)")  # fmt: skip
     if args.data is None:
         shutil.rmtree(data_root, ignore_errors=True)
 
