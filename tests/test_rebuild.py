@@ -496,6 +496,49 @@ def test_a_mirror_that_fails_beside_the_store_is_built_from_the_store(
     assert not list(data.glob(f".{MIRROR_FILE}.*"))
 
 
+def test_rows_and_carried_history_start_one_mirror_load_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over an old store, the mirror's loader gets rows from the main thread and the
+    old history's entries from the thread that carries it: whichever comes first starts
+    the loader's thread. Seen in CI on a loaded machine: both started one, each thread
+    wrote its own new file, and the one published had the events and no notes (verify
+    --deep: every record a missing row). Here the making of that thread is slowed so
+    that both callers meet it; one thread is made, and the mirror is whole."""
+    import threading
+
+    from ccc_watch.changes.rebuild import rebuild_vault
+    from ccc_watch.config import load
+    from ccc_watch.mirror import mirror as mirror_module
+    from ccc_watch.store import MIRROR_FILE
+
+    vault, data = tmp_path / "vault", tmp_path / "data"
+    own_vault(vault, notes=60, seed=9, bad=False)
+    cfg = load(
+        {"vault": str(vault), "data_dir": str(data)},
+        environ={},
+        config_file=tmp_path / "none.toml",
+        must_exist=False,
+    )
+    rebuild_vault(cfg)  # the old store, and its history to carry
+    made: list[str] = []
+
+    class SlowThread(threading.Thread):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            if kwargs.get("name") == "mirror-load":
+                made.append(threading.current_thread().name)
+                time.sleep(0.5)  # both callers come meanwhile
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(mirror_module.threading, "Thread", SlowThread)
+    report = rebuild_vault(cfg)
+    monkeypatch.undo()
+    assert len(made) == 1, made
+    built = _mirror_tables(data / MIRROR_FILE)
+    assert len(built["notes"]) == report.indexed
+    assert built == _mirror_from_store(data, vault)
+
+
 def test_workers_started_before_the_vault_is_known_index_each_vault_as_its_own(
     tmp_path: Path,
 ) -> None:

@@ -607,6 +607,9 @@ class MirrorLoad:
             self.QUEUE
         )
         self.thread: threading.Thread | None = None
+        # Rows come from the rebuild's main thread and changelog entries from the thread
+        # that carries the old history: the first _put of either starts the one thread.
+        self._starting = threading.Lock()
         self.error: BaseException | None = None
         self.tmp: Path | None = None
         self.done = False
@@ -654,9 +657,10 @@ class MirrorLoad:
     def _put(self, item: Rows | list[Change] | _Ending | Store | None) -> None:
         """Queue item for the thread, started by the first one; dropped once the thread
         has stopped (it failed: finish() says so)."""
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._run, name="mirror-load", daemon=True)
-            self.thread.start()
+        with self._starting:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="mirror-load", daemon=True)
+                self.thread.start()
         while self.thread.is_alive():
             try:
                 self.queue.put(item, timeout=0.1)
