@@ -12,6 +12,7 @@ import pytest
 from ccc_watch.changes import events as events_module
 from ccc_watch.changes.events import EventTranslator
 from ccc_watch.changes.reconcile import reconcile
+from ccc_watch.daemon import coalescer as coalescer_module
 from ccc_watch.daemon.coalescer import Coalescer
 from ccc_watch.index.indexer import Indexer
 from ccc_watch.store import Store, open_store
@@ -42,6 +43,38 @@ def test_untouched_settled_paths_do_not_wait_for_moves() -> None:
     c.mark("busy.md", "/v/busy.md")
     batch = c.take()
     assert batch.moves == [] and batch.ready == [("calm.md", "/v/calm.md")]
+
+
+def test_a_rescan_waits_for_the_events_to_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder move asks for a reconcile; renames that follow it within the settle
+    window go with the same batch, ahead of the scan (seen in CI: a scan released at
+    once ran between a swap's first move and the rest). Under endless events the rescan
+    still comes, RESCAN_WAIT after it was asked for."""
+    c = Coalescer(0.1)
+    c.rescan("folder moved: dir", expected=True)
+    c.move("a.md", "swap.md", "/v/swap.md")
+    assert c.take().rescan is None  # too soon
+    time.sleep(0.06)
+    c.move("b.md", "a.md", "/v/a.md")  # the watcher's late events
+    c.move("swap.md", "b.md", "/v/b.md")
+    time.sleep(0.06)
+    assert c.take().rescan is None  # the last event came 60 ms ago
+    time.sleep(0.06)
+    batch = c.take()
+    assert batch.rescan == "folder moved: dir" and batch.expected
+    assert batch.moves == [("a.md", "swap.md"), ("b.md", "a.md"), ("swap.md", "b.md")]
+    assert sorted(k for k, _ in batch.ready) == ["a.md", "b.md"]
+    assert c.take().rescan is None  # taken once
+
+    monkeypatch.setattr(coalescer_module, "RESCAN_WAIT", 0.3)
+    c.rescan("periodic reconcile")
+    started = time.monotonic()
+    while (batch := c.take()).rescan is None:
+        assert time.monotonic() - started < 5
+        c.mark("busy.md", "/v/busy.md")  # an event every 20 ms
+        time.sleep(0.02)
+    assert time.monotonic() - started >= 0.3
+    assert batch.rescan == "periodic reconcile" and not batch.expected
 
 
 def _daemon_round(c: Coalescer, events: EventTranslator, store: Store) -> None:

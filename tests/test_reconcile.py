@@ -275,3 +275,63 @@ def test_a_note_renamed_within_the_settle_window_keeps_its_id(
     after = ids(data)
     assert old_key not in after
     assert after["Fresh folder/moved.md"] == before[old_key]
+
+
+def _reconcile_deferring_everything(vault: Path, store: Store) -> ReconcileResult:
+    """The daemon's reconcile, with every file just renamed still in its settle window."""
+    return reconcile(
+        vault,
+        store,
+        Indexer(vault, str(store.meta["vault_id"])),
+        IgnoreRules.load(vault),
+        offline=False,
+        expected=True,
+        settle_ns=60 * 10**9,
+    )
+
+
+def test_a_reconcile_amid_a_swap_leaves_the_renames_to_their_events(tmp_path: Path) -> None:
+    """A folder move asks for a reconcile; seen in CI, it ran while the events of a swap
+    (mv a.md swap.md; mv b.md a.md; mv swap.md b.md) were still coming: the first move
+    had put a's record at swap.md, and the reconcile found a's inode at b.md and moved
+    it there, over b's record, whose id was then lost. Now a record is not moved onto a
+    deferred file whose own record's file was renamed too: both are left to the events,
+    which, applied after, give each note its id. A rename over a note whose file is
+    gone (mv a.md b.md, b's file replaced) still moves a's record there."""
+    from ccc_watch.changes.events import EventTranslator
+    from ccc_watch.daemon.coalescer import Coalescer
+    from ccc_watch.store import Move
+
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    for name, text in {"a.md": "# a\nAAA\n", "b.md": "# b\nBBB\n", "c.md": "# c\n"}.items():
+        (vault / name).write_text(text, encoding="utf-8")
+    with open_store(tmp_path / "data", vault_root=vault) as store:
+        indexer = Indexer(vault, str(store.meta["vault_id"]))
+        reconcile(vault, store, indexer, IgnoreRules.load(vault), offline=True)
+        ids = {r["path"]: r["id"] for r in store.records()}
+        os.rename(vault / "a.md", vault / "swap.md")
+        os.rename(vault / "b.md", vault / "a.md")
+        os.rename(vault / "swap.md", vault / "b.md")
+        store.apply([Move("a.md", "swap.md", cause="event")])  # the first event, applied
+        result = _reconcile_deferring_everything(vault, store)
+        assert sorted(k for k, _ in result.deferred) == ["a.md", "b.md"]
+        assert {r["path"]: r["id"] for r in store.records()} == {
+            "swap.md": ids["a.md"], "b.md": ids["b.md"], "c.md": ids["c.md"]
+        }  # fmt: skip
+        events = EventTranslator(vault, indexer, IgnoreRules.load(vault), settle=0)
+        coalescer = Coalescer(0)
+        coalescer.move("b.md", "a.md", str(vault / "a.md"))  # the late events
+        coalescer.move("swap.md", "b.md", str(vault / "b.md"))
+        batch = coalescer.take(force=True)
+        store.apply(events.operations(store, batch.moves, batch.ready, lambda _: False).ops)
+        assert {r["path"]: r["id"] for r in store.records()} == {
+            "a.md": ids["b.md"], "b.md": ids["a.md"], "c.md": ids["c.md"]
+        }  # fmt: skip
+
+        os.replace(vault / "a.md", vault / "c.md")  # over c.md, whose file is gone
+        result = _reconcile_deferring_everything(vault, store)
+        assert [k for k, _ in result.deferred] == ["c.md"]
+        assert {r["path"]: r["id"] for r in store.records()} == {
+            "b.md": ids["a.md"], "c.md": ids["b.md"]
+        }  # fmt: skip

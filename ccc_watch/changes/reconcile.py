@@ -13,6 +13,7 @@ drift, and so is every note whose level is unsure.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -111,6 +112,7 @@ def reconcile(
     new_records: list[Record] = []
     todo: list[tuple[str, str, str | None]] = []
     deferred: dict[str, VaultFile] = {}
+    held: dict[str, Record] = {}  # the records of deferred files
     for key, f in sorted(files.items()):
         rec = known.get(key)
         racy = previous_scan_ns is not None and f.stat.mtime_ns >= previous_scan_ns
@@ -135,7 +137,9 @@ def reconcile(
                 ctime = res.record.get("ctime_ns")
                 if settle_ns and isinstance(ctime, int) and time.time_ns() - ctime < settle_ns:
                     result.deferred.append((key, files[key].location))
-                    known.pop(key, None)  # neither changed nor gone: left to the events
+                    own = known.pop(key, None)  # neither changed nor gone: left to the events
+                    if own is not None:
+                        held[key] = own
                     deferred[key] = files.pop(key)
                     continue
                 if res.unsure is not None:  # a finding about the note, whatever the scan
@@ -166,10 +170,20 @@ def reconcile(
     for path in [p for p in gone if icloud_evicted(vault, p)]:
         del gone[path]
         logger.debug("reconcile: {} is evicted to iCloud: its record is kept", shown(path))
+    inodes: dict[object, str] = {
+        f.stat.inode: key for key, f in itertools.chain(files.items(), deferred.items())
+    }
     for was, now in _renamed_lately(gone, deferred, rules):
         # A rename sets the file's ctime, so a note renamed within the settle window is
         # deferred; its old record is moved now, not deleted, so the note keeps its id.
         del gone[was]
+        occupant = held.get(now)
+        if occupant is not None and inodes.get(occupant.get("inode"), now) != now:
+            # The record there belongs to a file that was renamed too, and lately (a
+            # swap, or a chain whose events may still be on their way): moving onto it
+            # would lose that note's id. Both are left to the events, which follow the
+            # renames in order (the deferred files are read again once settled).
+            continue
         ops.append(Move(was, now, cause="reconcile"))
         drift.append(Drift(kind("created-offline"), now, f"moved from {was}"))
     movable = {p: r for p, r in gone.items() if not rules.is_ignored(p)}

@@ -2,7 +2,8 @@
 
 Events are hints. A file event marks its path (both paths of a move) dirty; a path is
 handed over once no event touched it for the settle window, and a file still open for
-writing waits for its close. A request for a full reconcile releases everything.
+writing waits for its close. A request for a full reconcile releases everything, once
+the events pause.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 # O_TRUNC, write, close): wait for the close event, but no longer than this (a writer
 # that keeps the file open, or a lost close event).
 WRITE_WAIT = 5.0
+# The longest a requested rescan waits for the events to pause (Coalescer.take).
+RESCAN_WAIT = 5.0
 
 
 @dataclass
@@ -26,11 +29,13 @@ class Pending:
     dirty: dict[str, tuple[float, str]] = field(default_factory=dict)
     moves: list[tuple[str, str]] = field(default_factory=list)
     rescan: str | None = None  # why a full reconcile is wanted
+    rescan_asked: float = 0.0  # when it was first asked for (monotonic)
     expected: bool = True  # every rescan request came from an event that explains it
     rules_changed: bool = False  # an ignore-rule file (.cccignore, app.json) changed
     # key -> until when to wait for its writer's close (an open file may be mid-write)
     writing: dict[str, float] = field(default_factory=dict)
     last_event: float | None = None
+    quiet_since: float = 0.0  # monotonic time of the last event of any kind
 
 
 class Coalescer:
@@ -51,6 +56,7 @@ class Coalescer:
         with self._lock:
             self._pending.dirty[key] = (now, path)
             self._pending.last_event = time.time()
+            self._pending.quiet_since = now
             if writing:
                 self._pending.writing.setdefault(key, now + WRITE_WAIT)
             elif writing is False:
@@ -68,6 +74,7 @@ class Coalescer:
             self._pending.dirty[new] = (now, new_path)
             self._pending.dirty.pop(old, None)
             self._pending.last_event = time.time()
+            self._pending.quiet_since = now
         self.wake.set()
 
     def rescan(self, reason: str, expected: bool = False, rules_changed: bool = False) -> None:
@@ -75,10 +82,13 @@ class Coalescer:
         (a folder created or moved), so its findings are no drift; `rules_changed` when
         the ignore rules must be read again first."""
         with self._lock:
+            if self._pending.rescan is None:
+                self._pending.rescan_asked = time.monotonic()
             self._pending.rescan = self._pending.rescan or reason
             self._pending.expected = self._pending.expected and expected
             self._pending.rules_changed = self._pending.rules_changed or rules_changed
             self._pending.last_event = time.time()
+            self._pending.quiet_since = time.monotonic()
         self.wake.set()
 
     def is_dirty(self, key: str) -> bool:
@@ -98,14 +108,23 @@ class Coalescer:
 
     def take(self, force: bool = False) -> Batch:
         """What is ready: settled paths and the moves among them, and a full reconcile
-        if one was asked for. force, or a pending rescan, releases everything: events
-        first, then the scan."""
-        with self._lock:
-            force = force or self._pending.rescan is not None
-        cutoff = time.monotonic() - (0 if force else self.settle)
+        if one was asked for. force, or a rescan that is due, releases everything:
+        events first, then the scan. A rescan is due once no event came for the settle
+        window (or RESCAN_WAIT after it was asked for, under endless events): a scan
+        run while the watcher still delivers a burst (a folder moved, then renames)
+        would see files renamed by events not yet applied, and those events, applied
+        after it, would move records it had already put in place."""
         with self._lock:
             pending = self._pending
             now = time.monotonic()
+            force = force or (
+                pending.rescan is not None
+                and (
+                    now - pending.quiet_since >= self.settle
+                    or now - pending.rescan_asked >= RESCAN_WAIT
+                )
+            )
+            cutoff = now - (0 if force else self.settle)
             settled = [
                 (k, p)
                 for k, (t, p) in pending.dirty.items()
@@ -125,10 +144,10 @@ class Coalescer:
             times = {k: pending.dirty.pop(k)[0] for k, _ in ready}
             for k in times:
                 pending.writing.pop(k, None)
-            batch = Batch(
-                moves, ready, pending.rescan, pending.expected, pending.rules_changed, times
-            )
-            pending.rescan, pending.expected, pending.rules_changed = None, True, False
+            rescan = pending.rescan if force else None
+            batch = Batch(moves, ready, rescan, pending.expected, pending.rules_changed, times)
+            if force:
+                pending.rescan, pending.expected, pending.rules_changed = None, True, False
         return batch
 
     def give_back(self, batch: Batch) -> None:
