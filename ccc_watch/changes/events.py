@@ -80,8 +80,8 @@ class EventTranslator:
                 if was is not None:  # else the Move does nothing (a scan got there first)
                     view[old] = None
                     view[new] = dict(was, path=new)
-            now = time.monotonic()
-            self.arrivals = {k: t for k, t in self.arrivals.items() if now - t < self._hold()}
+            now, hold = time.monotonic(), self._hold()
+            self.arrivals = {k: t for k, t in self.arrivals.items() if now - t < hold}
             self.arrivals.update((k, now) for k, rec in view.items() if rec is not None)
             known = {k: view[k] if k in view else snap.get(k) for k, _ in ready}
         gone: dict[str, Record] = {}

@@ -10,6 +10,8 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use crate::scan::{dashed, number, valid_date};
+
 /// How a column's values are taken from the field (each with None as null):
 /// 's' a str; 'q' an int (int64) and 'i' (int32), never a bool; 'b' a bool; 'L' a list
 /// of str (`value or []`); 'm' an int of nanoseconds as microseconds (`ns // 1000`);
@@ -129,25 +131,16 @@ impl Column {
             b'm' => int_of(value).is_some_and(|ns| self.push_int(ns.div_euclid(1000))),
             b'u' => micros(value).is_some_and(|us| self.push_int(us)),
             b'd' => {
-                let Some(text) = str_of(value) else {
-                    self.push_none(); // falsy, or no str: None either way
-                    return true;
-                };
-                let b = text.as_bytes();
-                match (b.len(), dashed(b, 0, b"-")) {
-                    (0, _) => {
-                        self.push_none();
-                        return true;
-                    }
-                    (10, Some((y, m, d))) => match ymd(y, m, d) {
-                        Some(day) => self.push_int(i64::from(day)),
-                        None => {
-                            self.push_none();
-                            return true;
-                        }
+                // `date.fromisoformat(v) if v else None`: a falsy value, or no str, is
+                // None, and so is an invalid yyyy-mm-dd; its other forms are Python's.
+                let day = match str_of(value) {
+                    Some(text) if !text.is_empty() => match dashed(text.as_bytes(), 0, b"-") {
+                        Some((y, m, d)) if text.len() == 10 => Some(ymd(y, m, d)),
+                        _ => None,
                     },
-                    _ => false, // fromisoformat's other forms: Python's
-                }
+                    _ => Some(None),
+                };
+                return day.is_some_and(|day| self.push_opt_int(day.map(i64::from)));
             }
             b'b' => match value.cast::<PyBool>() {
                 Ok(flag) => {
@@ -752,29 +745,23 @@ pub fn py_property_values<'py>(
         (Column::new(b's'), Column::new(b's'), Column::new(b's'));
     let overflow = || pyo3::exceptions::PyOverflowError::new_err("a column over 2 GiB");
     for value in values.iter() {
-        let ok = match plain(&value) {
-            Some(Plain {
-                json: made,
-                text: shown,
-                kind: known,
-            }) => {
-                let typed = match known {
-                    Some(k) => k.to_string(),
+        let (made, shown, typed) = match plain(&value) {
+            Some(found) => {
+                let typed = match found.kind {
+                    Some(known) => known.to_string(),
                     None => kind.call1((&value,))?.extract::<String>()?,
                 };
-                values_col.push_text(&made)
-                    && texts.push_opt_text(shown.as_deref())
-                    && types.push_text(&typed)
+                (found.json, found.text, typed)
             }
-            None => {
-                let made = json.call1((&value,))?.extract::<String>()?;
-                let shown = text.call1((&value,))?.extract::<Option<String>>()?;
-                let typed = kind.call1((&value,))?.extract::<String>()?;
-                values_col.push_text(&made)
-                    && texts.push_opt_text(shown.as_deref())
-                    && types.push_text(&typed)
-            }
+            None => (
+                json.call1((&value,))?.extract::<String>()?.into_bytes(),
+                text.call1((&value,))?.extract::<Option<String>>()?,
+                kind.call1((&value,))?.extract::<String>()?,
+            ),
         };
+        let ok = values_col.push_text(&made)
+            && texts.push_opt_text(shown.as_deref())
+            && types.push_text(&typed);
         if !ok {
             return Err(overflow());
         }
@@ -788,7 +775,7 @@ pub fn py_property_values<'py>(
 /// Days from 1970-01-01 to a valid date of the proleptic Gregorian calendar, as
 /// Python's date gives it; None when it is no date (datetime.date would refuse it).
 fn ymd(year: i64, month: i64, day: i64) -> Option<i32> {
-    if !crate::scan::valid_date(year, month, day) {
+    if !valid_date(year, month, day) {
         return None;
     }
     // Howard Hinnant's days_from_civil.
@@ -799,26 +786,6 @@ fn ymd(year: i64, month: i64, day: i64) -> Option<i32> {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     i32::try_from(era * 146_097 + doe - 719_468).ok()
-}
-
-/// The number of the ASCII digits at b[at..at + n], if they are all digits.
-fn number(b: &[u8], at: usize, n: usize) -> Option<i64> {
-    let digits = b.get(at..at + n)?;
-    digits
-        .iter()
-        .all(u8::is_ascii_digit)
-        .then(|| digits.iter().fold(0, |v, d| v * 10 + i64::from(d - b'0')))
-}
-
-/// yyyy, a separator of `seps`, mm, a separator, dd at b[at..]: (y, m, d).
-fn dashed(b: &[u8], at: usize, seps: &[u8]) -> Option<(i64, i64, i64)> {
-    let sep = |i: usize| b.get(i).is_some_and(|c| seps.contains(c));
-    let (y, m, d) = (
-        number(b, at, 4)?,
-        number(b, at + 5, 2)?,
-        number(b, at + 8, 2)?,
-    );
-    (sep(at + 4) && sep(at + 7)).then_some((y, m, d))
 }
 
 /// rows.py's _day over ASCII text: Some(day or None), or None when something is not
@@ -951,6 +918,18 @@ fn day_of(note: &Bound<'_, PyDict>) -> PyResult<Option<Option<i32>>> {
     Ok(Some(found.and_then(|(y, m, d)| ymd(y, m, d))))
 }
 
+/// day(item) (a date or None) as days from 1970-01-01.
+fn python_day(day: &Bound<'_, PyAny>, item: &Bound<'_, PyAny>) -> PyResult<Option<i32>> {
+    let date = day.call1((item,))?;
+    if date.is_none() {
+        return Ok(None);
+    }
+    let ordinal: i64 = date.call_method0("toordinal")?.extract()?;
+    i32::try_from(ordinal - 719_163)
+        .map(Some)
+        .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("a day out of range"))
+}
+
 /// days(items, day) -> column
 ///
 /// The notes' `day` column (date32) of the dicts `items`, as rows.py's _day gives it:
@@ -970,17 +949,7 @@ pub fn py_days<'py>(
         };
         let found = match found {
             Some(found) => found,
-            None => {
-                let date = day.call1((&item,))?;
-                if date.is_none() {
-                    None
-                } else {
-                    let ordinal: i64 = date.call_method0("toordinal")?.extract()?;
-                    Some(i32::try_from(ordinal - 719_163).map_err(|_| {
-                        pyo3::exceptions::PyOverflowError::new_err("a day out of range")
-                    })?)
-                }
-            }
+            None => python_day(day, &item)?,
         };
         col.push_opt_int(found.map(i64::from));
     }

@@ -1169,31 +1169,32 @@ fn canonical(key: &str) -> String {
 }
 
 /// fields.py _date: the ISO date a value starts with, if it is a real date
-/// (`\d{4}-\d{2}-\d{2}`, then what datetime.date.fromisoformat takes: ASCII digits).
+/// (`\d{4}-\d{2}-\d{2}`, then what datetime.date.fromisoformat takes: ASCII digits;
+/// a first ten characters not all ASCII are no date either way).
 fn date(text: &str) -> Option<String> {
-    let head: Vec<char> = text.chars().take(10).collect();
-    if head.len() < 10 {
-        return None;
-    }
-    for (k, &c) in head.iter().enumerate() {
-        let ok = if k == 4 || k == 7 {
-            c == '-'
-        } else {
-            is_decimal(c)
-        };
-        if !ok {
-            return None;
-        }
-    }
-    if !head.iter().all(char::is_ascii) {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| {
-        head[r]
-            .iter()
-            .fold(0i64, |v, c| v * 10 + i64::from(*c as u32 - '0' as u32))
-    };
-    valid_date(num(0..4), num(5..7), num(8..10)).then(|| head.iter().collect())
+    let head: String = text.chars().take(10).collect();
+    let (year, month, day) = dashed(head.as_bytes(), 0, b"-")?;
+    valid_date(year, month, day).then_some(head)
+}
+
+/// The number of the ASCII digits at b[at..at + n], if they are all digits.
+pub(crate) fn number(b: &[u8], at: usize, n: usize) -> Option<i64> {
+    let digits = b.get(at..at + n)?;
+    digits
+        .iter()
+        .all(u8::is_ascii_digit)
+        .then(|| digits.iter().fold(0, |v, d| v * 10 + i64::from(d - b'0')))
+}
+
+/// yyyy, a separator of `seps`, mm, a separator, dd at b[at..]: (y, m, d).
+pub(crate) fn dashed(b: &[u8], at: usize, seps: &[u8]) -> Option<(i64, i64, i64)> {
+    let sep = |i: usize| b.get(i).is_some_and(|c| seps.contains(c));
+    let (y, m, d) = (
+        number(b, at, 4)?,
+        number(b, at + 5, 2)?,
+        number(b, at + 8, 2)?,
+    );
+    (sep(at + 4) && sep(at + 7)).then_some((y, m, d))
 }
 
 /// Whether year-month-day is a date datetime.date takes (years 1 to 9999, the
