@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -417,12 +418,14 @@ def test_a_note_rewritten_while_it_is_read_is_never_read_torn(tmp_path: Path) ->
     note = vault / "busy.md"
     versions = [(f"version {i}\n" * (1 + 37 * i)).encode() for i in range(6)]
     note.write_bytes(versions[0])
-    stop = threading.Event()
+    stop, editing = threading.Event(), threading.Event()
 
     def editor() -> None:  # in place (truncated, then written), or an atomic save
         i = 0
         while not stop.is_set():
             i += 1
+            if i == 10:
+                editing.set()
             if i % 2:
                 with note.open("r+b") as f:
                     f.truncate(0)
@@ -433,10 +436,15 @@ def test_a_note_rewritten_while_it_is_read_is_never_read_torn(tmp_path: Path) ->
 
     writer = threading.Thread(target=editor)
     writer.start()
-    seen, changing = set(), 0
+    seen, changing, reads = set(), 0, 0
+    # At least a thousand reads, and on until the editor is seen to race them: on a busy
+    # machine its thread may not be scheduled for a while (a bound, not a timing).
+    deadline = time.monotonic() + 60
     try:
+        assert editing.wait(60)
         with Folders(vault) as folders:
-            for _ in range(1000):
+            while reads < 1000 or (len(seen) + changing < 2 and time.monotonic() < deadline):
+                reads += 1
                 try:
                     content = read_file(vault, note, 1 << 20, folders)
                 except OSError as e:
