@@ -19,6 +19,7 @@ vault's bytes (every regular file under it).
 Last, the fixed cost: the same command on a vault of one note (start-up, imports,
 the workers, an empty store and mirror made and swapped in), which every rebuild pays.
 
+    pip install -e '.[bench]'                           # python-frontmatter, for the floor
     python bench/rebuild_bench.py                       # hub corpus and 100,000 notes
     python bench/rebuild_bench.py --sizes 10000 --runs 3
     python bench/rebuild_bench.py --no-hub --sizes 20000
@@ -39,6 +40,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -203,6 +205,10 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--data", type=Path, help="where the databases go (default: a temp dir)")
     args = ap.parse_args()
+    if importlib.util.find_spec("frontmatter") is None:
+        raise SystemExit(
+            "the floor needs python-frontmatter: pip install -e '.[bench]' (then run again)"
+        )
     args.work.mkdir(parents=True, exist_ok=True)
     data_root = args.data or Path(tempfile.mkdtemp(prefix="ccc-bench-data-"))
     vaults: list[tuple[str, Path]] = []
