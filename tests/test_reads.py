@@ -437,11 +437,11 @@ def test_a_note_rewritten_while_it_is_read_is_never_read_torn(tmp_path: Path) ->
     writer = threading.Thread(target=editor)
     writer.start()
     seen, changing, reads = set(), 0, 0
-    # At least a thousand reads, and on until the editor is seen to race them: on a busy
-    # machine its thread may not be scheduled for a while (a bound, not a timing).
-    deadline = time.monotonic() + 60
     try:
         assert editing.wait(60)
+        # At least a thousand reads, and on until the editor is seen to race them: on a
+        # busy machine its thread may not be scheduled for a while (a bound, not a timing).
+        deadline = time.monotonic() + 60
         with Folders(vault) as folders:
             while reads < 1000 or (len(seen) + changing < 2 and time.monotonic() < deadline):
                 reads += 1
